@@ -1,0 +1,107 @@
+#pragma once
+// The local cache: blobs in chunks, manifests by digest, tag->digest answers, and small records
+// (verdicts, tag lists) in one RocksDB database. Thread-safe: every method may be called from any
+// thread. Calls block on local disk only (RocksDB); none of them does network I/O.
+//
+// Invariant: a blob is visible (blob_size/open_blob find it) only once all of it was written and
+// the caller verified its digest and called commit(). A crash at any moment leaves at most
+// unreferenced staging chunks, which open() deletes.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "ocigate/common/result.hpp"
+
+namespace ocigate::cache {
+
+struct Options {
+  std::string path;                        // directory; created if missing
+  std::uint64_t max_size = 20ull << 30;    // bytes of blobs + manifests before LRU eviction
+  std::uint32_t chunk_size = 1u << 20;     // bytes per stored blob chunk (1 MiB)
+};
+
+struct ManifestEntry {
+  std::string media_type;
+  std::string bytes;
+};
+
+struct TagEntry {
+  std::string digest;
+  std::string media_type;
+  std::int64_t fetched_at = 0;  // unix seconds when the upstream last confirmed it
+};
+
+struct Stats {
+  std::uint64_t size_bytes = 0;      // committed blobs + manifests
+  std::uint64_t blob_count = 0;
+  std::uint64_t evictions = 0;       // blobs evicted since open
+  std::uint64_t evicted_bytes = 0;
+};
+
+class Store;
+
+// Reads a committed blob. While a reader is alive the blob is pinned: eviction skips it.
+class BlobReader {
+ public:
+  virtual ~BlobReader() = default;
+  virtual std::uint64_t size() const = 0;
+  // Appends up to max bytes starting at offset to out (out is cleared first).
+  // Returns the number of bytes read; 0 only when offset >= size().
+  virtual Result<std::size_t> read(std::uint64_t offset, std::size_t max, std::string& out) = 0;
+};
+
+// Fills one blob. Chunks are written as they fill; nothing is visible to open_blob until
+// commit(). Destroying an uncommitted writer deletes what it staged.
+class BlobWriter {
+ public:
+  virtual ~BlobWriter() = default;
+  virtual Status append(std::string_view bytes) = 0;
+  // Bytes appended so far (staged or buffered).
+  virtual std::uint64_t appended() const = 0;
+  // Bytes readable with read_staged (whole chunks written to the database).
+  virtual std::uint64_t staged() const = 0;
+  // Reads staged bytes, like BlobReader::read; offset+max is clamped to staged().
+  // Safe to call from other threads while append() runs.
+  virtual Result<std::size_t> read_staged(std::uint64_t offset, std::size_t max, std::string& out) = 0;
+  // Writes the remaining bytes and makes the blob visible in one atomic batch. The caller must have
+  // verified the digest of exactly the appended bytes. After commit, read_staged sees everything.
+  virtual Status commit() = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Opens (or creates) the database, removes orphaned staging chunks, loads the LRU index.
+  static Result<std::unique_ptr<Store>> open(const Options& options);
+
+  // Manifests, keyed by their digest string ("sha256:...").
+  virtual std::optional<ManifestEntry> get_manifest(const std::string& digest) = 0;
+  virtual Status put_manifest(const std::string& digest, const ManifestEntry& entry) = 0;
+
+  // Tag answers, keyed by "<upstream>/<repository>" and tag.
+  virtual std::optional<TagEntry> get_tag(const std::string& repo_key, const std::string& tag) = 0;
+  virtual Status put_tag(const std::string& repo_key, const std::string& tag, const TagEntry& entry) = 0;
+
+  // Blobs.
+  virtual std::optional<std::uint64_t> blob_size(const std::string& digest) = 0;
+  virtual std::unique_ptr<BlobReader> open_blob(const std::string& digest) = 0;  // nullptr if absent
+  virtual Result<std::unique_ptr<BlobWriter>> begin_blob(const std::string& digest) = 0;
+  virtual Status remove_blob(const std::string& digest) = 0;
+
+  // Small records in named spaces ("verdict", "tags", "referrers", ...). Not counted for eviction.
+  virtual std::optional<std::string> get_record(std::string_view space, std::string_view key) = 0;
+  virtual Status put_record(std::string_view space, std::string_view key, std::string_view value) = 0;
+  virtual Status remove_record(std::string_view space, std::string_view key) = 0;
+
+  virtual Stats stats() const = 0;
+  // Flushes and closes cleanly; further calls fail with storage_error.
+  virtual void close() = 0;
+};
+
+}  // namespace ocigate::cache

@@ -1,0 +1,89 @@
+#pragma once
+// ocigate's configuration: YAML (JSON is valid YAML). Every key is known; an unknown key, a bad
+// size or duration, or a missing upstream refuses the whole file with "<file>:<line>: <key>: why".
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+#include "ocigate/common/result.hpp"
+
+namespace ocigate::config {
+
+struct Endpoint {
+  std::string host;        // "0.0.0.0", "127.0.0.1", "::1"
+  std::uint16_t port = 0;  // 0 = pick a free port (tests)
+};
+
+struct Upstream {
+  std::string name;         // also the path prefix clients use: /v2/<name>/<repo>/...
+  std::string url;          // as written
+  bool tls = true;          // https
+  std::string host;
+  std::uint16_t port = 443;
+  std::string base_path;    // path prefix of the registry API on that host, usually empty
+  std::string username;
+  std::string password;     // read from password_file at load time; never logged
+  std::string password_file;
+  std::string ca_file;      // extra CA bundle (PEM) trusted for this upstream
+  std::chrono::seconds tag_ttl{300};
+  std::chrono::seconds connect_timeout{10};
+  std::chrono::seconds response_timeout{30};  // until the response header arrives
+  std::chrono::seconds idle_timeout{60};      // between body reads
+  unsigned max_connections = 32;              // pooled keep-alive connections
+  bool implicit_library = false;  // Docker Hub: "alpine" means "library/alpine"; default true for docker.io
+};
+
+struct Server {
+  Endpoint listen{"0.0.0.0", 5000};
+  std::optional<Endpoint> metrics_listen;  // /metrics on its own listener; default: same listener
+  unsigned threads = 0;                    // 0 = one per core
+  std::size_t max_header_bytes = 16 * 1024;
+  std::chrono::seconds header_timeout{15};  // a request's header must arrive within this (slowloris)
+  std::chrono::seconds idle_timeout{60};    // keep-alive idle and stalled writes
+  std::chrono::seconds shutdown_grace{30};  // SIGTERM: in-flight streams get this long
+  unsigned malformed_per_minute = 60;       // malformed requests per client address before 429
+};
+
+struct Storage {
+  std::string path = "./ocigate-data";
+  std::uint64_t max_size = 20ull << 30;
+  std::uint32_t chunk_size = 1u << 20;
+};
+
+struct Log {
+  std::string access_log = "-";  // "-" = stdout, else a file path; "off" disables
+  std::string level = "info";    // debug | info | warn | error
+};
+
+struct Config {
+  std::string source = "<built-in default>";  // file name, for messages
+  Server server;
+  Storage storage;
+  std::vector<Upstream> upstreams;
+  std::string default_upstream;
+  Log log;
+  YAML::Node policy;  // the `policy:` section, validated by the policy module; null when absent
+
+  const Upstream* find_upstream(std::string_view name) const;
+};
+
+// The built-in default: listen 0.0.0.0:5000, upstream docker.io -> https://registry-1.docker.io,
+// storage ./ocigate-data.
+Config defaults();
+
+// Parses YAML text; source names the file in error messages.
+Result<Config> parse(std::string_view text, std::string_view source);
+Result<Config> load_file(const std::string& path);
+
+// "20GiB", "512MiB", "1.5GB", "1048576" -> bytes. Units: B, KB, MB, GB, TB (1000s), KiB, MiB, GiB, TiB.
+std::optional<std::uint64_t> parse_size(std::string_view text);
+// "30s", "5m", "1h", "2d", "1h30m", "0s" -> seconds.
+std::optional<std::chrono::seconds> parse_duration(std::string_view text);
+
+}  // namespace ocigate::config

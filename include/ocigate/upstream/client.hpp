@@ -1,0 +1,77 @@
+#pragma once
+// An HTTP/1.1 client for one upstream registry: plain TCP or TLS (peer verification and SNI on),
+// a keep-alive connection pool, the bearer-token dance and Basic auth, redirects for blob GETs
+// (Authorization never forwarded to another host), timeouts, and retries with backoff for
+// idempotent requests before any response is handed to the caller.
+//
+// Thread-safe: one Client per upstream is shared by every connection coroutine.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/fields.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include "ocigate/common/result.hpp"
+#include "ocigate/config/config.hpp"
+
+namespace ocigate::upstream {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+
+struct Request {
+  http::verb method = http::verb::get;
+  std::string target;     // "/v2/library/alpine/manifests/3.19" (base_path is prepended by the client)
+  std::string accept;     // Accept header, empty for none
+  std::string range;      // Range header, empty for none
+  std::string scope;      // token scope, "repository:library/alpine:pull"; empty for none
+  bool follow_redirects = false;  // blob GETs only
+};
+
+// A response whose header has arrived. The body is read with read_some/read_all. Destroying a
+// Response before its body ended closes the connection (it is not returned to the pool).
+class Response {
+ public:
+  virtual ~Response() = default;
+  virtual unsigned status() const = 0;
+  virtual const http::fields& headers() const = 0;
+  virtual std::optional<std::uint64_t> content_length() const = 0;
+  // Reads the next body bytes into buffer; returns 0 once the body is complete (the connection
+  // then goes back to the pool). Fails with upstream_timeout when no byte arrives within the
+  // idle timeout, upstream_error on a reset or a short body.
+  virtual asio::awaitable<Result<std::size_t>> read_some(asio::mutable_buffer buffer) = 0;
+  // Reads the whole body; fails with size_invalid when it exceeds limit.
+  virtual asio::awaitable<Result<std::string>> read_all(std::size_t limit) = 0;
+  // Host that answered (differs from the upstream's after a redirect), for logs.
+  virtual const std::string& served_by() const = 0;
+};
+
+struct ClientStats {
+  std::uint64_t requests = 0;
+  std::uint64_t connections_opened = 0;
+  std::uint64_t token_fetches = 0;
+};
+
+class Client {
+ public:
+  virtual ~Client() = default;
+  static std::shared_ptr<Client> create(asio::any_io_executor executor, const config::Upstream& upstream);
+
+  // Sends the request and returns once the response header arrived. Every status is returned as a
+  // Response (the caller maps 404, 429, ...), except 401 after auth was tried, which is returned too.
+  // Transport errors, timeouts and 502/503/504 are retried with backoff (3 attempts in all) for
+  // GET and HEAD; errors that remain are upstream_error / upstream_timeout.
+  virtual asio::awaitable<Result<std::unique_ptr<Response>>> send(Request request) = 0;
+
+  virtual const config::Upstream& upstream() const = 0;
+  virtual ClientStats stats() const = 0;
+};
+
+}  // namespace ocigate::upstream
