@@ -1,0 +1,63 @@
+#pragma once
+// Every metric ocigate exports, in one registry. Modules hold a Metrics& and record into it;
+// /metrics renders the registry as Prometheus text. Label values come from small closed sets
+// (routes, statuses, upstream names from the config) so cardinality stays bounded.
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+namespace ocigate::metrics {
+
+class Metrics {
+ public:
+  Metrics();
+
+  // Prometheus text exposition format of everything registered.
+  std::string render() const;
+  prometheus::Registry& registry() { return *registry_; }
+
+  // route: base|manifest|blob|tags|referrers|metrics|health|verdict|other
+  void record_request(std::string_view route, std::string_view method, unsigned status, double seconds);
+  // kind: blob|manifest|tag; result: hit|miss|stale
+  void record_cache(std::string_view kind, std::string_view result);
+  void record_bytes_served(std::string_view source, double bytes);  // source: cache|upstream
+  // status: the HTTP status as text, or "error" for transport failures
+  void record_upstream(std::string_view upstream, std::string_view status, double seconds);
+  void record_upstream_fetch(std::string_view upstream, std::string_view kind);  // kind: blob|manifest
+  void record_digest_mismatch(std::string_view upstream);
+  void record_malformed(std::string_view reason);
+
+  prometheus::Gauge& inflight_streams() { return *inflight_streams_; }
+  prometheus::Gauge& fetch_followers() { return *fetch_followers_; }
+  prometheus::Gauge& cache_size_bytes() { return *cache_size_bytes_; }
+  prometheus::Gauge& cache_blobs() { return *cache_blobs_; }
+  // Counters mirrored from the cache's own counts at scrape time.
+  void set_evictions(double evictions, double evicted_bytes);
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Histogram>* request_seconds_;
+  prometheus::Family<prometheus::Counter>* cache_requests_;
+  prometheus::Family<prometheus::Counter>* bytes_served_;
+  prometheus::Family<prometheus::Counter>* upstream_requests_;
+  prometheus::Family<prometheus::Histogram>* upstream_seconds_;
+  prometheus::Family<prometheus::Counter>* upstream_fetches_;
+  prometheus::Family<prometheus::Counter>* digest_mismatches_;
+  prometheus::Family<prometheus::Counter>* malformed_;
+  prometheus::Gauge* inflight_streams_;
+  prometheus::Gauge* fetch_followers_;
+  prometheus::Gauge* cache_size_bytes_;
+  prometheus::Gauge* cache_blobs_;
+  prometheus::Counter* evictions_;
+  prometheus::Counter* evicted_bytes_;
+};
+
+}  // namespace ocigate::metrics

@@ -1,0 +1,96 @@
+#include "ocigate/metrics/metrics.hpp"
+
+#include <prometheus/text_serializer.h>
+
+namespace ocigate::metrics {
+
+namespace {
+
+const prometheus::Histogram::BucketBoundaries& latency_buckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets{
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+  return buckets;
+}
+
+template <class Builder>
+auto& family(Builder builder, prometheus::Registry& registry, const char* name, const char* help) {
+  return builder.Name(name).Help(help).Register(registry);
+}
+
+}  // namespace
+
+Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  auto& r = *registry_;
+  requests_ = &family(prometheus::BuildCounter(), r, "ocigate_http_requests_total",
+                      "HTTP requests answered, by route, method and status");
+  request_seconds_ = &family(prometheus::BuildHistogram(), r, "ocigate_http_request_duration_seconds",
+                             "Time to answer a request (whole body), by route");
+  cache_requests_ = &family(prometheus::BuildCounter(), r, "ocigate_cache_requests_total",
+                            "Cache lookups by kind (blob, manifest, tag) and result (hit, miss, stale)");
+  bytes_served_ = &family(prometheus::BuildCounter(), r, "ocigate_bytes_served_total",
+                          "Body bytes sent to clients, by source (cache, upstream)");
+  upstream_requests_ = &family(prometheus::BuildCounter(), r, "ocigate_upstream_requests_total",
+                               "Requests sent to upstream registries, by upstream and status");
+  upstream_seconds_ = &family(prometheus::BuildHistogram(), r, "ocigate_upstream_request_duration_seconds",
+                              "Time until an upstream response header arrived, by upstream");
+  upstream_fetches_ = &family(prometheus::BuildCounter(), r, "ocigate_upstream_fetches_total",
+                              "Content fetched from upstreams into the cache, by upstream and kind");
+  digest_mismatches_ = &family(prometheus::BuildCounter(), r, "ocigate_digest_mismatches_total",
+                               "Upstream content whose bytes did not match its digest, by upstream");
+  malformed_ = &family(prometheus::BuildCounter(), r, "ocigate_malformed_requests_total",
+                       "Requests refused before routing, by reason");
+  inflight_streams_ = &family(prometheus::BuildGauge(), r, "ocigate_inflight_streams",
+                              "Blob bodies being sent to clients now").Add({});
+  fetch_followers_ = &family(prometheus::BuildGauge(), r, "ocigate_shared_fetch_waiters",
+                             "Clients following a shared upstream fetch now").Add({});
+  cache_size_bytes_ = &family(prometheus::BuildGauge(), r, "ocigate_cache_size_bytes",
+                              "Bytes of committed blobs and manifests in the cache").Add({});
+  cache_blobs_ = &family(prometheus::BuildGauge(), r, "ocigate_cache_blobs", "Committed blobs in the cache").Add({});
+  evictions_ = &family(prometheus::BuildCounter(), r, "ocigate_cache_evictions_total",
+                       "Blobs evicted from the cache (least recently used)").Add({});
+  evicted_bytes_ = &family(prometheus::BuildCounter(), r, "ocigate_cache_evicted_bytes_total",
+                           "Bytes evicted from the cache").Add({});
+}
+
+std::string Metrics::render() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+void Metrics::record_request(std::string_view route, std::string_view method, unsigned status, double seconds) {
+  requests_->Add({{"route", std::string(route)}, {"method", std::string(method)}, {"status", std::to_string(status)}})
+      .Increment();
+  request_seconds_->Add({{"route", std::string(route)}}, latency_buckets()).Observe(seconds);
+}
+
+void Metrics::record_cache(std::string_view kind, std::string_view result) {
+  cache_requests_->Add({{"kind", std::string(kind)}, {"result", std::string(result)}}).Increment();
+}
+
+void Metrics::record_bytes_served(std::string_view source, double bytes) {
+  bytes_served_->Add({{"source", std::string(source)}}).Increment(bytes);
+}
+
+void Metrics::record_upstream(std::string_view upstream, std::string_view status, double seconds) {
+  upstream_requests_->Add({{"upstream", std::string(upstream)}, {"status", std::string(status)}}).Increment();
+  upstream_seconds_->Add({{"upstream", std::string(upstream)}}, latency_buckets()).Observe(seconds);
+}
+
+void Metrics::record_upstream_fetch(std::string_view upstream, std::string_view kind) {
+  upstream_fetches_->Add({{"upstream", std::string(upstream)}, {"kind", std::string(kind)}}).Increment();
+}
+
+void Metrics::record_digest_mismatch(std::string_view upstream) {
+  digest_mismatches_->Add({{"upstream", std::string(upstream)}}).Increment();
+}
+
+void Metrics::record_malformed(std::string_view reason) {
+  malformed_->Add({{"reason", std::string(reason)}}).Increment();
+}
+
+void Metrics::set_evictions(double evictions, double evicted_bytes) {
+  // The cache counts since open; mirror the difference so the counters stay monotonic.
+  if (evictions > evictions_->Value()) evictions_->Increment(evictions - evictions_->Value());
+  if (evicted_bytes > evicted_bytes_->Value()) evicted_bytes_->Increment(evicted_bytes - evicted_bytes_->Value());
+}
+
+}  // namespace ocigate::metrics

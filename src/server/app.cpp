@@ -1,0 +1,416 @@
+#include "ocigate/server/app.hpp"
+
+#include <atomic>
+#include <csignal>
+#include <map>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "ocigate/metrics/metrics.hpp"
+#include "ocigate/server/errors.hpp"
+#include "ocigate/server/log.hpp"
+#include "limiter.hpp"
+#include "proxy.hpp"
+
+namespace ocigate::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+constexpr std::size_t max_target_bytes = 8 * 1024;
+
+// Errors that only mean the peer went away or stayed silent: no log line.
+bool benign(const beast::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+         ec == asio::error::operation_aborted || ec == beast::error::timeout || ec == asio::error::broken_pipe ||
+         ec == asio::error::bad_descriptor;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+class App;
+
+// The state shutdown needs to reach an idle session on its own strand.
+struct SessionHandle {
+  asio::any_io_executor strand;
+  beast::tcp_stream* stream = nullptr;
+  std::atomic<bool> in_request{false};
+};
+
+class App {
+ public:
+  App(const config::Config& config, cache::Store& store, asio::io_context& ioc)
+      : config_(config),
+        store_(store),
+        ioc_(ioc),
+        proxy_(config, store, metrics_, ioc.get_executor()),
+        limiter_(config.server.malformed_per_minute) {}
+
+  Status listen(const config::Endpoint& endpoint, bool metrics_only) {
+    beast::error_code ec;
+    auto address = asio::ip::make_address(endpoint.host, ec);
+    if (ec) return Error{Errc::config_invalid, "bad listen address " + endpoint.host};
+    tcp::endpoint ep(address, endpoint.port);
+    auto acceptor = std::make_unique<tcp::acceptor>(ioc_);
+    acceptor->open(ep.protocol(), ec);
+    if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor->bind(ep, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Error{Errc::config_invalid, "cannot listen on " + endpoint.host + ":" + std::to_string(endpoint.port) +
+                                             ": " + ec.message()};
+    }
+    log::info("listening", {{"address", endpoint.host}, {"port", acceptor->local_endpoint().port()},
+                            {"metrics_only", metrics_only}});
+    asio::co_spawn(ioc_, accept_loop(*acceptor, metrics_only), asio::detached);
+    acceptors_.push_back(std::move(acceptor));
+    return ok_status();
+  }
+
+  void start_signals() {
+    signals_ = std::make_unique<asio::signal_set>(ioc_, SIGINT, SIGTERM);
+    signals_->async_wait([this](const beast::error_code& ec, int signal) {
+      if (!ec) shutdown(signal);
+    });
+  }
+
+ private:
+  asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, bool metrics_only) {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc_), use_tuple);
+      if (ec) {
+        if (ec == asio::error::operation_aborted || stopping_) co_return;
+        log::warn("accept failed", {{"error", ec.message()}});
+        continue;
+      }
+      auto executor = socket.get_executor();
+      asio::co_spawn(executor, session(beast::tcp_stream(std::move(socket)), metrics_only), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> session(beast::tcp_stream stream, bool metrics_only) {
+    beast::error_code ec;
+    auto remote = stream.socket().remote_endpoint(ec);
+    const std::string peer = ec ? std::string("unknown") : remote.address().to_string();
+    auto handle = std::make_shared<SessionHandle>();
+    handle->strand = stream.get_executor();
+    handle->stream = &stream;
+    const std::uint64_t id = register_session(handle);
+    try {
+      co_await serve_connection(stream, peer, metrics_only, *handle);
+    } catch (const std::exception& e) {
+      // A broken invariant in one connection must not take the process down; log it loudly.
+      log::error("session failed", {{"client", peer}, {"error", e.what()}});
+    }
+    unregister_session(id);
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream.close();
+  }
+
+  asio::awaitable<void> serve_connection(beast::tcp_stream& stream, const std::string& peer, bool metrics_only,
+                                         SessionHandle& handle) {
+    beast::flat_buffer buffer(8192);
+    bool first = true;
+    while (!stopping_) {
+      http::request_parser<http::empty_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(config_.server.max_header_bytes));
+      stream.expires_after(first ? config_.server.header_timeout : config_.server.idle_timeout);
+      auto [read_ec, read_n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
+      (void)read_n;
+      if (read_ec) {
+        if (!benign(read_ec) && read_ec != http::error::partial_message) {
+          co_await refuse_malformed(stream, peer, read_ec);
+        }
+        co_return;
+      }
+      handle.in_request = true;
+      first = false;
+      auto started = std::chrono::steady_clock::now();
+      const auto& req = parser.get();
+      Reply reply = co_await answer(req, peer, metrics_only);
+      if (!parser.is_done()) reply.close = true;  // a body we will not read: do not reuse the connection
+      bool completed = co_await write_reply(stream, req, reply);
+      finish_request(req, reply, peer, started, completed);
+      handle.in_request = false;
+      if (!completed || reply.close || !req.keep_alive()) co_return;
+    }
+  }
+
+  asio::awaitable<Reply> answer(const http::request<http::empty_body>& req, const std::string& peer,
+                                bool metrics_only) {
+    if (limiter_.over(peer)) {
+      Reply reply = plain_error(Errc::too_many_requests, "too many malformed requests from this address");
+      reply.head.set(http::field::retry_after, "60");
+      reply.close = true;
+      co_return reply;
+    }
+    if (req.target().size() > max_target_bytes) {
+      metrics_.record_malformed("uri_too_long");
+      limiter_.record(peer);
+      Reply reply = plain_error(Errc::name_invalid, "request target too long");
+      reply.head.result(http::status::uri_too_long);
+      reply.close = true;
+      co_return reply;
+    }
+    auto path = req.target().substr(0, req.target().find('?'));
+    if (path == "/metrics") co_return metrics_reply();
+    if (metrics_only) co_return plain_error(Errc::name_unknown, "this listener serves /metrics only");
+    if (path == "/healthz") co_return text_reply(http::status::ok, "ok\n", "health");
+    if (path == "/readyz") {
+      co_return stopping_ ? text_reply(http::status::service_unavailable, "stopping\n", "health")
+                          : text_reply(http::status::ok, "ready\n", "health");
+    }
+    Reply reply = co_await proxy_.handle(req);
+    if (reply.head.result_int() == 400) {
+      metrics_.record_malformed("bad_request");
+      if (limiter_.record(peer)) reply.close = true;
+    }
+    co_return reply;
+  }
+
+  static Reply plain_error(Errc code, std::string message) {
+    Reply reply;
+    reply.head.result(http_status(code));
+    reply.head.set(http::field::content_type, "application/json");
+    reply.body = error_body(code, message);
+    reply.error = std::move(message);
+    return reply;
+  }
+
+  static Reply text_reply(http::status status, std::string body, std::string route) {
+    Reply reply;
+    reply.head.result(status);
+    reply.head.set(http::field::content_type, "text/plain");
+    reply.body = std::move(body);
+    reply.route = std::move(route);
+    return reply;
+  }
+
+  Reply metrics_reply() {
+    auto stats = store_.stats();
+    metrics_.cache_size_bytes().Set(static_cast<double>(stats.size_bytes));
+    metrics_.cache_blobs().Set(static_cast<double>(stats.blob_count));
+    metrics_.set_evictions(static_cast<double>(stats.evictions), static_cast<double>(stats.evicted_bytes));
+    Reply reply = text_reply(http::status::ok, metrics_.render(), "metrics");
+    reply.head.set(http::field::content_type, "text/plain; version=0.0.4");
+    return reply;
+  }
+
+  asio::awaitable<void> refuse_malformed(beast::tcp_stream& stream, const std::string& peer,
+                                         const beast::error_code& ec) {
+    const bool too_large = ec == http::error::header_limit;
+    metrics_.record_malformed(too_large ? "header_too_large" : "unparsable");
+    limiter_.record(peer);
+    log::info("malformed request", {{"client", peer}, {"error", ec.message()}});
+    Reply reply = plain_error(Errc::name_invalid, too_large ? "request header too large" : "malformed HTTP request");
+    reply.head.result(too_large ? http::status::request_header_fields_too_large : http::status::bad_request);
+    reply.head.version(11);
+    reply.head.keep_alive(false);
+    reply.head.content_length(reply.body.size());
+    stream.expires_after(std::chrono::seconds(5));
+    http::response_serializer<http::empty_body> serializer(reply.head);
+    auto [e1, n1] = co_await http::async_write_header(stream, serializer, use_tuple);
+    if (!e1) co_await asio::async_write(stream, asio::buffer(reply.body), use_tuple);
+    (void)n1;
+  }
+
+  // Writes the head and body. Returns false when the connection must be dropped: the client left,
+  // stalled past the idle timeout, or the body source failed mid-way (the cut tells the client the
+  // body is incomplete).
+  asio::awaitable<bool> write_reply(beast::tcp_stream& stream, const http::request<http::empty_body>& req,
+                                    Reply& reply) {
+    auto& head = reply.head;
+    head.version(req.version());
+    head.set(http::field::server, "ocigate");
+    head.set("Docker-Distribution-API-Version", "registry/2.0");
+    if (!head.has_content_length() && !reply.stream) head.content_length(reply.body.size());
+    head.keep_alive(req.keep_alive() && !reply.close && !stopping_);
+    const bool send_body = req.method() != http::verb::head;
+    http::response_serializer<http::empty_body> serializer(head);
+    stream.expires_after(config_.server.idle_timeout);
+    auto [ec, n] = co_await http::async_write_header(stream, serializer, use_tuple);
+    (void)n;
+    if (ec) co_return false;
+    if (!send_body) co_return true;
+    if (!reply.stream) {
+      stream.expires_after(config_.server.idle_timeout);
+      auto [body_ec, written] = co_await asio::async_write(stream, asio::buffer(reply.body), use_tuple);
+      (void)written;
+      co_return !body_ec;
+    }
+    co_return co_await stream_body(stream, reply);
+  }
+
+  asio::awaitable<bool> stream_body(beast::tcp_stream& stream, Reply& reply) {
+    metrics_.inflight_streams().Increment();
+    std::string piece;
+    bool ok = true;
+    for (;;) {
+      auto n = co_await reply.stream->next(piece);
+      if (!n) {
+        reply.error = n.error().message;
+        ok = false;
+        break;
+      }
+      if (*n == 0) break;
+      stream.expires_after(config_.server.idle_timeout);
+      auto [ec, written] = co_await asio::async_write(stream, asio::buffer(piece.data(), *n), use_tuple);
+      if (ec) {
+        reply.error = "client: " + ec.message();
+        ok = false;
+        break;
+      }
+      metrics_.record_bytes_served(reply.stream->source(), static_cast<double>(written));
+    }
+    metrics_.inflight_streams().Decrement();
+    co_return ok;
+  }
+
+  void finish_request(const http::request<http::empty_body>& req, const Reply& reply, const std::string& peer,
+                      std::chrono::steady_clock::time_point started, bool completed) {
+    double seconds = seconds_since(started);
+    unsigned status = reply.head.result_int();
+    metrics_.record_request(reply.route, std::string(req.method_string()), status, seconds);
+    nlohmann::json line = {
+        {"client", peer},
+        {"method", std::string(req.method_string())},
+        {"route", reply.route},
+        {"name", reply.name},
+        {"reference", reply.reference},
+        {"status", status},
+        {"bytes", reply.head.has_content_length() ? std::stoull(std::string(reply.head[http::field::content_length]))
+                                                  : reply.body.size()},
+        {"duration_ms", seconds * 1000.0},
+        {"cache", reply.cache},
+        {"upstream", reply.upstream},
+        {"completed", completed},
+    };
+    if (!reply.error.empty()) line["error"] = reply.error;
+    log::access(line);
+  }
+
+  std::uint64_t register_session(const std::shared_ptr<SessionHandle>& handle) {
+    std::lock_guard lock(sessions_mutex_);
+    sessions_.emplace(++next_session_id_, handle);
+    return next_session_id_;
+  }
+
+  void unregister_session(std::uint64_t id) {
+    std::lock_guard lock(sessions_mutex_);
+    sessions_.erase(id);
+  }
+
+  std::size_t session_count() {
+    std::lock_guard lock(sessions_mutex_);
+    return sessions_.size();
+  }
+
+  // Stop accepting; idle keep-alive connections are closed at once, requests in flight finish
+  // (their connections close after the reply) until the grace period ends.
+  void shutdown(int signal) {
+    log::info("shutting down", {{"signal", signal}, {"grace_seconds", config_.server.shutdown_grace.count()}});
+    stopping_ = true;
+    for (auto& acceptor : acceptors_) {
+      beast::error_code ec;
+      acceptor->close(ec);
+    }
+    {
+      std::lock_guard lock(sessions_mutex_);
+      for (auto& [id, handle] : sessions_) {
+        asio::post(handle->strand, [weak = std::weak_ptr<SessionHandle>(handle), this, id = id] {
+          std::lock_guard inner(sessions_mutex_);
+          auto h = weak.lock();
+          if (h && sessions_.count(id) && !h->in_request) h->stream->cancel();
+        });
+      }
+    }
+    deadline_ = std::chrono::steady_clock::now() + config_.server.shutdown_grace;
+    drain_timer_ = std::make_unique<asio::steady_timer>(ioc_);
+    wait_for_drain();
+  }
+
+  void wait_for_drain() {
+    if (session_count() == 0 || std::chrono::steady_clock::now() >= deadline_) {
+      if (session_count() > 0) log::warn("grace period over; cutting connections", {{"open", session_count()}});
+      ioc_.stop();
+      return;
+    }
+    drain_timer_->expires_after(std::chrono::milliseconds(50));
+    drain_timer_->async_wait([this](const beast::error_code&) { wait_for_drain(); });
+  }
+
+  const config::Config& config_;
+  cache::Store& store_;
+  asio::io_context& ioc_;
+  metrics::Metrics metrics_;
+  Proxy proxy_;
+  MalformedLimiter limiter_;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
+  std::unique_ptr<asio::signal_set> signals_;
+  std::atomic<bool> stopping_{false};
+  std::mutex sessions_mutex_;
+  std::map<std::uint64_t, std::shared_ptr<SessionHandle>> sessions_;
+  std::uint64_t next_session_id_ = 0;
+  std::chrono::steady_clock::time_point deadline_;
+  std::unique_ptr<asio::steady_timer> drain_timer_;
+};
+
+}  // namespace
+
+int serve(const config::Config& config) {
+  std::string log_error;
+  if (!log::configure(config.log.level, config.log.access_log, log_error)) {
+    log::error("cannot start", {{"error", log_error}});
+    return 1;
+  }
+  auto store = cache::Store::open({config.storage.path, config.storage.max_size, config.storage.chunk_size});
+  if (!store) {
+    log::error("cannot open the cache", {{"path", config.storage.path}, {"error", store.error().message}});
+    return 1;
+  }
+  unsigned threads = config.server.threads ? config.server.threads : std::max(1u, std::thread::hardware_concurrency());
+  asio::io_context ioc(static_cast<int>(threads));
+  int code = 0;
+  {
+    App app(config, **store, ioc);
+    auto listening = app.listen(config.server.listen, false);
+    if (listening && config.server.metrics_listen) listening = app.listen(*config.server.metrics_listen, true);
+    if (!listening) {
+      log::error("cannot start", {{"error", listening.error().message}});
+      code = 1;
+    } else {
+      app.start_signals();
+      log::info("ocigate started", {{"config", config.source}, {"threads", threads},
+                                    {"upstreams", config.upstreams.size()}, {"storage", config.storage.path}});
+      std::vector<std::thread> workers;
+      for (unsigned i = 1; i < threads; ++i) workers.emplace_back([&ioc] { ioc.run(); });
+      ioc.run();
+      for (auto& worker : workers) worker.join();
+    }
+  }
+  (*store)->close();
+  log::info("ocigate stopped", {{"exit_code", code}});
+  return code;
+}
+
+}  // namespace ocigate::server

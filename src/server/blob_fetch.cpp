@@ -1,0 +1,304 @@
+#include "blob_fetch.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/strand.hpp>
+
+#include "ocigate/oci/digest.hpp"
+#include "ocigate/server/log.hpp"
+
+namespace ocigate::server {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr std::size_t piece_size = 256 * 1024;
+
+std::string status_text(unsigned status) { return std::to_string(status); }
+
+}  // namespace
+
+Error upstream_status_error(const upstream::Response& response, Errc not_found, const std::string& what) {
+  const unsigned status = response.status();
+  switch (status) {
+    case 404: return {not_found, what + " not found upstream"};
+    case 401: return {Errc::unauthorized, "upstream refused our credentials for " + what};
+    case 403: return {Errc::denied, "upstream denied access to " + what};
+    case 429: {
+      Error error{Errc::too_many_requests, "upstream rate limit reached for " + what};
+      auto it = response.headers().find("Retry-After");
+      if (it != response.headers().end()) {
+        unsigned long seconds = std::strtoul(std::string(it->value()).c_str(), nullptr, 10);
+        error.retry_after = static_cast<unsigned>(std::min<unsigned long>(seconds, 86400));
+      }
+      if (error.retry_after == 0) error.retry_after = 60;
+      return error;
+    }
+    default: return {Errc::upstream_error, "upstream answered " + status_text(status) + " for " + what};
+  }
+}
+
+BlobFetch::Snapshot BlobFetch::snapshot() const {
+  std::lock_guard lock(mutex_);
+  Snapshot s;
+  s.phase = phase_;
+  s.size_known = size_known_;
+  s.size = size_;
+  s.error = error_;
+  s.writer = writer_;
+  if (phase_ == Phase::streaming && writer_ && size_known_ && size_ > 0) {
+    // Hold back the last byte until the digest is verified.
+    s.readable = std::min<std::uint64_t>(writer_->staged(), size_ - 1);
+  } else if (phase_ == Phase::done) {
+    s.readable = size_;
+  }
+  return s;
+}
+
+void BlobFetch::start_streaming(std::shared_ptr<cache::BlobWriter> writer, bool size_known, std::uint64_t size) {
+  {
+    std::lock_guard lock(mutex_);
+    writer_ = std::move(writer);
+    size_known_ = size_known;
+    size_ = size;
+    phase_ = Phase::streaming;
+  }
+  notifier_.notify_all();
+}
+
+void BlobFetch::progressed() { notifier_.notify_all(); }
+
+void BlobFetch::finish(std::unique_ptr<cache::BlobReader> pin) {
+  {
+    std::lock_guard lock(mutex_);
+    size_ = pin->size();
+    size_known_ = true;
+    pin_ = std::move(pin);
+    phase_ = Phase::done;
+  }
+  notifier_.notify_all();
+}
+
+void BlobFetch::fail(Error error) {
+  {
+    std::lock_guard lock(mutex_);
+    error_ = std::move(error);
+    phase_ = Phase::failed;
+    writer_.reset();  // an uncommitted writer deletes its staged chunks
+  }
+  notifier_.notify_all();
+}
+
+std::shared_ptr<BlobFetch> BlobFetches::join(const std::string& digest, upstream::Client& client,
+                                             const std::string& repo, const std::string& scope) {
+  std::lock_guard lock(mutex_);
+  auto& slot = fetches_[digest];
+  if (slot) return slot;
+  slot = std::make_shared<BlobFetch>(digest, client.upstream().name);
+  asio::co_spawn(asio::make_strand(executor_), run(slot, client, repo, scope), asio::detached);
+  return slot;
+}
+
+void BlobFetches::forget(const std::string& digest) {
+  std::lock_guard lock(mutex_);
+  fetches_.erase(digest);
+}
+
+asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, upstream::Client& client, std::string repo,
+                                       std::string scope) {
+  const std::string& digest = fetch->digest();
+  const std::string& upstream_name = client.upstream().name;
+  context_.metrics.record_upstream_fetch(upstream_name, "blob");
+  upstream::Request request;
+  request.target = "/v2/" + repo + "/blobs/" + digest;
+  request.scope = scope;
+  request.follow_redirects = true;
+  auto started = std::chrono::steady_clock::now();
+  auto sent = co_await client.send(request);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (!sent) {
+    context_.metrics.record_upstream(upstream_name, "error", seconds);
+    log::warn("blob fetch failed", {{"upstream", upstream_name}, {"digest", digest}, {"error", sent.error().message}});
+    fetch->fail(sent.error());
+    forget(digest);
+    co_return;
+  }
+  auto& response = **sent;
+  context_.metrics.record_upstream(upstream_name, status_text(response.status()), seconds);
+  if (response.status() != 200) {
+    fetch->fail(upstream_status_error(response, Errc::blob_unknown, "blob " + digest));
+    forget(digest);
+    co_return;
+  }
+  auto writer_result = context_.store.begin_blob(digest);
+  if (!writer_result) {
+    log::error("cache cannot stage blob", {{"digest", digest}, {"error", writer_result.error().message}});
+    fetch->fail(writer_result.error());
+    forget(digest);
+    co_return;
+  }
+  std::shared_ptr<cache::BlobWriter> writer(std::move(*writer_result));
+  auto length = response.content_length();
+  fetch->start_streaming(writer, length.has_value(), length.value_or(0));
+
+  Status streamed = co_await stream_body(*fetch, response, *writer);
+  if (!streamed) {
+    if (streamed.error().code == Errc::digest_mismatch) {
+      context_.metrics.record_digest_mismatch(upstream_name);
+      log::error("digest mismatch: upstream bytes do not match the digest; nothing cached",
+                 {{"upstream", upstream_name}, {"served_by", response.served_by()}, {"repository", repo},
+                  {"digest", digest}, {"detail", streamed.error().message}});
+    } else {
+      log::warn("blob fetch failed", {{"upstream", upstream_name}, {"digest", digest},
+                                      {"error", streamed.error().message}});
+    }
+    writer.reset();
+    fetch->fail(streamed.error());
+    forget(digest);
+    co_return;
+  }
+  auto pin = context_.store.open_blob(digest);
+  if (!pin) {
+    fetch->fail({Errc::storage_error, "committed blob vanished from the cache"});
+  } else {
+    fetch->finish(std::move(pin));
+  }
+  forget(digest);
+}
+
+asio::awaitable<Status> BlobFetches::stream_body(BlobFetch& fetch, upstream::Response& response,
+                                                 cache::BlobWriter& writer) {
+  auto expected = oci::Digest::parse(fetch.digest());
+  oci::Hasher hasher(expected->algorithm);
+  std::string buffer(piece_size, '\0');
+  auto length = response.content_length();
+  for (;;) {
+    auto n = co_await response.read_some(asio::buffer(buffer));
+    if (!n) co_return n.error();
+    if (*n == 0) break;
+    hasher.update(buffer.data(), *n);
+    std::uint64_t staged_before = writer.staged();
+    if (auto appended = writer.append(std::string_view(buffer.data(), *n)); !appended) co_return appended.error();
+    if (length && writer.appended() > *length) {
+      co_return Error{Errc::upstream_error, "upstream sent more bytes than its Content-Length"};
+    }
+    if (writer.staged() != staged_before) fetch.progressed();
+  }
+  if (length && writer.appended() != *length) {
+    co_return Error{Errc::upstream_error, "upstream body ended early"};
+  }
+  std::string actual = hasher.finish();
+  if (actual != fetch.digest()) {
+    co_return Error{Errc::digest_mismatch, "upstream sent bytes hashing to " + actual};
+  }
+  co_return writer.commit();
+}
+
+asio::awaitable<BlobFetch::Snapshot> BlobFetches::wait_started(const std::shared_ptr<BlobFetch>& fetch) {
+  for (;;) {
+    auto seen = fetch->notifier().generation();
+    auto snap = fetch->snapshot();
+    if (snap.phase != BlobFetch::Phase::connecting) co_return snap;
+    co_await fetch->notifier().wait(seen, std::chrono::seconds(1));
+  }
+}
+
+asio::awaitable<BlobFetch::Snapshot> BlobFetches::wait_finished(const std::shared_ptr<BlobFetch>& fetch) {
+  for (;;) {
+    auto seen = fetch->notifier().generation();
+    auto snap = fetch->snapshot();
+    if (snap.phase == BlobFetch::Phase::done || snap.phase == BlobFetch::Phase::failed) co_return snap;
+    co_await fetch->notifier().wait(seen, std::chrono::seconds(1));
+  }
+}
+
+namespace {
+
+class FollowSource final : public BodySource {
+ public:
+  FollowSource(std::shared_ptr<BlobFetch> fetch, cache::Store& store, metrics::Metrics& metrics,
+               std::chrono::seconds idle_timeout)
+      : fetch_(std::move(fetch)), store_(store), metrics_(metrics), idle_timeout_(idle_timeout) {
+    metrics_.fetch_followers().Increment();
+  }
+  ~FollowSource() override { metrics_.fetch_followers().Decrement(); }
+
+  const char* source() const override { return "upstream"; }
+
+  asio::awaitable<Result<std::size_t>> next(std::string& out) override {
+    auto stalled_since = std::chrono::steady_clock::now();
+    for (;;) {
+      auto seen = fetch_->notifier().generation();
+      auto snap = fetch_->snapshot();
+      if (snap.phase == BlobFetch::Phase::failed) co_return snap.error;
+      if (snap.phase == BlobFetch::Phase::done) co_return read_committed(out);
+      if (offset_ < snap.readable) {
+        auto n = snap.writer->read_staged(offset_, std::min<std::uint64_t>(piece_size, snap.readable - offset_), out);
+        if (!n) co_return n.error();
+        offset_ += *n;
+        co_return *n;
+      }
+      if (std::chrono::steady_clock::now() - stalled_since > idle_timeout_) {
+        co_return Error{Errc::upstream_timeout, "shared fetch made no progress"};
+      }
+      co_await fetch_->notifier().wait(seen, std::chrono::seconds(1));
+    }
+  }
+
+ private:
+  Result<std::size_t> read_committed(std::string& out) {
+    if (!reader_) {
+      reader_ = store_.open_blob(fetch_->digest());
+      if (!reader_) return Error{Errc::storage_error, "committed blob vanished from the cache"};
+    }
+    auto n = reader_->read(offset_, piece_size, out);
+    if (n) offset_ += *n;
+    return n;
+  }
+
+  std::shared_ptr<BlobFetch> fetch_;
+  cache::Store& store_;
+  metrics::Metrics& metrics_;
+  std::chrono::seconds idle_timeout_;
+  std::unique_ptr<cache::BlobReader> reader_;
+  std::uint64_t offset_ = 0;
+};
+
+class CacheSource final : public BodySource {
+ public:
+  CacheSource(std::unique_ptr<cache::BlobReader> reader, std::uint64_t first, std::uint64_t length)
+      : reader_(std::move(reader)), offset_(first), end_(first + length) {}
+
+  const char* source() const override { return "cache"; }
+
+  asio::awaitable<Result<std::size_t>> next(std::string& out) override {
+    if (offset_ >= end_) {
+      out.clear();
+      co_return std::size_t{0};
+    }
+    auto n = reader_->read(offset_, std::min<std::uint64_t>(piece_size, end_ - offset_), out);
+    if (!n) co_return n.error();
+    if (*n == 0) co_return Error{Errc::storage_error, "cached blob shorter than recorded"};
+    offset_ += *n;
+    co_return *n;
+  }
+
+ private:
+  std::unique_ptr<cache::BlobReader> reader_;
+  std::uint64_t offset_;
+  std::uint64_t end_;
+};
+
+}  // namespace
+
+std::unique_ptr<BodySource> BlobFetches::follow(std::shared_ptr<BlobFetch> fetch) {
+  return std::make_unique<FollowSource>(std::move(fetch), context_.store, context_.metrics, context_.idle_timeout);
+}
+
+std::unique_ptr<BodySource> cache_source(std::unique_ptr<cache::BlobReader> reader, std::uint64_t first,
+                                         std::uint64_t length) {
+  return std::make_unique<CacheSource>(std::move(reader), first, length);
+}
+
+}  // namespace ocigate::server

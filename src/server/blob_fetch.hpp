@@ -1,0 +1,106 @@
+#pragma once
+// Single-flight blob fetches. One coroutine per uncached digest streams the upstream body,
+// hashes it inline and appends it to a cache BlobWriter. Clients follow the staged chunks at
+// their own pace; the final byte is withheld until the digest is verified, so no client ever
+// holds a complete wrong blob. The fetch does not depend on any client: a client that leaves
+// does not stop it.
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "notifier.hpp"
+#include "ocigate/cache/store.hpp"
+#include "ocigate/metrics/metrics.hpp"
+#include "ocigate/upstream/client.hpp"
+#include "reply.hpp"
+
+namespace ocigate::server {
+
+class BlobFetch {
+ public:
+  enum class Phase { connecting, streaming, done, failed };
+
+  struct Snapshot {
+    Phase phase = Phase::connecting;
+    bool size_known = false;
+    std::uint64_t size = 0;
+    std::uint64_t readable = 0;  // bytes a follower may read now
+    Error error;
+    std::shared_ptr<cache::BlobWriter> writer;
+  };
+
+  BlobFetch(std::string digest, std::string upstream) : digest_(std::move(digest)), upstream_(std::move(upstream)) {}
+
+  Snapshot snapshot() const;
+  Notifier& notifier() { return notifier_; }
+  const std::string& digest() const { return digest_; }
+  const std::string& upstream() const { return upstream_; }
+
+  // Called by the fetch coroutine only.
+  void start_streaming(std::shared_ptr<cache::BlobWriter> writer, bool size_known, std::uint64_t size);
+  void progressed();
+  void finish(std::unique_ptr<cache::BlobReader> pin);
+  void fail(Error error);
+
+ private:
+  mutable std::mutex mutex_;
+  std::string digest_;
+  std::string upstream_;
+  Phase phase_ = Phase::connecting;
+  bool size_known_ = false;
+  std::uint64_t size_ = 0;
+  Error error_;
+  std::shared_ptr<cache::BlobWriter> writer_;
+  std::unique_ptr<cache::BlobReader> pin_;  // keeps the committed blob from eviction while followed
+  Notifier notifier_;
+};
+
+struct FetchContext {
+  cache::Store& store;
+  metrics::Metrics& metrics;
+  std::chrono::seconds idle_timeout;
+};
+
+class BlobFetches {
+ public:
+  BlobFetches(FetchContext context, boost::asio::any_io_executor executor)
+      : context_(context), executor_(std::move(executor)) {}
+
+  // Returns the fetch under way for digest, or starts one on its own strand.
+  std::shared_ptr<BlobFetch> join(const std::string& digest, upstream::Client& client, const std::string& repo,
+                                  const std::string& scope);
+
+  // Waits until the fetch has a response (streaming, done or failed).
+  boost::asio::awaitable<BlobFetch::Snapshot> wait_started(const std::shared_ptr<BlobFetch>& fetch);
+  // Waits until the fetch is done or failed.
+  boost::asio::awaitable<BlobFetch::Snapshot> wait_finished(const std::shared_ptr<BlobFetch>& fetch);
+
+  // A body source following the fetch from offset 0.
+  std::unique_ptr<BodySource> follow(std::shared_ptr<BlobFetch> fetch);
+
+ private:
+  boost::asio::awaitable<void> run(std::shared_ptr<BlobFetch> fetch, upstream::Client& client, std::string repo,
+                                   std::string scope);
+  boost::asio::awaitable<Status> stream_body(BlobFetch& fetch, upstream::Response& response,
+                                             cache::BlobWriter& writer);
+  void forget(const std::string& digest);
+
+  FetchContext context_;
+  boost::asio::any_io_executor executor_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<BlobFetch>> fetches_;
+};
+
+// Serves a committed blob from the cache, range-limited, pinned while alive.
+std::unique_ptr<BodySource> cache_source(std::unique_ptr<cache::BlobReader> reader, std::uint64_t first,
+                                         std::uint64_t length);
+
+// Maps a non-2xx upstream status to the client-facing error.
+Error upstream_status_error(const upstream::Response& response, Errc not_found, const std::string& what);
+
+}  // namespace ocigate::server

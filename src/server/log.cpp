@@ -1,0 +1,81 @@
+#include "ocigate/server/log.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+
+namespace ocigate::server::log {
+
+namespace {
+
+std::mutex mutex;
+Level min_level = Level::info;
+std::FILE* access_file = stdout;  // nullptr = off
+
+std::string now_iso8601() {
+  using namespace std::chrono;
+  auto now = system_clock::now();
+  auto secs = system_clock::to_time_t(now);
+  auto millis = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(millis));
+  return buf;
+}
+
+const char* level_name(Level level) {
+  switch (level) {
+    case Level::debug: return "debug";
+    case Level::info: return "info";
+    case Level::warn: return "warn";
+    case Level::error: return "error";
+  }
+  return "info";
+}
+
+void write_line(std::FILE* out, const nlohmann::json& line) {
+  std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  text.push_back('\n');
+  std::lock_guard lock(mutex);
+  std::fwrite(text.data(), 1, text.size(), out);
+  std::fflush(out);
+}
+
+}  // namespace
+
+bool configure(std::string_view level, const std::string& access_log, std::string& error) {
+  if (level == "debug") min_level = Level::debug;
+  else if (level == "warn") min_level = Level::warn;
+  else if (level == "error") min_level = Level::error;
+  else min_level = Level::info;
+  if (access_log == "-") {
+    access_file = stdout;
+  } else if (access_log == "off") {
+    access_file = nullptr;
+  } else {
+    access_file = std::fopen(access_log.c_str(), "a");
+    if (!access_file) {
+      error = "cannot open access log " + access_log;
+      return false;
+    }
+  }
+  return true;
+}
+
+void event(Level level, std::string_view message, nlohmann::json fields) {
+  if (level < min_level) return;
+  nlohmann::json line = {{"time", now_iso8601()}, {"level", level_name(level)}, {"msg", message}};
+  if (fields.is_object()) line.update(fields);
+  write_line(stderr, line);
+}
+
+void access(const nlohmann::json& line) {
+  if (!access_file) return;
+  nlohmann::json out = {{"time", now_iso8601()}};
+  out.update(line);
+  write_line(access_file, out);
+}
+
+}  // namespace ocigate::server::log

@@ -1,0 +1,554 @@
+#include "proxy.hpp"
+
+#include <chrono>
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+#include "ocigate/oci/digest.hpp"
+#include "ocigate/oci/manifest.hpp"
+#include "ocigate/oci/range.hpp"
+#include "ocigate/server/errors.hpp"
+#include "ocigate/server/log.hpp"
+
+namespace ocigate::server {
+
+namespace asio = boost::asio;
+using Request = http::request<http::empty_body>;
+
+namespace {
+
+std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+Reply error_reply(const Error& error) {
+  Reply reply;
+  reply.head.result(http_status(error.code));
+  reply.head.set(http::field::content_type, "application/json");
+  if (error.code == Errc::too_many_requests) {
+    reply.head.set(http::field::retry_after, std::to_string(error.retry_after ? error.retry_after : 60));
+  }
+  reply.body = error_body(error.code, error.message);
+  reply.error = error.message;
+  return reply;
+}
+
+Reply error_reply(Errc code, std::string message) { return error_reply(Error{code, std::move(message)}); }
+
+std::string scope_for(const std::string& repo) { return "repository:" + repo + ":pull"; }
+
+std::string header(const upstream::Response& response, http::field field) {
+  auto it = response.headers().find(field);
+  return it == response.headers().end() ? std::string() : std::string(it->value());
+}
+
+std::string header(const upstream::Response& response, std::string_view name) {
+  auto it = response.headers().find(name);
+  return it == response.headers().end() ? std::string() : std::string(it->value());
+}
+
+// A manifest media type from the Content-Type the upstream sent (parameters stripped), if it is one.
+std::string manifest_type_from(std::string content_type) {
+  if (auto semi = content_type.find(';'); semi != std::string::npos) content_type.resize(semi);
+  while (!content_type.empty() && content_type.back() == ' ') content_type.pop_back();
+  for (auto known : {oci::media::oci_manifest, oci::media::oci_index, oci::media::docker_manifest,
+                     oci::media::docker_list}) {
+    if (content_type == known) return content_type;
+  }
+  return {};
+}
+
+std::string warning_value(std::string_view text) {
+  std::string escaped;
+  for (char c : text) {
+    if (c == '"' || c == '\\') escaped.push_back('\\');
+    escaped.push_back(c);
+  }
+  return "299 - \"" + escaped + "\"";
+}
+
+Reply manifest_reply(const ManifestData& data, bool head_only) {
+  Reply reply;
+  reply.head.result(http::status::ok);
+  reply.head.set(http::field::content_type, data.media_type);
+  reply.head.set("Docker-Content-Digest", data.digest);
+  reply.head.set(http::field::etag, "\"" + data.digest + "\"");
+  reply.head.content_length(data.bytes->size());
+  if (!data.warning.empty()) reply.head.insert(http::field::warning, warning_value(data.warning));
+  if (!head_only) reply.body = *data.bytes;
+  reply.cache = data.cache;
+  return reply;
+}
+
+}  // namespace
+
+Proxy::Proxy(const config::Config& config, cache::Store& store, metrics::Metrics& metrics,
+             asio::any_io_executor executor)
+    : config_(config),
+      store_(store),
+      metrics_(metrics),
+      executor_(executor),
+      blob_fetches_(FetchContext{store, metrics, config.server.idle_timeout}, executor) {
+  for (const auto& upstream : config_.upstreams) {
+    clients_.emplace(upstream.name, upstream::Client::create(executor_, upstream));
+  }
+}
+
+Result<Target> Proxy::resolve(const oci::Route& route) const {
+  Target target;
+  target.name = route.name;
+  std::string repo;
+  const config::Upstream* upstream = nullptr;
+  if (auto ns = oci::query_param(route.query, "ns")) {
+    upstream = config_.find_upstream(*ns);
+    if (!upstream) return Error{Errc::name_unknown, "no upstream is configured for ns=" + *ns};
+    target.ns = *ns;
+    repo = route.name;
+  } else if (auto slash = route.name.find('/'); slash != std::string::npos &&
+                                                 (upstream = config_.find_upstream(route.name.substr(0, slash)))) {
+    repo = route.name.substr(slash + 1);
+  } else if (!config_.default_upstream.empty()) {
+    upstream = config_.find_upstream(config_.default_upstream);
+    repo = route.name;
+  }
+  if (!upstream) return Error{Errc::name_unknown, "repository " + route.name + " matches no configured upstream"};
+  if (!oci::valid_repository_name(repo)) return Error{Errc::name_invalid, "invalid repository name: " + repo};
+  if (upstream->implicit_library && repo.find('/') == std::string::npos) repo = "library/" + repo;
+  target.upstream = upstream;
+  target.client = clients_.find(upstream->name)->second.get();
+  target.repo = repo;
+  target.repo_key = upstream->name + "/" + repo;
+  return target;
+}
+
+asio::awaitable<Reply> Proxy::handle(const Request& req) {
+  auto route = oci::parse_route(req.target());
+  const bool readonly = req.method() == http::verb::get || req.method() == http::verb::head;
+  if (route.kind == oci::RouteKind::base) {
+    Reply reply;
+    reply.route = "base";
+    reply.head.result(readonly ? http::status::ok : http::status::method_not_allowed);
+    reply.head.set(http::field::content_type, "application/json");
+    reply.body = readonly ? "{}" : error_body(Errc::unsupported, "ocigate is a read-only mirror");
+    co_return reply;
+  }
+  if (route.kind == oci::RouteKind::unknown) {
+    Reply reply = error_reply(Errc::name_unknown, "no such route");
+    reply.head.result(http::status::not_found);
+    co_return reply;
+  }
+  if (!readonly || route.kind == oci::RouteKind::blob_upload || route.kind == oci::RouteKind::catalog) {
+    Reply reply = error_reply(Errc::unsupported, "ocigate is a read-only pull-through mirror: " +
+                                                     std::string(req.method_string()) + " is not supported");
+    reply.name = route.name;
+    co_return reply;
+  }
+  auto target = resolve(route);
+  if (!target) {
+    Reply reply = error_reply(target.error());
+    reply.name = route.name;
+    co_return reply;
+  }
+  Reply reply;
+  switch (route.kind) {
+    case oci::RouteKind::manifest:
+      reply = co_await manifest(req, *target, route.reference);
+      reply.route = "manifest";
+      break;
+    case oci::RouteKind::blob:
+      reply = co_await blob(req, *target, route.reference);
+      reply.route = "blob";
+      break;
+    case oci::RouteKind::tags_list:
+      reply = co_await tags_list(*target, route.query);
+      reply.route = "tags";
+      break;
+    case oci::RouteKind::referrers:
+      reply = co_await referrers(*target, route.reference, route.query);
+      reply.route = "referrers";
+      break;
+    default:
+      reply = error_reply(Errc::unsupported, "not supported");
+  }
+  reply.name = route.name;
+  reply.reference = route.reference;
+  reply.upstream = target->upstream->name;
+  co_return reply;
+}
+
+// ---- manifests ----
+
+asio::awaitable<Reply> Proxy::manifest(const Request& req, const Target& target, const std::string& reference) {
+  Result<ManifestData> data = Error{};
+  if (oci::looks_like_digest(reference)) {
+    if (!oci::Digest::parse(reference)) co_return error_reply(Errc::digest_invalid, "invalid digest: " + reference);
+    data = co_await manifest_by_digest(target, reference);
+  } else {
+    if (!oci::valid_tag(reference)) co_return error_reply(Errc::manifest_invalid, "invalid tag: " + reference);
+    data = co_await manifest_by_tag(target, reference);
+  }
+  if (!data) co_return error_reply(data.error());
+  auto accept = req[http::field::accept];
+  if (!oci::accepts(accept, data->media_type)) {
+    co_return error_reply(Errc::manifest_unknown,
+                          "manifest is " + data->media_type + ", which the request's Accept header excludes");
+  }
+  co_return manifest_reply(*data, req.method() == http::verb::head);
+}
+
+asio::awaitable<Result<ManifestData>> Proxy::manifest_by_digest(const Target& target, const std::string& digest) {
+  if (auto cached = store_.get_manifest(digest)) {
+    metrics_.record_cache("manifest", "hit");
+    co_return ManifestData{digest, cached->media_type, std::make_shared<const std::string>(std::move(cached->bytes)),
+                           "hit", {}};
+  }
+  metrics_.record_cache("manifest", "miss");
+  co_return co_await manifest_flights_.run(target.repo_key + "@" + digest,
+                                           [&]() { return fetch_manifest(target, digest, digest); });
+}
+
+asio::awaitable<Result<ManifestData>> Proxy::manifest_by_tag(const Target& target, const std::string& tag) {
+  auto entry = store_.get_tag(target.repo_key, tag);
+  if (entry && unix_now() - entry->fetched_at < target.upstream->tag_ttl.count()) {
+    if (auto cached = store_.get_manifest(entry->digest)) {
+      metrics_.record_cache("tag", "hit");
+      co_return ManifestData{entry->digest, cached->media_type,
+                             std::make_shared<const std::string>(std::move(cached->bytes)), "hit", {}};
+    }
+  }
+  co_return co_await manifest_flights_.run(target.repo_key + ":" + tag,
+                                           [&]() { return revalidate_tag(target, tag); });
+}
+
+// A tag the cache does not know, or knows for longer than tag_ttl: a HEAD upstream tells whether it
+// still points at the cached digest (HEAD does not count against Docker Hub's pull limit); otherwise
+// GET. When the upstream is down or refuses (5xx, 429), a cached answer is served stale.
+asio::awaitable<Result<ManifestData>> Proxy::revalidate_tag(const Target& target, const std::string& tag) {
+  auto entry = store_.get_tag(target.repo_key, tag);
+  std::optional<cache::ManifestEntry> cached;
+  if (entry) cached = store_.get_manifest(entry->digest);
+  auto stale = [&](const std::string& why) -> Result<ManifestData> {
+    metrics_.record_cache("tag", "stale");
+    log::warn("serving stale tag", {{"repository", target.repo_key}, {"tag", tag}, {"reason", why}});
+    return ManifestData{entry->digest, cached->media_type, std::make_shared<const std::string>(cached->bytes), "stale",
+                        "ocigate: upstream " + target.upstream->name + " unavailable (" + why +
+                            "); serving cached " + entry->digest};
+  };
+  auto upstream_failed = [](const Error& e) {
+    return e.code == Errc::upstream_error || e.code == Errc::upstream_timeout || e.code == Errc::too_many_requests;
+  };
+  if (cached) {
+    upstream::Request head;
+    head.method = http::verb::head;
+    head.target = "/v2/" + target.repo + "/manifests/" + tag;
+    head.accept = std::string(oci::manifest_accept_header());
+    head.scope = scope_for(target.repo);
+    auto response = co_await send_upstream(target, head);
+    if (!response) co_return stale(response.error().message);
+    auto& r = **response;
+    if (r.status() == 200 && header(r, "Docker-Content-Digest") == entry->digest) {
+      entry->fetched_at = unix_now();
+      (void)store_.put_tag(target.repo_key, tag, *entry);  // best effort: a failed refresh only costs a HEAD
+      metrics_.record_cache("tag", "hit");
+      co_return ManifestData{entry->digest, cached->media_type, std::make_shared<const std::string>(cached->bytes),
+                             "hit", {}};
+    }
+    if (r.status() >= 500 || r.status() == 429) co_return stale("HTTP " + std::to_string(r.status()));
+  }
+  metrics_.record_cache("tag", "miss");
+  auto fetched = co_await fetch_manifest(target, tag, {});
+  if (!fetched && cached && upstream_failed(fetched.error())) co_return stale(fetched.error().message);
+  co_return fetched;
+}
+
+asio::awaitable<Result<ManifestData>> Proxy::fetch_manifest(const Target& target, const std::string& reference,
+                                                            const std::string& expected_digest) {
+  metrics_.record_upstream_fetch(target.upstream->name, "manifest");
+  upstream::Request request;
+  request.target = "/v2/" + target.repo + "/manifests/" + reference;
+  request.accept = std::string(oci::manifest_accept_header());
+  request.scope = scope_for(target.repo);
+  auto sent = co_await send_upstream(target, request);
+  if (!sent) co_return sent.error();
+  auto& response = **sent;
+  const std::string what = "manifest " + target.repo_key + (expected_digest.empty() ? ":" : "@") + reference;
+  if (response.status() != 200) co_return upstream_status_error(response, Errc::manifest_unknown, what);
+  if (response.content_length() && *response.content_length() > oci::max_manifest_size) {
+    co_return Error{Errc::manifest_invalid, what + " is larger than 4 MiB; refused"};
+  }
+  auto body = co_await response.read_all(oci::max_manifest_size);
+  if (!body) {
+    if (body.error().code == Errc::size_invalid) co_return Error{Errc::manifest_invalid, what + " is larger than 4 MiB; refused"};
+    co_return body.error();
+  }
+  std::string digest = oci::sha256_digest(*body);
+  if (!expected_digest.empty()) {
+    auto expected = oci::Digest::parse(expected_digest);
+    oci::Hasher hasher(expected->algorithm);
+    hasher.update(*body);
+    std::string actual = hasher.finish();
+    if (actual != expected_digest) {
+      metrics_.record_digest_mismatch(target.upstream->name);
+      log::error("digest mismatch: upstream manifest does not match the digest asked for; nothing cached",
+                 {{"upstream", target.upstream->name}, {"repository", target.repo}, {"digest", expected_digest},
+                  {"actual", actual}});
+      co_return Error{Errc::upstream_error, what + ": upstream bytes do not match the digest"};
+    }
+    digest = expected_digest;
+  }
+  std::string content_type = header(response, http::field::content_type);
+  auto parsed = oci::parse_manifest(*body, manifest_type_from(content_type));
+  if (!parsed) {
+    log::warn("upstream sent an invalid manifest",
+              {{"upstream", target.upstream->name}, {"reference", what}, {"error", parsed.error().message}});
+    co_return Error{Errc::upstream_error, what + ": upstream sent an invalid manifest: " + parsed.error().message};
+  }
+  std::string media_type = manifest_type_from(content_type);
+  if (media_type.empty()) media_type = parsed->media_type;
+  cache::ManifestEntry entry{media_type, *body};
+  if (auto stored = store_.put_manifest(digest, entry); !stored) {
+    log::error("cache cannot store manifest", {{"digest", digest}, {"error", stored.error().message}});
+  }
+  if (expected_digest.empty()) {
+    (void)store_.put_tag(target.repo_key, reference, cache::TagEntry{digest, media_type, unix_now()});
+  }
+  co_return ManifestData{digest, media_type, std::make_shared<const std::string>(std::move(*body)), "miss", {}};
+}
+
+asio::awaitable<Result<std::unique_ptr<upstream::Response>>> Proxy::send_upstream(const Target& target,
+                                                                                  upstream::Request request) {
+  auto started = std::chrono::steady_clock::now();
+  auto response = co_await target.client->send(std::move(request));
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  metrics_.record_upstream(target.upstream->name, response ? std::to_string((*response)->status()) : "error",
+                           seconds);
+  co_return response;
+}
+
+// ---- blobs ----
+
+asio::awaitable<Reply> Proxy::blob(const Request& req, const Target& target, const std::string& digest) {
+  if (!oci::Digest::parse(digest)) co_return error_reply(Errc::digest_invalid, "invalid digest: " + digest);
+  if (store_.blob_size(digest)) {
+    metrics_.record_cache("blob", "hit");
+    Reply reply = blob_from_cache(req, digest);
+    reply.cache = "hit";
+    co_return reply;
+  }
+  metrics_.record_cache("blob", "miss");
+  if (req.method() == http::verb::head) co_return co_await blob_head_upstream(target, digest);
+
+  auto fetch = blob_fetches_.join(digest, *target.client, target.repo, scope_for(target.repo));
+  const bool ranged = !req[http::field::range].empty();
+  auto snap = ranged ? co_await blob_fetches_.wait_finished(fetch) : co_await blob_fetches_.wait_started(fetch);
+  if (snap.phase == BlobFetch::Phase::failed) {
+    if (snap.error.code == Errc::digest_mismatch) {
+      co_return error_reply(Errc::upstream_error, "upstream bytes for " + digest + " do not match the digest");
+    }
+    co_return error_reply(snap.error);
+  }
+  if (snap.phase == BlobFetch::Phase::done || !snap.size_known) {
+    if (snap.phase != BlobFetch::Phase::done) snap = co_await blob_fetches_.wait_finished(fetch);
+    if (snap.phase == BlobFetch::Phase::failed) co_return error_reply(snap.error);
+    Reply reply = blob_from_cache(req, digest);
+    reply.cache = "miss";
+    co_return reply;
+  }
+  Reply reply;
+  reply.head.result(http::status::ok);
+  reply.head.set(http::field::content_type, "application/octet-stream");
+  reply.head.set("Docker-Content-Digest", digest);
+  reply.head.set(http::field::accept_ranges, "bytes");
+  reply.head.content_length(snap.size);
+  reply.stream = blob_fetches_.follow(fetch);
+  reply.cache = "miss";
+  co_return reply;
+}
+
+Reply Proxy::blob_from_cache(const Request& req, const std::string& digest) {
+  auto reader = store_.open_blob(digest);
+  if (!reader) return error_reply(Errc::blob_unknown, "blob " + digest + " was evicted; retry");
+  const std::uint64_t size = reader->size();
+  Reply reply;
+  reply.head.set(http::field::content_type, "application/octet-stream");
+  reply.head.set("Docker-Content-Digest", digest);
+  reply.head.set(http::field::accept_ranges, "bytes");
+  reply.head.set(http::field::etag, "\"" + digest + "\"");
+  std::uint64_t first = 0, length = size;
+  auto range = oci::parse_range(req[http::field::range], size);
+  if (range.result == oci::RangeResult::unsatisfiable) {
+    Reply bad = error_reply(Errc::range_invalid, "range not satisfiable for a blob of " + std::to_string(size) + " bytes");
+    bad.head.set(http::field::content_range, "bytes */" + std::to_string(size));
+    return bad;
+  }
+  if (range.result == oci::RangeResult::satisfiable) {
+    first = range.range.first;
+    length = range.range.length();
+    reply.head.result(http::status::partial_content);
+    reply.head.set(http::field::content_range, "bytes " + std::to_string(range.range.first) + "-" +
+                                                   std::to_string(range.range.last) + "/" + std::to_string(size));
+  } else {
+    reply.head.result(http::status::ok);
+  }
+  reply.head.content_length(length);
+  if (req.method() != http::verb::head) reply.stream = cache_source(std::move(reader), first, length);
+  return reply;
+}
+
+asio::awaitable<Reply> Proxy::blob_head_upstream(const Target& target, const std::string& digest) {
+  upstream::Request request;
+  request.method = http::verb::head;
+  request.target = "/v2/" + target.repo + "/blobs/" + digest;
+  request.scope = scope_for(target.repo);
+  request.follow_redirects = true;
+  auto sent = co_await send_upstream(target, request);
+  if (!sent) co_return error_reply(sent.error());
+  auto& response = **sent;
+  if (response.status() != 200) {
+    co_return error_reply(upstream_status_error(response, Errc::blob_unknown, "blob " + digest));
+  }
+  Reply reply;
+  reply.head.result(http::status::ok);
+  reply.head.set(http::field::content_type, "application/octet-stream");
+  reply.head.set("Docker-Content-Digest", digest);
+  reply.head.set(http::field::accept_ranges, "bytes");
+  if (auto length = response.content_length()) reply.head.content_length(*length);
+  reply.cache = "miss";
+  co_return reply;
+}
+
+// ---- tags and referrers ----
+
+namespace {
+
+// Rewrites the upstream's Link: </v2/<repo>/tags/list?last=x&n=y>; rel="next" into the client's
+// namespace, keeping only the query.
+std::string rewrite_link(const std::string& link, const Target& target) {
+  auto open = link.find('<');
+  auto close = link.find('>', open == std::string::npos ? 0 : open);
+  if (open == std::string::npos || close == std::string::npos) return {};
+  std::string url = link.substr(open + 1, close - open - 1);
+  auto q = url.find('?');
+  std::string query = q == std::string::npos ? std::string() : url.substr(q + 1);
+  if (!target.ns.empty()) query += (query.empty() ? "" : "&") + std::string("ns=") + target.ns;
+  return "</v2/" + target.name + "/tags/list" + (query.empty() ? "" : "?" + query) + ">; rel=\"next\"";
+}
+
+std::string without_ns(const std::string& query) {
+  std::string out;
+  std::size_t start = 0;
+  while (start <= query.size()) {
+    auto amp = query.find('&', start);
+    std::string part = query.substr(start, amp == std::string::npos ? std::string::npos : amp - start);
+    if (!part.empty() && part.rfind("ns=", 0) != 0) out += (out.empty() ? "" : "&") + part;
+    if (amp == std::string::npos) break;
+    start = amp + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+asio::awaitable<Reply> Proxy::tags_list(const Target& target, const std::string& query) {
+  const std::string upstream_query = without_ns(query);
+  const std::string record_key = target.repo_key + "?" + upstream_query;
+  upstream::Request request;
+  request.target = "/v2/" + target.repo + "/tags/list" + (upstream_query.empty() ? "" : "?" + upstream_query);
+  request.scope = scope_for(target.repo);
+  auto sent = co_await send_upstream(target, request);
+  std::string failure;
+  if (sent) {
+    auto& response = **sent;
+    if (response.status() == 200) {
+      auto body = co_await response.read_all(oci::max_manifest_size);
+      auto json = body ? nlohmann::json::parse(*body, nullptr, false) : nlohmann::json();
+      if (body && json.is_object()) {
+        json["name"] = target.name;
+        nlohmann::json record = {{"body", json.dump()}, {"link", rewrite_link(header(response, http::field::link), target)}};
+        (void)store_.put_record("tags", record_key, record.dump());
+        Reply reply;
+        reply.head.result(http::status::ok);
+        reply.head.set(http::field::content_type, "application/json");
+        if (auto link = record["link"].get<std::string>(); !link.empty()) reply.head.set(http::field::link, link);
+        reply.body = record["body"].get<std::string>();
+        reply.cache = "miss";
+        co_return reply;
+      }
+      failure = "upstream sent an invalid tag list";
+    } else if (response.status() < 500 && response.status() != 429) {
+      co_return error_reply(upstream_status_error(response, Errc::name_unknown, "repository " + target.repo_key));
+    } else {
+      failure = "HTTP " + std::to_string(response.status());
+    }
+  } else {
+    failure = sent.error().message;
+  }
+  if (auto record = store_.get_record("tags", record_key)) {
+    auto json = nlohmann::json::parse(*record, nullptr, false);
+    if (json.is_object() && json["body"].is_string()) {
+      Reply reply;
+      reply.head.result(http::status::ok);
+      reply.head.set(http::field::content_type, "application/json");
+      reply.head.insert(http::field::warning,
+                        warning_value("ocigate: upstream unavailable (" + failure + "); serving a cached tag list"));
+      if (json["link"].is_string() && !json["link"].get<std::string>().empty()) {
+        reply.head.set(http::field::link, json["link"].get<std::string>());
+      }
+      reply.body = json["body"].get<std::string>();
+      reply.cache = "stale";
+      co_return reply;
+    }
+  }
+  if (sent) co_return error_reply(upstream_status_error(**sent, Errc::name_unknown, "repository " + target.repo_key));
+  co_return error_reply(sent.error());
+}
+
+asio::awaitable<Reply> Proxy::referrers(const Target& target, const std::string& digest, const std::string& query) {
+  auto parsed = oci::Digest::parse(digest);
+  if (!parsed) co_return error_reply(Errc::digest_invalid, "invalid digest: " + digest);
+  const std::string artifact_type = oci::query_param(query, "artifactType").value_or("");
+  upstream::Request request;
+  request.target = "/v2/" + target.repo + "/referrers/" + digest +
+                   (artifact_type.empty() ? "" : "?" + without_ns(query));
+  request.accept = std::string(oci::media::oci_index);
+  request.scope = scope_for(target.repo);
+  auto sent = co_await send_upstream(target, request);
+  if (!sent) co_return error_reply(sent.error());
+  auto& response = **sent;
+  Reply reply;
+  reply.head.result(http::status::ok);
+  reply.head.set(http::field::content_type, oci::media::oci_index);
+  if (response.status() == 200 &&
+      manifest_type_from(header(response, http::field::content_type)) == oci::media::oci_index) {
+    auto body = co_await response.read_all(oci::max_manifest_size);
+    if (!body) co_return error_reply(body.error());
+    if (auto filters = header(response, "OCI-Filters-Applied"); !filters.empty()) {
+      reply.head.set("OCI-Filters-Applied", filters);
+    }
+    reply.body = std::move(*body);
+    co_return reply;
+  }
+  if (response.status() != 404 && response.status() != 405 && response.status() != 200) {
+    co_return error_reply(upstream_status_error(response, Errc::manifest_unknown, "referrers of " + digest));
+  }
+  // No referrers API upstream: the tag schema fallback, "<alg>-<hex>" holding an index.
+  nlohmann::json index = {{"schemaVersion", 2}, {"mediaType", oci::media::oci_index},
+                          {"manifests", nlohmann::json::array()}};
+  auto fallback = co_await manifest_by_tag(target, parsed->algorithm + "-" + parsed->hex);
+  if (fallback) {
+    auto json = nlohmann::json::parse(*fallback->bytes, nullptr, false);
+    if (json.is_object() && json["manifests"].is_array()) {
+      for (auto& entry : json["manifests"]) {
+        if (!entry.is_object()) continue;
+        if (!artifact_type.empty() && entry.value("artifactType", std::string()) != artifact_type) continue;
+        index["manifests"].push_back(entry);
+      }
+    }
+  } else if (fallback.error().code != Errc::manifest_unknown) {
+    co_return error_reply(fallback.error());
+  }
+  if (!artifact_type.empty()) reply.head.set("OCI-Filters-Applied", "artifactType");
+  reply.body = index.dump();
+  co_return reply;
+}
+
+}  // namespace ocigate::server

@@ -1,0 +1,83 @@
+#pragma once
+// The pull flows: maps a request to an upstream and repository, answers from the cache or
+// fetches through single-flight, verifies digests, and builds the Reply. Stream-agnostic: the
+// session (plain or TLS) writes what this returns.
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/message.hpp>
+
+#include "blob_fetch.hpp"
+#include "flights.hpp"
+#include "ocigate/cache/store.hpp"
+#include "ocigate/config/config.hpp"
+#include "ocigate/metrics/metrics.hpp"
+#include "ocigate/oci/reference.hpp"
+#include "ocigate/upstream/client.hpp"
+#include "reply.hpp"
+
+namespace ocigate::server {
+
+// Where a request goes: which upstream, which repository there.
+struct Target {
+  const config::Upstream* upstream = nullptr;
+  upstream::Client* client = nullptr;
+  std::string name;      // as the client sent it
+  std::string repo;      // repository at the upstream (library/ added for Docker Hub)
+  std::string repo_key;  // "<upstream>/<repo>": cache keys, policy globs
+  std::string ns;        // ?ns= value the client sent, echoed in Link headers
+};
+
+// A manifest as served: exact bytes and how to label them.
+struct ManifestData {
+  std::string digest;
+  std::string media_type;
+  std::shared_ptr<const std::string> bytes;
+  std::string cache = "miss";  // hit | miss | stale
+  std::string warning;         // Warning header value when served stale
+};
+
+class Proxy {
+ public:
+  Proxy(const config::Config& config, cache::Store& store, metrics::Metrics& metrics,
+        boost::asio::any_io_executor executor);
+
+  boost::asio::awaitable<Reply> handle(const http::request<http::empty_body>& request);
+
+  // Resolves a route's name (+ ?ns=) to an upstream and repository. Pure apart from the lookup.
+  Result<Target> resolve(const oci::Route& route) const;
+
+ private:
+  boost::asio::awaitable<Reply> manifest(const http::request<http::empty_body>& req, const Target& target,
+                                         const std::string& reference);
+  boost::asio::awaitable<Reply> blob(const http::request<http::empty_body>& req, const Target& target,
+                                     const std::string& digest);
+  boost::asio::awaitable<Reply> tags_list(const Target& target, const std::string& query);
+  boost::asio::awaitable<Reply> referrers(const Target& target, const std::string& digest, const std::string& query);
+
+  boost::asio::awaitable<Result<ManifestData>> manifest_by_digest(const Target& target, const std::string& digest);
+  boost::asio::awaitable<Result<ManifestData>> manifest_by_tag(const Target& target, const std::string& tag);
+  boost::asio::awaitable<Result<ManifestData>> revalidate_tag(const Target& target, const std::string& tag);
+  boost::asio::awaitable<Result<ManifestData>> fetch_manifest(const Target& target, const std::string& reference,
+                                                              const std::string& expected_digest);
+  boost::asio::awaitable<Result<std::unique_ptr<upstream::Response>>> send_upstream(const Target& target,
+                                                                                    upstream::Request request);
+
+  Reply blob_from_cache(const http::request<http::empty_body>& req, const std::string& digest);
+  boost::asio::awaitable<Reply> blob_head_upstream(const Target& target, const std::string& digest);
+
+  const config::Config& config_;
+  cache::Store& store_;
+  metrics::Metrics& metrics_;
+  boost::asio::any_io_executor executor_;
+  std::map<std::string, std::shared_ptr<upstream::Client>, std::less<>> clients_;
+  FlightMap<Result<ManifestData>> manifest_flights_;
+  BlobFetches blob_fetches_;
+};
+
+}  // namespace ocigate::server

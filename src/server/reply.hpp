@@ -1,0 +1,43 @@
+#pragma once
+// What a handler answers: a response head, and either a small body or a body source that the
+// session drains piece by piece (blobs). The session owns the socket; handlers never see it.
+
+#include <memory>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/message.hpp>
+
+#include "ocigate/common/result.hpp"
+
+namespace ocigate::server {
+
+namespace http = boost::beast::http;
+
+class BodySource {
+ public:
+  virtual ~BodySource() = default;
+  // Replaces out with the next piece of the body; returns its size, 0 at the end. An error means
+  // the body cannot be completed: the session cuts the connection so the client never mistakes
+  // a partial body for a whole one.
+  virtual boost::asio::awaitable<Result<std::size_t>> next(std::string& out) = 0;
+  // Where the bytes come from, for metrics: "cache" or "upstream".
+  virtual const char* source() const = 0;
+};
+
+struct Reply {
+  http::response<http::empty_body> head;
+  std::string body;                     // used when stream is null
+  std::unique_ptr<BodySource> stream;   // blobs
+  bool close = false;                   // close the connection after this reply
+  // For the access log and metrics.
+  std::string route = "other";
+  std::string name;
+  std::string reference;
+  std::string cache = "-";              // hit | miss | stale | -
+  std::string upstream;
+  std::string error;                    // internal reason when the reply is an error
+};
+
+}  // namespace ocigate::server
