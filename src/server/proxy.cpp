@@ -94,29 +94,8 @@ Proxy::Proxy(const config::Config& config, cache::Store& store, metrics::Metrics
 }
 
 Result<Target> Proxy::resolve(const oci::Route& route) const {
-  Target target;
-  target.name = route.name;
-  std::string repo;
-  const config::Upstream* upstream = nullptr;
-  if (auto ns = oci::query_param(route.query, "ns")) {
-    upstream = config_.find_upstream(*ns);
-    if (!upstream) return Error{Errc::name_unknown, "no upstream is configured for ns=" + *ns};
-    target.ns = *ns;
-    repo = route.name;
-  } else if (auto slash = route.name.find('/'); slash != std::string::npos &&
-                                                 (upstream = config_.find_upstream(route.name.substr(0, slash)))) {
-    repo = route.name.substr(slash + 1);
-  } else if (!config_.default_upstream.empty()) {
-    upstream = config_.find_upstream(config_.default_upstream);
-    repo = route.name;
-  }
-  if (!upstream) return Error{Errc::name_unknown, "repository " + route.name + " matches no configured upstream"};
-  if (!oci::valid_repository_name(repo)) return Error{Errc::name_invalid, "invalid repository name: " + repo};
-  if (upstream->implicit_library && repo.find('/') == std::string::npos) repo = "library/" + repo;
-  target.upstream = upstream;
-  target.client = clients_.find(upstream->name)->second.get();
-  target.repo = repo;
-  target.repo_key = upstream->name + "/" + repo;
+  auto target = resolve_target(config_, route);
+  if (target) target->client = clients_.find(target->upstream->name)->second.get();
   return target;
 }
 

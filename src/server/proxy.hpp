@@ -14,6 +14,7 @@
 
 #include "blob_fetch.hpp"
 #include "flights.hpp"
+#include "names.hpp"
 #include "ocigate/cache/store.hpp"
 #include "ocigate/config/config.hpp"
 #include "ocigate/metrics/metrics.hpp"
@@ -22,16 +23,6 @@
 #include "reply.hpp"
 
 namespace ocigate::server {
-
-// Where a request goes: which upstream, which repository there.
-struct Target {
-  const config::Upstream* upstream = nullptr;
-  upstream::Client* client = nullptr;
-  std::string name;      // as the client sent it
-  std::string repo;      // repository at the upstream (library/ added for Docker Hub)
-  std::string repo_key;  // "<upstream>/<repo>": cache keys, policy globs
-  std::string ns;        // ?ns= value the client sent, echoed in Link headers
-};
 
 // A manifest as served: exact bytes and how to label them.
 struct ManifestData {
