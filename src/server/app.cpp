@@ -138,7 +138,10 @@ class App {
       auto [read_ec, read_n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
       (void)read_n;
       if (read_ec) {
-        if (!benign(read_ec) && read_ec != http::error::partial_message) {
+        // A TLS ClientHello (0x16) on the plain listener is a client probing for https, as
+        // skopeo and containerd do before falling back to http: not malformed, just close.
+        const bool tls_probe = buffer.size() > 0 && static_cast<const unsigned char*>(buffer.data().data())[0] == 0x16;
+        if (!benign(read_ec) && read_ec != http::error::partial_message && !tls_probe) {
           co_await refuse_malformed(stream, peer, read_ec);
         }
         co_return;

@@ -66,6 +66,17 @@ std::string warning_value(std::string_view text) {
   return "299 - \"" + escaped + "\"";
 }
 
+// Go clients (containers/image, containerd) send one Accept line per media type: join them all.
+std::string accept_header(const Request& req) {
+  std::string joined;
+  auto [begin, end] = req.equal_range(http::field::accept);
+  for (auto it = begin; it != end; ++it) {
+    if (!joined.empty()) joined += ", ";
+    joined += std::string(it->value());
+  }
+  return joined;
+}
+
 Reply manifest_reply(const ManifestData& data, bool head_only) {
   Reply reply;
   reply.head.result(http::status::ok);
@@ -166,8 +177,7 @@ asio::awaitable<Reply> Proxy::manifest(const Request& req, const Target& target,
     data = co_await manifest_by_tag(target, reference);
   }
   if (!data) co_return error_reply(data.error());
-  auto accept = req[http::field::accept];
-  if (!oci::accepts(accept, data->media_type)) {
+  if (!oci::accepts(accept_header(req), data->media_type)) {
     co_return error_reply(Errc::manifest_unknown,
                           "manifest is " + data->media_type + ", which the request's Accept header excludes");
   }
@@ -318,7 +328,13 @@ asio::awaitable<Reply> Proxy::blob(const Request& req, const Target& target, con
 
   auto fetch = blob_fetches_.join(digest, *target.client, target.repo, scope_for(target.repo));
   const bool ranged = !req[http::field::range].empty();
-  auto snap = ranged ? co_await blob_fetches_.wait_finished(fetch) : co_await blob_fetches_.wait_started(fetch);
+  // (Two statements: GCC 12 miscompiles co_await inside a conditional expression.)
+  BlobFetch::Snapshot snap;
+  if (ranged) {
+    snap = co_await blob_fetches_.wait_finished(fetch);
+  } else {
+    snap = co_await blob_fetches_.wait_started(fetch);
+  }
   if (snap.phase == BlobFetch::Phase::failed) {
     if (snap.error.code == Errc::digest_mismatch) {
       co_return error_reply(Errc::upstream_error, "upstream bytes for " + digest + " do not match the digest");

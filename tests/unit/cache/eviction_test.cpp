@@ -1,0 +1,175 @@
+#include <gtest/gtest.h>
+
+#include "helpers.hpp"
+
+namespace ocigate::cache::test {
+namespace {
+
+constexpr std::uint64_t blob_size = 100'000;  // two chunks each
+
+std::string blob(std::uint32_t seed) { return pattern_bytes(blob_size, seed); }
+
+::testing::AssertionResult touch(Store& store, const std::string& digest) {
+  if (!store.open_blob(digest)) return ::testing::AssertionFailure() << digest << " is not cached";
+  return ::testing::AssertionSuccess();
+}
+
+TEST(CacheEviction, LeastRecentlyUsedGoesFirstAndAReadTouches) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path(), 3 * blob_size + blob_size / 2));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(put_blob(*store, "sha256:a", blob(1)));
+  ASSERT_TRUE(put_blob(*store, "sha256:b", blob(2)));
+  ASSERT_TRUE(put_blob(*store, "sha256:c", blob(3)));
+  EXPECT_EQ(store->stats().evictions, 0u);
+  ASSERT_TRUE(touch(*store, "sha256:a"));
+  ASSERT_TRUE(put_blob(*store, "sha256:d", blob(4)));
+  EXPECT_TRUE(store->blob_size("sha256:a"));
+  EXPECT_FALSE(store->blob_size("sha256:b"));
+  EXPECT_TRUE(store->blob_size("sha256:c"));
+  EXPECT_TRUE(store->blob_size("sha256:d"));
+  Stats stats = store->stats();
+  EXPECT_EQ(stats.evictions, 1u);
+  EXPECT_EQ(stats.evicted_bytes, blob_size);
+  EXPECT_EQ(stats.blob_count, 3u);
+  EXPECT_EQ(stats.size_bytes, 3 * blob_size);
+  // blob_size() is not a use: it does not save c from going next.
+  ASSERT_TRUE(put_blob(*store, "sha256:e", blob(5)));
+  EXPECT_FALSE(store->blob_size("sha256:c"));
+  EXPECT_TRUE(store->blob_size("sha256:a"));
+  EXPECT_EQ(store->stats().evicted_bytes, 2 * blob_size);
+  store->close();
+  // Evicted chunks and metas are gone from the database, not just from the index.
+  EXPECT_EQ(key_count(dir.path(), "b/"), 3u);
+  EXPECT_EQ(key_count(dir.path(), "c/"), 6u);
+}
+
+TEST(CacheEviction, PinnedBlobIsNeverEvictedWhileItsReaderLives) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path(), 2 * blob_size + blob_size / 2));
+  ASSERT_TRUE(store);
+  const std::string a = blob(1);
+  ASSERT_TRUE(put_blob(*store, "sha256:a", a));
+  auto reader = store->open_blob("sha256:a");
+  ASSERT_TRUE(reader);
+  ASSERT_TRUE(put_blob(*store, "sha256:b", blob(2)));
+  ASSERT_TRUE(put_blob(*store, "sha256:c", blob(3)));  // a is oldest but pinned: b goes
+  EXPECT_TRUE(store->blob_size("sha256:a"));
+  EXPECT_FALSE(store->blob_size("sha256:b"));
+  ASSERT_TRUE(put_blob(*store, "sha256:d", blob(4)));  // c goes
+  EXPECT_TRUE(store->blob_size("sha256:a"));
+  EXPECT_FALSE(store->blob_size("sha256:c"));
+  std::string all;
+  ASSERT_TRUE(read_blob(*reader, all));
+  EXPECT_TRUE(all == a);
+  reader.reset();
+  ASSERT_TRUE(put_blob(*store, "sha256:e", blob(5)));  // now a is the unpinned least recent
+  EXPECT_FALSE(store->blob_size("sha256:a"));
+  EXPECT_TRUE(store->blob_size("sha256:d"));
+  EXPECT_TRUE(store->blob_size("sha256:e"));
+  EXPECT_EQ(store->stats().evictions, 3u);
+}
+
+TEST(CacheEviction, WhenEverythingIsPinnedTheStoreStaysOverBudget) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path(), blob_size + blob_size / 2));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(put_blob(*store, "sha256:a", blob(1)));
+  auto a = store->open_blob("sha256:a");
+  ASSERT_TRUE(put_blob(*store, "sha256:b", blob(2)));
+  auto b = store->open_blob("sha256:b");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(store->stats().size_bytes, 2 * blob_size);
+  EXPECT_EQ(store->stats().evictions, 0u);
+  // The last unpin lets the pass run: a is least recently used.
+  a.reset();
+  EXPECT_FALSE(store->blob_size("sha256:a"));
+  EXPECT_TRUE(store->blob_size("sha256:b"));
+  EXPECT_EQ(store->stats().evictions, 1u);
+}
+
+TEST(CacheEviction, BlobLargerThanTheWholeCacheSurvivesItsCommitAndGoesWhenUnpinned) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path(), blob_size / 2));
+  ASSERT_TRUE(store);
+  const std::string a = blob(1);
+  ASSERT_TRUE(put_blob(*store, "sha256:a", a));
+  EXPECT_EQ(store->blob_size("sha256:a"), blob_size);
+  {
+    auto reader = store->open_blob("sha256:a");
+    ASSERT_TRUE(reader);
+    std::string all;
+    ASSERT_TRUE(read_blob(*reader, all));
+    EXPECT_TRUE(all == a);
+  }
+  EXPECT_FALSE(store->blob_size("sha256:a"));
+  EXPECT_EQ(store->stats().evictions, 1u);
+  EXPECT_EQ(store->stats().size_bytes, 0u);
+}
+
+TEST(CacheEviction, ManifestBytesCountAndTheirWriteTriggersEviction) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path(), 2 * blob_size + blob_size / 2));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(put_blob(*store, "sha256:a", blob(1)));
+  ASSERT_TRUE(put_blob(*store, "sha256:b", blob(2)));
+  ASSERT_TRUE(store->put_manifest("sha256:m", {"m", std::string(blob_size, 'x')}));
+  EXPECT_FALSE(store->blob_size("sha256:a"));
+  EXPECT_TRUE(store->blob_size("sha256:b"));
+  // Manifests themselves are never evicted.
+  EXPECT_TRUE(store->get_manifest("sha256:m"));
+  Stats stats = store->stats();
+  EXPECT_EQ(stats.size_bytes, 2 * blob_size);
+  EXPECT_EQ(stats.evictions, 1u);
+}
+
+TEST(CacheEviction, JustCommittedBlobIsKeptEvenIfOlderOnesAreAllPinned) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path(), blob_size + blob_size / 2));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(put_blob(*store, "sha256:a", blob(1)));
+  auto a = store->open_blob("sha256:a");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(put_blob(*store, "sha256:b", blob(2)));
+  EXPECT_TRUE(store->blob_size("sha256:a"));
+  EXPECT_TRUE(store->blob_size("sha256:b"));
+}
+
+TEST(CacheEviction, LruOrderSurvivesARestart) {
+  TempDir dir;
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(put_blob(*store, "sha256:a", blob(1)));
+    ASSERT_TRUE(put_blob(*store, "sha256:b", blob(2)));
+    ASSERT_TRUE(put_blob(*store, "sha256:c", blob(3)));
+    ASSERT_TRUE(touch(*store, "sha256:a"));  // persisted by close(), not by the read
+    store->close();
+  }
+  auto store = open_store(test_options(dir.path(), 3 * blob_size + blob_size / 2));
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->stats().size_bytes, 3 * blob_size);
+  ASSERT_TRUE(put_blob(*store, "sha256:d", blob(4)));
+  EXPECT_TRUE(store->blob_size("sha256:a"));
+  EXPECT_FALSE(store->blob_size("sha256:b"));
+  EXPECT_TRUE(store->blob_size("sha256:c"));
+}
+
+TEST(CacheEviction, OpeningOverBudgetEvictsOnTheFirstWrite) {
+  TempDir dir;
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    for (std::uint32_t i = 0; i < 4; ++i) ASSERT_TRUE(put_blob(*store, "sha256:" + std::to_string(i), blob(i)));
+  }
+  auto store = open_store(test_options(dir.path(), blob_size));
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->stats().blob_count, 4u);
+  ASSERT_TRUE(store->put_manifest("sha256:m", {"m", "{}"}));
+  EXPECT_LE(store->stats().size_bytes, blob_size);
+  EXPECT_EQ(store->stats().evictions, 4u);
+}
+
+}  // namespace
+}  // namespace ocigate::cache::test

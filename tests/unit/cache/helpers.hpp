@@ -1,0 +1,96 @@
+#pragma once
+// Shared fixtures for the cache tests: a fresh temporary directory per test and deterministic bytes.
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+
+#include "../../../src/cache/test_access.hpp"
+#include "ocigate/cache/store.hpp"
+
+namespace ocigate::cache::test {
+
+inline constexpr std::uint32_t test_chunk = 64 * 1024;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "ocigate-cache-XXXXXX").string();
+    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+inline std::string pattern_bytes(std::size_t size, std::uint32_t seed) {
+  std::mt19937 random(seed);
+  std::string out(size, '\0');
+  for (auto& c : out) c = static_cast<char>(random() & 0xff);
+  return out;
+}
+
+inline Options test_options(const std::string& path, std::uint64_t max_size = 1ull << 30) {
+  Options options;
+  options.path = path;
+  options.max_size = max_size;
+  options.chunk_size = test_chunk;
+  return options;
+}
+
+inline std::unique_ptr<Store> open_store(const Options& options) {
+  auto store = Store::open(options);
+  EXPECT_TRUE(store.ok()) << (store.ok() ? "" : store.error().message);
+  if (!store.ok()) return nullptr;
+  return std::move(*store);
+}
+
+// Appends bytes in pieces of `piece` bytes and commits.
+inline ::testing::AssertionResult put_blob(Store& store, const std::string& digest, const std::string& bytes,
+                                           std::size_t piece = 10007) {
+  auto writer = store.begin_blob(digest);
+  if (!writer) return ::testing::AssertionFailure() << "begin_blob: " << writer.error().message;
+  for (std::size_t at = 0; at < bytes.size(); at += piece) {
+    auto appended = (*writer)->append(std::string_view(bytes).substr(at, piece));
+    if (!appended) return ::testing::AssertionFailure() << "append: " << appended.error().message;
+  }
+  auto committed = (*writer)->commit();
+  if (!committed) return ::testing::AssertionFailure() << "commit: " << committed.error().message;
+  return ::testing::AssertionSuccess();
+}
+
+// Reads a whole blob through a reader, in pieces of `piece` bytes; nullopt-like empty + failure flag.
+inline ::testing::AssertionResult read_blob(BlobReader& reader, std::string& all, std::size_t piece = 100003) {
+  all.clear();
+  std::string out;
+  for (;;) {
+    auto n = reader.read(all.size(), piece, out);
+    if (!n) return ::testing::AssertionFailure() << "read: " << n.error().message;
+    if (*n != out.size()) return ::testing::AssertionFailure() << "read returned " << *n << " but gave " << out.size();
+    if (*n == 0) break;
+    all += out;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Keys under a prefix in a closed store's database ("c/" chunks, "w/" staging markers, "b/" metas).
+inline std::size_t key_count(const std::string& path, std::string_view prefix) {
+  auto keys = test_access::keys_with_prefix(path, prefix);
+  EXPECT_TRUE(keys.ok()) << (keys.ok() ? "" : keys.error().message);
+  return keys.ok() ? keys->size() : 0;
+}
+
+}  // namespace ocigate::cache::test

@@ -1,0 +1,705 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "helpers.hpp"
+
+namespace ocigate::cache::test {
+namespace {
+
+TEST(CacheManifests, RoundTripExactBytesAndMediaType) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  std::string bytes("{\"schemaVersion\":2}\0\xff tail", 25);
+  ASSERT_TRUE(store->put_manifest("sha256:aa", {"application/vnd.oci.image.manifest.v1+json", bytes}));
+  auto got = store->get_manifest("sha256:aa");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->media_type, "application/vnd.oci.image.manifest.v1+json");
+  EXPECT_EQ(got->bytes, bytes);
+  EXPECT_FALSE(store->get_manifest("sha256:bb"));
+}
+
+TEST(CacheManifests, LargeManifestAboveTheBlobFileThresholdRoundTrips) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  std::string bytes = pattern_bytes(200 * 1024, 3);
+  ASSERT_TRUE(store->put_manifest("sha256:big", {"", bytes}));
+  auto got = store->get_manifest("sha256:big");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->media_type, "");
+  EXPECT_EQ(got->bytes, bytes);
+}
+
+TEST(CacheManifests, CountTowardSizeAndReplacingDoesNotCountTwice) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->put_manifest("sha256:aa", {"t", std::string(1000, 'x')}));
+  EXPECT_EQ(store->stats().size_bytes, 1000u);
+  ASSERT_TRUE(store->put_manifest("sha256:aa", {"t", std::string(400, 'y')}));
+  EXPECT_EQ(store->stats().size_bytes, 400u);
+  ASSERT_TRUE(store->put_manifest("sha256:bb", {"t", std::string(100, 'z')}));
+  EXPECT_EQ(store->stats().size_bytes, 500u);
+}
+
+TEST(CacheManifests, EmptyDigestIsRefused) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  auto put = store->put_manifest("", {"t", "x"});
+  ASSERT_FALSE(put);
+  EXPECT_EQ(put.error().code, Errc::digest_invalid);
+}
+
+TEST(CacheTags, RoundTripAndKeepRepositoriesApart) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->put_tag("docker.io/library/alpine", "3.19", {"sha256:aa", "application/x", 1700000000}));
+  ASSERT_TRUE(store->put_tag("docker.io/library/alpine3", ".19", {"sha256:bb", "application/y", -5}));
+  auto a = store->get_tag("docker.io/library/alpine", "3.19");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->digest, "sha256:aa");
+  EXPECT_EQ(a->media_type, "application/x");
+  EXPECT_EQ(a->fetched_at, 1700000000);
+  auto b = store->get_tag("docker.io/library/alpine3", ".19");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->digest, "sha256:bb");
+  EXPECT_EQ(b->fetched_at, -5);
+  EXPECT_FALSE(store->get_tag("docker.io/library/alpine", "latest"));
+  EXPECT_FALSE(store->get_tag("docker.io/library/alpin", "e3.19"));
+}
+
+TEST(CacheTags, OverwriteReplacesTheAnswer) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->put_tag("r", "t", {"sha256:old", "m", 1}));
+  ASSERT_TRUE(store->put_tag("r", "t", {"sha256:new", "m2", 2}));
+  auto got = store->get_tag("r", "t");
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->digest, "sha256:new");
+  EXPECT_EQ(got->media_type, "m2");
+  EXPECT_EQ(got->fetched_at, 2);
+}
+
+TEST(CacheTags, RepositoryKeyWithNulIsRefusedNotConfused) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  auto put = store->put_tag(std::string("a\0b", 3), "t", {"sha256:aa", "m", 1});
+  ASSERT_FALSE(put);
+  EXPECT_EQ(put.error().code, Errc::name_invalid);
+  EXPECT_FALSE(store->get_tag(std::string("a\0b", 3), "t"));
+}
+
+TEST(CacheRecords, PutGetRemove) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  std::string value("v\0w", 3);
+  ASSERT_TRUE(store->put_record("verdict", "sha256:aa", value));
+  EXPECT_EQ(store->get_record("verdict", "sha256:aa"), value);
+  ASSERT_TRUE(store->put_record("verdict", "sha256:aa", ""));
+  EXPECT_EQ(store->get_record("verdict", "sha256:aa"), "");
+  ASSERT_TRUE(store->remove_record("verdict", "sha256:aa"));
+  EXPECT_FALSE(store->get_record("verdict", "sha256:aa"));
+  EXPECT_TRUE(store->remove_record("verdict", "never-there"));
+}
+
+TEST(CacheRecords, SpacesDoNotBleedIntoEachOther) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->put_record("a", "bc", "1"));
+  ASSERT_TRUE(store->put_record("ab", "c", "2"));
+  EXPECT_EQ(store->get_record("a", "bc"), "1");
+  EXPECT_EQ(store->get_record("ab", "c"), "2");
+  EXPECT_FALSE(store->get_record("verdict", "bc"));
+  EXPECT_FALSE(store->put_record(std::string_view("a\0b", 3), "c", "x"));
+  EXPECT_FALSE(store->get_record(std::string_view("a\0b", 3), "c"));
+}
+
+TEST(CacheRecords, DoNotCountTowardSize) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->put_record("tags", "k", std::string(5000, 'x')));
+  EXPECT_EQ(store->stats().size_bytes, 0u);
+}
+
+TEST(CacheBlobs, OddAppendsAcrossManyChunksReadBackAtArbitraryOffsets) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  const std::string bytes = pattern_bytes(17 * test_chunk + 12345, 1);
+  auto writer = store->begin_blob("sha256:aa");
+  ASSERT_TRUE(writer);
+  // Sizes straddle the chunk size on both sides, including appends larger than two chunks.
+  const std::size_t pieces[] = {1, 7, test_chunk - 8, test_chunk, test_chunk + 1, 3 * test_chunk + 5, 100000, 13};
+  std::size_t at = 0;
+  for (std::size_t i = 0; at < bytes.size(); ++i) {
+    std::size_t n = std::min(pieces[i % std::size(pieces)], bytes.size() - at);
+    ASSERT_TRUE((*writer)->append(std::string_view(bytes).substr(at, n)));
+    at += n;
+    EXPECT_EQ((*writer)->appended(), at);
+    EXPECT_EQ((*writer)->staged(), at / test_chunk * test_chunk);
+  }
+  ASSERT_TRUE((*writer)->commit());
+  EXPECT_EQ((*writer)->staged(), bytes.size());
+
+  EXPECT_EQ(store->blob_size("sha256:aa"), bytes.size());
+  auto reader = store->open_blob("sha256:aa");
+  ASSERT_TRUE(reader);
+  EXPECT_EQ(reader->size(), bytes.size());
+  std::string all;
+  ASSERT_TRUE(read_blob(*reader, all));
+  EXPECT_TRUE(all == bytes);
+
+  std::mt19937 random(7);
+  std::string out = "stale";
+  for (int i = 0; i < 200; ++i) {
+    std::uint64_t offset = random() % bytes.size();
+    std::size_t max = random() % (3 * test_chunk);
+    auto n = reader->read(offset, max, out);
+    ASSERT_TRUE(n);
+    // Reads cross chunk boundaries: only the end of the blob shortens them.
+    std::size_t expected = std::min<std::size_t>(max, bytes.size() - offset);
+    ASSERT_EQ(*n, expected) << "offset " << offset << " max " << max;
+    ASSERT_TRUE(out == bytes.substr(offset, expected)) << "offset " << offset << " max " << max;
+  }
+}
+
+TEST(CacheBlobs, ReadAtOrPastTheEndReturnsZeroAndClearsOut) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  const std::string bytes = pattern_bytes(test_chunk + 10, 2);
+  ASSERT_TRUE(put_blob(*store, "sha256:aa", bytes));
+  auto reader = store->open_blob("sha256:aa");
+  ASSERT_TRUE(reader);
+  std::string out = "stale";
+  auto n = reader->read(bytes.size(), 100, out);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 0u);
+  EXPECT_TRUE(out.empty());
+  n = reader->read(bytes.size() + 1000000, 100, out);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 0u);
+  n = reader->read(bytes.size() - 3, std::numeric_limits<std::size_t>::max(), out);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(out, bytes.substr(bytes.size() - 3));
+}
+
+TEST(CacheBlobs, EmptyBlobCommitsAndReadsAsEmpty) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(put_blob(*store, "sha256:empty", ""));
+  EXPECT_EQ(store->blob_size("sha256:empty"), 0u);
+  auto reader = store->open_blob("sha256:empty");
+  ASSERT_TRUE(reader);
+  std::string out;
+  auto n = reader->read(0, 10, out);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 0u);
+}
+
+TEST(CacheBlobs, InvisibleUntilCommit) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  const std::string bytes = pattern_bytes(3 * test_chunk + 1, 4);
+  auto writer = store->begin_blob("sha256:aa");
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE((*writer)->append(bytes));
+  EXPECT_EQ((*writer)->staged(), 3 * test_chunk);
+  EXPECT_FALSE(store->blob_size("sha256:aa"));
+  EXPECT_FALSE(store->open_blob("sha256:aa"));
+  EXPECT_EQ(store->stats().blob_count, 0u);
+  EXPECT_EQ(store->stats().size_bytes, 0u);
+  ASSERT_TRUE((*writer)->commit());
+  EXPECT_EQ(store->blob_size("sha256:aa"), bytes.size());
+  EXPECT_TRUE(store->open_blob("sha256:aa"));
+  EXPECT_EQ(store->stats().blob_count, 1u);
+  EXPECT_EQ(store->stats().size_bytes, bytes.size());
+}
+
+TEST(CacheBlobs, ReadStagedIsClampedToWholeWrittenChunks) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  const std::string bytes = pattern_bytes(2 * test_chunk + 500, 5);
+  auto writer = store->begin_blob("sha256:aa");
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE((*writer)->append(bytes));
+  std::string out;
+  auto n = (*writer)->read_staged(test_chunk - 10, 1000, out);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 1000u);
+  EXPECT_EQ(out, bytes.substr(test_chunk - 10, 1000));
+  n = (*writer)->read_staged(2 * test_chunk - 10, 1000, out);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 10u);  // the buffered tail is not staged yet
+  n = (*writer)->read_staged(2 * test_chunk, 1000, out);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 0u);
+  ASSERT_TRUE((*writer)->commit());
+  n = (*writer)->read_staged(2 * test_chunk - 10, 1000, out);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 510u);
+  EXPECT_EQ(out, bytes.substr(2 * test_chunk - 10));
+}
+
+TEST(CacheBlobs, ReadStagedFromAnotherThreadWhileAppending) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  const std::string bytes = pattern_bytes(40 * test_chunk + 777, 6);
+  auto begun = store->begin_blob("sha256:aa");
+  ASSERT_TRUE(begun);
+  std::shared_ptr<BlobWriter> writer(std::move(*begun));
+  std::atomic<bool> abandoned{false};
+
+  std::thread follower([&] {
+    std::uint64_t offset = 0;
+    std::string out;
+    int failures = 0;
+    while (offset < bytes.size() && failures < 5 && !abandoned) {
+      // Before commit only whole chunks are staged; commit stages the tail.
+      std::uint64_t staged = writer->staged();
+      if (staged % test_chunk != 0 && staged != bytes.size()) {
+        ++failures;
+        ADD_FAILURE() << "staged " << staged << " is not whole chunks";
+      }
+      auto n = writer->read_staged(offset, 50000, out);
+      if (!n) {
+        ++failures;
+        ADD_FAILURE() << n.error().message;
+        continue;
+      }
+      if (*n > 0 && out != bytes.substr(offset, *n)) {
+        ++failures;
+        ADD_FAILURE() << "bytes differ at " << offset;
+      }
+      offset += *n;
+      if (*n == 0) std::this_thread::yield();
+    }
+    EXPECT_EQ(offset, bytes.size());
+  });
+
+  bool written = true;
+  for (std::size_t at = 0; written && at < bytes.size(); at += 9973) {
+    written = writer->append(std::string_view(bytes).substr(at, 9973)).ok();
+  }
+  EXPECT_TRUE(written);
+  EXPECT_TRUE(written && writer->commit());
+  abandoned = !written;  // the follower must not wait for bytes that never come
+  follower.join();
+}
+
+TEST(CacheBlobs, DestroyingAnUncommittedWriterDeletesItsChunks) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  {
+    auto writer = store->begin_blob("sha256:aa");
+    ASSERT_TRUE(writer);
+    ASSERT_TRUE((*writer)->append(pattern_bytes(5 * test_chunk + 3, 7)));
+  }
+  EXPECT_FALSE(store->blob_size("sha256:aa"));
+  store->close();
+  EXPECT_EQ(key_count(dir.path(), "c/"), 0u);
+  EXPECT_EQ(key_count(dir.path(), "w/"), 0u);
+}
+
+TEST(CacheBlobs, CommittingADigestAlreadyPresentSucceedsAndKeepsOneCopy) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  const std::string bytes = pattern_bytes(3 * test_chunk + 99, 8);
+  auto first = store->begin_blob("sha256:aa");
+  auto second = store->begin_blob("sha256:aa");
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(second);
+  ASSERT_TRUE((*first)->append(bytes));
+  ASSERT_TRUE((*second)->append(bytes));
+  ASSERT_TRUE((*first)->commit());
+  ASSERT_TRUE((*second)->commit());
+  EXPECT_EQ(store->stats().blob_count, 1u);
+  EXPECT_EQ(store->stats().size_bytes, bytes.size());
+  // The loser's own chunks are gone; it reads the winner's.
+  std::string out;
+  auto n = (*second)->read_staged(test_chunk - 5, 2 * test_chunk, out);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(out, bytes.substr(test_chunk - 5, 2 * test_chunk));
+  EXPECT_TRUE(put_blob(*store, "sha256:aa", bytes));
+  EXPECT_EQ(store->stats().blob_count, 1u);
+  first->reset();
+  second->reset();
+  store->close();
+  EXPECT_EQ(key_count(dir.path(), "c/"), 4u);
+  EXPECT_EQ(key_count(dir.path(), "w/"), 0u);
+  EXPECT_EQ(key_count(dir.path(), "b/"), 1u);
+}
+
+TEST(CacheBlobs, AppendAfterCommitAndDoubleCommitAreErrors) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  auto writer = store->begin_blob("sha256:aa");
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE((*writer)->append("abc"));
+  ASSERT_TRUE((*writer)->commit());
+  EXPECT_FALSE((*writer)->append("d"));
+  EXPECT_FALSE((*writer)->commit());
+  EXPECT_EQ(store->blob_size("sha256:aa"), 3u);
+}
+
+TEST(CacheBlobs, EmptyDigestIsRefused) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  auto writer = store->begin_blob("");
+  ASSERT_FALSE(writer);
+  EXPECT_EQ(writer.error().code, Errc::digest_invalid);
+}
+
+TEST(CacheBlobs, RemoveDeletesAnUnpinnedBlob) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(put_blob(*store, "sha256:aa", pattern_bytes(2 * test_chunk + 1, 9)));
+  ASSERT_TRUE(store->remove_blob("sha256:aa"));
+  EXPECT_FALSE(store->blob_size("sha256:aa"));
+  EXPECT_EQ(store->stats().size_bytes, 0u);
+  EXPECT_TRUE(store->remove_blob("sha256:aa"));
+  store->close();
+  EXPECT_EQ(key_count(dir.path(), "c/"), 0u);
+  EXPECT_EQ(key_count(dir.path(), "b/"), 0u);
+}
+
+TEST(CacheBlobs, RemovingAPinnedBlobHidesItButLetsTheReaderFinish) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  const std::string bytes = pattern_bytes(4 * test_chunk + 17, 10);
+  ASSERT_TRUE(put_blob(*store, "sha256:aa", bytes));
+  auto reader = store->open_blob("sha256:aa");
+  ASSERT_TRUE(reader);
+  ASSERT_TRUE(store->remove_blob("sha256:aa"));
+  EXPECT_FALSE(store->blob_size("sha256:aa"));
+  EXPECT_FALSE(store->open_blob("sha256:aa"));
+  std::string all;
+  ASSERT_TRUE(read_blob(*reader, all));
+  EXPECT_TRUE(all == bytes);
+  // A new copy may be committed while the old one is still being read.
+  ASSERT_TRUE(put_blob(*store, "sha256:aa", bytes));
+  reader.reset();
+  EXPECT_EQ(store->blob_size("sha256:aa"), bytes.size());
+  auto again = store->open_blob("sha256:aa");
+  ASSERT_TRUE(again);
+  ASSERT_TRUE(read_blob(*again, all));
+  EXPECT_TRUE(all == bytes);
+  again.reset();
+  store->close();
+  EXPECT_EQ(key_count(dir.path(), "c/"), 5u);
+  EXPECT_EQ(key_count(dir.path(), "w/"), 0u);
+}
+
+TEST(CacheBlobs, MissingChunkOfACommittedBlobIsAStorageErrorNotACrash) {
+  TempDir dir;
+  const std::string bytes = pattern_bytes(3 * test_chunk, 11);
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(put_blob(*store, "sha256:aa", bytes));
+  }
+  auto chunks = test_access::keys_with_prefix(dir.path(), "c/");
+  ASSERT_TRUE(chunks);
+  ASSERT_EQ(chunks->size(), 3u);
+  ASSERT_TRUE(test_access::delete_raw(dir.path(), (*chunks)[1]));
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  auto reader = store->open_blob("sha256:aa");
+  ASSERT_TRUE(reader);
+  std::string out;
+  auto n = reader->read(0, 100, out);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(out, bytes.substr(0, 100));
+  n = reader->read(test_chunk - 10, 100, out);
+  ASSERT_FALSE(n);
+  EXPECT_EQ(n.error().code, Errc::storage_error);
+  EXPECT_NE(n.error().message.find("missing"), std::string::npos) << n.error().message;
+}
+
+TEST(CacheBlobs, ChunkOfTheWrongLengthIsAStorageError) {
+  TempDir dir;
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(put_blob(*store, "sha256:aa", pattern_bytes(2 * test_chunk, 12)));
+  }
+  auto chunks = test_access::keys_with_prefix(dir.path(), "c/");
+  ASSERT_TRUE(chunks);
+  ASSERT_EQ(chunks->size(), 2u);
+  ASSERT_TRUE(test_access::put_raw(dir.path(), (*chunks)[0], "short"));
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  auto reader = store->open_blob("sha256:aa");
+  ASSERT_TRUE(reader);
+  std::string out;
+  auto n = reader->read(0, 10, out);
+  ASSERT_FALSE(n);
+  EXPECT_EQ(n.error().code, Errc::storage_error);
+}
+
+TEST(CacheBlobs, UnreadableMetaIsDroppedAtOpen) {
+  TempDir dir;
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(put_blob(*store, "sha256:good", "good bytes"));
+  }
+  ASSERT_TRUE(test_access::put_raw(dir.path(), "b/sha256:bad", "garbage"));
+  ASSERT_TRUE(test_access::put_raw(dir.path(), "m/sha256:badmanifest", "\xff\xff"));
+  ASSERT_TRUE(test_access::put_raw(dir.path(), "w/not-hex", ""));
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    EXPECT_FALSE(store->blob_size("sha256:bad"));
+    EXPECT_FALSE(store->get_manifest("sha256:badmanifest"));
+    EXPECT_EQ(store->blob_size("sha256:good"), 10u);
+    EXPECT_EQ(store->stats().blob_count, 1u);
+  }
+  EXPECT_EQ(key_count(dir.path(), "b/"), 1u);
+  EXPECT_EQ(key_count(dir.path(), "w/"), 0u);
+}
+
+TEST(CacheBlobs, MetaClaimingAnotherBlobsChunksIsDroppedAtOpen) {
+  TempDir dir;
+  const std::string bytes = pattern_bytes(2 * test_chunk + 5, 18);
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(put_blob(*store, "sha256:a", bytes));
+  }
+  auto meta = test_access::get_raw(dir.path(), "b/sha256:a");
+  ASSERT_TRUE(meta);
+  ASSERT_TRUE(test_access::put_raw(dir.path(), "b/sha256:b", *meta));
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    EXPECT_EQ(store->stats().blob_count, 1u);
+    EXPECT_FALSE(store->blob_size("sha256:b"));
+    // Removing the survivor must not trip over the dropped duplicate.
+    auto reader = store->open_blob("sha256:a");
+    ASSERT_TRUE(reader);
+    std::string all;
+    ASSERT_TRUE(read_blob(*reader, all));
+    EXPECT_TRUE(all == bytes);
+    reader.reset();
+    ASSERT_TRUE(store->remove_blob("sha256:a"));
+    EXPECT_EQ(store->stats().blob_count, 0u);
+  }
+  EXPECT_EQ(key_count(dir.path(), "b/"), 0u);
+  EXPECT_EQ(key_count(dir.path(), "c/"), 0u);
+}
+
+TEST(CacheReopen, KeepsCommittedBlobsTagsManifestsAndRecords) {
+  TempDir dir;
+  const std::string bytes = pattern_bytes(6 * test_chunk + 321, 13);
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(put_blob(*store, "sha256:aa", bytes));
+    ASSERT_TRUE(store->put_manifest("sha256:mm", {"application/m", "manifest bytes"}));
+    ASSERT_TRUE(store->put_tag("docker.io/library/alpine", "latest", {"sha256:mm", "application/m", 42}));
+    ASSERT_TRUE(store->put_record("verdict", "sha256:mm", "pass"));
+    store->close();
+  }
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->blob_size("sha256:aa"), bytes.size());
+  auto reader = store->open_blob("sha256:aa");
+  ASSERT_TRUE(reader);
+  std::string all;
+  ASSERT_TRUE(read_blob(*reader, all));
+  EXPECT_TRUE(all == bytes);
+  auto manifest = store->get_manifest("sha256:mm");
+  ASSERT_TRUE(manifest);
+  EXPECT_EQ(manifest->bytes, "manifest bytes");
+  auto tag = store->get_tag("docker.io/library/alpine", "latest");
+  ASSERT_TRUE(tag);
+  EXPECT_EQ(tag->digest, "sha256:mm");
+  EXPECT_EQ(tag->fetched_at, 42);
+  EXPECT_EQ(store->get_record("verdict", "sha256:mm"), "pass");
+  Stats stats = store->stats();
+  EXPECT_EQ(stats.blob_count, 1u);
+  EXPECT_EQ(stats.size_bytes, bytes.size() + 14);
+}
+
+TEST(CacheReopen, NewWritersDoNotReuseLiveWriterIds) {
+  TempDir dir;
+  const std::string first = pattern_bytes(2 * test_chunk + 1, 14);
+  const std::string second = pattern_bytes(2 * test_chunk + 2, 15);
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(put_blob(*store, "sha256:aa", first));
+  }
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(put_blob(*store, "sha256:bb", second));
+  std::string all;
+  auto a = store->open_blob("sha256:aa");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(read_blob(*a, all));
+  EXPECT_TRUE(all == first);
+  auto b = store->open_blob("sha256:bb");
+  ASSERT_TRUE(b);
+  ASSERT_TRUE(read_blob(*b, all));
+  EXPECT_TRUE(all == second);
+}
+
+TEST(CacheOpen, SecondStoreOnTheSamePathFailsCleanly) {
+  TempDir dir;
+  auto first = open_store(test_options(dir.path()));
+  ASSERT_TRUE(first);
+  auto second = Store::open(test_options(dir.path()));
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, Errc::storage_error);
+  EXPECT_NE(second.error().message.find("lock"), std::string::npos) << second.error().message;
+  EXPECT_NE(second.error().message.find(dir.path()), std::string::npos) << second.error().message;
+  ASSERT_TRUE(first->put_record("s", "k", "still works"));
+  EXPECT_EQ(first->get_record("s", "k"), "still works");
+}
+
+TEST(CacheOpen, PathThatIsAFileFailsWithStorageError) {
+  TempDir dir;
+  const std::string file = dir.path() + "/plain-file";
+  std::ofstream(file) << "not a directory";
+  auto store = Store::open(test_options(file));
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error().code, Errc::storage_error);
+  EXPECT_FALSE(store.error().message.empty());
+  auto below = Store::open(test_options(file + "/cache"));
+  ASSERT_FALSE(below);
+  EXPECT_EQ(below.error().code, Errc::storage_error);
+}
+
+TEST(CacheOpen, CreatesMissingParentDirectories) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path() + "/a/b/c"));
+  ASSERT_TRUE(store);
+  EXPECT_TRUE(store->put_record("s", "k", "v"));
+}
+
+TEST(CacheOpen, RejectsZeroChunkSizeAndEmptyPath) {
+  TempDir dir;
+  Options options = test_options(dir.path());
+  options.chunk_size = 0;
+  auto store = Store::open(options);
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error().code, Errc::config_invalid);
+  auto empty = Store::open(test_options(""));
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error().code, Errc::config_invalid);
+}
+
+TEST(CacheClose, LaterCallsFailAndLiveHandlesStaySafe) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  const std::string bytes = pattern_bytes(2 * test_chunk, 16);
+  ASSERT_TRUE(put_blob(*store, "sha256:aa", bytes));
+  ASSERT_TRUE(store->put_manifest("sha256:mm", {"m", "x"}));
+  auto reader = store->open_blob("sha256:aa");
+  ASSERT_TRUE(reader);
+  auto writer = store->begin_blob("sha256:bb");
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE((*writer)->append(pattern_bytes(3 * test_chunk, 17)));
+  store->close();
+  store->close();  // idempotent
+
+  EXPECT_FALSE(store->get_manifest("sha256:mm"));
+  auto put = store->put_manifest("sha256:mm", {"m", "x"});
+  ASSERT_FALSE(put);
+  EXPECT_EQ(put.error().code, Errc::storage_error);
+  EXPECT_FALSE(store->blob_size("sha256:aa"));
+  EXPECT_FALSE(store->open_blob("sha256:aa"));
+  auto begun = store->begin_blob("sha256:cc");
+  ASSERT_FALSE(begun);
+  EXPECT_EQ(begun.error().code, Errc::storage_error);
+  EXPECT_FALSE(store->get_record("s", "k"));
+  EXPECT_FALSE(store->put_record("s", "k", "v"));
+  EXPECT_FALSE(store->remove_record("s", "k"));
+  EXPECT_FALSE(store->remove_blob("sha256:aa"));
+  EXPECT_FALSE(store->put_tag("r", "t", {}));
+  EXPECT_FALSE(store->get_tag("r", "t"));
+
+  std::string out;
+  auto n = reader->read(0, 10, out);
+  ASSERT_FALSE(n);
+  EXPECT_EQ(n.error().code, Errc::storage_error);
+  EXPECT_FALSE((*writer)->append("more"));
+  EXPECT_FALSE((*writer)->read_staged(0, 10, out));
+  EXPECT_FALSE((*writer)->commit());
+  reader.reset();
+  writer->reset();
+  store.reset();
+
+  // The writer could not clean up after close: its staging marker lets the next open do it.
+  EXPECT_EQ(key_count(dir.path(), "w/"), 1u);
+  EXPECT_EQ(key_count(dir.path(), "c/"), 5u);
+  {
+    auto reopened = open_store(test_options(dir.path()));
+    ASSERT_TRUE(reopened);
+    EXPECT_EQ(reopened->blob_size("sha256:aa"), bytes.size());
+    EXPECT_FALSE(reopened->blob_size("sha256:bb"));
+  }
+  EXPECT_EQ(key_count(dir.path(), "w/"), 0u);
+  EXPECT_EQ(key_count(dir.path(), "c/"), 2u);
+}
+
+TEST(CacheConcurrency, ParallelWritersReadersAndManifestsKeepTheIndexConsistent) {
+  TempDir dir;
+  // Small enough that eviction runs while readers pin blobs.
+  auto store = open_store(test_options(dir.path(), 6 * (2 * test_chunk + 100)));
+  ASSERT_TRUE(store);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 6; ++i) {
+        const std::string digest = "sha256:" + std::to_string(t) + "-" + std::to_string(i);
+        const std::string bytes = pattern_bytes(2 * test_chunk + 100, static_cast<std::uint32_t>(t * 100 + i));
+        EXPECT_TRUE(put_blob(*store, digest, bytes, 30001));
+        EXPECT_TRUE(store->put_manifest(digest, {"m", "x"}));
+        for (int k = 0; k <= i; ++k) {
+          auto reader = store->open_blob("sha256:" + std::to_string(t) + "-" + std::to_string(k));
+          if (!reader) continue;  // evicted
+          std::string all;
+          EXPECT_TRUE(read_blob(*reader, all));
+          EXPECT_TRUE(all == pattern_bytes(2 * test_chunk + 100, static_cast<std::uint32_t>(t * 100 + k)));
+        }
+        (void)store->stats();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  Stats stats = store->stats();
+  EXPECT_LE(stats.size_bytes, 6 * (2 * test_chunk + 100));
+  EXPECT_EQ(stats.evictions + stats.blob_count, 24u);
+  const std::uint64_t blobs = stats.blob_count;
+  store->close();
+  EXPECT_EQ(key_count(dir.path(), "b/"), blobs);
+  EXPECT_EQ(key_count(dir.path(), "c/"), blobs * 3);
+  EXPECT_EQ(key_count(dir.path(), "w/"), 0u);
+}
+
+}  // namespace
+}  // namespace ocigate::cache::test
