@@ -21,7 +21,9 @@ namespace ocigate::cache {
 
 struct Options {
   std::string path;                        // directory; created if missing
-  std::uint64_t max_size = 20ull << 30;    // bytes of blobs + manifests before LRU eviction
+  // Bytes of blobs + manifests before LRU eviction. Pinned blobs and the blob just committed are
+  // skipped; a blob bigger than the whole budget is evicted once its last reader goes.
+  std::uint64_t max_size = 20ull << 30;
   std::uint32_t chunk_size = 1u << 20;     // bytes per stored blob chunk (1 MiB)
 };
 
@@ -52,6 +54,7 @@ class BlobReader {
   virtual std::uint64_t size() const = 0;
   // Appends up to max bytes starting at offset to out (out is cleared first).
   // Returns the number of bytes read; 0 only when offset >= size().
+  // Reads span chunk boundaries: fewer than max bytes come back only at the end of the blob.
   virtual Result<std::size_t> read(std::uint64_t offset, std::size_t max, std::string& out) = 0;
 };
 
