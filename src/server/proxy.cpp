@@ -1,5 +1,6 @@
 #include "proxy.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 
@@ -191,8 +192,8 @@ asio::awaitable<Result<ManifestData>> Proxy::manifest_by_digest(const Target& ta
                            "hit", {}};
   }
   metrics_.record_cache("manifest", "miss");
-  co_return co_await manifest_flights_.run(target.repo_key + "@" + digest,
-                                           [&]() { return fetch_manifest(target, digest, digest); });
+  const std::string key = target.repo_key + "@" + digest;
+  co_return co_await manifest_flights_.run(key, [&]() { return fetch_manifest(target, digest, digest); });
 }
 
 asio::awaitable<Result<ManifestData>> Proxy::manifest_by_tag(const Target& target, const std::string& tag) {
@@ -204,8 +205,8 @@ asio::awaitable<Result<ManifestData>> Proxy::manifest_by_tag(const Target& targe
                              std::make_shared<const std::string>(std::move(cached->bytes)), "hit", {}};
     }
   }
-  co_return co_await manifest_flights_.run(target.repo_key + ":" + tag,
-                                           [&]() { return revalidate_tag(target, tag); });
+  const std::string key = target.repo_key + ":" + tag;
+  co_return co_await manifest_flights_.run(key, [&]() { return revalidate_tag(target, tag); });
 }
 
 // A tag the cache does not know, or knows for longer than tag_ttl: a HEAD upstream tells whether it
@@ -441,6 +442,34 @@ std::string without_ns(const std::string& query) {
   return out;
 }
 
+// Some upstreams (Distribution 2.8) ignore n and last. When the upstream answered with more tags
+// than asked for, the page is cut here, in the lexical order the spec requires, with a Link.
+void paginate_locally(nlohmann::json& body, const std::string& query, const Target& target, std::string& link) {
+  auto n_text = oci::query_param(query, "n");
+  auto last = oci::query_param(query, "last").value_or("");
+  if (!body["tags"].is_array()) return;
+  std::vector<std::string> tags;
+  for (auto& tag : body["tags"]) {
+    if (tag.is_string()) tags.push_back(tag.get<std::string>());
+  }
+  std::size_t n = tags.size();
+  if (n_text) n = static_cast<std::size_t>(std::strtoull(n_text->c_str(), nullptr, 10));
+  if (tags.size() <= n && (last.empty() || std::is_sorted(tags.begin(), tags.end()))) {
+    bool all_after = last.empty() || tags.empty() || tags.front() > last;
+    if (all_after) return;  // the upstream honoured the request
+  }
+  std::sort(tags.begin(), tags.end());
+  auto first = last.empty() ? tags.begin() : std::upper_bound(tags.begin(), tags.end(), last);
+  auto end = static_cast<std::size_t>(tags.end() - first) > n ? first + static_cast<std::ptrdiff_t>(n) : tags.end();
+  body["tags"] = std::vector<std::string>(first, end);
+  link.clear();
+  if (end != tags.end() && end != first) {
+    std::string next = "</v2/" + target.name + "/tags/list?n=" + std::to_string(n) + "&last=" + *(end - 1);
+    if (!target.ns.empty()) next += "&ns=" + target.ns;
+    link = next + ">; rel=\"next\"";
+  }
+}
+
 }  // namespace
 
 asio::awaitable<Reply> Proxy::tags_list(const Target& target, const std::string& query) {
@@ -458,12 +487,14 @@ asio::awaitable<Reply> Proxy::tags_list(const Target& target, const std::string&
       auto json = body ? nlohmann::json::parse(*body, nullptr, false) : nlohmann::json();
       if (body && json.is_object()) {
         json["name"] = target.name;
-        nlohmann::json record = {{"body", json.dump()}, {"link", rewrite_link(header(response, http::field::link), target)}};
+        std::string link = rewrite_link(header(response, http::field::link), target);
+        paginate_locally(json, query, target, link);
+        nlohmann::json record = {{"body", json.dump()}, {"link", link}};
         (void)store_.put_record("tags", record_key, record.dump());
         Reply reply;
         reply.head.result(http::status::ok);
         reply.head.set(http::field::content_type, "application/json");
-        if (auto link = record["link"].get<std::string>(); !link.empty()) reply.head.set(http::field::link, link);
+        if (!link.empty()) reply.head.set(http::field::link, link);
         reply.body = record["body"].get<std::string>();
         reply.cache = "miss";
         co_return reply;
@@ -528,7 +559,8 @@ asio::awaitable<Reply> Proxy::referrers(const Target& target, const std::string&
   // No referrers API upstream: the tag schema fallback, "<alg>-<hex>" holding an index.
   nlohmann::json index = {{"schemaVersion", 2}, {"mediaType", oci::media::oci_index},
                           {"manifests", nlohmann::json::array()}};
-  auto fallback = co_await manifest_by_tag(target, parsed->algorithm + "-" + parsed->hex);
+  const std::string fallback_tag = parsed->algorithm + "-" + parsed->hex;
+  auto fallback = co_await manifest_by_tag(target, fallback_tag);
   if (fallback) {
     auto json = nlohmann::json::parse(*fallback->bytes, nullptr, false);
     if (json.is_object() && json["manifests"].is_array()) {

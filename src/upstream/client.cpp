@@ -251,7 +251,8 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
       if (status == 401 && !auth_tried && endpoint == home_) {
         auth_tried = true;
         auto challenge = ex.parser->get()[http::field::www_authenticate];
-        auto fresh = co_await authorize(std::string(challenge), request.scope);
+        const std::string challenge_text(challenge);
+        auto fresh = co_await authorize(challenge_text, request.scope);
         if (!fresh.empty()) {
           authorization = fresh;
           continue;
@@ -399,9 +400,10 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
       if (token_scope.empty()) {
         if (auto s = challenge.params.find("scope"); s != challenge.params.end()) token_scope = s->second;
       }
-      auto service = challenge.params.find("service");
-      auto token = co_await fetch_token(realm->second, service == challenge.params.end() ? "" : service->second,
-                                        token_scope);
+      auto service_it = challenge.params.find("service");
+      // Arguments as named locals: GCC 12 miscompiles temporaries of ?: inside co_await expressions.
+      std::string service = service_it == challenge.params.end() ? std::string() : service_it->second;
+      std::string token = co_await fetch_token(realm->second, service, token_scope);
       if (!token.empty()) co_return token;
     }
     co_return std::string();
@@ -425,8 +427,8 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
     Request token_request;
     token_request.accept = "application/json";
     ++token_fetches_;
-    auto exchanged = co_await exchange(endpoint, http::verb::get, target, token_request,
-                                       upstream_.username.empty() ? std::string() : basic_header());
+    const std::string credentials = upstream_.username.empty() ? std::string() : basic_header();
+    auto exchanged = co_await exchange(endpoint, http::verb::get, target, token_request, credentials);
     if (!exchanged) co_return std::string();
     ResponseImpl response(shared_from_this(), std::move(exchanged->connection), std::move(exchanged->parser),
                           upstream_.idle_timeout);

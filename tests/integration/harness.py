@@ -387,3 +387,147 @@ def verify_dir_copy(dest_dir):
                 assert hashlib.sha256(f.read()).hexdigest() == name, name
             digests.append("sha256:" + name)
     return digests
+
+
+class BearerGateway:
+    """A bearer-token front for an open registry, as Docker Hub and GHCR behave: requests without
+    a valid token get 401 with a Bearer challenge; GET /token?service=&scope= (Basic credentials
+    checked when configured) issues one. Counts token requests and forwarded requests."""
+
+    def __init__(self, upstream_url, credentials=None):
+        self.upstream_url = upstream_url
+        self.credentials = credentials
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tokens = set()
+        self.token_requests = []
+        self.forwarded = 0
+        gateway = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.handle_any("GET")
+
+            def do_HEAD(self):
+                self.handle_any("HEAD")
+
+            def reply(self, status, headers, body=b""):
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                if "Content-Length" not in headers:
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def handle_any(self, method):
+                if self.path.startswith("/token"):
+                    gateway.token_requests.append(self.path)
+                    if gateway.credentials:
+                        expected = "Basic " + base64.b64encode(":".join(gateway.credentials).encode()).decode()
+                        if self.headers.get("Authorization") != expected:
+                            return self.reply(401, {}, b'{"details":"bad credentials"}')
+                    token = base64.b16encode(os.urandom(8)).decode()
+                    gateway.tokens.add(token)
+                    return self.reply(200, {"Content-Type": "application/json"},
+                                      json.dumps({"token": token, "expires_in": 300}).encode())
+                auth = self.headers.get("Authorization", "")
+                if not auth.startswith("Bearer ") or auth[7:] not in gateway.tokens:
+                    challenge = f'Bearer realm="{gateway.url}/token",service="gateway"'
+                    return self.reply(401, {"WWW-Authenticate": challenge, "Content-Type": "application/json"},
+                                      b'{"errors":[{"code":"UNAUTHORIZED","message":"token required"}]}')
+                gateway.forwarded += 1
+                headers = {k: v for k, v in self.headers.items() if k.lower() in ("accept", "range")}
+                r = request(method, gateway.upstream_url + self.path, headers=headers)
+                out = {k: v for k, v in r.headers.items()
+                       if k.lower() in ("content-type", "docker-content-digest", "content-length", "link",
+                                        "content-range", "location")}
+                self.reply(r.status, out, r.body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class CountingPassThrough:
+    """A pass-through HTTP proxy in front of an upstream that counts blob GETs and can throttle
+    them (bytes per second), to observe single-flight and to kill ocigate mid-fetch."""
+
+    def __init__(self, upstream_url, throttle_bps=None):
+        self.upstream_url = upstream_url
+        self.throttle_bps = throttle_bps
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.blob_gets = {}
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.forward("GET")
+
+            def do_HEAD(self):
+                self.forward("HEAD")
+
+            def forward(self, method):
+                if method == "GET" and "/blobs/" in self.path:
+                    digest = self.path.rsplit("/", 1)[1]
+                    with proxy.lock:
+                        proxy.blob_gets[digest] = proxy.blob_gets.get(digest, 0) + 1
+                headers = {k: v for k, v in self.headers.items() if k.lower() in ("accept", "range", "authorization")}
+                r = request(method, proxy.upstream_url + self.path, headers=headers, timeout=60)
+                self.send_response(r.status)
+                for k, v in r.headers.items():
+                    if k.lower() in ("content-type", "docker-content-digest", "content-length", "link",
+                                     "www-authenticate", "location", "content-range"):
+                        self.send_header(k, v)
+                self.end_headers()
+                if method == "HEAD":
+                    return
+                body = r.body
+                try:
+                    if not proxy.throttle_bps:
+                        self.wfile.write(body)
+                        return
+                    step = max(1, proxy.throttle_bps // 20)
+                    for i in range(0, len(body), step):
+                        self.wfile.write(body[i:i + step])
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def gets(self, digest):
+        with self.lock:
+            return self.blob_gets.get(digest, 0)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,275 @@
+"""Pulls through ocigate in front of real docker-registry upstreams, with skopeo and with the
+assertions of the OCI distribution-spec conformance suite's pull workflow."""
+
+import json
+import os
+import shutil
+import tempfile
+import unittest
+import urllib.parse
+
+import harness
+from harness import request
+
+ACCEPT = {"Accept": harness.ALL_MANIFESTS}
+
+
+def setUpModule():
+    if not os.environ.get("OCIGATE_BIN"):
+        raise unittest.SkipTest("OCIGATE_BIN is not set (run through ctest)")
+
+
+class PullTestCase(unittest.TestCase):
+    def copy(self, ref, extra=(), creds=None):
+        dest = tempfile.mkdtemp(prefix="ocigate-copy-")
+        self.addCleanup(shutil.rmtree, dest, True)
+        result = harness.skopeo_copy(ref, dest, extra=extra, creds=creds)
+        return result, dest
+
+
+class OpenUpstream(PullTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.registry = harness.Registry().start()
+        r = cls.registry
+        cls.oci = harness.push_image(r, "team/app", "v1", layers=[{"big": os.urandom(300_000)}, {"small": b"x"}])
+        cls.docker = harness.push_image(r, "team/legacy", "v2", media="docker")
+        cls.index_digest, _, cls.children = harness.push_index(r, "team/multi", "v1", media="oci")
+        cls.list_digest, _, cls.list_children = harness.push_index(r, "team/dlist", "v1", media="docker")
+        for i in range(5):
+            harness.push_image(r, "team/tags", f"t{i}")
+        cls.gate = harness.Ocigate([{"name": "up", "url": r.url}], default_upstream="up").start()
+        cls.base = cls.gate.url
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gate.__exit__(None, None, None)
+        cls.registry.__exit__(None, None, None)
+
+    # ---- skopeo pulls ----
+
+    def test_skopeo_pulls_oci_image_by_tag(self):
+        result, dest = self.copy(f"{self.gate.host}/team/app:v1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(set(harness.verify_dir_copy(dest)), {self.oci.config_digest, *self.oci.layer_digests})
+
+    def test_skopeo_pulls_by_digest_and_through_the_upstream_prefix(self):
+        result, _ = self.copy(f"{self.gate.host}/up/team/app@{self.oci.digest}")
+        self.assertEqual(result.returncode, 0, result.stderr)
+
+    def test_skopeo_pulls_docker_schema2_image(self):
+        result, dest = self.copy(f"{self.gate.host}/team/legacy:v2")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn(self.docker.config_digest, harness.verify_dir_copy(dest))
+
+    def test_skopeo_pulls_every_platform_of_an_oci_index(self):
+        result, dest = self.copy(f"{self.gate.host}/team/multi:v1", extra=["--all"])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(len(harness.verify_dir_copy(dest)), 4)
+
+    def test_skopeo_pulls_one_platform_of_a_docker_manifest_list(self):
+        result, dest = self.copy(f"{self.gate.host}/team/dlist:v1", extra=["--override-arch", "arm64"])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(len(harness.verify_dir_copy(dest)), 2)
+
+    # ---- conformance: pull workflow ----
+
+    def test_base_answers_with_api_version(self):
+        r = request("GET", self.base + "/v2/")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Docker-Distribution-API-Version"), "registry/2.0")
+
+    def test_manifest_get_and_head_agree_by_tag_and_digest(self):
+        for ref in ("v1", self.oci.digest):
+            get = request("GET", f"{self.base}/v2/team/app/manifests/{ref}", headers=ACCEPT)
+            head = request("HEAD", f"{self.base}/v2/team/app/manifests/{ref}", headers=ACCEPT)
+            self.assertEqual(get.status, 200)
+            self.assertEqual(head.status, 200)
+            self.assertEqual(get.body, self.oci.manifest, "exact upstream bytes")
+            self.assertEqual(get.header("Docker-Content-Digest"), self.oci.digest)
+            self.assertEqual(get.header("Content-Type"), harness.OCI_MANIFEST)
+            for name in ("Docker-Content-Digest", "Content-Length", "Content-Type"):
+                self.assertEqual(get.header(name), head.header(name), name)
+            self.assertEqual(int(get.header("Content-Length")), len(self.oci.manifest))
+            self.assertEqual(head.body, b"")
+
+    def test_blob_get_head_and_ranges(self):
+        digest = self.oci.layer_digests[0]
+        get = request("GET", f"{self.base}/v2/team/app/blobs/{digest}")
+        self.assertEqual(get.status, 200)
+        self.assertEqual(harness.sha256(get.body), digest)
+        self.assertEqual(get.header("Docker-Content-Digest"), digest)
+        head = request("HEAD", f"{self.base}/v2/team/app/blobs/{digest}")
+        self.assertEqual(head.status, 200)
+        self.assertEqual(int(head.header("Content-Length")), len(get.body))
+        part = request("GET", f"{self.base}/v2/team/app/blobs/{digest}", headers={"Range": "bytes=10-109"})
+        self.assertEqual(part.status, 206)
+        self.assertEqual(part.body, get.body[10:110])
+        self.assertEqual(part.header("Content-Range"), f"bytes 10-109/{len(get.body)}")
+        bad = request("GET", f"{self.base}/v2/team/app/blobs/{digest}", headers={"Range": f"bytes={len(get.body)}-"})
+        self.assertEqual(bad.status, 416)
+        self.assertEqual(bad.header("Content-Range"), f"bytes */{len(get.body)}")
+
+    def test_range_on_an_uncached_blob(self):
+        image = harness.push_image(self.registry, "team/ranged", "v1", layers=[{"r": os.urandom(200_000)}])
+        digest = image.layer_digests[0]
+        whole = request("GET", f"{self.registry.url}/v2/team/ranged/blobs/{digest}").body
+        part = request("GET", f"{self.base}/v2/team/ranged/blobs/{digest}", headers={"Range": "bytes=-1000"})
+        self.assertEqual(part.status, 206)
+        self.assertEqual(part.body, whole[-1000:])
+
+    def test_tags_list_paginates_with_link(self):
+        r = request("GET", f"{self.base}/v2/team/tags/tags/list")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(sorted(r.json()["tags"]), [f"t{i}" for i in range(5)])
+        self.assertEqual(r.json()["name"], "team/tags")
+        page = request("GET", f"{self.base}/v2/team/tags/tags/list?n=2")
+        self.assertEqual(page.json()["tags"], ["t0", "t1"])
+        link = page.header("Link")
+        self.assertIsNotNone(link)
+        self.assertTrue(link.startswith("</v2/team/tags/tags/list?"), link)
+        nxt = request("GET", self.base + link[1:link.index(">")])
+        self.assertEqual(nxt.json()["tags"], ["t2", "t3"])
+        after = request("GET", f"{self.base}/v2/team/tags/tags/list?n=10&last=t3")
+        self.assertEqual(after.json()["tags"], ["t4"])
+
+    def test_referrers_fall_back_to_the_tag_schema(self):
+        r = request("GET", f"{self.base}/v2/team/app/referrers/{self.oci.digest}")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Content-Type"), harness.OCI_INDEX)
+        self.assertEqual(r.json()["manifests"], [])
+        # A referrer published through the fallback tag shows up.
+        sig = harness.push_image(self.registry, "team/app", None)
+        entry = {"mediaType": sig.media_type, "digest": sig.digest, "size": len(sig.manifest),
+                 "artifactType": "application/example"}
+        index = json.dumps({"schemaVersion": 2, "mediaType": harness.OCI_INDEX, "manifests": [entry]}).encode()
+        self.registry.push_manifest("team/app", "sha256-" + self.oci.digest.split(":")[1], index, harness.OCI_INDEX)
+        r = request("GET", f"{self.base}/v2/team/app/referrers/{self.oci.digest}")
+        self.assertEqual([m["digest"] for m in r.json()["manifests"]], [sig.digest])
+        filtered = request("GET", f"{self.base}/v2/team/app/referrers/{self.oci.digest}?artifactType=other")
+        self.assertEqual(filtered.json()["manifests"], [])
+        self.assertEqual(filtered.header("OCI-Filters-Applied"), "artifactType")
+
+    def test_unknown_manifest_and_blob_are_404_with_codes(self):
+        r = request("GET", f"{self.base}/v2/team/app/manifests/nope", headers=ACCEPT)
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.json()["errors"][0]["code"], "MANIFEST_UNKNOWN")
+        missing = "sha256:" + "0" * 64
+        r = request("GET", f"{self.base}/v2/team/app/blobs/{missing}")
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.json()["errors"][0]["code"], "BLOB_UNKNOWN")
+        r = request("GET", f"{self.base}/v2/team/app/manifests/{missing}", headers=ACCEPT)
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.json()["errors"][0]["code"], "MANIFEST_UNKNOWN")
+
+    def test_malformed_digest_is_400_and_never_sent_upstream(self):
+        for path in ("/v2/team/app/blobs/sha256:xyz", "/v2/team/app/manifests/sha256:1234",
+                     "/v2/team/app/blobs/md5:" + "0" * 32):
+            r = request("GET", self.base + path)
+            self.assertEqual(r.status, 400, path)
+            self.assertEqual(r.json()["errors"][0]["code"], "DIGEST_INVALID", path)
+        self.assertEqual(self.registry.requests_containing("sha256:xyz"), 0)
+        self.assertEqual(self.registry.requests_containing("sha256:1234 "), 0)
+
+    def test_invalid_names_and_tags_are_400(self):
+        for path in ("/v2/UPPER/manifests/v1", "/v2/a/../b/manifests/v1", "/v2/team//app/manifests/v1"):
+            r = request("GET", self.base + path)
+            self.assertEqual(r.status, 400, path)
+            self.assertEqual(r.json()["errors"][0]["code"], "NAME_INVALID", path)
+        r = request("GET", self.base + "/v2/team/app/manifests/-bad-tag")
+        self.assertEqual(r.status, 400)
+        self.assertEqual(r.json()["errors"][0]["code"], "MANIFEST_INVALID")
+
+    def test_writes_are_unsupported(self):
+        for method, path in (("PUT", "/v2/team/app/manifests/v9"), ("POST", "/v2/team/app/blobs/uploads/"),
+                             ("DELETE", f"/v2/team/app/manifests/{self.oci.digest}"), ("PATCH", "/v2/team/app/blobs/uploads/x")):
+            r = request(method, self.base + path, body=b"{}" if method in ("PUT", "POST", "PATCH") else None)
+            self.assertEqual(r.status, 405, (method, path))
+            self.assertEqual(r.json()["errors"][0]["code"], "UNSUPPORTED")
+
+    def test_accept_excluding_the_type_is_refused(self):
+        r = request("GET", f"{self.base}/v2/team/app/manifests/v1", headers={"Accept": harness.DOCKER_MANIFEST})
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.json()["errors"][0]["code"], "MANIFEST_UNKNOWN")
+
+    def test_ns_query_selects_the_upstream(self):
+        r = request("GET", f"{self.base}/v2/team/app/manifests/v1?ns=up", headers=ACCEPT)
+        self.assertEqual(r.status, 200)
+        r = request("GET", f"{self.base}/v2/team/app/manifests/v1?ns=elsewhere.example.com", headers=ACCEPT)
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.json()["errors"][0]["code"], "NAME_UNKNOWN")
+
+    def test_metrics_and_health(self):
+        self.assertEqual(request("GET", self.base + "/healthz").status, 200)
+        self.assertEqual(request("GET", self.base + "/readyz").status, 200)
+        request("GET", f"{self.base}/v2/team/app/manifests/v1", headers=ACCEPT)
+        self.assertGreater(self.gate.metric_sum("ocigate_http_requests_total", route="manifest"), 0)
+        self.assertGreater(self.gate.metric_sum("ocigate_upstream_requests_total", upstream="up"), 0)
+
+    def test_access_log_is_json_without_credentials(self):
+        request("GET", f"{self.base}/v2/team/app/manifests/v1", headers=ACCEPT)
+        with open(self.gate.stdout_path) as f:
+            lines = [json.loads(line) for line in f if line.strip()]
+        manifest_lines = [l for l in lines if l.get("route") == "manifest"]
+        self.assertTrue(manifest_lines)
+        for key in ("method", "name", "reference", "status", "bytes", "duration_ms", "cache", "upstream"):
+            self.assertIn(key, manifest_lines[-1])
+
+
+class NoDefaultUpstream(unittest.TestCase):
+    def test_unprefixed_name_without_default_is_name_unknown(self):
+        with harness.Registry() as registry:
+            harness.push_image(registry, "team/app", "v1")
+            upstreams = [{"name": "one", "url": registry.url}, {"name": "two", "url": registry.url}]
+            with harness.Ocigate(upstreams) as gate:
+                r = request("GET", f"{gate.url}/v2/team/app/manifests/v1", headers=ACCEPT)
+                self.assertEqual(r.status, 404)
+                self.assertEqual(r.json()["errors"][0]["code"], "NAME_UNKNOWN")
+                r = request("GET", f"{gate.url}/v2/two/team/app/manifests/v1", headers=ACCEPT)
+                self.assertEqual(r.status, 200)
+
+
+class AuthenticatedUpstreams(PullTestCase):
+    def test_htpasswd_upstream_with_credentials(self):
+        with harness.Registry(htpasswd=("mirror", "s3cret-pass")) as registry:
+            image = harness.push_image(registry, "team/app", "v1")
+            pw = os.path.join(registry.dir, "pw")
+            with open(pw, "w") as f:
+                f.write("s3cret-pass\n")
+            upstream = {"name": "up", "url": registry.url, "username": "mirror", "password_file": pw}
+            with harness.Ocigate([upstream]) as gate:
+                result, dest = self.copy(f"{gate.host}/team/app:v1")
+                self.assertEqual(result.returncode, 0, result.stderr)
+                self.assertIn(image.config_digest, harness.verify_dir_copy(dest))
+                with open(gate.stdout_path) as out, open(gate.stderr_path) as err:
+                    logs = out.read() + err.read()
+                self.assertNotIn("s3cret-pass", logs)
+
+    def test_htpasswd_upstream_without_credentials_is_unauthorized(self):
+        with harness.Registry(htpasswd=("mirror", "pw")) as registry:
+            harness.push_image(registry, "team/app", "v1")
+            with harness.Ocigate([{"name": "up", "url": registry.url}]) as gate:
+                r = request("GET", f"{gate.url}/v2/team/app/manifests/v1", headers=ACCEPT)
+                self.assertEqual(r.status, 401)
+                self.assertEqual(r.json()["errors"][0]["code"], "UNAUTHORIZED")
+
+    def test_bearer_token_upstream(self):
+        with harness.Registry() as registry:
+            image = harness.push_image(registry, "team/app", "v1")
+            with harness.BearerGateway(registry.url, credentials=("bot", "tok-pass")) as gateway:
+                pw = os.path.join(registry.dir, "pw")
+                with open(pw, "w") as f:
+                    f.write("tok-pass")
+                upstream = {"name": "up", "url": gateway.url, "username": "bot", "password_file": pw}
+                with harness.Ocigate([upstream]) as gate:
+                    result, dest = self.copy(f"{gate.host}/team/app:v1")
+                    self.assertEqual(result.returncode, 0, result.stderr)
+                    self.assertIn(image.config_digest, harness.verify_dir_copy(dest))
+                    self.assertTrue(gateway.token_requests)
+                    self.assertIn("scope=repository:team/app:pull", urllib.parse.unquote(gateway.token_requests[0]))
+                    # Tokens are cached per scope: far fewer token fetches than upstream requests.
+                    self.assertLess(len(gateway.token_requests), gateway.forwarded)
+
+
+if __name__ == "__main__":
+    unittest.main()
