@@ -1,0 +1,183 @@
+"""Faults: the upstream down, lying or slow; ocigate killed mid-fetch; a tiny cache; clients that
+leave. Nothing wrong may be served whole or cached, and other clients must not be harmed."""
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import unittest
+
+import harness
+from harness import request
+
+ACCEPT = {"Accept": harness.ALL_MANIFESTS}
+
+
+def setUpModule():
+    if not os.environ.get("OCIGATE_BIN"):
+        raise unittest.SkipTest("OCIGATE_BIN is not set (run through ctest)")
+
+
+def raw_get(host_port, path, read_bytes=None, timeout=30):
+    """A GET over a raw socket; returns (status line, bytes of body read). Stops after read_bytes."""
+    host, port = host_port.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data.split(b"\r\n", 1)[0], b""
+            data += chunk
+        head, body = data.split(b"\r\n\r\n", 1)
+        while read_bytes is None or len(body) < read_bytes:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return head.split(b"\r\n", 1)[0], body
+
+
+class Faults(unittest.TestCase):
+    def setUp(self):
+        self.registry = harness.Registry().start()
+        self.addCleanup(self.registry.__exit__, None, None, None)
+
+    def gate(self, upstream_url=None, **kwargs):
+        gate = harness.Ocigate([{"name": "up", "url": upstream_url or self.registry.url, "tag_ttl": "1s"}],
+                               default_upstream="up", **kwargs).start()
+        self.addCleanup(gate.__exit__, None, None, None)
+        return gate
+
+    def copy(self, gate, ref):
+        dest = tempfile.mkdtemp(prefix="ocigate-copy-")
+        self.addCleanup(shutil.rmtree, dest, True)
+        result = harness.skopeo_copy(f"{gate.host}/{ref}", dest)
+        return result, dest
+
+    def test_upstream_down_serves_cached_tag_stale_with_warning(self):
+        harness.push_image(self.registry, "team/app", "v1")
+        gate = self.gate()
+        result, _ = self.copy(gate, "team/app:v1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.registry.stop()
+        time.sleep(1.2)  # past tag_ttl: a revalidation is due and fails
+        r = request("GET", f"{gate.url}/v2/team/app/manifests/v1", headers=ACCEPT)
+        self.assertEqual(r.status, 200)
+        self.assertIn("299", r.header("Warning") or "")
+        result, _ = self.copy(gate, "team/app:v1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertGreater(gate.metric_sum("ocigate_cache_requests_total", kind="tag", result="stale"), 0)
+        # Something never cached is a clean error, not a hang or a 500.
+        r = request("GET", f"{gate.url}/v2/team/other/manifests/v1", headers=ACCEPT)
+        self.assertIn(r.status, (502, 504))
+
+    def test_corrupted_blob_is_never_served_whole_nor_cached(self):
+        payload = os.urandom(400_000)
+        image = harness.push_image(self.registry, "team/app", "v1", layers=[{"data": payload}])
+        layer = image.layer_digests[0]
+        path = self.registry.blob_data_path(layer)
+        size = os.path.getsize(path)
+        with open(path, "wb") as f:
+            f.write(os.urandom(size))
+        gate = self.gate()
+        for _ in range(2):
+            status, body = raw_get(gate.host, f"/v2/team/app/blobs/{layer}")
+            complete = status.startswith(b"HTTP/1.1 200") and len(body) == size
+            self.assertFalse(complete and harness.sha256(body) != layer, "a wrong blob was delivered whole")
+            self.assertLess(len(body), size, "the wrong blob must be cut before its last byte")
+        result, _ = self.copy(gate, "team/app:v1")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertGreaterEqual(gate.metric_sum("ocigate_digest_mismatches_total"), 2)
+        self.assertIn("digest mismatch", gate.stderr())
+        self.assertEqual(gate.metric_sum("ocigate_cache_blobs"), 0)
+
+    def test_concurrent_cold_pulls_fetch_the_blob_once(self):
+        image = harness.push_image(self.registry, "team/app", "v1", layers=[{"big": os.urandom(8 << 20)}])
+        layer = image.layer_digests[0]
+        with harness.CountingPassThrough(self.registry.url, throttle_bps=16 << 20) as counter:
+            gate = self.gate(counter.url)
+            results = []
+
+            def pull():
+                r = request("GET", f"{gate.url}/v2/team/app/blobs/{layer}", timeout=60)
+                results.append((r.status, harness.sha256(r.body)))
+
+            threads = [threading.Thread(target=pull) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(90)
+            self.assertEqual(results, [(200, layer)] * 8)
+            self.assertEqual(counter.gets(layer), 1)
+            self.assertGreater(gate.metric_sum("ocigate_cache_blobs"), 0)
+
+    def test_restart_keeps_the_cache(self):
+        image = harness.push_image(self.registry, "team/app", "v1")
+        gate = self.gate()
+        result, _ = self.copy(gate, "team/app:v1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(gate.stop(), 0)
+        gate.start()
+        r = request("GET", f"{gate.url}/v2/team/app/blobs/{image.layer_digests[0]}")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(gate.metric_sum("ocigate_cache_requests_total", kind="blob", result="hit"), 1)
+        r = request("GET", f"{gate.url}/v2/team/app/manifests/{image.digest}", headers=ACCEPT)
+        self.assertEqual(gate.metric_sum("ocigate_cache_requests_total", kind="manifest", result="hit"), 1)
+
+    def test_kill_9_during_a_blob_fetch_then_refetch_is_correct(self):
+        image = harness.push_image(self.registry, "team/app", "v1", layers=[{"big": os.urandom(6 << 20)}])
+        layer = image.layer_digests[0]
+        with harness.CountingPassThrough(self.registry.url, throttle_bps=2 << 20) as slow:
+            gate = self.gate(slow.url)
+            status, body = raw_get(gate.host, f"/v2/team/app/blobs/{layer}", read_bytes=1 << 20)
+            self.assertTrue(status.startswith(b"HTTP/1.1 200"), status)
+            gate.kill9()
+            gate.start()
+            r = request("GET", f"{gate.url}/v2/team/app/blobs/{layer}", timeout=60)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(harness.sha256(r.body), layer)
+            self.assertEqual(slow.gets(layer), 2, "the partial fetch was not kept: fetched again")
+
+    def test_small_cache_evicts_and_pulls_still_succeed(self):
+        images = [harness.push_image(self.registry, "team/app", f"v{i}", layers=[{"f": os.urandom(400_000)}])
+                  for i in range(6)]
+        gate = self.gate(max_size="1MiB")
+        for i, image in enumerate(images):
+            result, dest = self.copy(gate, f"team/app:v{i}")
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertIn(image.layer_digests[0], harness.verify_dir_copy(dest))
+        self.assertGreater(gate.metric_sum("ocigate_cache_evictions_total"), 0)
+        self.assertLessEqual(gate.metric_sum("ocigate_cache_size_bytes"), 1 << 20)
+        result, _ = self.copy(gate, "team/app:v0")  # evicted earlier: fetched again
+        self.assertEqual(result.returncode, 0, result.stderr)
+
+    def test_client_leaving_mid_blob_does_not_break_the_fetch_for_others(self):
+        image = harness.push_image(self.registry, "team/app", "v1", layers=[{"big": os.urandom(6 << 20)}])
+        layer = image.layer_digests[0]
+        with harness.CountingPassThrough(self.registry.url, throttle_bps=8 << 20) as slow:
+            gate = self.gate(slow.url)
+            results = []
+
+            def full_pull():
+                r = request("GET", f"{gate.url}/v2/team/app/blobs/{layer}", timeout=60)
+                results.append((r.status, harness.sha256(r.body)))
+
+            follower = threading.Thread(target=full_pull)
+            status, _ = raw_get(gate.host, f"/v2/team/app/blobs/{layer}", read_bytes=256 << 10)  # then hangs up
+            self.assertTrue(status.startswith(b"HTTP/1.1 200"), status)
+            follower.start()
+            follower.join(60)
+            self.assertEqual(results, [(200, layer)])
+            self.assertEqual(slow.gets(layer), 1)
+
+    def test_sigterm_shuts_down_cleanly(self):
+        gate = self.gate()
+        self.assertEqual(gate.stop(), 0)
+        self.assertIn("ocigate stopped", gate.stderr())
+
+
+if __name__ == "__main__":
+    unittest.main()
