@@ -179,5 +179,63 @@ class Faults(unittest.TestCase):
         self.assertIn("ocigate stopped", gate.stderr())
 
 
+class UpstreamAnswers(unittest.TestCase):
+    """Upstream statuses map to the right OCI errors, never a 500."""
+
+    def run_against(self, status, headers=None):
+        def handler(method, path, _headers):
+            if path == "/v2/":
+                return 200, {}, b"{}"
+            return status, dict(headers or {}), b'{"errors":[{"code":"X","message":"y"}]}'
+
+        with harness.FakeUpstream(handler) as fake:
+            with harness.Ocigate([{"name": "up", "url": fake.url}]) as gate:
+                manifest = request("GET", f"{gate.url}/v2/team/app/manifests/v1", headers=ACCEPT)
+                blob = request("GET", f"{gate.url}/v2/team/app/blobs/sha256:{'a' * 64}")
+                return manifest, blob, fake
+
+    def test_upstream_429_becomes_toomanyrequests_with_retry_after(self):
+        manifest, blob, fake = self.run_against(429, {"Retry-After": "7"})
+        for r in (manifest, blob):
+            self.assertEqual(r.status, 429)
+            self.assertEqual(r.json()["errors"][0]["code"], "TOOMANYREQUESTS")
+            self.assertEqual(r.header("Retry-After"), "7")
+        manifest_gets = [p for m, p in fake.requests if "/manifests/" in p]
+        self.assertEqual(len(manifest_gets), 1, "429 is not retried")
+
+    def test_upstream_500_is_502_never_500(self):
+        manifest, blob, _ = self.run_against(500)
+        self.assertEqual(manifest.status, 502)
+        self.assertEqual(blob.status, 502)
+
+    def test_upstream_503_is_retried_then_reported(self):
+        manifest, _, fake = self.run_against(503)
+        self.assertEqual(manifest.status, 502)
+        manifest_gets = [p for m, p in fake.requests if "/manifests/" in p]
+        self.assertEqual(len(manifest_gets), 3, "idempotent requests get three attempts")
+
+    def test_upstream_garbage_manifest_is_502(self):
+        def handler(method, path, _headers):
+            return 200, {"Content-Type": harness.OCI_MANIFEST}, b"{not json"
+
+        with harness.FakeUpstream(handler) as fake:
+            with harness.Ocigate([{"name": "up", "url": fake.url}]) as gate:
+                r = request("GET", f"{gate.url}/v2/team/app/manifests/v1", headers=ACCEPT)
+                self.assertEqual(r.status, 502)
+                self.assertIn("invalid manifest", r.json()["errors"][0]["message"])
+
+    def test_oversized_manifest_is_refused(self):
+        big = b'{"schemaVersion":2,"pad":"' + b"x" * (5 << 20) + b'"}'
+
+        def handler(method, path, _headers):
+            return 200, {"Content-Type": harness.OCI_MANIFEST}, big
+
+        with harness.FakeUpstream(handler) as fake:
+            with harness.Ocigate([{"name": "up", "url": fake.url}]) as gate:
+                r = request("GET", f"{gate.url}/v2/team/app/manifests/v1", headers=ACCEPT)
+                self.assertEqual(r.status, 400)
+                self.assertIn("4 MiB", r.json()["errors"][0]["message"])
+
+
 if __name__ == "__main__":
     unittest.main()
