@@ -1,18 +1,22 @@
 #include "ocigate/oci/challenge.hpp"
 
-#include <cctype>
-
 namespace ocigate::oci {
 
 namespace {
 
-bool token_char(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
+bool alpha_digit(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+
+// tchar of RFC 9110 §5.6.2.
+bool token_char(char c) { return alpha_digit(c) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos; }
+
+// token68 of RFC 9110 §11.2, without its trailing '=' padding.
+bool token68_char(char c) { return alpha_digit(c) || std::string_view("-._~+/").find(c) != std::string_view::npos; }
 
 std::string lower(std::string_view s) {
   std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
   return out;
 }
 
@@ -21,18 +25,25 @@ class Scanner {
   explicit Scanner(std::string_view text) : text_(text) {}
   bool done() const { return pos_ >= text_.size(); }
   char peek() const { return done() ? '\0' : text_[pos_]; }
+  std::size_t pos() const { return pos_; }
+  void seek(std::size_t p) { pos_ = p; }
+  void advance() { ++pos_; }
+
   void skip_space() {
-    while (!done() && (peek() == ' ' || peek() == '\t')) ++pos_;
+    while (peek() == ' ' || peek() == '\t') ++pos_;
   }
   void skip_space_and_commas() {
-    while (!done() && (peek() == ' ' || peek() == '\t' || peek() == ',')) ++pos_;
+    while (peek() == ' ' || peek() == '\t' || peek() == ',') ++pos_;
   }
-  std::string_view token() {
+  template <class Pred>
+  std::string_view take_while(Pred pred) {
     auto start = pos_;
-    while (!done() && token_char(peek())) ++pos_;
+    while (!done() && pred(text_[pos_])) ++pos_;
     return text_.substr(start, pos_ - start);
   }
-  // A quoted string with backslash escapes; the opening quote is at pos_.
+  std::string_view token() { return take_while(token_char); }
+
+  // A quoted string with backslash escapes; the opening quote is at pos_. False when unterminated.
   bool quoted(std::string& out) {
     ++pos_;
     while (!done()) {
@@ -41,11 +52,10 @@ class Scanner {
       if (c == '\\' && !done()) c = text_[pos_++];
       out.push_back(c);
     }
-    return false;  // unterminated
+    return false;
   }
-  std::size_t pos() const { return pos_; }
-  void seek(std::size_t p) { pos_ = p; }
-  // Skips to just past the next top-level comma.
+
+  // Skips to the next top-level comma (not past it), stepping over quoted strings.
   void skip_item() {
     while (!done() && peek() != ',') {
       if (peek() == '"') {
@@ -57,10 +67,51 @@ class Scanner {
     }
   }
 
+  // After a scheme: a token68 credential ("Negotiate abc+/==") ends at the end or at a comma,
+  // where an auth-param ("realm=x") always has a value after its '='. Consumes it if present.
+  bool skip_token68() {
+    auto mark = pos_;
+    if (take_while(token68_char).empty()) return false;
+    while (peek() == '=') ++pos_;
+    skip_space();
+    if (done() || peek() == ',') return true;
+    pos_ = mark;
+    return false;
+  }
+
  private:
   std::string_view text_;
   std::size_t pos_ = 0;
 };
+
+// Reads auth-params until the next challenge's scheme (a token not followed by '=') or the end.
+void read_params(Scanner& s, Challenge& challenge) {
+  while (true) {
+    s.skip_space_and_commas();
+    if (s.done()) return;
+    auto mark = s.pos();
+    auto name = s.token();
+    if (name.empty()) {
+      s.skip_item();
+      continue;
+    }
+    s.skip_space();
+    if (s.peek() != '=') {
+      s.seek(mark);  // the next challenge starts here
+      return;
+    }
+    s.advance();
+    s.skip_space();
+    std::string value;
+    if (s.peek() == '"') {
+      if (!s.quoted(value)) return;  // unterminated: the rest of the header is unusable
+    } else {
+      value = std::string(s.token());
+    }
+    // Parameter names must not repeat (RFC 9110 §11.2); when they do, the first one counts.
+    challenge.params.emplace(lower(name), std::move(value));
+  }
+}
 
 }  // namespace
 
@@ -75,38 +126,14 @@ std::vector<Challenge> parse_challenges(std::string_view header) {
       s.skip_item();
       continue;
     }
-    Challenge challenge{lower(scheme), {}};
-    // Parameters: name=value pairs separated by commas, until a token followed by a space and
-    // another token (the next challenge's scheme).
-    while (true) {
-      s.skip_space_and_commas();
-      if (s.done()) break;
-      auto mark = s.pos();
-      auto name = s.token();
-      s.skip_space();
-      if (name.empty()) {
-        s.skip_item();
-        continue;
-      }
-      if (s.peek() != '=') {
-        s.seek(mark);  // the next challenge starts here
-        break;
-      }
-      s.seek(s.pos() + 1);
-      s.skip_space();
-      std::string value;
-      if (s.peek() == '"') {
-        if (!s.quoted(value)) break;
-      } else {
-        value = std::string(s.token());
-        // token68 padding ("abc==") lands here as '=' characters; keep them.
-        while (s.peek() == '=') {
-          value.push_back('=');
-          s.seek(s.pos() + 1);
-        }
-      }
-      challenge.params[lower(name)] = value;
+    if (s.peek() == '=') {  // "name=value" where a scheme should be: not a challenge
+      s.skip_item();
+      continue;
     }
+    Challenge challenge{lower(scheme), {}};
+    bool separated = s.peek() == ' ' || s.peek() == '\t';
+    s.skip_space();
+    if (!(separated && s.skip_token68())) read_params(s, challenge);
     out.push_back(std::move(challenge));
   }
   return out;

@@ -1,5 +1,8 @@
 #include "ocigate/oci/manifest.hpp"
 
+#include <exception>
+#include <limits>
+
 #include <nlohmann/json.hpp>
 
 #include "ocigate/oci/digest.hpp"
@@ -12,9 +15,50 @@ using json = nlohmann::json;
 
 Error invalid(std::string message) { return Error{Errc::manifest_invalid, std::move(message)}; }
 
-std::string string_field(const json& object, const char* key) {
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// "Application/JSON; charset=utf-8" -> "application/json": media types compare without
+// parameters and case-insensitively (RFC 9110 §8.3.1).
+std::string bare_media_type(std::string_view value) {
+  return lower(trim(value.substr(0, value.find(';'))));
+}
+
+// The canonical media type and kind a body or Content-Type names, when it is one we serve.
+struct KnownType {
+  std::string_view media_type;
+  ManifestKind kind;
+};
+
+std::optional<KnownType> known_type(std::string_view value) {
+  const std::string bare = bare_media_type(value);
+  for (auto type : {media::oci_manifest, media::docker_manifest}) {
+    if (bare == type) return KnownType{type, ManifestKind::image};
+  }
+  for (auto type : {media::oci_index, media::docker_list}) {
+    if (bare == type) return KnownType{type, ManifestKind::index};
+  }
+  return std::nullopt;
+}
+
+// Reads an optional string field; false when present (and not null) but not a string.
+bool read_string(const json& object, const char* key, std::string& out) {
   auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+  if (it == object.end() || it->is_null()) return true;
+  if (!it->is_string()) return false;
+  out = it->get<std::string>();
+  return true;
 }
 
 // Reads an optional string map; false when present but not a map of strings.
@@ -22,11 +66,38 @@ bool read_annotations(const json& object, std::map<std::string, std::string>& ou
   auto it = object.find("annotations");
   if (it == object.end() || it->is_null()) return true;
   if (!it->is_object()) return false;
-  for (auto& [key, value] : it->items()) {
+  for (const auto& [key, value] : it->items()) {
     if (!value.is_string()) return false;
     out[key] = value.get<std::string>();
   }
   return true;
+}
+
+// A JSON integer in [0, INT64_MAX]; floats, strings and out-of-range values are refused.
+std::optional<std::int64_t> non_negative_integer(const json& value) {
+  if (value.is_number_unsigned()) {
+    auto n = value.get<std::uint64_t>();
+    if (n > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) return std::nullopt;
+    return static_cast<std::int64_t>(n);
+  }
+  if (value.is_number_integer()) {
+    auto n = value.get<std::int64_t>();
+    if (n < 0) return std::nullopt;
+    return n;
+  }
+  return std::nullopt;
+}
+
+Status read_platform(const json& descriptor, const std::string& where, Descriptor& d) {
+  auto platform = descriptor.find("platform");
+  if (platform == descriptor.end() || platform->is_null()) return ok_status();
+  if (!platform->is_object()) return invalid(where + ".platform is not an object");
+  if (!read_string(*platform, "os", d.platform_os) ||
+      !read_string(*platform, "architecture", d.platform_architecture) ||
+      !read_string(*platform, "variant", d.platform_variant)) {
+    return invalid(where + ".platform has a field that is not a string");
+  }
+  return ok_status();
 }
 
 Result<Descriptor> read_descriptor(const json& value, const std::string& where) {
@@ -37,29 +108,116 @@ Result<Descriptor> read_descriptor(const json& value, const std::string& where) 
   d.media_type = media->get<std::string>();
   auto digest = value.find("digest");
   if (digest == value.end() || !digest->is_string() || !Digest::parse(digest->get<std::string>())) {
-    return invalid(where + ".digest is missing or not a valid digest");
+    return invalid(where + ".digest is missing or not a valid sha256/sha512 digest");
   }
   d.digest = digest->get<std::string>();
   auto size = value.find("size");
-  if (size == value.end() || !size->is_number_integer() || size->get<std::int64_t>() < 0 ||
-      (size->is_number_unsigned() && size->get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))) {
-    return invalid(where + ".size is missing or not a non-negative integer");
-  }
-  d.size = size->get<std::int64_t>();
-  d.artifact_type = string_field(value, "artifactType");
+  auto parsed_size = size == value.end() ? std::nullopt : non_negative_integer(*size);
+  if (!parsed_size) return invalid(where + ".size is missing or not a non-negative integer");
+  d.size = *parsed_size;
+  if (!read_string(value, "artifactType", d.artifact_type)) return invalid(where + ".artifactType is not a string");
   if (!read_annotations(value, d.annotations)) return invalid(where + ".annotations is not a map of strings");
-  if (auto platform = value.find("platform"); platform != value.end() && platform->is_object()) {
-    d.platform_os = string_field(*platform, "os");
-    d.platform_architecture = string_field(*platform, "architecture");
-    d.platform_variant = string_field(*platform, "variant");
-  }
+  if (auto platform = read_platform(value, where, d); !platform) return platform.error();
   return d;
 }
 
-std::optional<ManifestKind> kind_of(std::string_view media_type) {
-  if (media_type == media::oci_manifest || media_type == media::docker_manifest) return ManifestKind::image;
-  if (media_type == media::oci_index || media_type == media::docker_list) return ManifestKind::index;
-  return std::nullopt;
+Result<std::vector<Descriptor>> read_descriptors(const json& doc, const char* key) {
+  auto array = doc.find(key);
+  if (array == doc.end() || !array->is_array()) return invalid(std::string(key) + " is missing or not an array");
+  std::vector<Descriptor> out;
+  out.reserve(array->size());
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    auto d = read_descriptor((*array)[i], std::string(key) + "[" + std::to_string(i) + "]");
+    if (!d) return d.error();
+    out.push_back(std::move(*d));
+  }
+  return out;
+}
+
+// Which kind of document this is: the body's mediaType, else the Content-Type, else its shape.
+Result<KnownType> decide_type(const json& doc, std::string_view content_type) {
+  auto media = doc.find("mediaType");
+  if (media != doc.end() && !media->is_null()) {
+    if (!media->is_string()) return invalid("mediaType is not a string");
+    auto type = known_type(media->get<std::string>());
+    if (!type) return invalid("unsupported manifest media type " + media->get<std::string>());
+    return *type;
+  }
+  if (auto type = known_type(content_type)) return *type;
+  if (doc.contains("manifests")) return KnownType{media::oci_index, ManifestKind::index};
+  if (doc.contains("config") && doc.contains("layers")) return KnownType{media::oci_manifest, ManifestKind::image};
+  return invalid("not an image manifest or index");
+}
+
+Status check_schema_version(const json& doc) {
+  auto version = doc.find("schemaVersion");
+  if (version == doc.end()) return invalid("schemaVersion is missing");
+  auto n = non_negative_integer(*version);
+  if (n == 1) return invalid("schema 1 is not supported");
+  if (n != 2) return invalid("schemaVersion must be 2");
+  return ok_status();
+}
+
+Result<Manifest> parse_document(std::string_view bytes, std::string_view content_type) {
+  json doc = json::parse(bytes.begin(), bytes.end(), nullptr, false);
+  if (doc.is_discarded()) return invalid("manifest is not valid JSON");
+  if (!doc.is_object()) return invalid("manifest is not a JSON object");
+  if (auto version = check_schema_version(doc); !version) return version.error();
+  auto type = decide_type(doc, content_type);
+  if (!type) return type.error();
+
+  Manifest m;
+  m.kind = type->kind;
+  m.media_type = std::string(type->media_type);
+  if (!read_string(doc, "artifactType", m.artifact_type)) return invalid("artifactType is not a string");
+  if (!read_annotations(doc, m.annotations)) return invalid("annotations is not a map of strings");
+  if (auto subject = doc.find("subject"); subject != doc.end() && !subject->is_null()) {
+    auto d = read_descriptor(*subject, "subject");
+    if (!d) return d.error();
+    m.subject = std::move(*d);
+  }
+  if (m.kind == ManifestKind::image) {
+    auto config = doc.find("config");
+    if (config == doc.end()) return invalid("image manifest has no config");
+    auto d = read_descriptor(*config, "config");
+    if (!d) return d.error();
+    m.config = std::move(*d);
+    auto layers = read_descriptors(doc, "layers");
+    if (!layers) return layers.error();
+    m.layers = std::move(*layers);
+  } else {
+    auto manifests = read_descriptors(doc, "manifests");
+    if (!manifests) return manifests.error();
+    m.manifests = std::move(*manifests);
+  }
+  return m;
+}
+
+// q=0 (also "0.", "0.0", "0.000") means "not acceptable" (RFC 9110 §12.4.2).
+bool q_is_zero(std::string_view params) {
+  while (!params.empty()) {
+    auto semi = params.find(';');
+    auto param = trim(params.substr(0, semi));
+    params = semi == std::string_view::npos ? std::string_view() : params.substr(semi + 1);
+    auto eq = param.find('=');
+    if (eq == std::string_view::npos || lower(trim(param.substr(0, eq))) != "q") continue;
+    auto value = trim(param.substr(eq + 1));
+    if (value.empty() || value.front() != '0') return false;
+    value.remove_prefix(1);
+    if (value.empty()) return true;
+    if (value.front() != '.') return false;
+    value.remove_prefix(1);
+    return value.find_first_not_of('0') == std::string_view::npos;
+  }
+  return false;
+}
+
+// How specifically a media range names media_type: 2 exact, 1 "type/*", 0 "*/*", -1 not at all.
+int match_specificity(std::string_view range, std::string_view media_type) {
+  if (range == media_type) return 2;
+  if (range == "*/*" || range == "*") return 0;
+  if (range.size() > 2 && range.ends_with("/*") && media_type.starts_with(range.substr(0, range.size() - 1))) return 1;
+  return -1;
 }
 
 }  // namespace
@@ -79,92 +237,41 @@ std::vector<std::string> Manifest::blob_digests() const {
 
 Result<Manifest> parse_manifest(std::string_view bytes, std::string_view content_type) {
   if (bytes.size() > max_manifest_size) return invalid("manifest is larger than 4 MiB");
-  json doc = json::parse(bytes.begin(), bytes.end(), nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return invalid("manifest is not a JSON object");
-  auto version = doc.find("schemaVersion");
-  if (version == doc.end() || !version->is_number_integer()) return invalid("schemaVersion is missing");
-  if (version->get<std::int64_t>() == 1) return invalid("schema 1 is not supported");
-  if (version->get<std::int64_t>() != 2) return invalid("schemaVersion must be 2");
-
-  Manifest m;
-  m.media_type = string_field(doc, "mediaType");
-  if (doc.contains("mediaType") && !doc["mediaType"].is_string()) return invalid("mediaType is not a string");
-  std::optional<ManifestKind> kind = kind_of(m.media_type);
-  if (!kind && !m.media_type.empty()) return invalid("unsupported manifest media type " + m.media_type);
-  if (!kind) kind = kind_of(content_type);
-  if (!kind) {
-    if (doc.contains("manifests")) kind = ManifestKind::index;
-    else if (doc.contains("config") && doc.contains("layers")) kind = ManifestKind::image;
-    else return invalid("not an image manifest or index");
+  // Every access above is type-checked; this only keeps a missed case (or bad_alloc) from
+  // escaping onto the data path as an exception.
+  try {
+    return parse_document(bytes, content_type);
+  } catch (const std::exception& e) {
+    return invalid(std::string("manifest could not be parsed: ") + e.what());
   }
-  m.kind = *kind;
-  if (m.media_type.empty()) {
-    m.media_type = kind_of(content_type) ? std::string(content_type)
-                                         : std::string(m.kind == ManifestKind::index ? media::oci_index
-                                                                                     : media::oci_manifest);
-  }
-  m.artifact_type = string_field(doc, "artifactType");
-  if (!read_annotations(doc, m.annotations)) return invalid("annotations is not a map of strings");
-  if (auto subject = doc.find("subject"); subject != doc.end() && !subject->is_null()) {
-    auto d = read_descriptor(*subject, "subject");
-    if (!d) return d.error();
-    m.subject = std::move(*d);
-  }
-  if (m.kind == ManifestKind::image) {
-    auto config = doc.find("config");
-    if (config == doc.end()) return invalid("image manifest has no config");
-    auto d = read_descriptor(*config, "config");
-    if (!d) return d.error();
-    m.config = std::move(*d);
-    auto layers = doc.find("layers");
-    if (layers == doc.end() || !layers->is_array()) return invalid("image manifest has no layers array");
-    for (std::size_t i = 0; i < layers->size(); ++i) {
-      auto layer = read_descriptor((*layers)[i], "layers[" + std::to_string(i) + "]");
-      if (!layer) return layer.error();
-      m.layers.push_back(std::move(*layer));
-    }
-  } else {
-    auto manifests = doc.find("manifests");
-    if (manifests == doc.end() || !manifests->is_array()) return invalid("index has no manifests array");
-    for (std::size_t i = 0; i < manifests->size(); ++i) {
-      auto entry = read_descriptor((*manifests)[i], "manifests[" + std::to_string(i) + "]");
-      if (!entry) return entry.error();
-      m.manifests.push_back(std::move(*entry));
-    }
-  }
-  return m;
 }
 
 bool accepts(std::string_view accept, std::string_view media_type) {
+  const std::string wanted = bare_media_type(media_type);
   bool any_entry = false;
-  std::size_t start = 0;
-  while (start <= accept.size()) {
-    auto comma = accept.find(',', start);
-    auto entry = accept.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
-    start = comma == std::string_view::npos ? accept.size() + 1 : comma + 1;
+  int best = -1;
+  bool best_allows = false;
+  while (!accept.empty()) {
+    auto comma = accept.find(',');
+    auto entry = accept.substr(0, comma);
+    accept = comma == std::string_view::npos ? std::string_view() : accept.substr(comma + 1);
     auto semi = entry.find(';');
-    auto type = entry.substr(0, semi);
-    while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
-    while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
-    if (type.empty()) continue;
+    auto range = bare_media_type(entry);
+    if (range.empty()) continue;
     any_entry = true;
-    bool refused = false;
-    if (semi != std::string_view::npos) {
-      auto params = entry.substr(semi + 1);
-      auto q = params.find("q=");
-      if (q != std::string_view::npos) {
-        auto value = params.substr(q + 2);
-        refused = value.substr(0, 1) == "0" && value.find_first_of("123456789") == std::string_view::npos;
-      }
-    }
-    if (refused) continue;
-    if (type == "*/*" || type == media_type) return true;
-    if (type.size() > 2 && type.substr(type.size() - 2) == "/*" &&
-        media_type.substr(0, type.size() - 1) == type.substr(0, type.size() - 1)) {
-      return true;
+    int specificity = match_specificity(range, wanted);
+    if (specificity < 0) continue;
+    bool allows = semi == std::string_view::npos || !q_is_zero(entry.substr(semi + 1));
+    // The most specific range decides; among equally specific ones, any acceptance wins.
+    if (specificity > best) {
+      best = specificity;
+      best_allows = allows;
+    } else if (specificity == best) {
+      best_allows = best_allows || allows;
     }
   }
-  return !any_entry;
+  if (!any_entry) return true;
+  return best >= 0 && best_allows;
 }
 
 }  // namespace ocigate::oci
