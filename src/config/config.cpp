@@ -1,17 +1,83 @@
 #include "ocigate/config/config.hpp"
 
+#include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
-#include <sstream>
 
 #include <boost/url/parse.hpp>
 
 namespace ocigate::config {
 
 namespace {
+
+// A config file bigger than this is a mistake (or /dev/zero), not a configuration.
+constexpr std::size_t max_config_bytes = 16u << 20;
+constexpr std::size_t max_secret_bytes = 64u << 10;
+
+// Reads a whole file, at most `cap` bytes. FIFOs (--config <(...)) work; a directory or an endless
+// device is refused instead of hanging. On failure returns nullopt and sets `why`.
+std::optional<std::string> read_capped(const std::string& path, std::size_t cap, std::string& why) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    why = std::strerror(EISDIR);
+    return std::nullopt;
+  }
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    why = std::strerror(errno ? errno : ENOENT);
+    return std::nullopt;
+  }
+  std::string text;
+  char buffer[8192];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    text.append(buffer, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > cap) {
+      why = "larger than " + std::to_string(cap) + " bytes";
+      return std::nullopt;
+    }
+  }
+  if (in.bad()) {
+    why = std::strerror(errno ? errno : EIO);
+    return std::nullopt;
+  }
+  return text;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t prev = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t cur = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      prev = cur;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string lower(std::string text) {
+  for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+// Whole decimal number with at most `max_digits` digits, no sign, no spaces.
+std::optional<std::uint64_t> parse_digits(std::string_view text, std::size_t max_digits) {
+  if (text.empty() || text.size() > max_digits) return std::nullopt;
+  std::uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return value;
+}
 
 // Thrown only while loading (never on the data path); parse() turns it into a Result.
 struct Refusal {
@@ -24,38 +90,47 @@ class Loader {
 
   [[noreturn]] void refuse(const YAML::Node& node, const std::string& key, const std::string& why) const {
     std::string where = source_;
-    if (node.IsDefined() && node.Mark().line >= 0) where += ":" + std::to_string(node.Mark().line + 1);
+    auto mark = node.IsDefined() ? node.Mark() : YAML::Mark::null_mark();
+    // yaml-cpp marks an empty value (`tag_ttl:`) where the next token starts, often a later line.
+    for (const auto& [value, key_mark] : empty_values_) {
+      if (node.IsDefined() && value.is(node)) mark = key_mark;
+    }
+    if (!mark.is_null()) where += ":" + std::to_string(mark.line + 1);
     throw Refusal{where + ": " + key + ": " + why};
   }
 
+  // A mapping whose keys are all known. A null section (`log:` with nothing under it) counts as empty.
   void only_keys(const YAML::Node& map, const std::string& path, std::initializer_list<std::string_view> known) const {
-    if (!map.IsMap()) refuse(map, path.empty() ? "(top level)" : path, "must be a mapping");
+    if (map.IsNull()) return;
+    if (!map.IsMap()) refuse(map, path.empty() ? "(top level)" : path, "must be a mapping, not " + kind(map));
+    std::set<std::string> seen;
     for (auto it = map.begin(); it != map.end(); ++it) {
+      if (!it->first.IsScalar()) refuse(it->first, path.empty() ? "(top level)" : path, "keys must be plain names");
       std::string key = it->first.Scalar();
-      bool found = false;
-      for (auto k : known) found = found || k == key;
-      if (found) continue;
-      std::string hint;
-      for (auto k : known) {
-        if (distance(key, k) <= 2) hint = " (did you mean " + std::string(k) + "?)";
+      if (std::find(known.begin(), known.end(), key) == known.end()) {
+        refuse(it->first, join(path, key), "unknown key" + suggestion(key, known));
       }
-      refuse(it->first, join(path, key), "unknown key" + hint);
+      // yaml-cpp keeps both copies and node[key] would silently pick the first one.
+      if (!seen.insert(key).second) refuse(it->first, join(path, key), "duplicate key");
+      if (it->second.IsNull()) empty_values_.emplace_back(it->second, it->first.Mark());
     }
   }
 
   std::string scalar(const YAML::Node& node, const std::string& key) const {
-    if (!node.IsScalar()) refuse(node, key, "must be a single value");
+    if (node.IsNull()) refuse(node, key, "has no value");
+    if (!node.IsScalar()) refuse(node, key, "must be a single value, not " + kind(node));
     return node.Scalar();
   }
 
-  std::uint64_t unsigned_int(const YAML::Node& node, const std::string& key, std::uint64_t max) const {
+  std::uint64_t unsigned_int(const YAML::Node& node, const std::string& key, std::uint64_t min,
+                             std::uint64_t max) const {
     auto text = scalar(node, key);
-    if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos || text.size() > 19) {
-      refuse(node, key, "must be a whole number, got '" + text + "'");
+    auto value = parse_digits(text, 19);
+    if (!value) refuse(node, key, "must be a whole number, got '" + text + "'");
+    if (*value < min || *value > max) {
+      refuse(node, key, "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " + text);
     }
-    auto value = std::stoull(text);
-    if (value > max) refuse(node, key, "must be at most " + std::to_string(max));
-    return value;
+    return *value;
   }
 
   std::uint64_t size(const YAML::Node& node, const std::string& key) const {
@@ -68,15 +143,23 @@ class Loader {
   std::chrono::seconds duration(const YAML::Node& node, const std::string& key) const {
     auto text = scalar(node, key);
     auto value = parse_duration(text);
-    if (!value) refuse(node, key, "bad duration '" + text + "' (use e.g. 30s, 5m, 1h30m)");
+    if (!value) {
+      refuse(node, key, "bad duration '" + text + "' (use e.g. 30s, 5m, 1h30m, 2d; a bare number has no unit)");
+    }
     return *value;
   }
 
+  std::chrono::seconds positive_duration(const YAML::Node& node, const std::string& key) const {
+    auto value = duration(node, key);
+    if (value.count() == 0) refuse(node, key, "must be longer than 0s");
+    return value;
+  }
+
   bool boolean(const YAML::Node& node, const std::string& key) const {
-    auto text = scalar(node, key);
+    auto text = lower(scalar(node, key));
     if (text == "true" || text == "yes" || text == "on") return true;
     if (text == "false" || text == "no" || text == "off") return false;
-    refuse(node, key, "must be true or false, got '" + text + "'");
+    refuse(node, key, "must be true or false, got '" + node.Scalar() + "'");
   }
 
   Endpoint endpoint(const YAML::Node& node, const std::string& key) const {
@@ -85,22 +168,22 @@ class Loader {
     if (!text.empty() && text.front() == '[') {
       auto close = text.find(']');
       if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-        refuse(node, key, "must be host:port, IPv6 as [::1]:5000");
+        refuse(node, key, "must be host:port, IPv6 as [::1]:5000, got '" + text + "'");
       }
       host = text.substr(1, close - 1);
       port = text.substr(close + 2);
     } else {
       auto colon = text.rfind(':');
-      if (colon == std::string::npos || text.find(':') != colon) refuse(node, key, "must be host:port");
+      if (colon == std::string::npos) refuse(node, key, "must be host:port, got '" + text + "'");
+      if (text.find(':') != colon) refuse(node, key, "an IPv6 address must be in brackets: [::1]:5000");
       host = text.substr(0, colon);
       port = text.substr(colon + 1);
     }
     if (host.empty()) refuse(node, key, "host is empty (use 0.0.0.0 for every address)");
-    if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
-        std::stoul(port) > 65535) {
-      refuse(node, key, "port must be 0..65535, got '" + port + "'");
-    }
-    return Endpoint{host, static_cast<std::uint16_t>(std::stoul(port))};
+    if (host.find_first_of(" \t/[]") != std::string::npos) refuse(node, key, "bad host '" + host + "'");
+    auto number = parse_digits(port, 5);
+    if (!number || *number > 65535) refuse(node, key, "port must be 0..65535, got '" + port + "'");
+    return Endpoint{host, static_cast<std::uint16_t>(*number)};
   }
 
   static std::string join(const std::string& path, std::string_view key) {
@@ -110,52 +193,70 @@ class Loader {
   const std::string& source() const { return source_; }
 
  private:
-  static std::size_t distance(std::string_view a, std::string_view b) {
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-      std::size_t prev = row[0];
-      row[0] = i;
-      for (std::size_t j = 1; j <= b.size(); ++j) {
-        std::size_t cur = row[j];
-        row[j] = std::min({row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
-        prev = cur;
+  static std::string kind(const YAML::Node& node) {
+    if (node.IsMap()) return "a mapping";
+    if (node.IsSequence()) return "a list";
+    if (node.IsNull()) return "empty";
+    return "a single value";
+  }
+
+  static std::string suggestion(const std::string& key, std::initializer_list<std::string_view> known) {
+    std::string_view best;
+    std::size_t best_distance = 3;
+    for (auto k : known) {
+      auto d = edit_distance(key, k);
+      if (d < best_distance) {
+        best = k;
+        best_distance = d;
       }
     }
-    return row[b.size()];
+    return best.empty() ? std::string() : " (did you mean " + std::string(best) + "?)";
   }
 
   std::string source_;
+  mutable std::vector<std::pair<YAML::Node, YAML::Mark>> empty_values_;
 };
+
+bool both_bind(const Endpoint& a, const Endpoint& b) {
+  auto wildcard = [](const std::string& host) { return host == "0.0.0.0" || host == "::"; };
+  return a.port != 0 && a.port == b.port && (a.host == b.host || wildcard(a.host) || wildcard(b.host));
+}
 
 void load_server(const Loader& l, const YAML::Node& node, Server& s) {
   l.only_keys(node, "server", {"listen", "metrics_listen", "threads", "max_header_bytes", "header_timeout",
                                "idle_timeout", "shutdown_grace", "malformed_per_minute"});
+  if (node.IsNull()) return;
   if (node["listen"]) s.listen = l.endpoint(node["listen"], "server.listen");
-  if (node["metrics_listen"]) s.metrics_listen = l.endpoint(node["metrics_listen"], "server.metrics_listen");
-  if (node["threads"]) s.threads = static_cast<unsigned>(l.unsigned_int(node["threads"], "server.threads", 256));
+  if (node["metrics_listen"]) {
+    s.metrics_listen = l.endpoint(node["metrics_listen"], "server.metrics_listen");
+    if (both_bind(s.listen, *s.metrics_listen)) {
+      l.refuse(node["metrics_listen"], "server.metrics_listen",
+               "uses the port of server.listen (omit it to serve /metrics on the main listener)");
+    }
+  }
+  if (node["threads"]) s.threads = static_cast<unsigned>(l.unsigned_int(node["threads"], "server.threads", 0, 256));
   if (node["max_header_bytes"]) {
     s.max_header_bytes = l.size(node["max_header_bytes"], "server.max_header_bytes");
     if (s.max_header_bytes < 1024 || s.max_header_bytes > (1u << 20)) {
       l.refuse(node["max_header_bytes"], "server.max_header_bytes", "must be between 1KiB and 1MiB");
     }
   }
-  if (node["header_timeout"]) s.header_timeout = l.duration(node["header_timeout"], "server.header_timeout");
-  if (node["idle_timeout"]) s.idle_timeout = l.duration(node["idle_timeout"], "server.idle_timeout");
+  if (node["header_timeout"]) s.header_timeout = l.positive_duration(node["header_timeout"], "server.header_timeout");
+  if (node["idle_timeout"]) s.idle_timeout = l.positive_duration(node["idle_timeout"], "server.idle_timeout");
   if (node["shutdown_grace"]) s.shutdown_grace = l.duration(node["shutdown_grace"], "server.shutdown_grace");
   if (node["malformed_per_minute"]) {
-    s.malformed_per_minute =
-        static_cast<unsigned>(l.unsigned_int(node["malformed_per_minute"], "server.malformed_per_minute", 1000000));
+    s.malformed_per_minute = static_cast<unsigned>(
+        l.unsigned_int(node["malformed_per_minute"], "server.malformed_per_minute", 0, 1000000));
   }
-  if (s.header_timeout.count() == 0) l.refuse(node["header_timeout"], "server.header_timeout", "must not be 0");
-  if (s.idle_timeout.count() == 0) l.refuse(node["idle_timeout"], "server.idle_timeout", "must not be 0");
 }
 
 void load_storage(const Loader& l, const YAML::Node& node, Storage& s) {
   l.only_keys(node, "storage", {"path", "max_size", "chunk_size"});
-  if (node["path"]) s.path = l.scalar(node["path"], "storage.path");
-  if (s.path.empty()) l.refuse(node["path"], "storage.path", "must not be empty");
-  if (node["max_size"]) s.max_size = l.size(node["max_size"], "storage.max_size");
+  if (node.IsNull()) return;
+  if (node["path"]) {
+    s.path = l.scalar(node["path"], "storage.path");
+    if (s.path.empty()) l.refuse(node["path"], "storage.path", "must not be empty");
+  }
   if (node["chunk_size"]) {
     auto chunk = l.size(node["chunk_size"], "storage.chunk_size");
     if (chunk < (64u << 10) || chunk > (16u << 20)) {
@@ -163,34 +264,55 @@ void load_storage(const Loader& l, const YAML::Node& node, Storage& s) {
     }
     s.chunk_size = static_cast<std::uint32_t>(chunk);
   }
+  if (node["max_size"]) {
+    s.max_size = l.size(node["max_size"], "storage.max_size");
+    if (s.max_size < s.chunk_size) l.refuse(node["max_size"], "storage.max_size", "must be at least one chunk_size");
+  }
 }
 
+// A host name (lowercase labels of letters, digits and inner '-') with an optional :port, so that
+// it can stand as the first path component of a repository name.
 bool valid_upstream_name(std::string_view name) {
   if (name.empty() || name.size() > 255) return false;
-  for (char c : name) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == ':')) return false;
+  auto host = name;
+  if (auto colon = name.find(':'); colon != std::string_view::npos) {
+    host = name.substr(0, colon);
+    auto port = parse_digits(name.substr(colon + 1), 5);
+    if (!port || *port == 0 || *port > 65535) return false;
   }
-  return name.front() != '.' && name.front() != '-' && name.front() != ':';
+  std::size_t start = 0;
+  while (start <= host.size()) {
+    auto end = std::min(host.find('.', start), host.size());
+    auto label = host.substr(start, end - start);
+    if (label.empty() || label.front() == '-' || label.back() == '-') return false;
+    for (char c : label) {
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+    }
+    start = end + 1;
+  }
+  return true;
 }
 
 void parse_url(const Loader& l, const YAML::Node& node, const std::string& key, Upstream& u) {
   u.url = l.scalar(node, key);
-  auto parsed = boost::urls::parse_absolute_uri(u.url);
+  // parse_uri rather than parse_absolute_uri so that a fragment is named as such, not "not a URL".
+  auto parsed = boost::urls::parse_uri(u.url);
   if (!parsed) l.refuse(node, key, "not a URL: '" + u.url + "'");
-  auto scheme = std::string(parsed->scheme());
-  if (scheme != "http" && scheme != "https") l.refuse(node, key, "scheme must be http or https");
+  auto scheme = parsed->scheme_id();
+  if (scheme != boost::urls::scheme::http && scheme != boost::urls::scheme::https) {
+    l.refuse(node, key, "scheme must be http or https, got '" + std::string(parsed->scheme()) + "'");
+  }
   if (parsed->has_userinfo()) l.refuse(node, key, "credentials belong in username/password_file, not the URL");
-  if (parsed->has_query() || parsed->has_fragment()) l.refuse(node, key, "must not have a query or fragment");
-  u.tls = scheme == "https";
-  u.host = std::string(parsed->host());
-  if (!u.host.empty() && u.host.front() == '[' && u.host.back() == ']') u.host = u.host.substr(1, u.host.size() - 2);
+  if (parsed->has_query()) l.refuse(node, key, "must not have a query");
+  if (parsed->has_fragment()) l.refuse(node, key, "must not have a fragment");
+  u.tls = scheme == boost::urls::scheme::https;
+  u.host = std::string(parsed->encoded_host_address());
   if (u.host.empty()) l.refuse(node, key, "has no host");
+  if (u.host.find('%') != std::string::npos) l.refuse(node, key, "host must not be percent-encoded");
   if (parsed->has_port()) {
-    auto port = std::string(parsed->port());
-    if (port.empty() || port.size() > 5 || std::stoul(port) == 0 || std::stoul(port) > 65535) {
-      l.refuse(node, key, "bad port '" + port + "'");
-    }
-    u.port = static_cast<std::uint16_t>(std::stoul(port));
+    auto port = parse_digits(parsed->port(), 5);
+    if (!port || *port == 0 || *port > 65535) l.refuse(node, key, "bad port '" + std::string(parsed->port()) + "'");
+    u.port = static_cast<std::uint16_t>(*port);
   } else {
     u.port = u.tls ? 443 : 80;
   }
@@ -199,29 +321,17 @@ void parse_url(const Loader& l, const YAML::Node& node, const std::string& key, 
 }
 
 std::string read_secret(const Loader& l, const YAML::Node& node, const std::string& key, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) l.refuse(node, key, "cannot read " + path + ": " + std::strerror(errno));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  std::string secret = buffer.str();
-  if (!secret.empty() && secret.back() == '\n') secret.pop_back();
-  if (!secret.empty() && secret.back() == '\r') secret.pop_back();
-  if (secret.empty()) l.refuse(node, key, path + " is empty");
-  return secret;
+  std::string why;
+  auto secret = read_capped(path, max_secret_bytes, why);
+  if (!secret) l.refuse(node, key, "cannot read " + path + ": " + why);
+  // Exactly one line ending: editors add it, but anything else may be part of the password.
+  if (!secret->empty() && secret->back() == '\n') secret->pop_back();
+  if (!secret->empty() && secret->back() == '\r') secret->pop_back();
+  if (secret->empty()) l.refuse(node, key, path + " is empty");
+  return std::move(*secret);
 }
 
-Upstream load_upstream(const Loader& l, const YAML::Node& node, const std::string& path) {
-  l.only_keys(node, path, {"name", "url", "username", "password_file", "ca_file", "tag_ttl", "connect_timeout",
-                           "response_timeout", "idle_timeout", "max_connections", "implicit_library"});
-  Upstream u;
-  if (!node["name"]) l.refuse(node, path + ".name", "is required");
-  u.name = l.scalar(node["name"], path + ".name");
-  if (!valid_upstream_name(u.name)) {
-    l.refuse(node["name"], path + ".name", "must be a registry host name like docker.io or localhost:5001 (no '/')");
-  }
-  if (!node["url"]) l.refuse(node, path + ".url", "is required");
-  parse_url(l, node["url"], path + ".url", u);
-  u.implicit_library = u.name == "docker.io";
+void load_credentials(const Loader& l, const YAML::Node& node, const std::string& path, Upstream& u) {
   if (node["username"]) u.username = l.scalar(node["username"], path + ".username");
   if (node["password_file"]) u.password_file = l.scalar(node["password_file"], path + ".password_file");
   if (!u.username.empty() && u.password_file.empty()) {
@@ -230,66 +340,128 @@ Upstream load_upstream(const Loader& l, const YAML::Node& node, const std::strin
   if (u.username.empty() && !u.password_file.empty()) {
     l.refuse(node["password_file"], path + ".username", "is required with password_file");
   }
-  if (!u.password_file.empty()) u.password = read_secret(l, node["password_file"], path + ".password_file", u.password_file);
+  if (!u.password_file.empty()) {
+    u.password = read_secret(l, node["password_file"], path + ".password_file", u.password_file);
+  }
   if (node["ca_file"]) {
     u.ca_file = l.scalar(node["ca_file"], path + ".ca_file");
-    std::ifstream ca(u.ca_file);
-    if (!ca) l.refuse(node["ca_file"], path + ".ca_file", "cannot read " + u.ca_file + ": " + std::strerror(errno));
+    std::string why;
+    if (!read_capped(u.ca_file, max_config_bytes, why)) {
+      l.refuse(node["ca_file"], path + ".ca_file", "cannot read " + u.ca_file + ": " + why);
+    }
   }
+}
+
+Upstream load_upstream(const Loader& l, const YAML::Node& node, const std::string& path) {
+  if (!node.IsMap()) l.refuse(node, path, "must be a mapping with name and url");
+  l.only_keys(node, path, {"name", "url", "username", "password_file", "ca_file", "tag_ttl", "connect_timeout",
+                           "response_timeout", "idle_timeout", "max_connections", "implicit_library"});
+  Upstream u;
+  if (!node["name"]) l.refuse(node, path + ".name", "is required");
+  u.name = l.scalar(node["name"], path + ".name");
+  if (!valid_upstream_name(u.name)) {
+    l.refuse(node["name"], path + ".name",
+             "'" + u.name + "' is not a registry host name like docker.io or localhost:5001 (lowercase, no '/')");
+  }
+  if (!node["url"]) l.refuse(node, path + ".url", "is required");
+  parse_url(l, node["url"], path + ".url", u);
+  load_credentials(l, node, path, u);
   if (node["tag_ttl"]) u.tag_ttl = l.duration(node["tag_ttl"], path + ".tag_ttl");
-  if (node["connect_timeout"]) u.connect_timeout = l.duration(node["connect_timeout"], path + ".connect_timeout");
-  if (node["response_timeout"]) u.response_timeout = l.duration(node["response_timeout"], path + ".response_timeout");
-  if (node["idle_timeout"]) u.idle_timeout = l.duration(node["idle_timeout"], path + ".idle_timeout");
-  for (auto [value, key] : {std::pair{u.connect_timeout, "connect_timeout"}, {u.response_timeout, "response_timeout"},
-                            {u.idle_timeout, "idle_timeout"}}) {
-    if (value.count() == 0) l.refuse(node[key], path + "." + key, "must not be 0");
+  if (node["connect_timeout"]) {
+    u.connect_timeout = l.positive_duration(node["connect_timeout"], path + ".connect_timeout");
   }
+  if (node["response_timeout"]) {
+    u.response_timeout = l.positive_duration(node["response_timeout"], path + ".response_timeout");
+  }
+  if (node["idle_timeout"]) u.idle_timeout = l.positive_duration(node["idle_timeout"], path + ".idle_timeout");
   if (node["max_connections"]) {
-    u.max_connections = static_cast<unsigned>(l.unsigned_int(node["max_connections"], path + ".max_connections", 4096));
+    u.max_connections =
+        static_cast<unsigned>(l.unsigned_int(node["max_connections"], path + ".max_connections", 1, 4096));
   }
+  u.implicit_library = u.name == "docker.io";
   if (node["implicit_library"]) u.implicit_library = l.boolean(node["implicit_library"], path + ".implicit_library");
   return u;
 }
 
 void load_log(const Loader& l, const YAML::Node& node, Log& log) {
-  l.only_keys(node, "log", {"access_log", "level"});
-  if (node["access_log"]) log.access_log = l.scalar(node["access_log"], "log.access_log");
+  l.only_keys(node, "log", {"access_log", "audit_log", "level"});
+  if (node.IsNull()) return;
+  for (auto [key, field] : {std::pair{"access_log", &log.access_log}, {"audit_log", &log.audit_log}}) {
+    if (!node[key]) continue;
+    *field = l.scalar(node[key], std::string("log.") + key);
+    if (field->empty()) l.refuse(node[key], std::string("log.") + key, "must be \"-\", \"off\" or a file path");
+  }
   if (node["level"]) {
     log.level = l.scalar(node["level"], "log.level");
     if (log.level != "debug" && log.level != "info" && log.level != "warn" && log.level != "error") {
-      l.refuse(node["level"], "log.level", "must be debug, info, warn or error");
+      l.refuse(node["level"], "log.level", "must be debug, info, warn or error, got '" + log.level + "'");
     }
   }
 }
 
+void load_upstreams(const Loader& l, const YAML::Node& root, Config& config) {
+  const YAML::Node upstreams = root["upstreams"];
+  if (!upstreams) l.refuse(root, "upstreams", "at least one upstream is required");
+  if (!upstreams.IsSequence() || upstreams.size() == 0) l.refuse(upstreams, "upstreams", "must be a non-empty list");
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < upstreams.size(); ++i) {
+    std::string path = "upstreams[" + std::to_string(i) + "]";
+    const YAML::Node entry = upstreams[i];
+    auto u = load_upstream(l, entry, path);
+    if (!names.insert(u.name).second) l.refuse(entry["name"], path + ".name", "duplicate upstream " + u.name);
+    config.upstreams.push_back(std::move(u));
+  }
+}
+
 Config load(const Loader& l, const YAML::Node& root) {
-  if (!root.IsDefined() || root.IsNull()) throw Refusal{l.source() + ": the file is empty"};
   l.only_keys(root, "", {"server", "storage", "upstreams", "default_upstream", "log", "policy"});
   Config config;
   config.source = l.source();
   if (root["server"]) load_server(l, root["server"], config.server);
   if (root["storage"]) load_storage(l, root["storage"], config.storage);
   if (root["log"]) load_log(l, root["log"], config.log);
-  if (root["policy"]) config.policy = root["policy"];
-  auto upstreams = root["upstreams"];
-  if (!upstreams) throw Refusal{l.source() + ": upstreams: at least one upstream is required"};
-  if (!upstreams.IsSequence() || upstreams.size() == 0) l.refuse(upstreams, "upstreams", "must be a non-empty list");
-  std::set<std::string> names;
-  for (std::size_t i = 0; i < upstreams.size(); ++i) {
-    std::string path = "upstreams[" + std::to_string(i) + "]";
-    auto u = load_upstream(l, upstreams[i], path);
-    if (!names.insert(u.name).second) l.refuse(upstreams[i]["name"], path + ".name", "duplicate upstream " + u.name);
-    config.upstreams.push_back(std::move(u));
+  if (const YAML::Node policy = root["policy"]; policy && !policy.IsNull()) {
+    if (!policy.IsMap()) l.refuse(policy, "policy", "must be a mapping");
+    config.policy = policy;
   }
-  if (root["default_upstream"]) {
-    config.default_upstream = l.scalar(root["default_upstream"], "default_upstream");
-    if (!config.find_upstream(config.default_upstream)) {
-      l.refuse(root["default_upstream"], "default_upstream", "names no configured upstream: " + config.default_upstream);
+  load_upstreams(l, root, config);
+  if (const YAML::Node name = root["default_upstream"]) {
+    // An explicit "" means: names without an upstream prefix are unknown, even with one upstream.
+    config.default_upstream = name.IsNull() ? std::string() : l.scalar(name, "default_upstream");
+    if (!config.default_upstream.empty() && !config.find_upstream(config.default_upstream)) {
+      l.refuse(name, "default_upstream", "names no configured upstream: '" + config.default_upstream + "'");
     }
   } else if (config.upstreams.size() == 1) {
     config.default_upstream = config.upstreams.front().name;
   }
   return config;
+}
+
+std::string yaml_error(std::string_view source, const YAML::Exception& e) {
+  std::string where(source);
+  if (!e.mark.is_null()) where += ":" + std::to_string(e.mark.line + 1);
+  return where + ": " + (e.msg.empty() ? std::string(e.what()) : e.msg);
+}
+
+// Parses each fractional digit exactly so that "1.5GB" is 1500000000, not a double's neighbour.
+std::optional<std::uint64_t> scaled(std::string_view whole, std::string_view fraction, std::uint64_t factor) {
+  constexpr auto max = std::numeric_limits<std::uint64_t>::max();
+  auto integer = parse_digits(whole, 20);
+  if (!integer) return std::nullopt;
+  if (whole.size() == 20 && whole > "18446744073709551615") return std::nullopt;
+  if (*integer > max / factor) return std::nullopt;
+  std::uint64_t value = *integer * factor;
+  // factor <= 2^40 and at most 12 fractional digits keep this product inside 128 bits.
+  if (fraction.size() > 12) return std::nullopt;
+  unsigned __int128 numerator = 0, denominator = 1;
+  for (char c : fraction) {
+    if (c < '0' || c > '9') return std::nullopt;
+    numerator = numerator * 10 + static_cast<unsigned>(c - '0');
+    denominator *= 10;
+  }
+  auto part = (numerator * factor + denominator / 2) / denominator;  // round half up
+  if (part > max - value) return std::nullopt;
+  return value + static_cast<std::uint64_t>(part);
 }
 
 }  // namespace
@@ -306,7 +478,9 @@ Config defaults() {
   Upstream hub;
   hub.name = "docker.io";
   hub.url = "https://registry-1.docker.io";
+  hub.tls = true;
   hub.host = "registry-1.docker.io";
+  hub.port = 443;
   hub.implicit_library = true;
   config.upstreams.push_back(hub);
   config.default_upstream = "docker.io";
@@ -316,21 +490,28 @@ Config defaults() {
 Result<Config> parse(std::string_view text, std::string_view source) {
   Loader loader(source);
   try {
-    YAML::Node root = YAML::Load(std::string(text));
-    return load(loader, root);
+    auto documents = YAML::LoadAll(std::string(text));
+    if (documents.empty() || documents.front().IsNull()) {
+      return Error{Errc::config_invalid, std::string(source) + ":1: (top level): the file is empty"};
+    }
+    if (documents.size() > 1) {
+      loader.refuse(documents[1], "(top level)", "more than one YAML document; use a single one");
+    }
+    return load(loader, documents.front());
   } catch (const Refusal& r) {
     return Error{Errc::config_invalid, r.message};
   } catch (const YAML::Exception& e) {
-    return Error{Errc::config_invalid, std::string(source) + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg};
+    return Error{Errc::config_invalid, yaml_error(source, e)};
+  } catch (const std::exception& e) {
+    return Error{Errc::config_invalid, std::string(source) + ": " + e.what()};
   }
 }
 
 Result<Config> load_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error{Errc::config_invalid, path + ": cannot read: " + std::strerror(errno)};
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return parse(buffer.str(), path);
+  std::string why;
+  auto text = read_capped(path, max_config_bytes, why);
+  if (!text) return Error{Errc::config_invalid, path + ": cannot read: " + why};
+  return parse(*text, path);
 }
 
 std::optional<std::uint64_t> parse_size(std::string_view text) {
@@ -341,17 +522,20 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   auto unit = text.substr(i);
   while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
   if (number.empty() || number.front() == '.' || std::count(number.begin(), number.end(), '.') > 1) return std::nullopt;
-  double scale = 0;
-  static const std::pair<std::string_view, double> units[] = {
-      {"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
-      {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}};
+  static const std::pair<std::string_view, std::uint64_t> units[] = {
+      {"", 1},           {"B", 1},           {"KB", 1000},          {"MB", 1000000},
+      {"GB", 1000000000}, {"TB", 1000000000000}, {"KiB", 1ull << 10}, {"MiB", 1ull << 20},
+      {"GiB", 1ull << 30}, {"TiB", 1ull << 40}};
+  std::uint64_t scale = 0;
   for (auto& [name, factor] : units) {
     if (unit == name) scale = factor;
   }
   if (scale == 0) return std::nullopt;
-  double value = std::stod(std::string(number)) * scale;
-  if (!std::isfinite(value) || value >= 1.8e19) return std::nullopt;
-  return static_cast<std::uint64_t>(std::llround(value));
+  // Exact integer arithmetic: no stod (throws past double's range), no llround (overflows past 2^63).
+  auto dot = number.find('.');
+  if (dot == std::string_view::npos) return scaled(number, {}, scale);
+  if (dot + 1 == number.size()) return std::nullopt;  // "1.GiB": a dot promises digits
+  return scaled(number.substr(0, dot), number.substr(dot + 1), scale);
 }
 
 std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
@@ -377,7 +561,7 @@ std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
     }
     ++i;
     total += n * factor;
-    if (total > 100ull * 365 * 86400) return std::nullopt;
+    if (total > 100ull * 365 * 86400) return std::nullopt;  // a century: surely a typo
   }
   return std::chrono::seconds(total);
 }

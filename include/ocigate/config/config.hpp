@@ -58,6 +58,7 @@ struct Storage {
 
 struct Log {
   std::string access_log = "-";  // "-" = stdout, else a file path; "off" disables
+  std::string audit_log = "-";   // policy decisions, same forms
   std::string level = "info";    // debug | info | warn | error
 };
 
