@@ -1,88 +1,41 @@
 #include "ocigate/upstream/client.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
-#include <vector>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
 #include <nlohmann/json.hpp>
 
+#include "connection.hpp"
 #include "ocigate/oci/challenge.hpp"
 
 namespace ocigate::upstream {
 
-namespace beast = boost::beast;
-namespace ssl = asio::ssl;
+namespace {
+
+using namespace detail;
 using tcp = asio::ip::tcp;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-
-namespace {
 
 constexpr int max_attempts = 3;
 constexpr int max_redirects = 5;
 constexpr std::uint32_t header_limit = 64 * 1024;
-
-struct Endpoint {
-  std::string host;
-  std::uint16_t port = 0;
-  bool tls = false;
-  std::string key() const { return (tls ? "https://" : "http://") + host + ":" + std::to_string(port); }
-  bool operator==(const Endpoint&) const = default;
-};
-
-// A plain or TLS connection. Only one of the two streams is set.
-struct Connection {
-  Endpoint endpoint;
-  std::unique_ptr<beast::tcp_stream> plain;
-  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
-  beast::flat_buffer buffer;
-  bool reused = false;
-
-  beast::tcp_stream& lowest() { return plain ? *plain : beast::get_lowest_layer(*tls); }
-};
-
-using Parser = http::response_parser<http::buffer_body>;
-
-// Transport helpers that dispatch on the stream kind.
-asio::awaitable<beast::error_code> write_request(Connection& c, http::request<http::empty_body>& req) {
-  if (c.plain) {
-    auto [ec, n] = co_await http::async_write(*c.plain, req, use_tuple);
-    co_return ec;
-  }
-  auto [ec, n] = co_await http::async_write(*c.tls, req, use_tuple);
-  co_return ec;
-}
-
-asio::awaitable<beast::error_code> read_header(Connection& c, Parser& parser) {
-  if (c.plain) {
-    auto [ec, n] = co_await http::async_read_header(*c.plain, c.buffer, parser, use_tuple);
-    co_return ec;
-  }
-  auto [ec, n] = co_await http::async_read_header(*c.tls, c.buffer, parser, use_tuple);
-  co_return ec;
-}
-
-asio::awaitable<beast::error_code> read_body(Connection& c, Parser& parser) {
-  if (c.plain) {
-    auto [ec, n] = co_await http::async_read(*c.plain, c.buffer, parser, use_tuple);
-    co_return ec;
-  }
-  auto [ec, n] = co_await http::async_read(*c.tls, c.buffer, parser, use_tuple);
-  co_return ec;
-}
+constexpr std::size_t token_body_limit = 1 << 20;
+// Redirect, challenge and error bodies up to this size are read so their connection can be reused.
+constexpr std::size_t drain_limit = 64 * 1024;
+constexpr std::chrono::seconds max_retry_after{5};
+constexpr long default_token_lifetime = 60;
 
 bool is_redirect(unsigned status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
@@ -90,393 +43,498 @@ bool is_redirect(unsigned status) {
 
 bool retryable_status(unsigned status) { return status == 502 || status == 503 || status == 504; }
 
-std::string base64(std::string_view in) {
-  static constexpr char table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
-                 static_cast<unsigned char>(in[i + 2]);
-    out += {table[v >> 18], table[(v >> 12) & 63], table[(v >> 6) & 63], table[v & 63]};
+std::string seconds_text(std::chrono::seconds s) { return std::to_string(s.count()) + "s"; }
+
+// Retry-After as delta-seconds; HTTP dates are rare from registries and treated as absent.
+std::optional<std::chrono::seconds> retry_after(const http::fields& headers) {
+  auto it = headers.find(http::field::retry_after);
+  if (it == headers.end()) return std::nullopt;
+  const std::string_view text = it->value();
+  if (text.empty() || text.size() > 9) return std::nullopt;
+  long seconds = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    seconds = seconds * 10 + (c - '0');
   }
-  if (i + 1 == in.size()) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    out += {table[v >> 18], table[(v >> 12) & 63], '=', '='};
-  } else if (i + 2 == in.size()) {
-    unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-    out += {table[v >> 18], table[(v >> 12) & 63], table[(v >> 6) & 63], '='};
-  }
-  return out;
+  return std::chrono::seconds(seconds);
 }
 
-class ClientImpl;
+// Every WWW-Authenticate field, joined: a registry may send Bearer and Basic on separate lines.
+std::string challenges_of(const http::fields& headers) {
+  std::string joined;
+  for (auto it = headers.find(http::field::www_authenticate);
+       it != headers.end() && it->name() == http::field::www_authenticate; ++it) {
+    if (!joined.empty()) joined += ", ";
+    joined += it->value();
+  }
+  return joined;
+}
+
+Error transport_error(const Endpoint& endpoint, const beast::error_code& ec, std::chrono::seconds timeout,
+                      const char* waiting_for) {
+  if (ec == beast::error::timeout) {
+    return Error{Errc::upstream_timeout,
+                 "upstream " + endpoint.host + " sent no " + waiting_for + " within " + seconds_text(timeout)};
+  }
+  return Error{Errc::upstream_error, "upstream " + endpoint.host + ": " + ec.message()};
+}
 
 class ResponseImpl final : public Response {
  public:
-  ResponseImpl(std::shared_ptr<ClientImpl> client, std::unique_ptr<Connection> connection,
-               std::unique_ptr<Parser> parser, std::chrono::seconds idle_timeout)
-      : client_(std::move(client)),
+  ResponseImpl(std::shared_ptr<Pool> pool, std::unique_ptr<Connection> connection, std::unique_ptr<Parser> parser,
+               std::chrono::seconds idle_timeout)
+      : pool_(std::move(pool)),
         connection_(std::move(connection)),
         parser_(std::move(parser)),
         idle_timeout_(idle_timeout),
         served_by_(connection_->endpoint.host) {
     if (parser_->is_done()) release();
   }
-  ~ResponseImpl() override;
 
   unsigned status() const override { return parser_->get().result_int(); }
   const http::fields& headers() const override { return parser_->get(); }
   std::optional<std::uint64_t> content_length() const override {
-    if (auto length = parser_->content_length()) return *length;
-    auto it = parser_->get().find(http::field::content_length);
-    if (it == parser_->get().end()) return std::nullopt;
-    return std::strtoull(std::string(it->value()).c_str(), nullptr, 10);
+    // A HEAD answer is "done" after its header, but its Content-Length still describes the GET body.
+    if (auto length = parser_->content_length(); length && !parser_->get().chunked()) return *length;
+    return std::nullopt;
   }
   const std::string& served_by() const override { return served_by_; }
+  const std::string& auth_error() const override { return auth_error_; }
+  void set_auth_error(std::string message) { auth_error_ = std::move(message); }
 
   asio::awaitable<Result<std::size_t>> read_some(asio::mutable_buffer buffer) override {
-    if (parser_->is_done() || buffer.size() == 0) co_return std::size_t{0};
-    if (!connection_) co_return Error{Errc::upstream_error, "upstream connection already closed"};
-    auto& body = parser_->get().body();
-    body.data = buffer.data();
-    body.size = buffer.size();
-    connection_->lowest().expires_after(idle_timeout_);
-    auto ec = co_await read_body(*connection_, *parser_);
-    std::size_t n = buffer.size() - body.size;
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec) {
-      connection_.reset();
-      if (ec == beast::error::timeout) {
-        co_return Error{Errc::upstream_timeout, "upstream " + served_by_ + " stalled mid-body"};
+    if (parser_->is_done()) co_return std::size_t{0};
+    if (!connection_) co_return Error{Errc::upstream_error, "upstream " + served_by_ + " body already failed"};
+    if (buffer.size() == 0) co_return Error{Errc::internal, "read_some needs a non-empty buffer"};
+    for (;;) {
+      auto& body = parser_->get().body();
+      body.data = buffer.data();
+      body.size = buffer.size();
+      connection_->lowest().expires_after(idle_timeout_);
+      auto ec = co_await read_body_step(*connection_, *parser_);
+      const std::size_t n = buffer.size() - body.size;
+      body.data = nullptr;
+      body.size = 0;
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) {
+        connection_.reset();
+        co_return body_error(ec);
       }
-      co_return Error{Errc::upstream_error, "upstream " + served_by_ + " body failed: " + ec.message()};
+      if (parser_->is_done()) release();
+      // A step may parse only framing (a chunk header): keep reading until body bytes arrive.
+      if (n > 0 || parser_->is_done()) co_return n;
     }
-    if (parser_->is_done()) release();
-    if (n == 0 && !parser_->is_done()) co_return Error{Errc::upstream_error, "upstream body made no progress"};
-    co_return n;
   }
 
   asio::awaitable<Result<std::string>> read_all(std::size_t limit) override {
+    if (auto length = content_length(); length && *length > limit && !parser_->is_done()) {
+      connection_.reset();
+      co_return Error{Errc::size_invalid, "upstream body of " + std::to_string(*length) + " bytes exceeds the " +
+                                              std::to_string(limit) + "-byte limit"};
+    }
     std::string out;
-    std::string piece(64 * 1024, '\0');
+    std::string piece(std::min<std::size_t>(limit + 1, 64 * 1024), '\0');
     for (;;) {
       auto n = co_await read_some(asio::buffer(piece));
       if (!n) co_return n.error();
-      if (*n == 0) break;
+      if (*n == 0) co_return out;
       if (out.size() + *n > limit) {
         connection_.reset();
-        co_return Error{Errc::size_invalid, "upstream body larger than " + std::to_string(limit) + " bytes"};
+        co_return Error{Errc::size_invalid, "upstream body exceeds the " + std::to_string(limit) + "-byte limit"};
       }
       out.append(piece.data(), *n);
     }
-    co_return out;
+  }
+
+  // Reads a small leftover body so the connection can serve the next request; drops it otherwise.
+  asio::awaitable<void> recycle() {
+    auto length = content_length();
+    if (!connection_ || !length || *length > drain_limit) {
+      connection_.reset();
+      co_return;
+    }
+    auto drained = co_await read_all(drain_limit);
+    (void)drained;  // success returned the connection to the pool; failure already dropped it
   }
 
  private:
-  void release();
+  Error body_error(const beast::error_code& ec) const {
+    if (ec == beast::error::timeout) {
+      return Error{Errc::upstream_timeout,
+                   "upstream " + served_by_ + " stalled mid-body for " + seconds_text(idle_timeout_)};
+    }
+    if (ec == http::error::partial_message || ec == http::error::end_of_stream) {
+      return Error{Errc::upstream_error, "upstream " + served_by_ + " closed the connection before the body ended"};
+    }
+    return Error{Errc::upstream_error, "upstream " + served_by_ + " body failed: " + ec.message()};
+  }
 
-  std::shared_ptr<ClientImpl> client_;
+  void release() {
+    if (connection_ && parser_->is_done() && parser_->get().keep_alive() && connection_->buffer.size() == 0) {
+      pool_->give_back(std::move(connection_));
+    }
+    connection_.reset();
+  }
+
+  std::shared_ptr<Pool> pool_;
   std::unique_ptr<Connection> connection_;
   std::unique_ptr<Parser> parser_;
   std::chrono::seconds idle_timeout_;
   std::string served_by_;
+  std::string auth_error_;
 };
 
-class ClientImpl final : public Client, public std::enable_shared_from_this<ClientImpl> {
+class ClientImpl final : public Client {
  public:
   ClientImpl(asio::any_io_executor executor, config::Upstream upstream)
-      : executor_(std::move(executor)), upstream_(std::move(upstream)), tls_context_(ssl::context::tls_client) {
-    tls_context_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                             ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-    beast::error_code ec;
-    tls_context_.set_default_verify_paths(ec);
-    if (!upstream_.ca_file.empty()) tls_context_.load_verify_file(upstream_.ca_file, ec);
-    tls_context_.set_verify_mode(ssl::verify_peer);
-    home_ = Endpoint{upstream_.host, upstream_.port, upstream_.tls};
+      : executor_(std::move(executor)),
+        upstream_(std::move(upstream)),
+        tls_context_(ssl::context::tls_client),
+        pool_(std::make_shared<Pool>(upstream_.max_connections)),
+        home_{upstream_.host, upstream_.port, upstream_.tls} {
+    setup_tls();
   }
 
   const config::Upstream& upstream() const override { return upstream_; }
   ClientStats stats() const override { return {requests_.load(), connections_opened_.load(), token_fetches_.load()}; }
 
   asio::awaitable<Result<std::unique_ptr<Response>>> send(Request request) override {
+    if (!setup_error_.empty()) co_return Error{Errc::upstream_error, setup_error_};
+    if (!header_safe(request.target) || request.target.find(' ') != std::string::npos ||
+        !header_safe(request.accept) || !header_safe(request.range)) {
+      co_return Error{Errc::internal, "upstream request with control characters or spaces in target or headers"};
+    }
     const bool idempotent = request.method == http::verb::get || request.method == http::verb::head;
-    Result<std::unique_ptr<Response>> last = Error{Errc::upstream_error, "no attempt made"};
-    for (int attempt = 1; attempt <= max_attempts; ++attempt) {
-      last = co_await attempt_once(request);
-      bool retry = idempotent && attempt < max_attempts &&
-                   (!last.ok() ? last.error().code != Errc::unauthorized : retryable_status((*last)->status()));
-      if (!retry) co_return last;
-      auto delay = std::chrono::milliseconds(100 * (1 << (2 * (attempt - 1))));  // 100 ms, 400 ms
-      if (last.ok()) {
-        auto it = (*last)->headers().find(http::field::retry_after);
-        if (it != (*last)->headers().end()) {
-          auto seconds = std::strtoul(std::string(it->value()).c_str(), nullptr, 10);
-          if (seconds > 0 && seconds <= 5) delay = std::chrono::seconds(seconds);
+    for (int attempt = 1;; ++attempt) {
+      bool retryable = false;
+      auto result = co_await attempt_once(request, retryable);
+      const bool last = !idempotent || attempt == max_attempts;
+      // 100 ms, 400 ms: long enough for a restarting upstream, short enough for a waiting client.
+      auto delay = std::chrono::milliseconds(100 << (2 * (attempt - 1)));
+      if (result.ok()) {
+        const unsigned status = (*result)->status();
+        if (last || !retryable_status(status)) co_return result;
+        if (status == 503) {
+          if (auto after = retry_after((*result)->headers())) {
+            if (*after > max_retry_after) co_return result;  // the upstream asked for more than we can wait
+            delay = std::max<std::chrono::milliseconds>(delay, *after);
+          }
         }
+      } else if (last || !retryable) {
+        co_return result;
       }
-      last = Error{Errc::upstream_error, "retrying"};  // drop the connection before sleeping
+      result = Error{Errc::upstream_error, "retrying"};  // closes the failed answer's connection first
       asio::steady_timer timer(co_await asio::this_coro::executor, delay);
       co_await timer.async_wait(use_tuple);
-    }
-    co_return last;
-  }
-
-  void give_back(std::unique_ptr<Connection> connection) {
-    std::lock_guard lock(pool_mutex_);
-    auto& idle = pool_[connection->endpoint.key()];
-    if (idle.size() < upstream_.max_connections) {
-      connection->reused = true;
-      idle.push_back(std::move(connection));
     }
   }
 
  private:
-  struct Exchange {
-    std::unique_ptr<Connection> connection;
-    std::unique_ptr<Parser> parser;
-  };
+  void setup_tls() {
+    tls_context_.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                             ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    SSL_CTX_set_min_proto_version(tls_context_.native_handle(), TLS1_2_VERSION);
+    tls_context_.set_verify_mode(ssl::verify_peer);
+    beast::error_code ec;
+    tls_context_.set_default_verify_paths(ec);  // a machine without a system store may still use ca_file
+    if (!upstream_.ca_file.empty()) {
+      tls_context_.load_verify_file(upstream_.ca_file, ec);
+      if (ec) setup_error_ = "upstream " + upstream_.name + ": cannot load ca_file " + upstream_.ca_file;
+    }
+  }
 
-  // One request including the auth dance and redirects; no retries.
-  asio::awaitable<Result<std::unique_ptr<Response>>> attempt_once(const Request& request) {
+  // One request with its auth dance and redirects, without retries. retryable tells the caller
+  // that the failure happened before any response header (transport error or timeout).
+  asio::awaitable<Result<std::unique_ptr<Response>>> attempt_once(const Request& request, bool& retryable) {
     Endpoint endpoint = home_;
     std::string target = upstream_.base_path + request.target;
     std::string authorization = cached_authorization(request.scope);
+    std::string auth_error;
     bool auth_tried = false;
-    for (int hop = 0;; ++hop) {
+    int redirects = 0;
+    for (;;) {
       ++requests_;
-      auto exchanged = co_await exchange(endpoint, request.method, target, request, authorization);
+      auto exchanged = co_await exchange(endpoint, request.method, target, request, authorization, retryable);
       if (!exchanged) co_return exchanged.error();
-      auto& ex = *exchanged;
-      const unsigned status = ex.parser->get().result_int();
+      retryable = false;  // a response arrived: what follows is the upstream's answer, not a transport failure
+      std::unique_ptr<ResponseImpl> response = std::move(*exchanged);
+      const unsigned status = response->status();
       if (status == 401 && !auth_tried && endpoint == home_) {
         auth_tried = true;
-        auto challenge = ex.parser->get()[http::field::www_authenticate];
-        const std::string challenge_text(challenge);
-        auto fresh = co_await authorize(challenge_text, request.scope);
-        if (!fresh.empty()) {
-          authorization = fresh;
+        const std::string challenges = challenges_of(response->headers());
+        auto authorized = co_await authorize(challenges, request.scope);
+        if (authorized) {
+          co_await response->recycle();
+          authorization = std::move(*authorized);
           continue;
         }
+        auth_error = authorized.error().message;
       }
       if (request.follow_redirects && is_redirect(status)) {
-        if (hop >= max_redirects) co_return Error{Errc::upstream_error, "upstream redirected more than 5 times"};
-        auto next = redirect_target(endpoint, target, std::string(ex.parser->get()[http::field::location]));
+        if (++redirects > max_redirects) {
+          co_return Error{Errc::upstream_error, "upstream " + home_.host + " redirected more than " +
+                                                    std::to_string(max_redirects) + " times"};
+        }
+        const std::string location(response->headers()[http::field::location]);
+        auto next = redirect_target(endpoint, target, location);
         if (!next) co_return next.error();
-        if (!(next->first == endpoint)) authorization.clear();  // credentials stay with their host
-        endpoint = next->first;
-        target = next->second;
+        co_await response->recycle();
+        if (!(next->endpoint == endpoint)) authorization.clear();  // credentials stay with their host
+        endpoint = std::move(next->endpoint);
+        target = std::move(next->target);
         continue;
       }
-      co_return std::unique_ptr<Response>(std::make_unique<ResponseImpl>(
-          shared_from_this(), std::move(ex.connection), std::move(ex.parser), upstream_.idle_timeout));
+      response->set_auth_error(std::move(auth_error));
+      co_return std::unique_ptr<Response>(std::move(response));
     }
   }
 
-  Result<std::pair<Endpoint, std::string>> redirect_target(const Endpoint& from, const std::string& from_target,
-                                                           const std::string& location) {
-    if (location.empty()) return Error{Errc::upstream_error, "redirect without Location"};
-    if (location.front() == '/') return std::pair{from, location};
-    auto url = boost::urls::parse_absolute_uri(location);
-    if (!url) return Error{Errc::upstream_error, "redirect to an unparsable Location"};
-    std::string scheme(url->scheme());
-    if (scheme != "https" && !(scheme == "http" && !upstream_.tls)) {
-      return Error{Errc::upstream_error, "redirect to " + scheme + " refused"};
+  Result<Location> redirect_target(const Endpoint& from, const std::string& from_target,
+                                   const std::string& location) const {
+    const std::string where = "upstream " + from.host + " redirect";
+    if (location.empty()) return Error{Errc::upstream_error, where + " without Location"};
+    auto reference = boost::urls::parse_uri_reference(location);
+    if (!reference) return Error{Errc::upstream_error, where + " to an unparsable Location"};
+    const std::string base_text = (from.tls ? "https://" : "http://") + from.host_header() + from_target;
+    auto base = boost::urls::parse_uri_reference(base_text);  // a view: base_text must outlive it
+    if (!base) return Error{Errc::upstream_error, where + " from an unparsable URL"};
+    boost::urls::url resolved;
+    if (auto r = boost::urls::resolve(*base, *reference, resolved); !r) {
+      return Error{Errc::upstream_error, where + " to an unresolvable Location"};
     }
-    Endpoint next{std::string(url->host()), 0, scheme == "https"};
-    if (!next.host.empty() && next.host.front() == '[') next.host = next.host.substr(1, next.host.size() - 2);
-    next.port = url->has_port() ? static_cast<std::uint16_t>(std::stoul(std::string(url->port())))
-                                : (next.tls ? 443 : 80);
-    std::string target(url->encoded_path());
-    if (target.empty()) target = "/";
-    if (url->has_query()) target += "?" + std::string(url->encoded_query());
-    (void)from_target;
-    return std::pair{next, target};
+    auto next = split_url(resolved);
+    if (!next) return Error{Errc::upstream_error, where + ": " + next.error().message};
+    if (!next->endpoint.tls && upstream_.tls) return Error{Errc::upstream_error, where + " from https to http refused"};
+    return next;
   }
 
   // Sends one request and reads the response header, on a pooled connection when one is idle.
-  // A pooled connection that fails before a header arrives was stale: retried once on a new one.
-  asio::awaitable<Result<Exchange>> exchange(const Endpoint& endpoint, http::verb method, const std::string& target,
-                                             const Request& request, const std::string& authorization) {
-    for (int fresh_tries = 0; fresh_tries < 2; ++fresh_tries) {
-      auto connection = fresh_tries == 0 ? take_idle(endpoint) : nullptr;
+  // A pooled connection that fails before a header arrives was most likely closed by the peer
+  // while idle: the request goes once more over a fresh connection.
+  asio::awaitable<Result<std::unique_ptr<ResponseImpl>>> exchange(const Endpoint& endpoint, http::verb method,
+                                                                   const std::string& target, const Request& request,
+                                                                   const std::string& authorization,
+                                                                   bool& retryable) {
+    http::request<http::empty_body> req{method, target, 11};
+    req.set(http::field::host, endpoint.host_header());
+    req.set(http::field::user_agent, "ocigate");
+    if (!request.accept.empty()) req.set(http::field::accept, request.accept);
+    if (!request.range.empty()) req.set(http::field::range, request.range);
+    if (!authorization.empty()) req.set(http::field::authorization, authorization);
+    req.keep_alive(true);
+    for (int tries = 0; tries < 2; ++tries) {
+      auto connection = tries == 0 ? pool_->take(endpoint) : nullptr;
       if (!connection) {
-        auto opened = co_await open(endpoint);
+        auto opened = co_await open(endpoint, retryable);
         if (!opened) co_return opened.error();
         connection = std::move(*opened);
       }
-      http::request<http::empty_body> req{method, target, 11};
-      req.set(http::field::host, endpoint.port == (endpoint.tls ? 443 : 80)
-                                     ? endpoint.host
-                                     : endpoint.host + ":" + std::to_string(endpoint.port));
-      req.set(http::field::user_agent, "ocigate");
-      if (!request.accept.empty()) req.set(http::field::accept, request.accept);
-      if (!request.range.empty()) req.set(http::field::range, request.range);
-      if (!authorization.empty()) req.set(http::field::authorization, authorization);
-      req.keep_alive(true);
-      connection->lowest().expires_after(upstream_.response_timeout);
-      auto ec = co_await write_request(*connection, req);
       auto parser = std::make_unique<Parser>();
       parser->header_limit(header_limit);
-      parser->body_limit(boost::none);
+      parser->body_limit(boost::none);  // blobs are unbounded; read_all enforces its own limit
       if (method == http::verb::head) parser->skip(true);
+      connection->lowest().expires_after(upstream_.response_timeout);
+      auto ec = co_await write_request(*connection, req);
       if (!ec) ec = co_await read_header(*connection, *parser);
-      if (!ec) co_return Exchange{std::move(connection), std::move(parser)};
-      if (connection->reused && ec != beast::error::timeout) continue;
-      if (ec == beast::error::timeout) {
-        co_return Error{Errc::upstream_timeout, "upstream " + endpoint.host + " did not answer within " +
-                                                    std::to_string(upstream_.response_timeout.count()) + "s"};
+      if (!ec) {
+        co_return std::make_unique<ResponseImpl>(pool_, std::move(connection), std::move(parser),
+                                                 upstream_.idle_timeout);
       }
-      co_return Error{Errc::upstream_error, "upstream " + endpoint.host + ": " + ec.message()};
+      if (connection->reused && ec != beast::error::timeout) continue;
+      retryable = true;
+      co_return transport_error(endpoint, ec, upstream_.response_timeout, "response header");
     }
-    co_return Error{Errc::upstream_error, "upstream " + endpoint.host + " closed the connection"};
+    retryable = true;
+    co_return Error{Errc::upstream_error, "upstream " + endpoint.host + " closed the connection without answering"};
   }
 
-  std::unique_ptr<Connection> take_idle(const Endpoint& endpoint) {
-    std::lock_guard lock(pool_mutex_);
-    auto it = pool_.find(endpoint.key());
-    if (it == pool_.end() || it->second.empty()) return nullptr;
-    auto connection = std::move(it->second.back());
-    it->second.pop_back();
-    return connection;
-  }
-
-  asio::awaitable<Result<std::unique_ptr<Connection>>> open(const Endpoint& endpoint) {
+  asio::awaitable<Result<std::unique_ptr<Connection>>> open(const Endpoint& endpoint, bool& retryable) {
+    retryable = true;
     tcp::resolver resolver(executor_);
-    auto [rec, results] = co_await resolver.async_resolve(endpoint.host, std::to_string(endpoint.port), use_tuple);
-    if (rec) co_return Error{Errc::upstream_error, "cannot resolve " + endpoint.host + ": " + rec.message()};
+    const std::string service = std::to_string(endpoint.port);
+    auto [rec, results] = co_await resolver.async_resolve(endpoint.host, service, use_tuple);
+    if (rec) co_return Error{Errc::upstream_error, "cannot resolve upstream " + endpoint.host + ": " + rec.message()};
     auto connection = std::make_unique<Connection>();
     connection->endpoint = endpoint;
+    // The stream lives on the client's executor, not the caller's strand: pooled connections
+    // outlive the coroutine that opened them. Beast runs each operation's timer on the caller's
+    // executor, so timeouts stay serialized with the caller.
     beast::tcp_stream stream(executor_);
     stream.expires_after(upstream_.connect_timeout);
     auto [cec, ep] = co_await stream.async_connect(results, use_tuple);
     if (cec) {
       if (cec == beast::error::timeout) {
-        co_return Error{Errc::upstream_timeout, "connecting to " + endpoint.host + " timed out"};
+        co_return Error{Errc::upstream_timeout, "connecting to upstream " + endpoint.host + " timed out after " +
+                                                    seconds_text(upstream_.connect_timeout)};
       }
-      co_return Error{Errc::upstream_error, "cannot connect to " + endpoint.key() + ": " + cec.message()};
+      co_return Error{Errc::upstream_error, "cannot connect to upstream " + endpoint.host + ":" +
+                                                std::to_string(endpoint.port) + ": " + cec.message()};
     }
     ++connections_opened_;
     if (!endpoint.tls) {
       connection->plain = std::make_unique<beast::tcp_stream>(std::move(stream));
       co_return connection;
     }
-    connection->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(stream), tls_context_);
-    if (!SSL_set_tlsext_host_name(connection->tls->native_handle(), endpoint.host.c_str())) {
-      co_return Error{Errc::upstream_error, "cannot set TLS server name for " + endpoint.host};
+    connection->tls = std::make_unique<TlsStream>(std::move(stream), tls_context_);
+    // SNI carries names only (RFC 6066); an address is verified against the certificate's IP SANs.
+    boost::system::error_code address_ec;
+    asio::ip::make_address(endpoint.host, address_ec);
+    if (address_ec && !SSL_set_tlsext_host_name(connection->tls->native_handle(), endpoint.host.c_str())) {
+      retryable = false;
+      co_return Error{Errc::upstream_error, "cannot set the TLS server name for upstream " + endpoint.host};
     }
     connection->tls->set_verify_callback(ssl::host_name_verification(endpoint.host));
     connection->lowest().expires_after(upstream_.connect_timeout);
     auto [hec] = co_await connection->tls->async_handshake(ssl::stream_base::client, use_tuple);
-    if (hec) {
-      co_return Error{Errc::upstream_error, "TLS handshake with " + endpoint.host + " failed (certificate " +
-                                                "verification or protocol): " + hec.message()};
-    }
+    if (hec) co_return handshake_error(endpoint, *connection, hec, retryable);
     co_return connection;
+  }
+
+  Error handshake_error(const Endpoint& endpoint, Connection& connection, const beast::error_code& ec,
+                        bool& retryable) const {
+    if (ec == beast::error::timeout) {
+      return Error{Errc::upstream_timeout, "TLS handshake with upstream " + endpoint.host + " timed out after " +
+                                               seconds_text(upstream_.connect_timeout)};
+    }
+    const long verify = SSL_get_verify_result(connection.tls->native_handle());
+    if (verify != X509_V_OK) {
+      retryable = false;  // a certificate does not fix itself within a retry
+      return Error{Errc::upstream_error, "TLS handshake with upstream " + endpoint.host +
+                                             " failed: certificate verification failed: " +
+                                             X509_verify_cert_error_string(verify)};
+    }
+    return Error{Errc::upstream_error, "TLS handshake with upstream " + endpoint.host + " failed: " + ec.message() +
+                                           " (check its certificate and TLS version)"};
   }
 
   // ---- authentication ----
 
+  struct Token {
+    std::string authorization;
+    std::chrono::steady_clock::time_point expires;
+  };
+
   std::string cached_authorization(const std::string& scope) {
-    std::lock_guard lock(token_mutex_);
-    auto it = tokens_.find(scope);
-    if (it != tokens_.end() && std::chrono::steady_clock::now() < it->second.expires) return it->second.header;
-    if (basic_works_ && !upstream_.username.empty()) return basic_header();
+    {
+      std::lock_guard lock(token_mutex_);
+      auto it = tokens_.find(scope);
+      if (it != tokens_.end()) {
+        if (std::chrono::steady_clock::now() < it->second.expires) return it->second.authorization;
+        tokens_.erase(it);
+      }
+    }
+    if (basic_accepted_ && !upstream_.username.empty()) return basic_authorization();
     return {};
   }
 
-  std::string basic_header() const { return "Basic " + base64(upstream_.username + ":" + upstream_.password); }
+  std::string basic_authorization() const { return "Basic " + base64(upstream_.username + ":" + upstream_.password); }
 
-  // Answers a 401 challenge; returns the Authorization value to retry with, or empty.
-  asio::awaitable<std::string> authorize(const std::string& header, const std::string& scope) {
-    for (const auto& challenge : oci::parse_challenges(header)) {
-      if (challenge.scheme == "basic" && !upstream_.username.empty()) {
-        basic_works_ = true;
-        co_return basic_header();
+  // Answers a 401's challenges: the Authorization value to retry with, or why there is none.
+  asio::awaitable<Result<std::string>> authorize(const std::string& header, const std::string& scope) {
+    const auto challenges = oci::parse_challenges(header);
+    std::string failure = "upstream " + home_.host + " answered 401 without a usable challenge";
+    for (const auto& challenge : challenges) {
+      if (challenge.scheme == "bearer") {
+        auto realm = challenge.params.find("realm");
+        if (realm == challenge.params.end()) {
+          failure = "upstream " + home_.host + " sent a Bearer challenge without realm";
+          continue;
+        }
+        std::string token_scope = scope;
+        if (auto s = challenge.params.find("scope"); token_scope.empty() && s != challenge.params.end()) {
+          token_scope = s->second;
+        }
+        auto service_it = challenge.params.find("service");
+        // Named locals, not temporaries, as co_await arguments: GCC 12 miscompiles the latter.
+        const std::string service = service_it == challenge.params.end() ? std::string() : service_it->second;
+        const std::string realm_url = realm->second;
+        auto token = co_await fetch_token(realm_url, service, token_scope);
+        if (token) co_return token;
+        failure = token.error().message;
+      } else if (challenge.scheme == "basic") {
+        if (upstream_.username.empty()) {
+          failure = "upstream " + home_.host + " asks for Basic credentials and none are configured";
+          continue;
+        }
+        basic_accepted_ = true;
+        co_return basic_authorization();
       }
-      if (challenge.scheme != "bearer") continue;
-      auto realm = challenge.params.find("realm");
-      if (realm == challenge.params.end()) continue;
-      std::string token_scope = scope;
-      if (token_scope.empty()) {
-        if (auto s = challenge.params.find("scope"); s != challenge.params.end()) token_scope = s->second;
-      }
-      auto service_it = challenge.params.find("service");
-      // Arguments as named locals: GCC 12 miscompiles temporaries of ?: inside co_await expressions.
-      std::string service = service_it == challenge.params.end() ? std::string() : service_it->second;
-      std::string token = co_await fetch_token(realm->second, service, token_scope);
-      if (!token.empty()) co_return token;
     }
-    co_return std::string();
+    co_return Error{Errc::unauthorized, failure};
   }
 
-  asio::awaitable<std::string> fetch_token(const std::string& realm, const std::string& service,
-                                           const std::string& scope) {
-    auto url = boost::urls::parse_absolute_uri(realm);
-    if (!url) co_return std::string();
-    boost::urls::url u(*url);
-    if (!service.empty()) u.params().append({"service", service});
-    if (!scope.empty()) u.params().append({"scope", scope});
-    std::string scheme(u.scheme());
-    if (scheme != "https" && scheme != "http") co_return std::string();
-    Endpoint endpoint{std::string(u.host()), 0, scheme == "https"};
-    endpoint.port = u.has_port() ? static_cast<std::uint16_t>(std::stoul(std::string(u.port())))
-                                 : (endpoint.tls ? 443 : 80);
-    std::string target(u.encoded_path());
-    if (target.empty()) target = "/";
-    if (u.has_query()) target += "?" + std::string(u.encoded_query());
+  asio::awaitable<Result<std::string>> fetch_token(const std::string& realm, const std::string& service,
+                                                   const std::string& scope) {
+    auto parsed = boost::urls::parse_absolute_uri(realm);
+    if (!parsed) co_return Error{Errc::unauthorized, "token realm of upstream " + home_.host + " is not a URL"};
+    boost::urls::url url(*parsed);
+    if (!service.empty()) url.params().append({"service", service});
+    if (!scope.empty()) url.params().append({"scope", scope});
+    auto location = split_url(url);
+    if (!location) co_return Error{Errc::unauthorized, "token realm: " + location.error().message};
+    const Endpoint endpoint = location->endpoint;
+    const std::string where = "token endpoint " + endpoint.host;
+    // Credentials go in clear over http only to a plain-http upstream's realm or a loopback one.
+    if (!endpoint.tls && upstream_.tls && !is_loopback(endpoint.host)) {
+      co_return Error{Errc::unauthorized, where + " is plain http for an https upstream; refused"};
+    }
     Request token_request;
     token_request.accept = "application/json";
+    const std::string credentials = upstream_.username.empty() ? std::string() : basic_authorization();
+    const std::string target = location->target;
+    bool retryable = false;
     ++token_fetches_;
-    const std::string credentials = upstream_.username.empty() ? std::string() : basic_header();
-    auto exchanged = co_await exchange(endpoint, http::verb::get, target, token_request, credentials);
-    if (!exchanged) co_return std::string();
-    ResponseImpl response(shared_from_this(), std::move(exchanged->connection), std::move(exchanged->parser),
-                          upstream_.idle_timeout);
-    if (response.status() != 200) co_return std::string();
-    auto body = co_await response.read_all(1 << 20);
-    if (!body) co_return std::string();
-    auto json = nlohmann::json::parse(*body, nullptr, false);
-    if (!json.is_object()) co_return std::string();
-    std::string token;
-    if (json.contains("token") && json["token"].is_string()) token = json["token"].get<std::string>();
-    else if (json.contains("access_token") && json["access_token"].is_string()) token = json["access_token"].get<std::string>();
-    if (token.empty()) co_return std::string();
-    long expires_in = 60;
-    if (json.contains("expires_in") && json["expires_in"].is_number_integer()) {
-      expires_in = std::clamp<long>(json["expires_in"].get<long>(), 10, 24 * 3600);
+    auto exchanged = co_await exchange(endpoint, http::verb::get, target, token_request, credentials, retryable);
+    if (!exchanged) co_return Error{Errc::unauthorized, where + ": " + exchanged.error().message};
+    auto& response = **exchanged;
+    if (response.status() != 200) {
+      const unsigned status = response.status();
+      co_await response.recycle();
+      co_return Error{Errc::unauthorized, where + " answered " + std::to_string(status)};
     }
-    std::string header = "Bearer " + token;
-    std::lock_guard lock(token_mutex_);
-    // Keep a safety margin so a token never expires between our check and the upstream's.
-    tokens_[scope] = {header, std::chrono::steady_clock::now() + std::chrono::seconds(expires_in * 9 / 10)};
-    co_return header;
+    auto body = co_await response.read_all(token_body_limit);
+    if (!body) co_return Error{Errc::unauthorized, where + ": " + body.error().message};
+    co_return remember_token(*body, scope, where);
   }
 
-  struct Token {
-    std::string header;
-    std::chrono::steady_clock::time_point expires;
-  };
+  Result<std::string> remember_token(const std::string& body, const std::string& scope, const std::string& where) {
+    auto json = nlohmann::json::parse(body, nullptr, false);
+    if (!json.is_object()) return Error{Errc::unauthorized, where + " answered something other than a JSON object"};
+    std::string token;
+    for (const char* key : {"token", "access_token"}) {
+      auto it = json.find(key);
+      if (it != json.end() && it->is_string() && !it->get_ref<const std::string&>().empty()) {
+        token = it->get<std::string>();
+        break;
+      }
+    }
+    if (token.empty()) return Error{Errc::unauthorized, where + " answered without a token"};
+    if (!header_safe(token)) return Error{Errc::unauthorized, where + " answered a token with control characters"};
+    long lifetime = default_token_lifetime;
+    if (auto it = json.find("expires_in"); it != json.end() && it->is_number() && it->get<double>() > 0) {
+      lifetime = static_cast<long>(std::min(it->get<double>(), 86400.0));
+    }
+    std::string authorization = "Bearer " + token;
+    // A tenth off the lifetime so a token never expires between our check and the upstream's.
+    const auto expires = std::chrono::steady_clock::now() + std::chrono::seconds(lifetime - lifetime / 10);
+    std::lock_guard lock(token_mutex_);
+    tokens_[scope] = Token{authorization, expires};
+    return authorization;
+  }
 
   asio::any_io_executor executor_;
   config::Upstream upstream_;
   ssl::context tls_context_;
+  std::string setup_error_;
+  std::shared_ptr<Pool> pool_;
   Endpoint home_;
-  std::mutex pool_mutex_;
-  std::map<std::string, std::vector<std::unique_ptr<Connection>>> pool_;
   std::mutex token_mutex_;
   std::map<std::string, Token> tokens_;
-  std::atomic<bool> basic_works_{false};
-  std::atomic<std::uint64_t> requests_{0}, connections_opened_{0}, token_fetches_{0};
+  std::atomic<bool> basic_accepted_{false};
+  std::atomic<std::uint64_t> requests_{0};
+  std::atomic<std::uint64_t> connections_opened_{0};
+  std::atomic<std::uint64_t> token_fetches_{0};
 };
-
-ResponseImpl::~ResponseImpl() = default;
-
-void ResponseImpl::release() {
-  if (connection_ && parser_->is_done() && parser_->get().keep_alive()) {
-    client_->give_back(std::move(connection_));
-  }
-  connection_.reset();
-}
 
 }  // namespace
 

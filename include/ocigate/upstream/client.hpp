@@ -51,6 +51,12 @@ class Response {
   virtual asio::awaitable<Result<std::string>> read_all(std::size_t limit) = 0;
   // Host that answered (differs from the upstream's after a redirect), for logs.
   virtual const std::string& served_by() const = 0;
+  // Why authentication did not succeed when this is a 401 (token endpoint refused, no token in
+  // its answer, ...), for logs; empty otherwise. Never holds credentials or tokens.
+  virtual const std::string& auth_error() const {
+    static const std::string none;
+    return none;
+  }
 };
 
 struct ClientStats {

@@ -1,0 +1,1005 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <atomic>
+
+#include <boost/asio/detached.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <boost/url/parse.hpp>
+
+#include "ocigate/upstream/client.hpp"
+#include "test_server.hpp"
+
+namespace ocigate::upstream::test {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+using SendResult = Result<std::unique_ptr<Response>>;
+
+std::string header(const ServerRequest& request, http::field field) {
+  auto it = request.find(field);
+  return it == request.end() ? std::string() : std::string(it->value());
+}
+
+std::string query_param(const ServerRequest& request, const std::string& name) {
+  auto url = boost::urls::parse_origin_form(request.target());
+  if (!url) return {};
+  auto params = url->params();
+  auto it = params.find(name);
+  return it == params.end() ? std::string() : std::string((*it).value);
+}
+
+std::string pattern(std::size_t size) {
+  std::string out(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<char>('a' + (i * 7 + i / 251) % 26);
+  return out;
+}
+
+template <class T>
+struct Slot {
+  std::optional<T> value;
+  bool done = false;
+};
+
+template <class T>
+asio::awaitable<void> fill(std::shared_ptr<Slot<T>> slot, asio::awaitable<T> task) {
+  slot->value.emplace(co_await std::move(task));
+}
+
+class UpstreamClient : public ::testing::Test {
+ protected:
+  // Runs one client coroutine to completion on io_, or gives up after `limit`. The result lives in
+  // a shared slot so that a coroutine abandoned at the deadline never writes to a dead frame.
+  template <class T>
+  std::optional<T> run(asio::awaitable<T> task, std::chrono::milliseconds limit = 8s) {
+    if (abandoned_) return std::nullopt;
+    auto slot = std::make_shared<Slot<T>>();
+    asio::co_spawn(io_, fill(slot, std::move(task)), [slot](std::exception_ptr error) {
+      slot->done = true;
+      if (!error) return;
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "client coroutine threw: " << e.what();
+      }
+    });
+    io_.restart();
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!slot->done && std::chrono::steady_clock::now() < deadline) io_.run_one_until(deadline);
+    if (!slot->done) {
+      abandoned_ = true;
+      ADD_FAILURE() << "client coroutine did not finish within " << limit.count() << " ms";
+    }
+    return std::move(slot->value);
+  }
+
+  SendResult send(Client& client, Request request, std::chrono::milliseconds limit = 8s) {
+    auto result = run(client.send(std::move(request)), limit);
+    if (!result) return Error{Errc::internal, "test: send did not finish"};
+    return std::move(*result);
+  }
+
+  Result<std::string> read_all(Response& response, std::size_t limit = 1 << 20) {
+    auto result = run(response.read_all(limit));
+    if (!result) return Error{Errc::internal, "test: read_all did not finish"};
+    return std::move(*result);
+  }
+
+  Result<std::size_t> read_some(Response& response, std::string& into, std::size_t size) {
+    std::string buffer(size, '\0');
+    auto result = run(response.read_some(asio::buffer(buffer)));
+    if (!result) return Error{Errc::internal, "test: read_some did not finish"};
+    if (result->ok()) into.append(buffer.data(), **result);
+    return std::move(*result);
+  }
+
+  static config::Upstream upstream_for(const TestServer& server) {
+    config::Upstream u;
+    u.name = "test.local";
+    u.url = server.origin();
+    u.tls = false;
+    u.host = "127.0.0.1";
+    u.port = server.port();
+    u.connect_timeout = 2s;
+    u.response_timeout = 2s;
+    u.idle_timeout = 2s;
+    return u;
+  }
+
+  std::shared_ptr<Client> client_for(const config::Upstream& upstream) {
+    return Client::create(io_.get_executor(), upstream);
+  }
+
+  static Request get(std::string target) {
+    Request r;
+    r.target = std::move(target);
+    return r;
+  }
+
+  asio::io_context io_;
+  bool abandoned_ = false;
+};
+
+// ---- plain requests ----
+
+TEST_F(UpstreamClient, StreamsABodyThroughSmallReadSomeBuffers) {
+  const std::string body = pattern(100 * 1024 + 17);
+  TestServer server([&](const ServerRequest&) { return Reply::ok(body); });
+  auto client = client_for(upstream_for(server));
+  auto response = send(*client, get("/v2/library/alpine/blobs/sha256:abc"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 200u);
+  EXPECT_EQ((*response)->content_length(), body.size());
+  EXPECT_EQ((*response)->served_by(), "127.0.0.1");
+  std::string received;
+  int reads = 0;
+  for (;;) {
+    auto n = read_some(**response, received, 1000);
+    ASSERT_TRUE(n.ok()) << n.error().message;
+    if (*n == 0) break;
+    EXPECT_LE(*n, 1000u);
+    ASSERT_LT(++reads, 10000);
+  }
+  EXPECT_GE(reads, 100);
+  EXPECT_EQ(received, body);
+  // After the end, further reads keep saying 0.
+  auto again = read_some(**response, received, 1000);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 0u);
+  auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].method(), http::verb::get);
+  EXPECT_EQ(requests[0].target(), "/v2/library/alpine/blobs/sha256:abc");
+  EXPECT_EQ(header(requests[0], http::field::host), "127.0.0.1:" + std::to_string(server.port()));
+}
+
+TEST_F(UpstreamClient, SendsAcceptRangeAndThePrefixedBasePath) {
+  TestServer server([](const ServerRequest&) { return Reply::ok("x"); });
+  auto upstream = upstream_for(server);
+  upstream.base_path = "/mirror";
+  auto client = client_for(upstream);
+  Request request = get("/v2/a/manifests/1");
+  request.accept = "application/vnd.oci.image.index.v1+json";
+  request.range = "bytes=0-9";
+  auto response = send(*client, request);
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].target(), "/mirror/v2/a/manifests/1");
+  EXPECT_EQ(header(requests[0], http::field::accept), "application/vnd.oci.image.index.v1+json");
+  EXPECT_EQ(header(requests[0], http::field::range), "bytes=0-9");
+  EXPECT_EQ(header(requests[0], http::field::authorization), "");
+}
+
+TEST_F(UpstreamClient, ReusesOneKeepAliveConnection) {
+  TestServer server([](const ServerRequest& r) { return Reply::ok("body of " + std::string(r.target())); });
+  auto client = client_for(upstream_for(server));
+  for (int i = 0; i < 3; ++i) {
+    auto response = send(*client, get("/v2/r/manifests/" + std::to_string(i)));
+    ASSERT_TRUE(response.ok()) << response.error().message;
+    auto body = read_all(**response);
+    ASSERT_TRUE(body.ok()) << body.error().message;
+    EXPECT_EQ(*body, "body of /v2/r/manifests/" + std::to_string(i));
+  }
+  EXPECT_EQ(client->stats().connections_opened, 1u);
+  EXPECT_EQ(client->stats().requests, 3u);
+  EXPECT_EQ(server.connections(), 1);
+}
+
+TEST_F(UpstreamClient, AResponseDroppedMidBodyIsNotReused) {
+  const std::string body = pattern(256 * 1024);
+  TestServer server([&](const ServerRequest&) { return Reply::ok(body); });
+  auto client = client_for(upstream_for(server));
+  {
+    auto response = send(*client, get("/v2/r/blobs/sha256:1"));
+    ASSERT_TRUE(response.ok()) << response.error().message;
+    std::string part;
+    ASSERT_TRUE(read_some(**response, part, 10).ok());
+  }
+  auto second = send(*client, get("/v2/r/blobs/sha256:1"));
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  auto all = read_all(**second);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  EXPECT_EQ(*all, body);
+  EXPECT_EQ(client->stats().connections_opened, 2u);
+}
+
+TEST_F(UpstreamClient, RecoversWhenThePooledConnectionWasClosedByTheServer) {
+  int count = 0;
+  TestServer server([&](const ServerRequest&) {
+    // The first answer claims keep-alive but the server hangs up right after it.
+    Reply reply = Reply::bytes("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", ++count == 1);
+    return reply;
+  });
+  auto client = client_for(upstream_for(server));
+  auto first = send(*client, get("/a"));
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  ASSERT_TRUE(read_all(**first).ok());
+  first = Error{Errc::internal, "dropped"};
+  // Give the server's close time to arrive so the pooled connection is really stale.
+  std::this_thread::sleep_for(100ms);
+  auto second = send(*client, get("/b"));
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  auto body = read_all(**second);
+  ASSERT_TRUE(body.ok()) << body.error().message;
+  EXPECT_EQ(*body, "ok");
+  EXPECT_EQ(client->stats().connections_opened, 2u);
+}
+
+TEST_F(UpstreamClient, HeadReturnsContentLengthWithoutABody) {
+  TestServer server([](const ServerRequest&) {
+    return Reply::bytes(
+        "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nDocker-Content-Digest: sha256:feed\r\n\r\n", false);
+  });
+  auto client = client_for(upstream_for(server));
+  Request request = get("/v2/r/manifests/latest");
+  request.method = http::verb::head;
+  auto response = send(*client, request);
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 200u);
+  EXPECT_EQ((*response)->content_length(), 1234u);
+  EXPECT_EQ((*response)->headers()["Docker-Content-Digest"], "sha256:feed");
+  auto body = read_all(**response);
+  ASSERT_TRUE(body.ok()) << body.error().message;
+  EXPECT_EQ(*body, "");
+  ASSERT_EQ(server.requests().size(), 1u);
+  EXPECT_EQ(server.requests()[0].method(), http::verb::head);
+  // The connection went back to the pool: the next request does not open another.
+  response = Error{Errc::internal, "dropped"};
+  auto next = send(*client, request);
+  ASSERT_TRUE(next.ok()) << next.error().message;
+  EXPECT_EQ(client->stats().connections_opened, 1u);
+}
+
+TEST_F(UpstreamClient, ReturnsNotFoundAsAResponse) {
+  TestServer server([](const ServerRequest&) { return Reply::with_status(404); });
+  auto client = client_for(upstream_for(server));
+  auto response = send(*client, get("/v2/r/manifests/nope"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 404u);
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+// ---- authentication ----
+
+TEST_F(UpstreamClient, PerformsTheBearerDanceAndCachesTheToken) {
+  std::string realm;
+  TestServer server([&](const ServerRequest& r) {
+    if (r.target().starts_with("/token")) {
+      if (query_param(r, "service") != "svc" || query_param(r, "scope") != "repository:library/alpine:pull") {
+        return Reply::with_status(400);
+      }
+      return Reply::ok(R"({"token":"tok-1","expires_in":300})");
+    }
+    if (header(r, http::field::authorization) != "Bearer tok-1") {
+      return Reply::with_status(
+          401, {{"WWW-Authenticate", "Bearer realm=\"" + realm + "\",service=\"svc\",scope=\"ignored:pull\""}});
+    }
+    return Reply::ok("manifest");
+  });
+  realm = server.origin() + "/token";
+  auto client = client_for(upstream_for(server));
+  Request request = get("/v2/library/alpine/manifests/3.19");
+  request.scope = "repository:library/alpine:pull";
+  auto first = send(*client, request);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ((*first)->status(), 200u);
+  auto body = read_all(**first);
+  ASSERT_TRUE(body.ok());
+  EXPECT_EQ(*body, "manifest");
+  EXPECT_EQ(client->stats().token_fetches, 1u);
+
+  auto second = send(*client, request);
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_EQ((*second)->status(), 200u);
+  EXPECT_EQ(client->stats().token_fetches, 1u);
+
+  auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 4u);  // 401, token, retry, cached
+  EXPECT_EQ(header(requests[0], http::field::authorization), "");
+  EXPECT_TRUE(requests[1].target().starts_with("/token?"));
+  EXPECT_EQ(header(requests[1], http::field::authorization), "");  // no credentials configured
+  EXPECT_EQ(header(requests[2], http::field::authorization), "Bearer tok-1");
+  EXPECT_EQ(header(requests[3], http::field::authorization), "Bearer tok-1");
+}
+
+TEST_F(UpstreamClient, ADifferentScopeFetchesItsOwnToken) {
+  std::string realm;
+  TestServer server([&](const ServerRequest& r) {
+    if (r.target().starts_with("/token")) {
+      return Reply::ok(R"({"access_token":"for-)" + query_param(r, "scope") + R"("})");
+    }
+    auto auth = header(r, http::field::authorization);
+    if (auth.empty()) return Reply::with_status(401, {{"WWW-Authenticate", "Bearer realm=\"" + realm + "\""}});
+    return Reply::ok(auth);
+  });
+  realm = server.origin() + "/token";
+  auto client = client_for(upstream_for(server));
+  for (std::string repo : {"a", "b"}) {
+    Request request = get("/v2/" + repo + "/manifests/1");
+    request.scope = "repository:" + repo + ":pull";
+    auto response = send(*client, request);
+    ASSERT_TRUE(response.ok()) << response.error().message;
+    auto body = read_all(**response);
+    ASSERT_TRUE(body.ok());
+    EXPECT_EQ(*body, "Bearer for-repository:" + repo + ":pull");
+  }
+  EXPECT_EQ(client->stats().token_fetches, 2u);
+}
+
+TEST_F(UpstreamClient, SendsBasicCredentialsWhenChallenged) {
+  TestServer server([](const ServerRequest& r) {
+    if (header(r, http::field::authorization).empty()) {
+      return Reply::with_status(401, {{"WWW-Authenticate", "Basic realm=\"Registry Realm\""}});
+    }
+    return Reply::ok("in");
+  });
+  auto upstream = upstream_for(server);
+  upstream.username = "alice";
+  upstream.password = "s3cr:t";
+  auto client = client_for(upstream);
+  auto response = send(*client, get("/v2/"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 200u);
+  auto second = send(*client, get("/v2/x/manifests/1"));
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(header(requests[0], http::field::authorization), "");
+  EXPECT_EQ(header(requests[1], http::field::authorization), "Basic YWxpY2U6czNjcjp0");  // alice:s3cr:t
+  // Once Basic is known to work it is sent up front.
+  EXPECT_EQ(header(requests[2], http::field::authorization), "Basic YWxpY2U6czNjcjp0");
+  EXPECT_EQ(client->stats().token_fetches, 0u);
+}
+
+TEST_F(UpstreamClient, ReturnsTheSecond401WhenCredentialsAreWrong) {
+  TestServer server([](const ServerRequest&) {
+    return Reply::with_status(401, {{"WWW-Authenticate", "Basic realm=\"r\""}});
+  });
+  auto upstream = upstream_for(server);
+  upstream.username = "alice";
+  upstream.password = "wrong";
+  auto client = client_for(upstream);
+  auto response = send(*client, get("/v2/"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 401u);
+  EXPECT_EQ(server.requests().size(), 2u);  // one try with credentials, no retries
+}
+
+TEST_F(UpstreamClient, FetchesTheTokenFromAnotherServerWithBasicCredentials) {
+  TestServer auth([](const ServerRequest& r) {
+    if (header(r, http::field::authorization) != "Basic Ym9iOnB3") return Reply::with_status(401);
+    return Reply::ok(R"({"token":"from-auth"})");
+  });
+  std::string realm = auth.origin() + "/auth/token";
+  TestServer registry([&](const ServerRequest& r) {
+    if (header(r, http::field::authorization) != "Bearer from-auth") {
+      return Reply::with_status(401, {{"WWW-Authenticate", "Bearer realm=\"" + realm + "\",service=\"reg\""}});
+    }
+    return Reply::ok("ok");
+  });
+  auto upstream = upstream_for(registry);
+  upstream.username = "bob";
+  upstream.password = "pw";
+  auto client = client_for(upstream);
+  Request request = get("/v2/x/manifests/1");
+  request.scope = "repository:x:pull";
+  auto response = send(*client, request);
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 200u);
+  auto token_requests = auth.requests();
+  ASSERT_EQ(token_requests.size(), 1u);
+  EXPECT_TRUE(token_requests[0].target().starts_with("/auth/token?"));
+  EXPECT_EQ(query_param(token_requests[0], "service"), "reg");
+  EXPECT_EQ(query_param(token_requests[0], "scope"), "repository:x:pull");
+  EXPECT_EQ(registry.requests().size(), 2u);
+  EXPECT_EQ(client->stats().token_fetches, 1u);
+}
+
+TEST_F(UpstreamClient, AFailingTokenEndpointLeavesThe401) {
+  std::string realm;
+  TestServer server([&](const ServerRequest& r) {
+    if (r.target().starts_with("/token")) return Reply::ok("not json");
+    return Reply::with_status(401, {{"WWW-Authenticate", "Bearer realm=\"" + realm + "\""}});
+  });
+  realm = server.origin() + "/token";
+  auto client = client_for(upstream_for(server));
+  auto response = send(*client, get("/v2/x/manifests/1"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 401u);
+}
+
+TEST_F(UpstreamClient, AMalformedRealmPortIsAnAuthFailureNotACrash) {
+  for (std::string bad : {"http://127.0.0.1:/token", "http://127.0.0.1:99999999999999999999/token",
+                          "http://127.0.0.1:70000/token"}) {
+    TestServer server([&](const ServerRequest&) {
+      return Reply::with_status(401, {{"WWW-Authenticate", "Bearer realm=\"" + bad + "\""}});
+    });
+    auto client = client_for(upstream_for(server));
+    auto response = send(*client, get("/v2/x/manifests/1"));
+    ASSERT_TRUE(response.ok()) << bad << ": " << response.error().message;
+    EXPECT_EQ((*response)->status(), 401u) << bad;
+  }
+}
+
+// ---- redirects ----
+
+TEST_F(UpstreamClient, FollowsARedirectToAnotherHostWithoutTheAuthorization) {
+  const std::string blob = pattern(5000);
+  TestServer storage([&](const ServerRequest&) { return Reply::ok(blob); });
+  TestServer registry([&](const ServerRequest& r) {
+    if (header(r, http::field::authorization).empty()) {
+      return Reply::with_status(401, {{"WWW-Authenticate", "Basic realm=\"r\""}});
+    }
+    return Reply::with_status(307, {{"Location", storage.origin() + "/blobs/abc?sig=xyz"}});
+  });
+  auto upstream = upstream_for(registry);
+  upstream.username = "alice";
+  upstream.password = "pw";
+  auto client = client_for(upstream);
+  Request request = get("/v2/r/blobs/sha256:abc");
+  request.follow_redirects = true;
+  auto response = send(*client, request);
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 200u);
+  auto body = read_all(**response);
+  ASSERT_TRUE(body.ok()) << body.error().message;
+  EXPECT_EQ(*body, blob);
+  auto registry_requests = registry.requests();
+  ASSERT_EQ(registry_requests.size(), 2u);
+  EXPECT_FALSE(header(registry_requests[1], http::field::authorization).empty());
+  auto storage_requests = storage.requests();
+  ASSERT_EQ(storage_requests.size(), 1u);
+  EXPECT_EQ(storage_requests[0].target(), "/blobs/abc?sig=xyz");
+  EXPECT_EQ(header(storage_requests[0], http::field::authorization), "");
+  EXPECT_EQ(header(storage_requests[0], http::field::host), "127.0.0.1:" + std::to_string(storage.port()));
+}
+
+TEST_F(UpstreamClient, ReturnsTheRedirectWhenNotAskedToFollow) {
+  TestServer server([](const ServerRequest&) { return Reply::with_status(302, {{"Location", "/elsewhere"}}); });
+  auto client = client_for(upstream_for(server));
+  auto response = send(*client, get("/v2/r/blobs/sha256:abc"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 302u);
+  EXPECT_EQ((*response)->headers()[http::field::location], "/elsewhere");
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST_F(UpstreamClient, StopsARedirectLoop) {
+  TestServer server([](const ServerRequest&) { return Reply::with_status(302, {{"Location", "/loop"}}); });
+  auto client = client_for(upstream_for(server));
+  Request request = get("/v2/r/blobs/sha256:abc");
+  request.follow_redirects = true;
+  auto started = std::chrono::steady_clock::now();
+  auto response = send(*client, request);
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.error().code, Errc::upstream_error);
+  EXPECT_THAT(response.error().message, HasSubstr("redirect"));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
+  // A loop is not a transient failure: it is not retried.
+  EXPECT_LE(server.requests().size(), 6u);
+}
+
+TEST_F(UpstreamClient, RefusesAMalformedRedirectPortWithoutThrowing) {
+  for (std::string location : {"http://127.0.0.1:/x", "http://127.0.0.1:99999999999999999999/x",
+                               "http://127.0.0.1:70000/x", "ftp://127.0.0.1/x"}) {
+    TestServer server([&](const ServerRequest&) { return Reply::with_status(307, {{"Location", location}}); });
+    auto client = client_for(upstream_for(server));
+    Request request = get("/v2/r/blobs/sha256:abc");
+    request.follow_redirects = true;
+    auto response = send(*client, request);
+    ASSERT_FALSE(response.ok()) << location;
+    EXPECT_EQ(response.error().code, Errc::upstream_error) << location;
+  }
+}
+
+// ---- retries and failures ----
+
+TEST_F(UpstreamClient, RetriesA503AndReturnsTheLater200) {
+  int count = 0;
+  TestServer server([&](const ServerRequest&) {
+    if (++count == 1) return Reply::with_status(503);
+    return Reply::ok("finally");
+  });
+  auto client = client_for(upstream_for(server));
+  auto response = send(*client, get("/v2/r/manifests/1"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 200u);
+  auto body = read_all(**response);
+  ASSERT_TRUE(body.ok());
+  EXPECT_EQ(*body, "finally");
+  EXPECT_EQ(server.requests().size(), 2u);
+}
+
+TEST_F(UpstreamClient, GivesUpAfterThreeAttemptsAndReturnsTheLast503) {
+  TestServer server([](const ServerRequest&) { return Reply::with_status(503); });
+  auto client = client_for(upstream_for(server));
+  auto response = send(*client, get("/v2/r/manifests/1"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 503u);
+  EXPECT_EQ(server.requests().size(), 3u);
+}
+
+TEST_F(UpstreamClient, Returns429WithRetryAfterAndDoesNotRetry) {
+  TestServer server([](const ServerRequest&) { return Reply::with_status(429, {{"Retry-After", "17"}}); });
+  auto client = client_for(upstream_for(server));
+  auto started = std::chrono::steady_clock::now();
+  auto response = send(*client, get("/v2/r/manifests/1"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 429u);
+  EXPECT_EQ((*response)->headers()[http::field::retry_after], "17");
+  EXPECT_EQ(server.requests().size(), 1u);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
+}
+
+TEST_F(UpstreamClient, ConnectionRefusedIsAnUpstreamErrorQuickly) {
+  std::uint16_t port;
+  {
+    asio::io_context scratch;
+    tcp::acceptor probe(scratch, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    port = probe.local_endpoint().port();
+  }  // closed: nothing listens there now
+  config::Upstream upstream;
+  upstream.name = "gone.local";
+  upstream.tls = false;
+  upstream.host = "127.0.0.1";
+  upstream.port = port;
+  upstream.connect_timeout = 2s;
+  auto client = client_for(upstream);
+  auto started = std::chrono::steady_clock::now();
+  auto response = send(*client, get("/v2/"));
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.error().code, Errc::upstream_error);
+  EXPECT_THAT(response.error().message, HasSubstr("127.0.0.1"));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
+  EXPECT_EQ(client->stats().connections_opened, 0u);
+}
+
+TEST_F(UpstreamClient, ServerThatNeverAnswersIsAnUpstreamTimeout) {
+  TestServer server([](const ServerRequest&) { return Reply::never(); });
+  auto upstream = upstream_for(server);
+  upstream.response_timeout = 1s;
+  auto client = client_for(upstream);
+  auto started = std::chrono::steady_clock::now();
+  auto response = send(*client, get("/v2/r/manifests/1"), 8s);
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.error().code, Errc::upstream_timeout);
+  EXPECT_THAT(response.error().message, HasSubstr("1s"));
+  // Three attempts of one second each plus 0.1 s and 0.4 s of backoff.
+  EXPECT_EQ(server.requests().size(), 3u);
+  EXPECT_GE(elapsed, 3s);
+  EXPECT_LT(elapsed, 5s);
+}
+
+TEST_F(UpstreamClient, APostThatTimesOutIsNotRetried) {
+  TestServer server([](const ServerRequest&) { return Reply::never(); });
+  auto upstream = upstream_for(server);
+  upstream.response_timeout = 1s;
+  auto client = client_for(upstream);
+  Request request = get("/v2/r/blobs/uploads/");
+  request.method = http::verb::post;
+  auto started = std::chrono::steady_clock::now();
+  auto response = send(*client, request);
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.error().code, Errc::upstream_timeout);
+  EXPECT_EQ(server.requests().size(), 1u);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
+}
+
+TEST_F(UpstreamClient, ShortBodyFailsReadSome) {
+  TestServer server([](const ServerRequest&) {
+    return Reply::bytes("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + std::string(50, 'x'), true);
+  });
+  auto client = client_for(upstream_for(server));
+  auto response = send(*client, get("/v2/r/blobs/sha256:abc"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->content_length(), 100u);
+  std::string received;
+  Result<std::size_t> n = std::size_t{0};
+  for (int i = 0; i < 10; ++i) {
+    n = read_some(**response, received, 4096);
+    if (!n.ok() || *n == 0) break;
+  }
+  ASSERT_FALSE(n.ok()) << "a short body ended without an error";
+  EXPECT_EQ(n.error().code, Errc::upstream_error);
+  EXPECT_LE(received.size(), 50u);
+}
+
+TEST_F(UpstreamClient, StalledBodyIsAnUpstreamTimeout) {
+  TestServer server([](const ServerRequest&) {
+    Reply reply = Reply::bytes("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + std::string(10, 'x'), false);
+    return reply;
+  });
+  auto upstream = upstream_for(server);
+  upstream.idle_timeout = 1s;
+  auto client = client_for(upstream);
+  auto response = send(*client, get("/v2/r/blobs/sha256:abc"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  std::string received;
+  Result<std::size_t> n = std::size_t{0};
+  auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 10; ++i) {
+    n = read_some(**response, received, 4096);
+    if (!n.ok() || *n == 0) break;
+  }
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.error().code, Errc::upstream_timeout);
+  EXPECT_EQ(received, std::string(10, 'x'));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
+}
+
+TEST_F(UpstreamClient, ReadAllOverTheLimitIsSizeInvalid) {
+  TestServer server([](const ServerRequest&) { return Reply::ok(pattern(200 * 1024)); });
+  auto client = client_for(upstream_for(server));
+  auto response = send(*client, get("/v2/r/manifests/huge"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  auto body = read_all(**response, 100 * 1024);
+  ASSERT_FALSE(body.ok());
+  EXPECT_EQ(body.error().code, Errc::size_invalid);
+  // The connection was not returned half-read: the next request works on a fresh one.
+  auto next = send(*client, get("/v2/r/manifests/small"));
+  ASSERT_TRUE(next.ok()) << next.error().message;
+  auto all = read_all(**next, 1 << 20);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  EXPECT_EQ(all->size(), 200u * 1024);
+  EXPECT_EQ(client->stats().connections_opened, 2u);
+}
+
+TEST_F(UpstreamClient, ReadAllAtExactlyTheLimitSucceeds) {
+  TestServer server([](const ServerRequest&) { return Reply::ok(pattern(4096)); });
+  auto client = client_for(upstream_for(server));
+  auto response = send(*client, get("/x"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  auto body = read_all(**response, 4096);
+  ASSERT_TRUE(body.ok()) << body.error().message;
+  EXPECT_EQ(body->size(), 4096u);
+}
+
+TEST_F(UpstreamClient, ChunkedBodyIsDecoded) {
+  TestServer server([](const ServerRequest&) {
+    return Reply::bytes("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+                        false);
+  });
+  auto client = client_for(upstream_for(server));
+  auto response = send(*client, get("/x"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->content_length(), std::nullopt);
+  auto body = read_all(**response);
+  ASSERT_TRUE(body.ok()) << body.error().message;
+  EXPECT_EQ(*body, "hello world");
+}
+
+TEST_F(UpstreamClient, GarbageInsteadOfHttpIsAnUpstreamError) {
+  TestServer server([](const ServerRequest&) { return Reply::bytes("SSH-2.0-OpenSSH\r\n\r\n", true); });
+  auto client = client_for(upstream_for(server));
+  auto response = send(*client, get("/x"));
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.error().code, Errc::upstream_error);
+}
+
+TEST_F(UpstreamClient, BracketsAnIpv6HostInTheHostHeader) {
+  std::unique_ptr<TestServer> server;
+  try {
+    server = std::make_unique<TestServer>([](const ServerRequest&) { return Reply::ok("v6"); }, nullptr, "::1");
+  } catch (const std::exception& e) {
+    GTEST_SKIP() << "no IPv6 loopback: " << e.what();
+  }
+  config::Upstream upstream;
+  upstream.name = "v6.local";
+  upstream.tls = false;
+  upstream.host = "::1";
+  upstream.port = server->port();
+  auto client = client_for(upstream);
+  auto response = send(*client, get("/v2/"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  auto requests = server->requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(header(requests[0], http::field::host), "[::1]:" + std::to_string(server->port()));
+}
+
+// ---- details of auth, retries and safety ----
+
+TEST_F(UpstreamClient, ExplainsAFailingTokenEndpointWithoutLeakingCredentials) {
+  std::string realm;
+  TestServer server([&](const ServerRequest& r) {
+    if (r.target().starts_with("/token")) return Reply::with_status(403);
+    return Reply::with_status(401, {{"WWW-Authenticate", "Bearer realm=\"" + realm + "\",service=\"svc\""}});
+  });
+  realm = server.origin() + "/token";
+  auto upstream = upstream_for(server);
+  upstream.username = "carol";
+  upstream.password = "hunter2-secret";
+  auto client = client_for(upstream);
+  auto response = send(*client, get("/v2/x/manifests/1"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 401u);
+  EXPECT_THAT((*response)->auth_error(), HasSubstr("token endpoint"));
+  EXPECT_THAT((*response)->auth_error(), HasSubstr("403"));
+  EXPECT_THAT((*response)->auth_error(), ::testing::Not(HasSubstr("hunter2")));
+  EXPECT_THAT((*response)->auth_error(), ::testing::Not(HasSubstr("Y2Fyb2")));  // base64 of "carol:..."
+}
+
+TEST_F(UpstreamClient, ABasicChallengeWithoutCredentialsIsReturnedWithAReason) {
+  TestServer server([](const ServerRequest&) {
+    return Reply::with_status(401, {{"WWW-Authenticate", "Basic realm=\"r\""}});
+  });
+  auto client = client_for(upstream_for(server));
+  auto response = send(*client, get("/v2/"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 401u);
+  EXPECT_THAT((*response)->auth_error(), HasSubstr("Basic"));
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST_F(UpstreamClient, UsesTheChallengeScopeWhenTheRequestHasNone) {
+  std::string realm;
+  TestServer server([&](const ServerRequest& r) {
+    if (r.target().starts_with("/token")) return Reply::ok(R"({"token":"t-)" + query_param(r, "scope") + R"("})");
+    if (header(r, http::field::authorization) != "Bearer t-registry:catalog:*") {
+      return Reply::with_status(
+          401, {{"WWW-Authenticate", "Bearer realm=\"" + realm + "\",scope=\"registry:catalog:*\""}});
+    }
+    return Reply::ok("{}");
+  });
+  realm = server.origin() + "/token";
+  auto client = client_for(upstream_for(server));
+  auto response = send(*client, get("/v2/_catalog"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 200u);
+}
+
+TEST_F(UpstreamClient, KeepsTheAuthorizationOnARedirectToTheSameServer) {
+  TestServer server([](const ServerRequest& r) {
+    if (header(r, http::field::authorization) != "Basic YTpi") {
+      return Reply::with_status(401, {{"WWW-Authenticate", "Basic realm=\"r\""}});
+    }
+    if (r.target() == "/v2/r/blobs/sha256:abc") return Reply::with_status(302, {{"Location", "../../final"}});
+    return Reply::ok(std::string(r.target()));
+  });
+  auto upstream = upstream_for(server);
+  upstream.username = "a";
+  upstream.password = "b";
+  auto client = client_for(upstream);
+  Request request = get("/v2/r/blobs/sha256:abc");
+  request.follow_redirects = true;
+  auto response = send(*client, request);
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  ASSERT_EQ((*response)->status(), 200u);
+  auto body = read_all(**response);
+  ASSERT_TRUE(body.ok()) << body.error().message;
+  EXPECT_EQ(*body, "/v2/final");  // a relative Location resolves against the current URL
+  // The 401 and the redirect bodies were drained, so one connection served all three requests.
+  EXPECT_EQ(client->stats().connections_opened, 1u);
+}
+
+TEST_F(UpstreamClient, HonoursAShortRetryAfterOnA503) {
+  int count = 0;
+  TestServer server([&](const ServerRequest&) {
+    if (++count == 1) return Reply::with_status(503, {{"Retry-After", "1"}});
+    return Reply::ok("back");
+  });
+  auto client = client_for(upstream_for(server));
+  auto started = std::chrono::steady_clock::now();
+  auto response = send(*client, get("/v2/r/manifests/1"));
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 200u);
+  EXPECT_GE(elapsed, 1s);
+  EXPECT_LT(elapsed, 3s);
+}
+
+TEST_F(UpstreamClient, ReturnsA503WhoseRetryAfterIsTooLongWithoutWaiting) {
+  TestServer server([](const ServerRequest&) { return Reply::with_status(503, {{"Retry-After", "120"}}); });
+  auto client = client_for(upstream_for(server));
+  auto started = std::chrono::steady_clock::now();
+  auto response = send(*client, get("/v2/r/manifests/1"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 503u);
+  EXPECT_EQ(server.requests().size(), 1u);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
+}
+
+TEST_F(UpstreamClient, RetriesA502ThenA504BeforeSucceeding) {
+  int count = 0;
+  TestServer server([&](const ServerRequest&) {
+    ++count;
+    if (count == 1) return Reply::with_status(502);
+    if (count == 2) return Reply::with_status(504);
+    return Reply::ok("third time");
+  });
+  auto client = client_for(upstream_for(server));
+  auto response = send(*client, get("/v2/r/manifests/1"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 200u);
+  EXPECT_EQ(server.requests().size(), 3u);
+}
+
+TEST_F(UpstreamClient, RefusesControlCharactersInTheRequestWithoutSendingIt) {
+  TestServer server([](const ServerRequest&) { return Reply::ok("x"); });
+  auto client = client_for(upstream_for(server));
+  for (std::string target : {std::string("/v2/x\r\nEvil: 1"), std::string("/v2/x y")}) {
+    auto response = send(*client, get(target));
+    ASSERT_FALSE(response.ok());
+    EXPECT_EQ(response.error().code, Errc::internal);
+  }
+  Request request = get("/v2/ok");
+  request.accept = "text/plain\r\nX-Injected: 1";
+  auto response = send(*client, request);
+  ASSERT_FALSE(response.ok());
+  EXPECT_TRUE(server.requests().empty());
+}
+
+TEST_F(UpstreamClient, HeadOverTheReadAllLimitStillHasAnEmptyBody) {
+  TestServer server([](const ServerRequest&) {
+    return Reply::bytes("HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n", false);
+  });
+  auto client = client_for(upstream_for(server));
+  Request request = get("/v2/r/blobs/sha256:big");
+  request.method = http::verb::head;
+  auto response = send(*client, request);
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->content_length(), 99999999u);
+  auto body = read_all(**response, 10);
+  ASSERT_TRUE(body.ok()) << body.error().message;
+  EXPECT_EQ(*body, "");
+}
+
+TEST_F(UpstreamClient, AnUnreadableCaFileFailsEveryRequestWithAClearMessage) {
+  config::Upstream upstream;
+  upstream.name = "broken.local";
+  upstream.host = "127.0.0.1";
+  upstream.port = 1;
+  upstream.ca_file = "/nonexistent/ocigate-ca.pem";
+  auto client = client_for(upstream);
+  auto response = send(*client, get("/v2/"));
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.error().code, Errc::upstream_error);
+  EXPECT_THAT(response.error().message, HasSubstr("ca_file"));
+}
+
+// Production runs one io_context on several threads with each caller on its own strand.
+TEST(UpstreamClientThreads, ServesConcurrentCallersFromSeveralThreadsThroughOnePool) {
+  TestServer server([](const ServerRequest& r) { return Reply::ok("echo " + std::string(r.target())); });
+  config::Upstream upstream;
+  upstream.name = "threads.local";
+  upstream.tls = false;
+  upstream.host = "127.0.0.1";
+  upstream.port = server.port();
+  upstream.max_connections = 4;
+  asio::io_context io;
+  auto client = Client::create(io.get_executor(), upstream);
+  constexpr int callers = 8;
+  constexpr int rounds = 10;
+  std::atomic<int> good{0};
+  std::atomic<int> finished{0};
+  for (int c = 0; c < callers; ++c) {
+    asio::co_spawn(
+        asio::make_strand(io),
+        [&, c]() -> asio::awaitable<void> {
+          for (int i = 0; i < rounds; ++i) {
+            Request request;
+            request.target = "/v2/c" + std::to_string(c) + "/manifests/" + std::to_string(i);
+            auto response = co_await client->send(request);
+            if (!response) continue;
+            auto body = co_await (*response)->read_all(1024);
+            if (body && *body == "echo " + request.target) ++good;
+          }
+          ++finished;
+        },
+        asio::detached);
+  }
+  std::thread other([&] { io.run(); });
+  io.run();
+  other.join();
+  EXPECT_EQ(finished.load(), callers);
+  EXPECT_EQ(good.load(), callers * rounds);
+  EXPECT_EQ(client->stats().requests, static_cast<std::uint64_t>(callers * rounds));
+  EXPECT_LE(client->stats().connections_opened, static_cast<std::uint64_t>(callers * rounds));
+}
+
+// ---- TLS ----
+
+class UpstreamTls : public UpstreamClient {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = fs::temp_directory_path() / ("ocigate-upstream-tls-" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    std::string command = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+                          "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout '" +
+                          (dir_ / "key.pem").string() + "' -out '" + (dir_ / "cert.pem").string() +
+                          "' >/dev/null 2>&1";
+    generated_ = std::system(command.c_str()) == 0;
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  void SetUp() override {
+    ASSERT_TRUE(generated_) << "openssl could not generate a test certificate";
+    server_tls_.use_certificate_chain_file((dir_ / "cert.pem").string());
+    server_tls_.use_private_key_file((dir_ / "key.pem").string(), asio::ssl::context::pem);
+  }
+  config::Upstream tls_upstream_for(const TestServer& server) {
+    auto u = upstream_for(server);
+    u.tls = true;
+    u.url = "https://127.0.0.1:" + std::to_string(server.port());
+    return u;
+  }
+
+  static inline fs::path dir_;
+  static inline bool generated_ = false;
+  asio::ssl::context server_tls_{asio::ssl::context::tls_server};
+};
+
+TEST_F(UpstreamTls, TrustsAServerSignedByTheConfiguredCa) {
+  TestServer server([](const ServerRequest&) { return Reply::ok("secure"); }, &server_tls_);
+  auto upstream = tls_upstream_for(server);
+  upstream.ca_file = (dir_ / "cert.pem").string();
+  auto client = client_for(upstream);
+  for (int i = 0; i < 2; ++i) {
+    auto response = send(*client, get("/v2/"));
+    ASSERT_TRUE(response.ok()) << response.error().message;
+    EXPECT_EQ((*response)->status(), 200u);
+    auto body = read_all(**response);
+    ASSERT_TRUE(body.ok()) << body.error().message;
+    EXPECT_EQ(*body, "secure");
+  }
+  EXPECT_EQ(client->stats().connections_opened, 1u);
+}
+
+TEST_F(UpstreamTls, RefusesAnUntrustedCertificate) {
+  TestServer server([](const ServerRequest&) { return Reply::ok("secure"); }, &server_tls_);
+  auto client = client_for(tls_upstream_for(server));
+  auto response = send(*client, get("/v2/"));
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.error().code, Errc::upstream_error);
+  EXPECT_THAT(response.error().message, HasSubstr("TLS"));
+  EXPECT_THAT(response.error().message, HasSubstr("certificate"));
+  EXPECT_TRUE(server.requests().empty());
+  EXPECT_EQ(server.connections(), 1);  // a certificate failure is not retried
+}
+
+TEST_F(UpstreamTls, RefusesACertificateForAnotherName) {
+  // The certificate names 127.0.0.1 only; "localhost" resolves to the same server but must not match.
+  TestServer server([](const ServerRequest&) { return Reply::ok("secure"); }, &server_tls_);
+  auto upstream = tls_upstream_for(server);
+  upstream.host = "localhost";
+  upstream.ca_file = (dir_ / "cert.pem").string();
+  auto client = client_for(upstream);
+  auto response = send(*client, get("/v2/"));
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.error().code, Errc::upstream_error);
+  EXPECT_TRUE(server.requests().empty());
+}
+
+TEST_F(UpstreamTls, RefusesARedirectFromHttpsToHttp) {
+  TestServer plain([](const ServerRequest&) { return Reply::ok("in the clear"); });
+  std::string location = plain.origin() + "/blob";
+  TestServer server([&](const ServerRequest&) { return Reply::with_status(307, {{"Location", location}}); },
+                    &server_tls_);
+  auto upstream = tls_upstream_for(server);
+  upstream.ca_file = (dir_ / "cert.pem").string();
+  auto client = client_for(upstream);
+  Request request = get("/v2/r/blobs/sha256:abc");
+  request.follow_redirects = true;
+  auto response = send(*client, request);
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.error().code, Errc::upstream_error);
+  EXPECT_THAT(response.error().message, HasSubstr("http"));
+  EXPECT_TRUE(plain.requests().empty());
+}
+
+}  // namespace
+}  // namespace ocigate::upstream::test
