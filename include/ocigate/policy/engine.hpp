@@ -1,0 +1,72 @@
+#pragma once
+// Judging one image against a Policy: facts in, verdict out. Pure and deterministic for a
+// given facts.now, so verdicts can be cached per (policy version, manifest digest).
+
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ocigate/policy/policy.hpp"
+
+namespace ocigate::policy {
+
+struct ImageFacts {
+  std::string upstream, repository;  // e.g. "docker.io", "library/alpine"
+  std::string reference;             // tag or digest the client asked for; "" when unknown
+  std::string digest;                // manifest digest
+  std::map<std::string, std::string> manifest_annotations;
+  std::optional<nlohmann::json> config;  // image config JSON, nullopt when unavailable
+  std::chrono::system_clock::time_point now;
+};
+
+enum class Outcome { pass, fail, unknown };
+
+struct Finding {
+  std::string check;
+  Outcome outcome = Outcome::unknown;
+  Action action = Action::block;  // the effective action (after rules and audit mode)
+  std::string message, remediation, evidence;
+  std::string origin;  // "image" | "base" | "" (not told by history)
+  bool exempted = false;
+  std::string exemption_reason;
+  bool operator==(const Finding&) const = default;
+};
+
+enum class Decision { allow, warn, block };
+
+struct Verdict {
+  Decision decision = Decision::allow;
+  std::string digest, reference, image /* "<upstream>/<repo>" */, policy_version;
+  std::vector<Finding> findings;  // one per check that is not off, in check_ids() order
+  std::vector<std::string> notes;
+
+  // {"verdict":"allow|warn|block","digest","reference","image","policy_version",
+  //  "violations":[{check,action,message,remediation,evidence,origin}],
+  //  "exempted":[{check,action,message,remediation,evidence,origin,reason}],
+  //  "notes":[...],
+  //  "checks":[{check,result:"pass|fail|unknown",action,message,(remediation,evidence,origin,
+  //             exempted,exemption_reason when set)}]}
+  nlohmann::json to_json() const;
+  // Inverse of to_json (reads "checks" for the findings); nullopt on anything malformed.
+  static std::optional<Verdict> from_json(const nlohmann::json& json);
+
+  // "<image>@<digest>: blocked by policy: <id>, <id> (<first message>)"
+  std::string denied_message() const;
+  // One `299 - "ocigate: <check>: <message>"` per violation; the values total at most 4096 bytes,
+  // the last one replaced by `299 - "ocigate: and N more"` when cut.
+  std::vector<std::string> warning_headers() const;
+  // Ids of violations whose action is at least `at_least`.
+  std::vector<std::string> violated_checks(Action at_least) const;
+  // Violations: failed, not exempted, action warn or block.
+  std::vector<const Finding*> violations() const;
+};
+
+Verdict evaluate(const Policy& policy, const ImageFacts& facts);
+
+const char* decision_text(Decision decision);  // "allow" | "warn" | "block"
+const char* outcome_text(Outcome outcome);     // "pass" | "fail" | "unknown"
+
+}  // namespace ocigate::policy

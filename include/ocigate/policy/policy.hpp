@@ -1,0 +1,93 @@
+#pragma once
+// The policy model (what the operator configured) and its parser. Pure: no I/O.
+//
+// YAML shape (all keys optional; a policy section without `mode` stays in audit mode):
+//   policy:
+//     mode: enforce | audit                 # audit turns every block into a warn
+//     checks: { <id>: block|warn|off, <id>: { action: ..., <params> } }
+//       # params: image-age {max_days: 90}, pinned-reference {require_digest: false},
+//       #         no-secrets {extra_names: [LICENSE_KEY, ...]}
+//     rules: [ { match: <glob>, checks: { <id>: ... } } ]        # first match wins
+//     exemptions: [ { match: <digest|glob>, checks: [<id>...], reason: "...", expires: YYYY-MM-DD } ]
+//     trusted_sources: [ <glob>... ]
+//     blob_access: referenced | any
+//     layer_scan: prefetch | stream | off
+//     prefetch_timeout: 20s                 # a duration or whole seconds
+// Unknown keys, check ids, actions, modes, malformed globs and dates are refused with
+// "<source>:<line>: policy.<key path>: why" (Errc::config_invalid).
+
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ocigate/common/result.hpp"
+
+namespace ocigate::policy {
+
+// Ordered by severity: comparisons like `action >= Action::warn` are meaningful.
+enum class Action { off, warn, block };
+enum class Mode { enforce, audit };
+enum class BlobAccess { referenced, any };
+enum class LayerScan { prefetch, stream, off };
+
+struct CheckSetting {
+  Action action = Action::block;
+  // Check parameters with their defaults filled in (e.g. image-age: {"max_days": 90}).
+  nlohmann::json params = nlohmann::json::object();
+  bool operator==(const CheckSetting&) const = default;
+};
+
+struct Rule {
+  std::string match;  // glob over "<upstream>/<repo>"
+  // Complete settings for the checks the rule names: the top-level setting with the rule's
+  // action and params laid over it. Checks the rule does not name keep the top-level setting.
+  std::map<std::string, CheckSetting> checks;
+};
+
+struct Exemption {
+  std::string match;  // a digest ("sha256:...") or a repository glob
+  std::vector<std::string> checks;
+  std::string reason;
+  std::optional<std::string> expires;  // YYYY-MM-DD, valid through that day (UTC)
+};
+
+struct Policy {
+  Mode mode = Mode::audit;
+  std::map<std::string, CheckSetting> checks;  // every known check id present after parsing
+  std::vector<Rule> rules;
+  std::vector<Exemption> exemptions;
+  std::vector<std::string> trusted_sources;  // empty = check not applicable
+  BlobAccess blob_access = BlobAccess::referenced;
+  LayerScan layer_scan = LayerScan::prefetch;
+  std::chrono::seconds prefetch_timeout{20};
+  // "sha256:<hex>" of a canonical JSON dump of everything above: equal policies have equal
+  // versions, so verdicts cached under a version stay valid across reloads of the same policy.
+  std::string version;
+};
+
+// A null or undefined node gives default_policy(). source names the file in messages.
+Result<Policy> parse_policy(const YAML::Node& node, std::string_view source);
+
+// mode audit, every check on with action block, default parameters.
+Policy default_policy();
+
+// Every check id, including the reserved ones whose logic is not built yet, in evaluation order.
+const std::vector<std::string>& check_ids();
+
+// The canonical JSON the version is computed from (also handy for logging the active policy).
+nlohmann::json canonical_json(const Policy& policy);
+// Recomputes policy.version from its contents; call after editing a Policy by hand.
+void stamp_version(Policy& policy);
+
+// Named *_text rather than *_name so they never collide, through argument-dependent lookup,
+// with a caller's own helpers of the usual names.
+const char* action_text(Action action);  // "off" | "warn" | "block"
+const char* mode_text(Mode mode);        // "enforce" | "audit"
+
+}  // namespace ocigate::policy
