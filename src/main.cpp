@@ -6,12 +6,17 @@
 #include <vector>
 
 #include "ocigate/config/config.hpp"
+#include "ocigate/policy/policy.hpp"
 #include "ocigate/server/app.hpp"
+#include "ocigate/server/check.hpp"
 
 namespace {
 
 constexpr const char* usage = R"(usage:
   ocigate serve [--config FILE]   run the mirror (built-in default config when no file is given)
+  ocigate check [--config FILE] [--format table|json] [--platform OS/ARCH] <image>
+                                  judge one image with the mirror's policy, straight from its upstream;
+                                  exit 0 allowed (warnings printed), 1 blocked, 2 errors
   ocigate version                 print the version
   ocigate --help                  this text
 
@@ -21,6 +26,55 @@ exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error
 int usage_error(const std::string& message) {
   std::fprintf(stderr, "ocigate: %s\n%s", message.c_str(), usage);
   return 2;
+}
+
+// Loads --config FILE (or the built-in default) and its policy; exit code 2 on failure.
+int load(const std::string& config_path, ocigate::config::Config& config, ocigate::policy::Policy& policy) {
+  config = ocigate::config::defaults();
+  if (!config_path.empty()) {
+    auto loaded = ocigate::config::load_file(config_path);
+    if (!loaded) {
+      std::fprintf(stderr, "ocigate: invalid configuration: %s\n", loaded.error().message.c_str());
+      return 2;
+    }
+    config = std::move(*loaded);
+  }
+  auto parsed = ocigate::policy::parse_policy(config.policy, config.source);
+  if (!parsed) {
+    std::fprintf(stderr, "ocigate: invalid configuration: %s\n", parsed.error().message.c_str());
+    return 2;
+  }
+  policy = std::move(*parsed);
+  return 0;
+}
+
+int check(const std::vector<std::string>& args) {
+  std::string config_path;
+  ocigate::server::CheckOptions options;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const bool has_value = i + 1 < args.size();
+    if (args[i] == "--config" && has_value) {
+      config_path = args[++i];
+    } else if (args[i] == "--format" && has_value) {
+      options.format = args[++i];
+      if (options.format != "table" && options.format != "json") return usage_error("--format is table or json");
+    } else if (args[i] == "--platform" && has_value) {
+      auto platform = args[++i];
+      auto slash = platform.find('/');
+      if (slash == std::string::npos) return usage_error("--platform is OS/ARCH, e.g. linux/arm64");
+      options.os = platform.substr(0, slash);
+      options.architecture = platform.substr(slash + 1);
+    } else if (!args[i].empty() && args[i][0] != '-' && options.reference.empty()) {
+      options.reference = args[i];
+    } else {
+      return usage_error("unknown argument for check: " + args[i]);
+    }
+  }
+  if (options.reference.empty()) return usage_error("check needs an image reference");
+  ocigate::config::Config config;
+  ocigate::policy::Policy policy;
+  if (int code = load(config_path, config, policy)) return code;
+  return ocigate::server::check_image(config, std::move(policy), options);
 }
 
 int serve(const std::vector<std::string>& args) {
@@ -34,16 +88,10 @@ int serve(const std::vector<std::string>& args) {
       return usage_error("unknown argument for serve: " + args[i]);
     }
   }
-  ocigate::config::Config config = ocigate::config::defaults();
-  if (!config_path.empty()) {
-    auto loaded = ocigate::config::load_file(config_path);
-    if (!loaded) {
-      std::fprintf(stderr, "ocigate: invalid configuration: %s\n", loaded.error().message.c_str());
-      return 2;
-    }
-    config = std::move(*loaded);
-  }
-  return ocigate::server::serve(config);
+  ocigate::config::Config config;
+  ocigate::policy::Policy policy;
+  if (int code = load(config_path, config, policy)) return code;
+  return ocigate::server::serve(config, std::move(policy));
 }
 
 }  // namespace
@@ -62,5 +110,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "serve") return serve(args);
+  if (command == "check") return check(args);
   return usage_error("unknown command: " + command);
 }

@@ -39,6 +39,21 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                                "Upstream content whose bytes did not match its digest, by upstream");
   malformed_ = &family(prometheus::BuildCounter(), r, "ocigate_malformed_requests_total",
                        "Requests refused before routing, by reason");
+  decisions_ = &family(prometheus::BuildCounter(), r, "ocigate_policy_decisions_total",
+                        "Policy gate decisions on image manifests, by verdict (allow, warn, block)");
+  evaluation_seconds_ = &family(prometheus::BuildHistogram(), r, "ocigate_policy_evaluation_seconds",
+                                "Time to reach a verdict, including fetching the image config");
+  violations_ = &family(prometheus::BuildCounter(), r, "ocigate_policy_violations_total",
+                        "Failed checks that counted, by check id and action (warn, block)");
+  blocked_pulls_ = &family(prometheus::BuildCounter(), r, "ocigate_blocked_pulls_total",
+                           "Manifest requests answered 403 by the gate, by upstream and check id");
+  verdict_cache_ = &family(prometheus::BuildCounter(), r, "ocigate_verdict_cache_total",
+                           "Verdict cache lookups, by result (hit, miss)");
+  policy_reloads_ = &family(prometheus::BuildCounter(), r, "ocigate_policy_reloads_total",
+                            "Policy reloads on SIGHUP, by result (ok, error)");
+  blobs_denied_ = &family(prometheus::BuildCounter(), r, "ocigate_unreferenced_blob_requests_total",
+                          "Blob requests no allowed manifest references (refused under enforce, counted under audit)")
+                      .Add({});
   inflight_streams_ = &family(prometheus::BuildGauge(), r, "ocigate_inflight_streams",
                               "Blob bodies being sent to clients now").Add({});
   fetch_followers_ = &family(prometheus::BuildGauge(), r, "ocigate_shared_fetch_waiters",
@@ -86,6 +101,29 @@ void Metrics::record_digest_mismatch(std::string_view upstream) {
 void Metrics::record_malformed(std::string_view reason) {
   malformed_->Add({{"reason", std::string(reason)}}).Increment();
 }
+
+void Metrics::record_decision(std::string_view verdict, double seconds) {
+  decisions_->Add({{"verdict", std::string(verdict)}}).Increment();
+  evaluation_seconds_->Add({}, latency_buckets()).Observe(seconds);
+}
+
+void Metrics::record_violation(std::string_view check, std::string_view action) {
+  violations_->Add({{"check", std::string(check)}, {"action", std::string(action)}}).Increment();
+}
+
+void Metrics::record_blocked_pull(std::string_view upstream, std::string_view check) {
+  blocked_pulls_->Add({{"upstream", std::string(upstream)}, {"check", std::string(check)}}).Increment();
+}
+
+void Metrics::record_verdict_cache(std::string_view result) {
+  verdict_cache_->Add({{"result", std::string(result)}}).Increment();
+}
+
+void Metrics::record_policy_reload(std::string_view result) {
+  policy_reloads_->Add({{"result", std::string(result)}}).Increment();
+}
+
+void Metrics::record_blob_denied() { blobs_denied_->Increment(); }
 
 void Metrics::set_evictions(double evictions, double evicted_bytes) {
   // The cache counts since open; mirror the difference so the counters stay monotonic.

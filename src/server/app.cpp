@@ -21,6 +21,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include "ocigate/metrics/metrics.hpp"
+#include "ocigate/oci/digest.hpp"
 #include "ocigate/server/errors.hpp"
 #include "ocigate/server/log.hpp"
 #include "limiter.hpp"
@@ -59,11 +60,12 @@ struct SessionHandle {
 
 class App {
  public:
-  App(const config::Config& config, cache::Store& store, asio::io_context& ioc)
+  App(const config::Config& config, policy::Policy policy, cache::Store& store, asio::io_context& ioc)
       : config_(config),
         store_(store),
         ioc_(ioc),
-        proxy_(config, store, metrics_, ioc.get_executor()),
+        policy_(std::move(policy)),
+        proxy_(config, store, metrics_, policy_, ioc.get_executor()),
         limiter_(config.server.malformed_per_minute) {}
 
   Status listen(const config::Endpoint& endpoint, bool metrics_only) {
@@ -92,9 +94,40 @@ class App {
     signals_->async_wait([this](const beast::error_code& ec, int signal) {
       if (!ec) shutdown(signal);
     });
+    reload_signal_ = std::make_unique<asio::signal_set>(ioc_, SIGHUP);
+    wait_for_reload();
   }
 
  private:
+  void wait_for_reload() {
+    reload_signal_->async_wait([this](const beast::error_code& ec, int) {
+      if (ec) return;
+      reload_policy();
+      wait_for_reload();
+    });
+  }
+
+  // Reads the config file again and swaps in its policy. Connections are untouched; an invalid
+  // file leaves the policy in force as it was.
+  void reload_policy() {
+    if (config_.source.empty() || config_.source.front() == '<') {
+      log::warn("SIGHUP ignored: running on the built-in default config, nothing to reload");
+      metrics_.record_policy_reload("error");
+      return;
+    }
+    auto loaded = config::load_file(config_.source);
+    Result<policy::Policy> next = loaded ? policy::parse_policy(loaded->policy, config_.source)
+                                         : Result<policy::Policy>(loaded.error());
+    if (!next) {
+      log::error("policy reload refused; the previous policy stays in force", {{"error", next.error().message}});
+      metrics_.record_policy_reload("error");
+      return;
+    }
+    log::info("policy reloaded", {{"policy_version", next->version}, {"previous", policy_.get()->version}});
+    policy_.set(std::move(*next));
+    metrics_.record_policy_reload("ok");
+  }
+
   asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, bool metrics_only) {
     for (;;) {
       auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc_), use_tuple);
@@ -127,14 +160,17 @@ class App {
     stream.close();
   }
 
-  asio::awaitable<void> serve_connection(beast::tcp_stream& stream, const std::string& peer, bool metrics_only,
+  // Templates on the stream type: a TLS listener hands an ssl_stream<tcp_stream> to the same code
+  // (the split of Beast's server-flex example); only the handshake before and the shutdown after differ.
+  template <class Stream>
+  asio::awaitable<void> serve_connection(Stream& stream, const std::string& peer, bool metrics_only,
                                          SessionHandle& handle) {
     beast::flat_buffer buffer(8192);
     bool first = true;
     while (!stopping_) {
       http::request_parser<http::empty_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(config_.server.max_header_bytes));
-      stream.expires_after(first ? config_.server.header_timeout : config_.server.idle_timeout);
+      beast::get_lowest_layer(stream).expires_after(first ? config_.server.header_timeout : config_.server.idle_timeout);
       auto [read_ec, read_n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
       (void)read_n;
       if (read_ec) {
@@ -183,7 +219,8 @@ class App {
       co_return stopping_ ? text_reply(http::status::service_unavailable, "stopping\n", "health")
                           : text_reply(http::status::ok, "ready\n", "health");
     }
-    Reply reply = co_await proxy_.handle(req);
+    if (path.rfind("/ocigate/v1/verdicts/", 0) == 0) co_return verdict_reply(std::string(path.substr(21)));
+    Reply reply = co_await proxy_.handle(req, peer);
     if (reply.head.result_int() == 400) {
       metrics_.record_malformed("bad_request");
       if (limiter_.record(peer)) reply.close = true;
@@ -209,6 +246,20 @@ class App {
     return reply;
   }
 
+  Reply verdict_reply(const std::string& digest) {
+    if (!oci::Digest::parse(digest)) {
+      Reply bad = plain_error(Errc::digest_invalid, "invalid digest: " + digest);
+      bad.route = "verdict";
+      return bad;
+    }
+    auto stored = proxy_.verdict(digest);
+    Reply reply = stored ? text_reply(http::status::ok, *stored, "verdict")
+                         : plain_error(Errc::manifest_unknown, "no verdict recorded for " + digest);
+    reply.route = "verdict";
+    reply.head.set(http::field::content_type, "application/json");
+    return reply;
+  }
+
   Reply metrics_reply() {
     auto stats = store_.stats();
     metrics_.cache_size_bytes().Set(static_cast<double>(stats.size_bytes));
@@ -219,7 +270,8 @@ class App {
     return reply;
   }
 
-  asio::awaitable<void> refuse_malformed(beast::tcp_stream& stream, const std::string& peer,
+  template <class Stream>
+  asio::awaitable<void> refuse_malformed(Stream& stream, const std::string& peer,
                                          const beast::error_code& ec) {
     const bool too_large = ec == http::error::header_limit;
     metrics_.record_malformed(too_large ? "header_too_large" : "unparsable");
@@ -230,7 +282,7 @@ class App {
     reply.head.version(11);
     reply.head.keep_alive(false);
     reply.head.content_length(reply.body.size());
-    stream.expires_after(std::chrono::seconds(5));
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
     http::response_serializer<http::empty_body> serializer(reply.head);
     auto [e1, n1] = co_await http::async_write_header(stream, serializer, use_tuple);
     if (!e1) co_await asio::async_write(stream, asio::buffer(reply.body), use_tuple);
@@ -240,7 +292,8 @@ class App {
   // Writes the head and body. Returns false when the connection must be dropped: the client left,
   // stalled past the idle timeout, or the body source failed mid-way (the cut tells the client the
   // body is incomplete).
-  asio::awaitable<bool> write_reply(beast::tcp_stream& stream, const http::request<http::empty_body>& req,
+  template <class Stream>
+  asio::awaitable<bool> write_reply(Stream& stream, const http::request<http::empty_body>& req,
                                     Reply& reply) {
     auto& head = reply.head;
     head.version(req.version());
@@ -250,13 +303,13 @@ class App {
     head.keep_alive(req.keep_alive() && !reply.close && !stopping_);
     const bool send_body = req.method() != http::verb::head;
     http::response_serializer<http::empty_body> serializer(head);
-    stream.expires_after(config_.server.idle_timeout);
+    beast::get_lowest_layer(stream).expires_after(config_.server.idle_timeout);
     auto [ec, n] = co_await http::async_write_header(stream, serializer, use_tuple);
     (void)n;
     if (ec) co_return false;
     if (!send_body) co_return true;
     if (!reply.stream) {
-      stream.expires_after(config_.server.idle_timeout);
+      beast::get_lowest_layer(stream).expires_after(config_.server.idle_timeout);
       auto [body_ec, written] = co_await asio::async_write(stream, asio::buffer(reply.body), use_tuple);
       (void)written;
       co_return !body_ec;
@@ -264,7 +317,8 @@ class App {
     co_return co_await stream_body(stream, reply);
   }
 
-  asio::awaitable<bool> stream_body(beast::tcp_stream& stream, Reply& reply) {
+  template <class Stream>
+  asio::awaitable<bool> stream_body(Stream& stream, Reply& reply) {
     metrics_.inflight_streams().Increment();
     std::string piece;
     bool ok = true;
@@ -276,7 +330,7 @@ class App {
         break;
       }
       if (*n == 0) break;
-      stream.expires_after(config_.server.idle_timeout);
+      beast::get_lowest_layer(stream).expires_after(config_.server.idle_timeout);
       auto [ec, written] = co_await asio::async_write(stream, asio::buffer(piece.data(), *n), use_tuple);
       if (ec) {
         reply.error = "client: " + ec.message();
@@ -309,6 +363,7 @@ class App {
         {"completed", completed},
     };
     if (!reply.error.empty()) line["error"] = reply.error;
+    if (!reply.verdict.empty()) line["verdict"] = reply.verdict;
     log::access(line);
   }
 
@@ -366,10 +421,12 @@ class App {
   cache::Store& store_;
   asio::io_context& ioc_;
   metrics::Metrics metrics_;
+  PolicyHolder policy_;
   Proxy proxy_;
   MalformedLimiter limiter_;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
   std::unique_ptr<asio::signal_set> signals_;
+  std::unique_ptr<asio::signal_set> reload_signal_;
   std::atomic<bool> stopping_{false};
   std::mutex sessions_mutex_;
   std::map<std::uint64_t, std::shared_ptr<SessionHandle>> sessions_;
@@ -380,9 +437,9 @@ class App {
 
 }  // namespace
 
-int serve(const config::Config& config) {
+int serve(const config::Config& config, policy::Policy policy) {
   std::string log_error;
-  if (!log::configure(config.log.level, config.log.access_log, log_error)) {
+  if (!log::configure(config.log.level, config.log.access_log, config.log.audit_log, log_error)) {
     log::error("cannot start", {{"error", log_error}});
     return 1;
   }
@@ -395,7 +452,7 @@ int serve(const config::Config& config) {
   asio::io_context ioc(static_cast<int>(threads));
   int code = 0;
   {
-    App app(config, **store, ioc);
+    App app(config, std::move(policy), **store, ioc);
     auto listening = app.listen(config.server.listen, false);
     if (listening && config.server.metrics_listen) listening = app.listen(*config.server.metrics_listen, true);
     if (!listening) {

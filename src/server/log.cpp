@@ -11,6 +11,23 @@ namespace {
 std::mutex mutex;
 Level min_level = Level::info;
 std::FILE* access_file = stdout;  // nullptr = off
+std::FILE* audit_file = stdout;   // nullptr = off
+
+// "-" stdout, "off" nullptr, else the file opened for appending.
+bool open_log(const std::string& spec, std::FILE*& out, std::string& error) {
+  if (spec == "-") {
+    out = stdout;
+  } else if (spec == "off") {
+    out = nullptr;
+  } else {
+    out = std::fopen(spec.c_str(), "a");
+    if (!out) {
+      error = "cannot open log file " + spec;
+      return false;
+    }
+  }
+  return true;
+}
 
 std::string now_iso8601() {
   using namespace std::chrono;
@@ -45,23 +62,13 @@ void write_line(std::FILE* out, const nlohmann::json& line) {
 
 }  // namespace
 
-bool configure(std::string_view level, const std::string& access_log, std::string& error) {
+bool configure(std::string_view level, const std::string& access_log, const std::string& audit_log,
+               std::string& error) {
   if (level == "debug") min_level = Level::debug;
   else if (level == "warn") min_level = Level::warn;
   else if (level == "error") min_level = Level::error;
   else min_level = Level::info;
-  if (access_log == "-") {
-    access_file = stdout;
-  } else if (access_log == "off") {
-    access_file = nullptr;
-  } else {
-    access_file = std::fopen(access_log.c_str(), "a");
-    if (!access_file) {
-      error = "cannot open access log " + access_log;
-      return false;
-    }
-  }
-  return true;
+  return open_log(access_log, access_file, error) && open_log(audit_log, audit_file, error);
 }
 
 void event(Level level, std::string_view message, nlohmann::json fields) {
@@ -71,9 +78,16 @@ void event(Level level, std::string_view message, nlohmann::json fields) {
   write_line(stderr, line);
 }
 
+void audit(const nlohmann::json& line) {
+  if (!audit_file) return;
+  nlohmann::json out = {{"time", now_iso8601()}};
+  out.update(line);
+  write_line(audit_file, out);
+}
+
 void access(const nlohmann::json& line) {
   if (!access_file) return;
-  nlohmann::json out = {{"time", now_iso8601()}};
+  nlohmann::json out = {{"time", now_iso8601()}, {"log", "access"}};
   out.update(line);
   write_line(access_file, out);
 }

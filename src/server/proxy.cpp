@@ -78,6 +78,17 @@ std::string accept_header(const Request& req) {
   return joined;
 }
 
+Reply denied_reply(const policy::Verdict& verdict) {
+  nlohmann::json detail = verdict.to_json();
+  Reply reply;
+  reply.head.result(http::status::forbidden);
+  reply.head.set(http::field::content_type, "application/json");
+  reply.body = error_body(Errc::denied, verdict.denied_message(), &detail);
+  reply.error = verdict.denied_message();
+  reply.verdict = "block";
+  return reply;
+}
+
 Reply manifest_reply(const ManifestData& data, bool head_only) {
   Reply reply;
   reply.head.result(http::status::ok);
@@ -93,12 +104,13 @@ Reply manifest_reply(const ManifestData& data, bool head_only) {
 
 }  // namespace
 
-Proxy::Proxy(const config::Config& config, cache::Store& store, metrics::Metrics& metrics,
+Proxy::Proxy(const config::Config& config, cache::Store& store, metrics::Metrics& metrics, PolicyHolder& policy,
              asio::any_io_executor executor)
     : config_(config),
       store_(store),
       metrics_(metrics),
       executor_(executor),
+      gate_(store, metrics, policy),
       blob_fetches_(FetchContext{store, metrics, config.server.idle_timeout}, executor) {
   for (const auto& upstream : config_.upstreams) {
     clients_.emplace(upstream.name, upstream::Client::create(executor_, upstream));
@@ -111,7 +123,7 @@ Result<Target> Proxy::resolve(const oci::Route& route) const {
   return target;
 }
 
-asio::awaitable<Reply> Proxy::handle(const Request& req) {
+asio::awaitable<Reply> Proxy::handle(const Request& req, const std::string& client) {
   auto route = oci::parse_route(req.target());
   const bool readonly = req.method() == http::verb::get || req.method() == http::verb::head;
   if (route.kind == oci::RouteKind::base) {
@@ -142,7 +154,7 @@ asio::awaitable<Reply> Proxy::handle(const Request& req) {
   Reply reply;
   switch (route.kind) {
     case oci::RouteKind::manifest:
-      reply = co_await manifest(req, *target, route.reference);
+      reply = co_await manifest(req, *target, route.reference, client);
       reply.route = "manifest";
       break;
     case oci::RouteKind::blob:
@@ -168,7 +180,8 @@ asio::awaitable<Reply> Proxy::handle(const Request& req) {
 
 // ---- manifests ----
 
-asio::awaitable<Reply> Proxy::manifest(const Request& req, const Target& target, const std::string& reference) {
+asio::awaitable<Reply> Proxy::manifest(const Request& req, const Target& target, const std::string& reference,
+                                       const std::string& client) {
   Result<ManifestData> data = Error{};
   if (oci::looks_like_digest(reference)) {
     if (!oci::Digest::parse(reference)) co_return error_reply(Errc::digest_invalid, "invalid digest: " + reference);
@@ -182,7 +195,113 @@ asio::awaitable<Reply> Proxy::manifest(const Request& req, const Target& target,
     co_return error_reply(Errc::manifest_unknown,
                           "manifest is " + data->media_type + ", which the request's Accept header excludes");
   }
-  co_return manifest_reply(*data, req.method() == http::verb::head);
+  auto parsed = oci::parse_manifest(*data->bytes, data->media_type);
+  if (!parsed) co_return error_reply(Errc::upstream_error, "cached manifest no longer parses: " + parsed.error().message);
+  if (parsed->kind == oci::ManifestKind::index) {
+    remember_index_reference(*parsed, reference);
+    co_return manifest_reply(*data, req.method() == http::verb::head);
+  }
+  if (is_artifact(*parsed, reference)) {
+    gate_.allow_blobs(parsed->blob_digests());
+    co_return manifest_reply(*data, req.method() == http::verb::head);
+  }
+  auto verdict = co_await judge_image(target, reference, *data, *parsed, client);
+  if (verdict.decision == policy::Decision::block) co_return denied_reply(verdict);
+  gate_.allow_blobs(parsed->blob_digests());
+  Reply reply = manifest_reply(*data, req.method() == http::verb::head);
+  for (const auto& warning : verdict.warning_headers()) reply.head.insert(http::field::warning, warning);
+  reply.verdict = verdict.decision == policy::Decision::warn ? "warn" : "allow";
+  co_return reply;
+}
+
+// Platform manifests are fetched by digest after the client read an index by tag; the tag the
+// index was asked for is what pinned-reference must judge. The latest index request wins.
+void Proxy::remember_index_reference(const oci::Manifest& index, const std::string& reference) {
+  if (oci::looks_like_digest(reference)) return;
+  for (const auto& child : index.manifests) (void)store_.put_record("index-reference", child.digest, reference);
+}
+
+asio::awaitable<policy::Verdict> Proxy::judge_image(const Target& target, const std::string& reference,
+                                                   const ManifestData& data, const oci::Manifest& manifest,
+                                                   const std::string& client) {
+  auto started = std::chrono::steady_clock::now();
+  policy::ImageFacts facts;
+  facts.upstream = target.upstream->name;
+  facts.repository = target.repo;
+  facts.reference = reference;
+  if (oci::looks_like_digest(reference)) {
+    if (auto via_index = store_.get_record("index-reference", data.digest)) facts.reference = *via_index;
+  }
+  facts.digest = data.digest;
+  facts.manifest_annotations = manifest.annotations;
+  facts.now = std::chrono::system_clock::now();
+  if (auto cached = gate_.cached(facts)) {
+    gate_.audit(*cached, client, true);
+    co_return *cached;
+  }
+  if (manifest.config) facts.config = co_await load_config(target, *manifest.config);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  co_return gate_.judge(facts, client, seconds);
+}
+
+// The image config through the cache (verified like any blob); nullopt when it cannot be had,
+// which the checks report as "unknown".
+asio::awaitable<std::optional<nlohmann::json>> Proxy::load_config(const Target& target,
+                                                                  const oci::Descriptor& descriptor) {
+  constexpr std::int64_t max_config_size = 8 << 20;
+  if (descriptor.size > max_config_size) co_return std::nullopt;
+  if (!store_.blob_size(descriptor.digest)) {
+    auto fetch = blob_fetches_.join(descriptor.digest, *target.client, target.repo, scope_for(target.repo));
+    auto snap = co_await blob_fetches_.wait_finished(fetch);
+    if (snap.phase != BlobFetch::Phase::done) {
+      log::warn("image config unavailable for the policy gate",
+                {{"digest", descriptor.digest}, {"error", snap.error.message}});
+      co_return std::nullopt;
+    }
+  }
+  auto reader = store_.open_blob(descriptor.digest);
+  if (!reader || reader->size() > static_cast<std::uint64_t>(max_config_size)) co_return std::nullopt;
+  std::string bytes, piece;
+  while (bytes.size() < reader->size()) {
+    auto n = reader->read(bytes.size(), 1 << 20, piece);
+    if (!n || *n == 0) co_return std::nullopt;
+    bytes += piece;
+  }
+  auto json = nlohmann::json::parse(bytes, nullptr, false);
+  if (json.is_discarded() || !json.is_object()) co_return std::nullopt;
+  co_return json;
+}
+
+std::optional<std::string> Proxy::verdict(const std::string& digest) { return gate_.stored_verdict(digest); }
+
+asio::awaitable<Result<policy::Verdict>> Proxy::inspect(const Target& target, const std::string& reference,
+                                                        const std::string& os, const std::string& architecture) {
+  Result<ManifestData> data = Error{};
+  if (oci::looks_like_digest(reference)) {
+    data = co_await manifest_by_digest(target, reference);
+  } else {
+    data = co_await manifest_by_tag(target, reference);
+  }
+  if (!data) co_return data.error();
+  auto parsed = oci::parse_manifest(*data->bytes, data->media_type);
+  if (!parsed) co_return parsed.error();
+  if (parsed->kind == oci::ManifestKind::index) {
+    remember_index_reference(*parsed, reference);
+    std::string child;
+    for (const auto& entry : parsed->manifests) {
+      if (entry.platform_os == os && entry.platform_architecture == architecture) {
+        child = entry.digest;
+        break;
+      }
+    }
+    if (child.empty()) co_return Error{Errc::manifest_unknown, "the index has no " + os + "/" + architecture + " image"};
+    data = co_await manifest_by_digest(target, child);
+    if (!data) co_return data.error();
+    parsed = oci::parse_manifest(*data->bytes, data->media_type);
+    if (!parsed) co_return parsed.error();
+    if (parsed->kind != oci::ManifestKind::image) co_return Error{Errc::manifest_invalid, "nested index"};
+  }
+  co_return co_await judge_image(target, reference, *data, *parsed, "ocigate check");
 }
 
 asio::awaitable<Result<ManifestData>> Proxy::manifest_by_digest(const Target& target, const std::string& digest) {
@@ -318,6 +437,11 @@ asio::awaitable<Result<std::unique_ptr<upstream::Response>>> Proxy::send_upstrea
 
 asio::awaitable<Reply> Proxy::blob(const Request& req, const Target& target, const std::string& digest) {
   if (!oci::Digest::parse(digest)) co_return error_reply(Errc::digest_invalid, "invalid digest: " + digest);
+  if (!gate_.blob_allowed(digest)) {
+    co_return error_reply(Errc::denied, "blob " + digest +
+                                            " is not referenced by any image this mirror has allowed; pull the image "
+                                            "through its manifest (policy.blob_access: referenced)");
+  }
   if (store_.blob_size(digest)) {
     metrics_.record_cache("blob", "hit");
     Reply reply = blob_from_cache(req, digest);

@@ -14,6 +14,7 @@
 
 #include "blob_fetch.hpp"
 #include "flights.hpp"
+#include "gate.hpp"
 #include "names.hpp"
 #include "ocigate/cache/store.hpp"
 #include "ocigate/config/config.hpp"
@@ -35,17 +36,30 @@ struct ManifestData {
 
 class Proxy {
  public:
-  Proxy(const config::Config& config, cache::Store& store, metrics::Metrics& metrics,
+  Proxy(const config::Config& config, cache::Store& store, metrics::Metrics& metrics, PolicyHolder& policy,
         boost::asio::any_io_executor executor);
 
-  boost::asio::awaitable<Reply> handle(const http::request<http::empty_body>& request);
+  // client: the peer address, for the audit log.
+  boost::asio::awaitable<Reply> handle(const http::request<http::empty_body>& request, const std::string& client);
+  // The latest verdict stored for a manifest digest, as JSON.
+  std::optional<std::string> verdict(const std::string& digest);
+  // Fetches and judges one image the way a pull would (`ocigate check`). An index is resolved to
+  // its platform entry for os/architecture.
+  boost::asio::awaitable<Result<policy::Verdict>> inspect(const Target& target, const std::string& reference,
+                                                          const std::string& os, const std::string& architecture);
 
   // Resolves a route's name (+ ?ns=) to an upstream and repository. Pure apart from the lookup.
   Result<Target> resolve(const oci::Route& route) const;
 
  private:
   boost::asio::awaitable<Reply> manifest(const http::request<http::empty_body>& req, const Target& target,
-                                         const std::string& reference);
+                                         const std::string& reference, const std::string& client);
+  boost::asio::awaitable<policy::Verdict> judge_image(const Target& target, const std::string& reference,
+                                                      const ManifestData& data, const oci::Manifest& manifest,
+                                                      const std::string& client);
+  boost::asio::awaitable<std::optional<nlohmann::json>> load_config(const Target& target,
+                                                                    const oci::Descriptor& descriptor);
+  void remember_index_reference(const oci::Manifest& index, const std::string& reference);
   boost::asio::awaitable<Reply> blob(const http::request<http::empty_body>& req, const Target& target,
                                      const std::string& digest);
   boost::asio::awaitable<Reply> tags_list(const Target& target, const std::string& query);
@@ -66,6 +80,7 @@ class Proxy {
   cache::Store& store_;
   metrics::Metrics& metrics_;
   boost::asio::any_io_executor executor_;
+  Gate gate_;
   std::map<std::string, std::shared_ptr<upstream::Client>, std::less<>> clients_;
   FlightMap<Result<ManifestData>> manifest_flights_;
   BlobFetches blob_fetches_;

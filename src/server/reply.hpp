@@ -38,6 +38,7 @@ struct Reply {
   std::string cache = "-";              // hit | miss | stale | -
   std::string upstream;
   std::string error;                    // internal reason when the reply is an error
+  std::string verdict;                  // policy verdict for gated manifests: allow | warn | block
 };
 
 }  // namespace ocigate::server

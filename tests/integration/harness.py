@@ -1,24 +1,32 @@
 """Test harness: real peers on 127.0.0.1 (docker-registry upstreams, skopeo), images built in
-Python and pushed with the registry HTTP API, and ocigate itself. Standard library only.
-Everything is bounded in time and cleaned up."""
+Python and pushed with the registry HTTP API, and ocigate itself. Standard library only, plus the
+`docker-registry`, `skopeo`, `htpasswd` and `openssl` commands.
 
+Everything is bounded in time and cleaned up: every process this module starts and every temporary
+directory it makes is also registered with an atexit hook, so a test that dies half-way (or a
+setUpClass that raises, which skips tearDownClass) leaves nothing running behind it."""
+
+import atexit
+import base64
 import gzip
 import hashlib
+import http.server
 import io
 import json
 import os
 import shutil
 import signal
 import socket
+import sys
 import subprocess
 import tarfile
 import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-import base64
-import http.server
+import uuid
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -30,8 +38,77 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 ALL_MANIFESTS = ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST])
 
+START_TIMEOUT = 15  # seconds a peer or ocigate gets to become ready
+STOP_GRACE = 10  # seconds between SIGTERM and SIGKILL
+
+
+# ---- leftovers: whatever a failed test did not clean up is removed at interpreter exit ----
+
+_live_procs = set()
+_live_dirs = set()
+
+
+def _make_dir(prefix):
+    path = tempfile.mkdtemp(prefix=prefix)
+    _live_dirs.add(path)
+    return path
+
+
+def _remove_dir(path):
+    _live_dirs.discard(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _spawn(cmd, out_path, err_path=None):
+    """Starts cmd in its own session (so a kill reaches its children), output appended to files."""
+    out = open(out_path, "ab")
+    err = open(err_path, "ab") if err_path else out
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+    finally:
+        out.close()
+        if err is not out:
+            err.close()
+    _live_procs.add(proc)
+    return proc
+
+
+def _terminate(proc, grace=STOP_GRACE):
+    """SIGTERM, then SIGKILL after `grace` seconds; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    _live_procs.discard(proc)
+    return proc.returncode
+
+
+def _kill(proc):
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
+    _live_procs.discard(proc)
+
+
+@atexit.register
+def _cleanup_leftovers():
+    for proc in list(_live_procs):
+        try:
+            _kill(proc)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    for path in list(_live_dirs):
+        _remove_dir(path)
+
+
+# ---- small utilities ----
 
 def free_port():
+    """A port free right now on 127.0.0.1. Someone may take it before we bind it again: the
+    start() methods below retry with a fresh port when that happens."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -39,6 +116,10 @@ def free_port():
 
 def sha256(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def wait_until(predicate, timeout, what):
@@ -64,11 +145,16 @@ class HttpResult:
         return self.headers.get(name)
 
 
+def basic_auth(user, password):
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 def request(method, url, body=None, headers=None, auth=None, timeout=30):
-    """One HTTP request; returns HttpResult for every status (no exception on 4xx/5xx)."""
+    """One HTTP request; returns HttpResult for every status (no exception on 4xx/5xx).
+    auth=(user, password) sends Basic credentials; redirects are not followed."""
     req = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
     if auth:
-        req.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
+        req.add_header("Authorization", basic_auth(*auth))
     opener = urllib.request.build_opener(NoRedirect)
     try:
         with opener.open(req, timeout=timeout) as resp:
@@ -90,18 +176,266 @@ def process_log_tail(path, lines=40):
         return ""
 
 
-class Registry:
-    """A CNCF Distribution (docker-registry) on 127.0.0.1 with filesystem storage.
+def _log_size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
-    htpasswd=(user, password) turns on Basic auth; proxy_url makes it a pull-through cache."""
 
-    def __init__(self, htpasswd=None, proxy_url=None):
-        self.dir = tempfile.mkdtemp(prefix="ocigate-registry-")
-        self.port = free_port()
+def _log_since(path, offset):
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _port_taken(log_text):
+    return "address already in use" in log_text.lower()
+
+
+class QuietHTTPServer(http.server.ThreadingHTTPServer):
+    """A threaded test server on 127.0.0.1:<any free port> that does not print tracebacks when a
+    client (ocigate dropping a keep-alive connection, a test hanging up on purpose) resets."""
+    daemon_threads = True
+
+    def __init__(self, handler):
+        super().__init__(("127.0.0.1", 0), handler)
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+# ---- token authentication (Distribution's `auth: token`, as Docker Hub and GHCR work) ----
+
+def _run_openssl(args, data=None):
+    return subprocess.run(["openssl", *args], input=data, capture_output=True, check=True, timeout=30).stdout
+
+
+def _der_ecdsa_to_raw(der, size=32):
+    """OpenSSL signs ECDSA as DER SEQUENCE{INTEGER r, INTEGER s}; JWS ES256 wants r||s, 32 bytes each."""
+    def read_tlv(buf, pos, tag):
+        if buf[pos] != tag:
+            raise ValueError("unexpected DER tag")
+        length = buf[pos + 1]
+        pos += 2
+        if length & 0x80:
+            n = length & 0x7F
+            length = int.from_bytes(buf[pos:pos + n], "big")
+            pos += n
+        return buf[pos:pos + length], pos + length
+
+    seq, _ = read_tlv(der, 0, 0x30)
+    r, pos = read_tlv(seq, 0, 0x02)
+    s, _ = read_tlv(seq, pos, 0x02)
+    return int.from_bytes(r, "big").to_bytes(size, "big") + int.from_bytes(s, "big").to_bytes(size, "big")
+
+
+class SigningKey:
+    """A private key and its self-signed certificate made with the openssl CLI. alg: RS256 or ES256."""
+
+    def __init__(self, directory, alg="RS256", name="token-signer"):
+        if alg not in ("RS256", "ES256"):
+            raise ValueError("alg must be RS256 or ES256")
+        self.alg = alg
+        self.key_path = os.path.join(directory, name + ".key")
+        self.cert_path = os.path.join(directory, name + ".crt")
+        newkey = ["-newkey", "rsa:2048"] if alg == "RS256" else ["-newkey", "ec", "-pkeyopt",
+                                                                "ec_paramgen_curve:prime256v1"]
+        _run_openssl(["req", "-x509", *newkey, "-nodes", "-keyout", self.key_path, "-out", self.cert_path,
+                      "-days", "30", "-subj", "/CN=" + name])
+        self.cert_der = _run_openssl(["x509", "-in", self.cert_path, "-outform", "DER"])
+
+    def sign(self, signing_input):
+        signature = _run_openssl(["dgst", "-sha256", "-sign", self.key_path], data=signing_input)
+        return _der_ecdsa_to_raw(signature) if self.alg == "ES256" else signature
+
+    def jwt(self, claims, header_key=None):
+        """A compact JWS. The header carries x5c (the certificate of header_key, default this key), which
+        is how docker-registry finds the verifying key: it must chain to its rootcertbundle."""
+        header = {"typ": "JWT", "alg": self.alg,
+                  "x5c": [base64.b64encode((header_key or self).cert_der).decode()]}
+        signing_input = (b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())).encode()
+        return signing_input.decode() + "." + b64url(self.sign(signing_input))
+
+
+def parse_scopes(values):
+    """['repository:a/b:pull,push', ...] (each may hold several space-separated scopes) -> access list."""
+    access = []
+    for value in values:
+        for scope in value.split():
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            if kind and name:
+                access.append({"type": kind, "name": name, "actions": [a for a in actions.split(",") if a]})
+    return access
+
+
+class TokenServer:
+    """The token endpoint of Distribution's token auth, in a thread. GET /token?service=&scope= (and the
+    OAuth2 POST password grant) with Basic credentials from `users` returns a JWT granting what was
+    asked; anonymous callers get pull-only tokens when anonymous=True, else 401. Records every request
+    in `.requests` as (account or None, scopes). Pair with Registry(token=server)."""
+
+    def __init__(self, users=None, anonymous=False, alg="RS256", service="registry.test", issuer="ocigate-test",
+                 ttl=300):
+        self.dir = _make_dir("ocigate-token-")
+        self.users = dict(users or {})
+        self.anonymous = anonymous
+        self.service, self.issuer, self.ttl = service, issuer, ttl
+        self.key = SigningKey(self.dir, alg)
+        self.requests = []
+        self.lock = threading.Lock()
+        self.server = QuietHTTPServer(self._handler())
+        self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        self.realm = self.url + "/token"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def cert_path(self):
+        return self.key.cert_path
+
+    def claims(self, account, access, expires_in=None):
+        now = int(time.time())
+        return {"iss": self.issuer, "sub": account or "", "aud": self.service, "iat": now, "nbf": now - 10,
+                "exp": now + (self.ttl if expires_in is None else expires_in), "jti": uuid.uuid4().hex,
+                "access": access}
+
+    def issue(self, account, access, expires_in=None):
+        return self.key.jwt(self.claims(account, access, expires_in))
+
+    def token_for(self, scope, credentials=None):
+        """Fetches a token over HTTP the way a client does; returns the token or raises."""
+        query = urllib.parse.urlencode({"service": self.service, "scope": scope})
+        r = request("GET", f"{self.realm}?{query}", auth=credentials)
+        if r.status != 200:
+            raise RuntimeError(f"token endpoint answered {r.status}: {r.body[:200]!r}")
+        return r.json()["token"]
+
+    def token_requests(self, account=...):
+        """[(account, scopes)] in order; account=None selects anonymous requests, omitted selects all."""
+        with self.lock:
+            return [r for r in self.requests if account is ... or r[0] == account]
+
+    def _authorize(self, authorization, form):
+        """Returns (account, ok). account None means anonymous."""
+        user = password = None
+        if authorization.startswith("Basic "):
+            try:
+                user, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return None, False
+        elif form.get("grant_type") == ["password"]:
+            user, password = form.get("username", [""])[0], form.get("password", [""])[0]
+        if user is None:
+            return None, self.anonymous
+        return user, self.users.get(user) == password
+
+    def _grant(self, account, scopes):
+        access = parse_scopes(scopes)
+        if account is None:
+            for entry in access:
+                entry["actions"] = [a for a in entry["actions"] if a == "pull"]
+        return access
+
+    def _handler(self):
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, payload):
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def answer(self, form):
+                if urllib.parse.urlsplit(self.path).path != "/token":
+                    return self.reply(404, {"details": "not found"})
+                account, ok = server._authorize(self.headers.get("Authorization", ""), form)
+                scopes = form.get("scope", [])
+                with server.lock:
+                    server.requests.append((account, scopes))
+                if not ok:
+                    return self.reply(401, {"details": "incorrect username or password"})
+                if form.get("service", [server.service])[0] != server.service:
+                    return self.reply(400, {"details": "unknown service"})
+                token = server.issue(account, server._grant(account, scopes))
+                issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                self.reply(200, {"token": token, "access_token": token, "expires_in": server.ttl,
+                                 "issued_at": issued})
+
+            def do_GET(self):
+                self.answer(urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query))
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                self.answer(urllib.parse.parse_qs(self.rfile.read(length).decode(errors="replace")))
+
+        return Handler
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        _remove_dir(self.dir)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---- docker-registry ----
+
+class Registry:
+    """A CNCF Distribution (docker-registry) on 127.0.0.1 with filesystem storage and deletes enabled.
+
+    htpasswd=(user, password): Basic auth, pushes use those credentials.
+    token=TokenServer: bearer-token auth against that server; pushes use its first user.
+    proxy_url (+ proxy_credentials): a pull-through cache of another registry (for benchmarks).
+    stop()/start() simulate an outage on the same port, with the same storage."""
+
+    def __init__(self, htpasswd=None, proxy_url=None, token=None, proxy_credentials=None):
+        self.dir = _make_dir("ocigate-registry-")
+        self.port = free_port()
         self.auth = htpasswd
+        self.token_server = token
+        self.proxy_url, self.proxy_credentials = proxy_url, proxy_credentials
         self.proc = None
+        self.started_once = False
         self.log_path = os.path.join(self.dir, "registry.log")
+        self.config_path = os.path.join(self.dir, "config.yml")
+        self.push_tokens = {}
+        self.htpasswd_path = None
+        if htpasswd:
+            self.htpasswd_path = os.path.join(self.dir, "htpasswd")
+            line = subprocess.run(["htpasswd", "-Bbn", htpasswd[0], htpasswd[1]], check=True,
+                                  capture_output=True, text=True, timeout=30).stdout.strip()
+            with open(self.htpasswd_path, "w") as f:
+                f.write(line + "\n")
+        self._write_config()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def host(self):
+        return f"127.0.0.1:{self.port}"
+
+    def _write_config(self):
         config = {
             "version": 0.1,
             "log": {"level": "info", "accesslog": {"disabled": False}},
@@ -109,16 +443,16 @@ class Registry:
                         "delete": {"enabled": True}, "cache": {}},
             "http": {"addr": f"127.0.0.1:{self.port}", "headers": {"X-Content-Type-Options": ["nosniff"]}},
         }
-        if htpasswd:
-            path = os.path.join(self.dir, "htpasswd")
-            line = subprocess.run(["htpasswd", "-Bbn", htpasswd[0], htpasswd[1]], check=True,
-                                  capture_output=True, text=True).stdout.strip()
-            with open(path, "w") as f:
-                f.write(line + "\n")
-            config["auth"] = {"htpasswd": {"realm": "test", "path": path}}
-        if proxy_url:
-            config["proxy"] = {"remoteurl": proxy_url}
-        self.config_path = os.path.join(self.dir, "config.yml")
+        if self.htpasswd_path:
+            config["auth"] = {"htpasswd": {"realm": "test", "path": self.htpasswd_path}}
+        if self.token_server:
+            ts = self.token_server
+            config["auth"] = {"token": {"realm": ts.realm, "service": ts.service, "issuer": ts.issuer,
+                                        "rootcertbundle": ts.cert_path}}
+        if self.proxy_url:
+            config["proxy"] = {"remoteurl": self.proxy_url}
+            if self.proxy_credentials:
+                config["proxy"]["username"], config["proxy"]["password"] = self.proxy_credentials
         with open(self.config_path, "w") as f:
             json.dump(config, f)  # JSON is valid YAML
 
@@ -130,72 +464,120 @@ class Registry:
         hexd = digest.split(":", 1)[1]
         return os.path.join(self.storage_path, "docker/registry/v2/blobs/sha256", hexd[:2], hexd, "data")
 
+    def corrupt_blob(self, digest):
+        """Overwrites the stored blob with garbage of the same length (the registry serves it as is)."""
+        path = self.blob_data_path(digest)
+        size = os.path.getsize(path)
+        with open(path, "r+b") as f:
+            f.write(os.urandom(size))
+        return size
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
     def start(self):
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(["docker-registry", "serve", self.config_path], stdout=log, stderr=log,
-                                     start_new_session=True)
-        log.close()
-        wait_until(lambda: request("GET", self.url + "/v2/", timeout=2).status in (200, 401), 15,
-                   "docker-registry on " + self.url)
-        return self
+        """Starts (or restarts after stop()) and waits until /v2/ answers. Only the very first start may
+        move to another port, when the one picked was taken meanwhile."""
+        for _ in range(3):
+            offset = _log_size(self.log_path)
+            self.proc = _spawn(["docker-registry", "serve", self.config_path], self.log_path)
+            try:
+                wait_until(lambda: self.running() and
+                           request("GET", self.url + "/v2/", timeout=2).status in (200, 401),
+                           START_TIMEOUT, "docker-registry on " + self.url)
+                self.started_once = True
+                return self
+            except TimeoutError:
+                _kill(self.proc)
+                self.proc = None
+                log = _log_since(self.log_path, offset)
+                if self.started_once or not _port_taken(log):
+                    raise RuntimeError("docker-registry did not start:\n" + log[-3000:])
+                self.port = free_port()
+                self._write_config()
+        raise RuntimeError("docker-registry: no free port after 3 attempts")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc:
+            _terminate(self.proc)
         self.proc = None
+
+    def access_log_lines(self, method=None):
+        """The registry's access-log lines ('... "GET /v2/... HTTP/1.1" 200 ...')."""
+        prefix = f'"{method} /'.encode() if method else b'"'
+        try:
+            with open(self.log_path, "rb") as f:
+                return [line.decode(errors="replace") for line in f if b" HTTP/1.1\" " in line and prefix in line]
+        except OSError:
+            return []
 
     def blob_gets(self, digest):
         """How many GETs of a blob the registry answered (from its access log)."""
-        needle = f'"GET /v2/'.encode()
-        count = 0
-        with open(self.log_path, "rb") as f:
-            for line in f:
-                if needle in line and f"/blobs/{digest} ".encode() in line:
-                    count += 1
-        return count
+        return sum(1 for line in self.access_log_lines("GET") if f"/blobs/{digest} " in line)
 
     def requests_containing(self, text):
-        with open(self.log_path, "rb") as f:
-            return sum(1 for line in f if text.encode() in line and b"HTTP/1.1" in line)
+        return sum(1 for line in self.access_log_lines() if text in line)
+
+    def close(self):
+        self.stop()
+        _remove_dir(self.dir)
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.close()
 
     # ---- seeding through the registry API ----
 
+    def push_headers(self, repo):
+        """Authorization for pushing to repo: Basic for htpasswd, a push token for token auth."""
+        if self.auth:
+            return {"Authorization": basic_auth(*self.auth)}
+        if self.token_server:
+            token = self.push_tokens.get(repo)
+            if token is None:
+                user, password = next(iter(self.token_server.users.items()))
+                token = self.token_server.token_for(f"repository:{repo}:pull,push", (user, password))
+                self.push_tokens[repo] = token
+            return {"Authorization": "Bearer " + token}
+        return {}
+
     def push_blob(self, repo, data):
         digest = sha256(data)
-        if request("HEAD", f"{self.url}/v2/{repo}/blobs/{digest}", auth=self.auth).status == 200:
+        auth = self.push_headers(repo)
+        if request("HEAD", f"{self.url}/v2/{repo}/blobs/{digest}", headers=auth).status == 200:
             return digest
-        r = request("POST", f"{self.url}/v2/{repo}/blobs/uploads/", body=b"", auth=self.auth)
+        r = request("POST", f"{self.url}/v2/{repo}/blobs/uploads/", body=b"", headers=auth)
         assert r.status == 202, (r.status, r.body)
         location = r.header("Location")
         if location.startswith("/"):
             location = self.url + location
         sep = "&" if "?" in location else "?"
-        r = request("PUT", f"{location}{sep}digest={digest}", body=data, auth=self.auth,
-                    headers={"Content-Type": "application/octet-stream"})
+        r = request("PUT", f"{location}{sep}digest={digest}", body=data,
+                    headers={**auth, "Content-Type": "application/octet-stream"}, timeout=60)
         assert r.status == 201, (r.status, r.body)
         return digest
 
     def push_manifest(self, repo, reference, body, media_type):
-        r = request("PUT", f"{self.url}/v2/{repo}/manifests/{reference}", body=body, auth=self.auth,
-                    headers={"Content-Type": media_type})
+        r = request("PUT", f"{self.url}/v2/{repo}/manifests/{reference}", body=body,
+                    headers={**self.push_headers(repo), "Content-Type": media_type})
         assert r.status == 201, (r.status, r.body)
         return sha256(body)
 
 
+def proxy_registry(upstream):
+    """docker-registry as a pull-through cache of `upstream` (a Registry), for comparisons."""
+    creds = None
+    if upstream.token_server:
+        creds = next(iter(upstream.token_server.users.items()))
+    return Registry(proxy_url=upstream.url, proxy_credentials=creds)
+
+
+# ---- images built in Python ----
+
 def make_layer(files, mtime=1700000000):
-    """A gzip'd tar of {path: bytes or (bytes, mode)}; deterministic."""
+    """A gzip'd tar of {path: bytes or (bytes, mode)}; deterministic. Returns (blob, diff_id)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path, content in sorted(files.items()):
@@ -213,17 +595,25 @@ def make_layer(files, mtime=1700000000):
 
 
 class Image:
-    def __init__(self, manifest_digest, manifest, config_digest, layer_digests, media_type):
+    def __init__(self, manifest_digest, manifest, config_digest, layer_digests, media_type, config=None):
         self.digest = manifest_digest
         self.manifest = manifest
         self.config_digest = config_digest
         self.layer_digests = layer_digests
         self.media_type = media_type
+        self.config = config
+
+    @property
+    def blobs(self):
+        return [self.config_digest, *self.layer_digests]
 
 
 def push_image(registry, repo, tag, layers=None, media="oci", config_overrides=None, arch="amd64",
                annotations=None):
-    """Builds and pushes an image. layers: list of {path: content} dicts (or raw bytes blobs)."""
+    """Builds and pushes an image; returns an Image. layers: list of {path: content} dicts (made into
+    gzip'd tars) or raw bytes (pushed as is). tag None pushes by digest only."""
+    if media not in ("oci", "docker"):
+        raise ValueError("media must be 'oci' or 'docker'")
     layers = layers if layers is not None else [{"hello.txt": f"hello from {repo}:{tag} {arch}\n".encode()}]
     layer_descs, diff_ids = [], []
     for files in layers:
@@ -239,7 +629,7 @@ def push_image(registry, repo, tag, layers=None, media="oci", config_overrides=N
         "architecture": arch, "os": "linux", "created": "2026-11-01T00:00:00Z",
         "config": {"User": "1000:1000", "Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/bin/true"]},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": [{"created_by": "COPY hello.txt / # buildkit"}],
+        "history": [{"created": "2026-11-01T00:00:00Z", "created_by": "COPY hello.txt / # buildkit"}],
     }
     for key, value in (config_overrides or {}).items():
         if key == "config":
@@ -259,10 +649,12 @@ def push_image(registry, repo, tag, layers=None, media="oci", config_overrides=N
         manifest["annotations"] = annotations
     body = json.dumps(manifest, indent=2).encode()
     digest = registry.push_manifest(repo, tag or sha256(body), body, manifest["mediaType"])
-    return Image(digest, body, config_digest, [d["digest"] for d in layer_descs], manifest["mediaType"])
+    return Image(digest, body, config_digest, [d["digest"] for d in layer_descs], manifest["mediaType"], config)
 
 
 def push_index(registry, repo, tag, media="oci", arches=("amd64", "arm64")):
+    """A multi-arch OCI index (media='oci') or Docker manifest list (media='docker') whose children are
+    pushed by digest. Returns (index digest, index bytes, [child digests] in arches order)."""
     children = []
     for arch in arches:
         image = push_image(registry, repo, None, media=media, arch=arch)
@@ -274,64 +666,85 @@ def push_index(registry, repo, tag, media="oci", arches=("amd64", "arm64")):
     return digest, body, [c["digest"] for c in children]
 
 
+# ---- ocigate ----
+
 class Ocigate:
-    """ocigate serve with a generated config; storage survives restart()."""
+    """`$OCIGATE_BIN serve --config` with a generated config (JSON, which is YAML); stdout (the access
+    log) and stderr go to files in its temp dir; the storage survives stop()/start()/restart()/kill9()."""
 
     def __init__(self, upstreams, default_upstream=None, max_size="256MiB", extra=None):
         self.bin = os.environ.get("OCIGATE_BIN")
         if not self.bin:
             raise RuntimeError("OCIGATE_BIN is not set")
-        self.dir = tempfile.mkdtemp(prefix="ocigate-test-")
+        self.dir = _make_dir("ocigate-test-")
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.host = f"127.0.0.1:{self.port}"
         self.proc = None
+        self.started_once = False
         self.stdout_path = os.path.join(self.dir, "stdout.log")
         self.stderr_path = os.path.join(self.dir, "stderr.log")
-        config = {
-            "server": {"listen": f"127.0.0.1:{self.port}", "threads": 2, "shutdown_grace": "5s"},
+        self.config_path = os.path.join(self.dir, "ocigate.yaml")
+        self.config = {
+            "server": {"threads": 2, "shutdown_grace": "5s"},
             "storage": {"path": os.path.join(self.dir, "cache"), "max_size": max_size, "chunk_size": "64KiB"},
             "upstreams": upstreams,
             "log": {"access_log": "-", "level": "debug"},
         }
         if default_upstream:
-            config["default_upstream"] = default_upstream
+            self.config["default_upstream"] = default_upstream
         for key, value in (extra or {}).items():
-            config[key] = value
-        self.config_path = os.path.join(self.dir, "ocigate.yaml")
-        with open(self.config_path, "w") as f:
-            json.dump(config, f)
+            self.config[key] = value
+        self._write_config()
 
-    def start(self, timeout=20):
-        out = open(self.stdout_path, "ab")
-        err = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen([self.bin, "serve", "--config", self.config_path], stdout=out, stderr=err,
-                                     start_new_session=True)
-        out.close()
-        err.close()
-        try:
-            wait_until(lambda: self.proc.poll() is None and request("GET", self.url + "/readyz", timeout=2).status == 200,
-                       timeout, "ocigate /readyz")
-        except TimeoutError:
-            raise RuntimeError("ocigate did not start:\n" + process_log_tail(self.stderr_path))
-        return self
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def host(self):
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def storage_path(self):
+        return self.config["storage"]["path"]
+
+    def _write_config(self):
+        self.config["server"]["listen"] = f"127.0.0.1:{self.port}"
+        with open(self.config_path, "w") as f:
+            json.dump(self.config, f)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout=START_TIMEOUT):
+        """Starts and waits for /readyz 200. Only the first start may move to a fresh port (when the
+        picked one was taken meanwhile); a restart keeps the port clients and tests know."""
+        for _ in range(3):
+            offset = _log_size(self.stderr_path)
+            self.proc = _spawn([self.bin, "serve", "--config", self.config_path], self.stdout_path, self.stderr_path)
+            try:
+                wait_until(lambda: self.running() and request("GET", self.url + "/readyz", timeout=2).status == 200,
+                           timeout, "ocigate /readyz")
+                self.started_once = True
+                return self
+            except TimeoutError:
+                _kill(self.proc)
+                self.proc = None
+                log = _log_since(self.stderr_path, offset)
+                if self.started_once or not _port_taken(log):
+                    raise RuntimeError("ocigate did not start:\n" + log[-3000:])
+                self.port = free_port()
+                self._write_config()
+        raise RuntimeError("ocigate: no free port after 3 attempts")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        code = self.proc.returncode if self.proc else None
+        """SIGTERM, SIGKILL after 10 s; returns the exit code (None if it was not running)."""
+        code = _terminate(self.proc) if self.proc else None
         self.proc = None
         return code
 
     def kill9(self):
         if self.proc:
-            self.proc.kill()
-            self.proc.wait(5)
+            _kill(self.proc)
             self.proc = None
 
     def restart(self):
@@ -341,14 +754,10 @@ class Ocigate:
     def metrics(self):
         """Prometheus samples as {'name{labels}': value}."""
         text = request("GET", self.url + "/metrics").body.decode()
-        samples = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                key, _, value = line.rpartition(" ")
-                samples[key] = float(value)
-        return samples
+        return parse_metrics(text)
 
     def metric_sum(self, name, **labels):
+        """Sum of the samples of `name` whose labels include all of `labels`."""
         total = 0.0
         for key, value in self.metrics().items():
             base = key.split("{", 1)[0]
@@ -361,21 +770,43 @@ class Ocigate:
     def stderr(self):
         return process_log_tail(self.stderr_path, 400)
 
+    def close(self):
+        self.stop()
+        _remove_dir(self.dir)
+
     def __enter__(self):
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
 
     def __exit__(self, *exc):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.close()
 
+
+def parse_metrics(text):
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            try:
+                samples[key] = float(value)
+            except ValueError:
+                continue
+    return samples
+
+
+# ---- skopeo ----
 
 def skopeo_copy(src_ref, dest_dir, extra=(), timeout=120, creds=None):
-    """skopeo copy docker://<src_ref> dir:<dest_dir> over plain HTTP."""
+    """skopeo copy docker://<src_ref> dir:<dest_dir> over plain HTTP. extra: e.g. ["--all"] or
+    ["--override-arch", "arm64"]. Returns the CompletedProcess (raises TimeoutExpired after timeout)."""
     cmd = ["skopeo", "--insecure-policy", "copy", "--src-tls-verify=false", *extra]
     if creds:
         cmd += ["--src-creds", f"{creds[0]}:{creds[1]}"]
     cmd += ["docker://" + src_ref, "dir:" + dest_dir]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def verify_dir_copy(dest_dir):
@@ -389,6 +820,12 @@ def verify_dir_copy(dest_dir):
     return digests
 
 
+def dir_manifest(dest_dir):
+    """The bytes of the top-level manifest skopeo wrote (manifest.json)."""
+    with open(os.path.join(dest_dir, "manifest.json"), "rb") as f:
+        return f.read()
+
+
 class BearerGateway:
     """A bearer-token front for an open registry, as Docker Hub and GHCR behave: requests without
     a valid token get 401 with a Bearer challenge; GET /token?service=&scope= (Basic credentials
@@ -397,8 +834,6 @@ class BearerGateway:
     def __init__(self, upstream_url, credentials=None):
         self.upstream_url = upstream_url
         self.credentials = credentials
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.tokens = set()
         self.token_requests = []
         self.forwarded = 0
@@ -450,8 +885,9 @@ class BearerGateway:
                                         "content-range", "location")}
                 self.reply(r.status, out, r.body)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
+        self.server = QuietHTTPServer(Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self):
@@ -470,8 +906,6 @@ class CountingPassThrough:
     def __init__(self, upstream_url, throttle_bps=None):
         self.upstream_url = upstream_url
         self.throttle_bps = throttle_bps
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.blob_gets = {}
         self.lock = threading.Lock()
         proxy = self
@@ -516,8 +950,9 @@ class CountingPassThrough:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
+        self.server = QuietHTTPServer(Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def gets(self, digest):
@@ -537,8 +972,6 @@ class FakeUpstream:
     """A scriptable upstream: handler(method, path, headers) -> (status, headers, body)."""
 
     def __init__(self, handler):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.requests = []
         fake = self
 
@@ -564,8 +997,9 @@ class FakeUpstream:
 
             do_GET = do_HEAD = answer
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
+        self.server = QuietHTTPServer(Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self):

@@ -4,6 +4,7 @@ leave. Nothing wrong may be served whole or cached, and other clients must not b
 import os
 import shutil
 import socket
+import struct
 import tempfile
 import threading
 import time
@@ -92,7 +93,12 @@ class Faults(unittest.TestCase):
         self.assertNotEqual(result.returncode, 0)
         self.assertGreaterEqual(gate.metric_sum("ocigate_digest_mismatches_total"), 2)
         self.assertIn("digest mismatch", gate.stderr())
-        self.assertEqual(gate.metric_sum("ocigate_cache_blobs"), 0)
+        # Not cached: with the upstream gone, the layer cannot be answered (the config blob can).
+        self.registry.stop()
+        status, _ = raw_get(gate.host, f"/v2/team/app/blobs/{layer}")
+        self.assertFalse(status.startswith(b"HTTP/1.1 200"), status)
+        status, _ = raw_get(gate.host, f"/v2/team/app/blobs/{image.config_digest}")
+        self.assertTrue(status.startswith(b"HTTP/1.1 200"), status)
 
     def test_concurrent_cold_pulls_fetch_the_blob_once(self):
         image = harness.push_image(self.registry, "team/app", "v1", layers=[{"big": os.urandom(8 << 20)}])
@@ -157,8 +163,17 @@ class Faults(unittest.TestCase):
     def test_client_leaving_mid_blob_does_not_break_the_fetch_for_others(self):
         image = harness.push_image(self.registry, "team/app", "v1", layers=[{"big": os.urandom(6 << 20)}])
         layer = image.layer_digests[0]
-        with harness.CountingPassThrough(self.registry.url, throttle_bps=8 << 20) as slow:
+        with harness.CountingPassThrough(self.registry.url, throttle_bps=6 << 20) as slow:
             gate = self.gate(slow.url)
+            # The leaver starts the fetch and is mid-body when the follower joins; then it resets.
+            leaver = socket.create_connection(("127.0.0.1", gate.port), timeout=30)
+            leaver.sendall(f"GET /v2/team/app/blobs/{layer} HTTP/1.1\r\nHost: {gate.host}\r\n\r\n".encode())
+            received = b""
+            while len(received) < (256 << 10):
+                chunk = leaver.recv(65536)
+                self.assertTrue(chunk, "ocigate closed the leaver's connection early")
+                received += chunk
+            self.assertTrue(received.startswith(b"HTTP/1.1 200"), received[:100])
             results = []
 
             def full_pull():
@@ -166,11 +181,16 @@ class Faults(unittest.TestCase):
                 results.append((r.status, harness.sha256(r.body)))
 
             follower = threading.Thread(target=full_pull)
-            status, _ = raw_get(gate.host, f"/v2/team/app/blobs/{layer}", read_bytes=256 << 10)  # then hangs up
-            self.assertTrue(status.startswith(b"HTTP/1.1 200"), status)
             follower.start()
+            time.sleep(0.2)
+            leaver.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
+            leaver.close()
             follower.join(60)
             self.assertEqual(results, [(200, layer)])
+            self.assertEqual(slow.gets(layer), 1, "the follower joined the fetch the leaver started")
+            # The fetch finished for the cache as well: a later client is served without the upstream.
+            r = request("GET", f"{gate.url}/v2/team/app/blobs/{layer}", timeout=60)
+            self.assertEqual(harness.sha256(r.body), layer)
             self.assertEqual(slow.gets(layer), 1)
 
     def test_sigterm_shuts_down_cleanly(self):

@@ -30,21 +30,20 @@ class PullTestCase(unittest.TestCase):
 class OpenUpstream(PullTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.registry = harness.Registry().start()
-        r = cls.registry
+        # Class cleanups run even when setUpClass fails half-way (tearDownClass would not).
+        cls.registry = harness.Registry()
+        cls.addClassCleanup(cls.registry.close)
+        r = cls.registry.start()
         cls.oci = harness.push_image(r, "team/app", "v1", layers=[{"big": os.urandom(300_000)}, {"small": b"x"}])
         cls.docker = harness.push_image(r, "team/legacy", "v2", media="docker")
         cls.index_digest, _, cls.children = harness.push_index(r, "team/multi", "v1", media="oci")
         cls.list_digest, _, cls.list_children = harness.push_index(r, "team/dlist", "v1", media="docker")
         for i in range(5):
             harness.push_image(r, "team/tags", f"t{i}")
-        cls.gate = harness.Ocigate([{"name": "up", "url": r.url}], default_upstream="up").start()
+        cls.gate = harness.Ocigate([{"name": "up", "url": r.url}], default_upstream="up")
+        cls.addClassCleanup(cls.gate.close)
+        cls.gate.start()
         cls.base = cls.gate.url
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gate.__exit__(None, None, None)
-        cls.registry.__exit__(None, None, None)
 
     # ---- skopeo pulls ----
 
@@ -71,6 +70,27 @@ class OpenUpstream(PullTestCase):
         result, dest = self.copy(f"{self.gate.host}/team/dlist:v1", extra=["--override-arch", "arm64"])
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(len(harness.verify_dir_copy(dest)), 2)
+
+    def test_skopeo_pulls_one_platform_of_an_oci_index(self):
+        result, dest = self.copy(f"{self.gate.host}/team/multi:v1", extra=["--override-arch", "arm64"])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(harness.sha256(harness.dir_manifest(dest)), self.children[1], "the arm64 child")
+        self.assertEqual(len(harness.verify_dir_copy(dest)), 2)
+
+    def test_skopeo_pulls_every_platform_of_a_docker_manifest_list_by_digest(self):
+        result, dest = self.copy(f"{self.gate.host}/up/team/dlist@{self.list_digest}", extra=["--all"])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(harness.sha256(harness.dir_manifest(dest)), self.list_digest)
+        self.assertEqual(len(harness.verify_dir_copy(dest)), 4)
+
+    def test_index_is_served_with_its_own_media_type_and_exact_bytes(self):
+        for repo, digest, media in (("team/multi", self.index_digest, harness.OCI_INDEX),
+                                    ("team/dlist", self.list_digest, harness.DOCKER_LIST)):
+            r = request("GET", f"{self.base}/v2/{repo}/manifests/v1", headers=ACCEPT)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.header("Content-Type"), media)
+            self.assertEqual(r.header("Docker-Content-Digest"), digest)
+            self.assertEqual(harness.sha256(r.body), digest)
 
     # ---- conformance: pull workflow ----
 
@@ -269,6 +289,64 @@ class AuthenticatedUpstreams(PullTestCase):
                     self.assertIn("scope=repository:team/app:pull", urllib.parse.unquote(gateway.token_requests[0]))
                     # Tokens are cached per scope: far fewer token fetches than upstream requests.
                     self.assertLess(len(gateway.token_requests), gateway.forwarded)
+
+
+class TokenUpstream(PullTestCase):
+    """docker-registry with its own `auth: token` (JWTs from harness.TokenServer), as Docker Hub
+    and GHCR behave: ocigate answers the challenge with its configured credentials."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tokens = harness.TokenServer(users={"pusher": "push-pw", "mirror": "m1rror-pw"}, alg="ES256")
+        cls.addClassCleanup(cls.tokens.close)
+        cls.registry = harness.Registry(token=cls.tokens)
+        cls.addClassCleanup(cls.registry.close)
+        cls.registry.start()
+        cls.image = harness.push_image(cls.registry, "team/app", "v1", layers=[{"f": os.urandom(200_000)}])
+        cls.docker = harness.push_image(cls.registry, "team/legacy", "v1", media="docker")
+        cls.index_digest, _, _ = harness.push_index(cls.registry, "team/multi", "v1")
+
+    def gate(self, password):
+        pw = os.path.join(self.tokens.dir, "mirror-password")
+        with open(pw, "w") as f:
+            f.write(password + "\n")
+        upstream = {"name": "up", "url": self.registry.url, "username": "mirror", "password_file": pw}
+        gate = harness.Ocigate([upstream])
+        self.addCleanup(gate.close)
+        return gate.start()
+
+    def test_skopeo_pulls_images_and_an_index_with_pull_only_tokens(self):
+        gate = self.gate("m1rror-pw")
+        for ref, extra, blobs in (("team/app:v1", (), self.image.blobs),
+                                  (f"team/legacy@{self.docker.digest}", (), self.docker.blobs),
+                                  ("team/multi:v1", ["--all"], None)):
+            result, dest = self.copy(f"{gate.host}/{ref}", extra=extra)
+            self.assertEqual(result.returncode, 0, (ref, result.stderr))
+            pulled = harness.verify_dir_copy(dest)
+            if blobs:
+                self.assertEqual(sorted(pulled), sorted(blobs))
+            else:
+                self.assertEqual(len(pulled), 4)
+        asked = self.tokens.token_requests("mirror")
+        self.assertTrue(asked)
+        for _, scopes in asked:
+            for scope in scopes:
+                self.assertTrue(scope.endswith(":pull"), scope)
+        self.assertEqual(self.tokens.token_requests(None), [], "no anonymous attempts with credentials configured")
+        with open(gate.stdout_path) as out, open(gate.stderr_path) as err:
+            logs = out.read() + err.read()
+        self.assertNotIn("m1rror-pw", logs)
+        self.assertNotIn("eyJ", logs, "no token in the logs")
+
+    def test_wrong_password_is_unauthorized_not_a_server_error(self):
+        gate = self.gate("not-the-password")
+        r = request("GET", f"{gate.url}/v2/team/app/manifests/v1", headers=ACCEPT)
+        self.assertEqual(r.status, 401)
+        self.assertEqual(r.json()["errors"][0]["code"], "UNAUTHORIZED")
+        r = request("GET", f"{gate.url}/v2/team/app/blobs/{self.image.layer_digests[0]}")
+        self.assertEqual(r.status, 401)
+        result, _ = self.copy(f"{gate.host}/team/app:v1")
+        self.assertNotEqual(result.returncode, 0)
 
 
 if __name__ == "__main__":

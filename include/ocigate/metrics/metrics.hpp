@@ -34,6 +34,14 @@ class Metrics {
   void record_digest_mismatch(std::string_view upstream);
   void record_malformed(std::string_view reason);
 
+  // Policy gate. verdict: allow|warn|block; action: warn|block; result: hit|miss; reload: ok|error.
+  void record_decision(std::string_view verdict, double seconds);
+  void record_violation(std::string_view check, std::string_view action);
+  void record_blocked_pull(std::string_view upstream, std::string_view check);
+  void record_verdict_cache(std::string_view result);
+  void record_policy_reload(std::string_view result);
+  void record_blob_denied();
+
   prometheus::Gauge& inflight_streams() { return *inflight_streams_; }
   prometheus::Gauge& fetch_followers() { return *fetch_followers_; }
   prometheus::Gauge& cache_size_bytes() { return *cache_size_bytes_; }
@@ -52,6 +60,13 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* upstream_fetches_;
   prometheus::Family<prometheus::Counter>* digest_mismatches_;
   prometheus::Family<prometheus::Counter>* malformed_;
+  prometheus::Family<prometheus::Counter>* decisions_;
+  prometheus::Family<prometheus::Histogram>* evaluation_seconds_;
+  prometheus::Family<prometheus::Counter>* violations_;
+  prometheus::Family<prometheus::Counter>* blocked_pulls_;
+  prometheus::Family<prometheus::Counter>* verdict_cache_;
+  prometheus::Family<prometheus::Counter>* policy_reloads_;
+  prometheus::Counter* blobs_denied_;
   prometheus::Gauge* inflight_streams_;
   prometheus::Gauge* fetch_followers_;
   prometheus::Gauge* cache_size_bytes_;

@@ -3,11 +3,13 @@
 // after SIGTERM/SIGINT once in-flight streams finished or the grace period ran out.
 
 #include "ocigate/config/config.hpp"
+#include "ocigate/policy/policy.hpp"
 
 namespace ocigate::server {
 
 // Returns the process exit code: 0 after a clean shutdown, 1 when start-up failed (the reason is
-// logged), e.g. the cache cannot be opened or the port is taken.
-int serve(const config::Config& config);
+// logged), e.g. the cache cannot be opened or the port is taken. SIGHUP reloads the policy from
+// the config file; an invalid new policy is logged and the old one stays.
+int serve(const config::Config& config, policy::Policy policy);
 
 }  // namespace ocigate::server

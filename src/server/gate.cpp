@@ -1,0 +1,138 @@
+#include "gate.hpp"
+
+#include "ocigate/server/log.hpp"
+
+namespace ocigate::server {
+
+namespace {
+
+constexpr std::string_view verdict_space = "verdict";
+constexpr std::string_view latest_space = "verdict-latest";
+constexpr std::string_view allowed_space = "allowed-blob";
+
+const char* decision_name(policy::Decision decision) {
+  switch (decision) {
+    case policy::Decision::allow: return "allow";
+    case policy::Decision::warn: return "warn";
+    case policy::Decision::block: return "block";
+  }
+  return "allow";
+}
+
+bool cosign_or_attestation_layer(const std::string& media_type) {
+  return media_type == "application/vnd.dev.cosign.simplesigning.v1+json" ||
+         media_type == "application/vnd.dsse.envelope.v1+json" ||
+         media_type.rfind("application/vnd.in-toto", 0) == 0 ||
+         media_type.rfind("application/vnd.dev.sigstore", 0) == 0 ||
+         media_type.rfind("application/vnd.cncf.notary", 0) == 0;
+}
+
+bool ends_with(const std::string& text, std::string_view suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// pinned-reference depends on what the client asked for, not only on the digest.
+std::string reference_class(const std::string& reference) {
+  if (reference.find(':') != std::string::npos) return "digest";
+  if (reference.empty() || reference == "latest") return "latest";
+  return "tag";
+}
+
+}  // namespace
+
+bool is_artifact(const oci::Manifest& manifest, const std::string& reference) {
+  if (!manifest.artifact_type.empty() || manifest.subject) return true;
+  if (reference.rfind("sha256-", 0) == 0 &&
+      (ends_with(reference, ".sig") || ends_with(reference, ".att") || ends_with(reference, ".sbom"))) {
+    return true;
+  }
+  if (manifest.config && manifest.config->media_type != oci::media::oci_config &&
+      manifest.config->media_type != oci::media::docker_config) {
+    return true;
+  }
+  for (const auto& layer : manifest.layers) {
+    if (cosign_or_attestation_layer(layer.media_type)) return true;
+  }
+  return false;
+}
+
+std::string Gate::cache_key(const policy::Policy& policy, const policy::ImageFacts& facts) {
+  return policy.version + "/" + facts.upstream + "/" + facts.repository + "@" + facts.digest + "/" +
+         reference_class(facts.reference);
+}
+
+std::optional<policy::Verdict> Gate::cached(const policy::ImageFacts& facts) {
+  auto current = policy_.get();
+  auto record = store_.get_record(verdict_space, cache_key(*current, facts));
+  if (!record) {
+    metrics_.record_verdict_cache("miss");
+    return std::nullopt;
+  }
+  auto json = nlohmann::json::parse(*record, nullptr, false);
+  auto verdict = json.is_discarded() ? std::nullopt : policy::Verdict::from_json(json);
+  metrics_.record_verdict_cache(verdict ? "hit" : "miss");
+  if (verdict) {
+    verdict->reference = facts.reference;  // the same verdict serves every tag of that class
+  }
+  return verdict;
+}
+
+policy::Verdict Gate::judge(const policy::ImageFacts& facts, const std::string& client, double started_seconds_ago) {
+  auto current = policy_.get();
+  policy::Verdict verdict = policy::evaluate(*current, facts);
+  std::string json = verdict.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (auto stored = store_.put_record(verdict_space, cache_key(*current, facts), json); !stored) {
+    log::warn("cannot store verdict", {{"digest", facts.digest}, {"error", stored.error().message}});
+  }
+  (void)store_.put_record(latest_space, facts.digest, json);
+  metrics_.record_decision(decision_name(verdict.decision), started_seconds_ago);
+  for (const auto& finding : verdict.findings) {
+    if (finding.outcome != policy::Outcome::fail || finding.exempted || finding.action == policy::Action::off) continue;
+    metrics_.record_violation(finding.check, finding.action == policy::Action::block ? "block" : "warn");
+  }
+  audit(verdict, client, false);
+  return verdict;
+}
+
+void Gate::audit(const policy::Verdict& verdict, const std::string& client, bool cached) {
+  nlohmann::json line = verdict.to_json();
+  nlohmann::json out = {{"log", "audit"},
+                        {"client", client},
+                        {"image", verdict.image},
+                        {"reference", verdict.reference},
+                        {"digest", verdict.digest},
+                        {"verdict", decision_name(verdict.decision)},
+                        {"violations", line.value("violations", nlohmann::json::array())},
+                        {"policy_version", verdict.policy_version},
+                        {"cached", cached}};
+  log::audit(out);
+  if (verdict.decision == policy::Decision::block) {
+    auto upstream = verdict.image.substr(0, verdict.image.find('/'));
+    for (const auto& check : verdict.violated_checks(policy::Action::block)) metrics_.record_blocked_pull(upstream, check);
+  }
+}
+
+void Gate::allow_blobs(const std::vector<std::string>& digests) {
+  for (const auto& digest : digests) {
+    if (!store_.get_record(allowed_space, digest)) (void)store_.put_record(allowed_space, digest, "1");
+  }
+}
+
+bool Gate::blob_allowed(const std::string& digest) {
+  auto current = policy_.get();
+  if (current->blob_access == policy::BlobAccess::any) return true;
+  if (store_.get_record(allowed_space, digest)) return true;
+  metrics_.record_blob_denied();
+  // Audit mode blocks nothing: the request is counted and logged, and served.
+  if (current->mode == policy::Mode::audit) {
+    log::info("blob not referenced by an allowed image (audit mode: served)", {{"digest", digest}});
+    return true;
+  }
+  return false;
+}
+
+std::optional<std::string> Gate::stored_verdict(const std::string& digest) {
+  return store_.get_record(latest_space, digest);
+}
+
+}  // namespace ocigate::server

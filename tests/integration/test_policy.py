@@ -1,0 +1,205 @@
+"""The policy gate end to end: skopeo pulls of compliant, warned and blocked images through
+ocigate, the 403 reasons, Warning headers, blob access, verdicts, metrics, reload, `ocigate check`."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import request
+
+ACCEPT = {"Accept": harness.ALL_MANIFESTS}
+ALL_OFF = {c: "off" for c in ("non-root-user", "healthcheck", "no-secrets", "copy-not-add", "no-update-alone",
+                              "pinned-base", "pinned-reference", "trusted-source", "image-age", "signature",
+                              "no-setuid", "no-package-manager", "vulnerabilities")}
+
+
+def policy(mode="enforce", **checks):
+    merged = dict(ALL_OFF)
+    merged.update({k.replace("_", "-"): v for k, v in checks.items()})
+    return {"mode": mode, "checks": merged}
+
+
+def setUpModule():
+    if not os.environ.get("OCIGATE_BIN"):
+        raise unittest.SkipTest("OCIGATE_BIN is not set (run through ctest)")
+
+
+class Gate(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.registry = harness.Registry().start()
+        r = cls.registry
+        cls.good = harness.push_image(r, "team/good", "v1",
+                                      config_overrides={"config": {"User": "1000:1000",
+                                                                   "Healthcheck": {"Test": ["CMD", "true"]}}})
+        cls.root = harness.push_image(r, "team/root", "v1", layers=[{"secret-free": b"data"}],
+                                      config_overrides={"config": {"User": "root"}})
+        cls.nohealth = harness.push_image(r, "team/nohealth", "v1", config_overrides={"config": {"User": "app"}})
+        cls.index_digest, _, cls.children = harness.push_index(r, "team/multi", "v1")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.registry.__exit__(None, None, None)
+
+    def gate(self, pol, **kwargs):
+        gate = harness.Ocigate([{"name": "up", "url": self.registry.url}], default_upstream="up",
+                               extra={"policy": pol}, **kwargs).start()
+        self.addCleanup(gate.__exit__, None, None, None)
+        return gate
+
+    def copy(self, gate, ref):
+        dest = tempfile.mkdtemp(prefix="ocigate-copy-")
+        self.addCleanup(shutil.rmtree, dest, True)
+        return harness.skopeo_copy(f"{gate.host}/{ref}", dest)
+
+    def test_blocked_image_fails_to_pull_with_reasons(self):
+        gate = self.gate(policy(non_root_user="block"))
+        result = self.copy(gate, "team/root:v1")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("denied", result.stderr)
+        self.assertIn("non-root-user", result.stderr)
+        r = request("GET", f"{gate.url}/v2/team/root/manifests/v1", headers=ACCEPT)
+        self.assertEqual(r.status, 403)
+        error = r.json()["errors"][0]
+        self.assertEqual(error["code"], "DENIED")
+        self.assertEqual(error["detail"]["verdict"], "block")
+        self.assertEqual(error["detail"]["digest"], self.root.digest)
+        violation = error["detail"]["violations"][0]
+        self.assertEqual(violation["check"], "non-root-user")
+        for key in ("action", "message", "remediation", "evidence"):
+            self.assertIn(key, violation)
+        head = request("HEAD", f"{gate.url}/v2/team/root/manifests/v1", headers=ACCEPT)
+        self.assertEqual(head.status, 403, "HEAD answers like GET")
+        # Its blobs are refused too: nobody sidesteps the gate by digest.
+        blob = request("GET", f"{gate.url}/v2/team/root/blobs/{self.root.layer_digests[0]}")
+        self.assertEqual(blob.status, 403)
+        self.assertEqual(blob.json()["errors"][0]["code"], "DENIED")
+        self.assertGreater(gate.metric_sum("ocigate_policy_decisions_total", verdict="block"), 0)
+        self.assertGreater(gate.metric_sum("ocigate_blocked_pulls_total", check="non-root-user", upstream="up"), 0)
+        self.assertGreater(gate.metric_sum("ocigate_verdict_cache_total", result="hit"), 0)
+
+    def test_compliant_image_pulls(self):
+        gate = self.gate(policy(non_root_user="block", healthcheck="block"))
+        result = self.copy(gate, "team/good:v1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+
+    def test_warned_image_pulls_with_warning_headers_and_verdict(self):
+        gate = self.gate(policy(healthcheck="warn", non_root_user="block"))
+        result = self.copy(gate, "team/nohealth:v1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        r = request("GET", f"{gate.url}/v2/team/nohealth/manifests/v1", headers=ACCEPT)
+        self.assertEqual(r.status, 200)
+        warnings = r.headers.get_all("Warning")
+        self.assertTrue(any(w.startswith('299 - "ocigate: healthcheck:') for w in warnings), warnings)
+        stored = request("GET", f"{gate.url}/ocigate/v1/verdicts/{self.nohealth.digest}")
+        self.assertEqual(stored.status, 200)
+        self.assertEqual(stored.json()["verdict"], "warn")
+        missing = request("GET", f"{gate.url}/ocigate/v1/verdicts/sha256:{'0' * 64}")
+        self.assertEqual(missing.status, 404)
+        with open(gate.stdout_path) as f:
+            audits = [json.loads(l) for l in f if '"log":"audit"' in l]
+        self.assertTrue(any(a["digest"] == self.nohealth.digest and a["verdict"] == "warn" for a in audits))
+
+    def test_audit_mode_turns_blocks_into_warnings(self):
+        gate = self.gate(policy(mode="audit", non_root_user="block"))
+        result = self.copy(gate, "team/root:v1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertGreater(gate.metric_sum("ocigate_policy_decisions_total", verdict="warn"), 0)
+
+    def test_index_passes_and_each_platform_is_gated(self):
+        gate = self.gate(policy(non_root_user="block"))
+        r = request("GET", f"{gate.url}/v2/team/multi/manifests/v1", headers=ACCEPT)
+        self.assertEqual(r.status, 200)
+        result = self.copy(gate, "team/multi:v1")
+        self.assertEqual(result.returncode, 0, result.stderr)  # children run as 1000:1000
+        self.assertIsNotNone(request("GET", f"{gate.url}/ocigate/v1/verdicts/{self.children[0]}").json())
+
+    def test_pinned_reference_judges_the_tag_an_index_was_pulled_by(self):
+        gate = self.gate(policy(pinned_reference="block"))
+        harness.push_index(self.registry, "team/multi", "latest")
+        result = self.copy(gate, "team/multi:latest")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("pinned-reference", result.stderr)
+        result = self.copy(gate, "team/multi:v1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+
+    def test_signature_artifacts_pass(self):
+        sig_tag = "sha256-" + self.root.digest.split(":")[1] + ".sig"
+        payload = b'{"critical":{}}'
+        digest = self.registry.push_blob("team/root", payload)
+        cfg = self.registry.push_blob("team/root", b"{}")
+        manifest = {"schemaVersion": 2, "mediaType": harness.OCI_MANIFEST,
+                    "config": {"mediaType": harness.OCI_CONFIG, "digest": cfg, "size": 2},
+                    "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                                "digest": digest, "size": len(payload)}]}
+        self.registry.push_manifest("team/root", sig_tag, json.dumps(manifest).encode(), harness.OCI_MANIFEST)
+        gate = self.gate(policy(non_root_user="block", healthcheck="block"))
+        r = request("GET", f"{gate.url}/v2/team/root/manifests/{sig_tag}", headers=ACCEPT)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(request("GET", f"{gate.url}/v2/team/root/blobs/{digest}").status, 200)
+
+    def test_reload_on_sighup_applies_a_new_policy_and_keeps_the_old_on_error(self):
+        gate = self.gate(policy(non_root_user="block"))
+        self.assertEqual(request("GET", f"{gate.url}/v2/team/root/manifests/v1", headers=ACCEPT).status, 403)
+        with open(gate.config_path) as f:
+            config = json.load(f)
+        config["policy"] = policy(non_root_user="off")
+        with open(gate.config_path, "w") as f:
+            json.dump(config, f)
+        gate.proc.send_signal(signal.SIGHUP)
+        harness.wait_until(lambda: gate.metric_sum("ocigate_policy_reloads_total", result="ok") == 1, 10, "reload")
+        self.assertEqual(request("GET", f"{gate.url}/v2/team/root/manifests/v1", headers=ACCEPT).status, 200)
+        config["policy"] = {"mode": "enforce", "checks": {"no-such-check": "block"}}
+        with open(gate.config_path, "w") as f:
+            json.dump(config, f)
+        gate.proc.send_signal(signal.SIGHUP)
+        harness.wait_until(lambda: gate.metric_sum("ocigate_policy_reloads_total", result="error") == 1, 10, "reload")
+        self.assertEqual(request("GET", f"{gate.url}/v2/team/root/manifests/v1", headers=ACCEPT).status, 200)
+        self.assertIn("policy reload refused", gate.stderr())
+
+    def test_invalid_policy_refuses_to_start_with_key_and_line(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "bad.yaml")
+            with open(path, "w") as f:
+                f.write(f"upstreams:\n  - name: up\n    url: {self.registry.url}\npolicy:\n  checks:\n"
+                        f"    non-root-user: sometimes\nstorage:\n  path: {d}/data\n")
+            r = subprocess.run([os.environ["OCIGATE_BIN"], "serve", "--config", path], capture_output=True,
+                               text=True, timeout=20)
+            self.assertEqual(r.returncode, 2)
+            self.assertIn(":6:", r.stderr)
+            self.assertIn("non-root-user", r.stderr)
+
+    def check(self, ref, pol, fmt="table"):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "c.yaml")
+            with open(path, "w") as f:
+                json.dump({"upstreams": [{"name": "up", "url": self.registry.url}], "policy": pol,
+                           "storage": {"path": os.path.join(d, "data")}}, f)
+            return subprocess.run([os.environ["OCIGATE_BIN"], "check", "--config", path, "--format", fmt, ref],
+                                  capture_output=True, text=True, timeout=60)
+
+    def test_check_command_exit_codes_and_output(self):
+        blocked = self.check("up/team/root:v1", policy(non_root_user="block"))
+        self.assertEqual(blocked.returncode, 1, blocked.stderr)
+        self.assertIn("non-root-user", blocked.stdout)
+        self.assertIn("BLOCK", blocked.stdout)
+        allowed = self.check("team/good:v1", policy(non_root_user="block"), fmt="json")
+        self.assertEqual(allowed.returncode, 0, allowed.stderr)
+        self.assertEqual(json.loads(allowed.stdout)["verdict"], "allow")
+        warned = self.check("team/nohealth:v1", policy(healthcheck="warn"))
+        self.assertEqual(warned.returncode, 0)
+        self.assertIn("WARN", warned.stdout)
+        missing = self.check("team/absent:v1", policy())
+        self.assertEqual(missing.returncode, 2)
+        usage = subprocess.run([os.environ["OCIGATE_BIN"], "check"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(usage.returncode, 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
