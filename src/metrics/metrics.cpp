@@ -46,7 +46,7 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   violations_ = &family(prometheus::BuildCounter(), r, "ocigate_policy_violations_total",
                         "Failed checks that counted, by check id and action (warn, block)");
   blocked_pulls_ = &family(prometheus::BuildCounter(), r, "ocigate_blocked_pulls_total",
-                           "Manifest requests answered 403 by the gate, by upstream and check id");
+                           "Manifest requests answered 403 by the gate, by upstream, check id and (where configured) repository");
   verdict_cache_ = &family(prometheus::BuildCounter(), r, "ocigate_verdict_cache_total",
                            "Verdict cache lookups, by result (hit, miss)");
   policy_reloads_ = &family(prometheus::BuildCounter(), r, "ocigate_policy_reloads_total",
@@ -111,8 +111,10 @@ void Metrics::record_violation(std::string_view check, std::string_view action) 
   violations_->Add({{"check", std::string(check)}, {"action", std::string(action)}}).Increment();
 }
 
-void Metrics::record_blocked_pull(std::string_view upstream, std::string_view check) {
-  blocked_pulls_->Add({{"upstream", std::string(upstream)}, {"check", std::string(check)}}).Increment();
+void Metrics::record_blocked_pull(std::string_view upstream, std::string_view repository, std::string_view check) {
+  blocked_pulls_->Add({{"upstream", std::string(upstream)}, {"repository", std::string(repository)},
+                       {"check", std::string(check)}})
+      .Increment();
 }
 
 void Metrics::record_verdict_cache(std::string_view result) {

@@ -55,7 +55,7 @@ class Parser {
     if (!root.IsMap()) refuse(root, "policy", "must be a mapping");
     only_keys(root, "policy",
               {"mode", "checks", "rules", "exemptions", "trusted_sources", "blob_access", "layer_scan",
-               "prefetch_timeout"});
+               "prefetch_timeout", "metrics_repositories"});
     if (auto n = root["mode"]) policy.mode = parse_mode(n);
     if (auto n = root["checks"]) {
       if (!n.IsMap()) refuse(n, "policy.checks", "must be a mapping of check id to block|warn|off");
@@ -71,6 +71,13 @@ class Parser {
       if (!n.IsSequence()) refuse(n, "policy.trusted_sources", "must be a list of repository globs");
       for (std::size_t i = 0; i < n.size(); ++i) {
         policy.trusted_sources.push_back(glob(n[i], "policy.trusted_sources[" + std::to_string(i) + "]"));
+      }
+    }
+    if (auto n = root["metrics_repositories"]) {
+      if (!n.IsSequence()) refuse(n, "policy.metrics_repositories", "must be a list of repository globs");
+      for (std::size_t i = 0; i < n.size(); ++i) {
+        policy.metrics_repositories.push_back(
+            glob(n[i], "policy.metrics_repositories[" + std::to_string(i) + "]"));
       }
     }
     if (auto n = root["blob_access"]) {

@@ -1,23 +1,23 @@
 #include "gate.hpp"
 
+#include "ocigate/policy/glob.hpp"
 #include "ocigate/server/log.hpp"
 
 namespace ocigate::server {
 
 namespace {
 
+// The image name as a metric label where policy.metrics_repositories asks for it, else "".
+std::string labelled_repository(const policy::Policy& policy, const std::string& image) {
+  for (const auto& glob : policy.metrics_repositories) {
+    if (policy::glob_match(glob, image)) return image;
+  }
+  return "";
+}
+
 constexpr std::string_view verdict_space = "verdict";
 constexpr std::string_view latest_space = "verdict-latest";
 constexpr std::string_view allowed_space = "allowed-blob";
-
-const char* decision_name(policy::Decision decision) {
-  switch (decision) {
-    case policy::Decision::allow: return "allow";
-    case policy::Decision::warn: return "warn";
-    case policy::Decision::block: return "block";
-  }
-  return "allow";
-}
 
 bool cosign_or_attestation_layer(const std::string& media_type) {
   return media_type == "application/vnd.dev.cosign.simplesigning.v1+json" ||
@@ -85,10 +85,10 @@ policy::Verdict Gate::judge(const policy::ImageFacts& facts, const std::string& 
     log::warn("cannot store verdict", {{"digest", facts.digest}, {"error", stored.error().message}});
   }
   (void)store_.put_record(latest_space, facts.digest, json);
-  metrics_.record_decision(decision_name(verdict.decision), started_seconds_ago);
+  metrics_.record_decision(policy::decision_text(verdict.decision), started_seconds_ago);
   for (const auto& finding : verdict.findings) {
     if (finding.outcome != policy::Outcome::fail || finding.exempted || finding.action == policy::Action::off) continue;
-    metrics_.record_violation(finding.check, finding.action == policy::Action::block ? "block" : "warn");
+    metrics_.record_violation(finding.check, policy::action_text(finding.action));
   }
   audit(verdict, client, false);
   return verdict;
@@ -101,14 +101,17 @@ void Gate::audit(const policy::Verdict& verdict, const std::string& client, bool
                         {"image", verdict.image},
                         {"reference", verdict.reference},
                         {"digest", verdict.digest},
-                        {"verdict", decision_name(verdict.decision)},
+                        {"verdict", policy::decision_text(verdict.decision)},
                         {"violations", line.value("violations", nlohmann::json::array())},
                         {"policy_version", verdict.policy_version},
                         {"cached", cached}};
   log::audit(out);
   if (verdict.decision == policy::Decision::block) {
     auto upstream = verdict.image.substr(0, verdict.image.find('/'));
-    for (const auto& check : verdict.violated_checks(policy::Action::block)) metrics_.record_blocked_pull(upstream, check);
+    auto repository = labelled_repository(*policy_.get(), verdict.image);
+    for (const auto& check : verdict.violated_checks(policy::Action::block)) {
+      metrics_.record_blocked_pull(upstream, repository, check);
+    }
   }
 }
 

@@ -59,7 +59,7 @@ class Gate(unittest.TestCase):
         return harness.skopeo_copy(f"{gate.host}/{ref}", dest)
 
     def test_blocked_image_fails_to_pull_with_reasons(self):
-        gate = self.gate(policy(non_root_user="block"))
+        gate = self.gate(dict(policy(non_root_user="block"), metrics_repositories=["up/team/**"]))
         result = self.copy(gate, "team/root:v1")
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("denied", result.stderr)
@@ -81,7 +81,8 @@ class Gate(unittest.TestCase):
         self.assertEqual(blob.status, 403)
         self.assertEqual(blob.json()["errors"][0]["code"], "DENIED")
         self.assertGreater(gate.metric_sum("ocigate_policy_decisions_total", verdict="block"), 0)
-        self.assertGreater(gate.metric_sum("ocigate_blocked_pulls_total", check="non-root-user", upstream="up"), 0)
+        self.assertGreater(gate.metric_sum("ocigate_blocked_pulls_total", check="non-root-user", upstream="up",
+                                           repository="up/team/root"), 0)
         self.assertGreater(gate.metric_sum("ocigate_verdict_cache_total", result="hit"), 0)
 
     def test_compliant_image_pulls(self):

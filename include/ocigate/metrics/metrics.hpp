@@ -37,7 +37,8 @@ class Metrics {
   // Policy gate. verdict: allow|warn|block; action: warn|block; result: hit|miss; reload: ok|error.
   void record_decision(std::string_view verdict, double seconds);
   void record_violation(std::string_view check, std::string_view action);
-  void record_blocked_pull(std::string_view upstream, std::string_view check);
+  // repository is "" unless policy.metrics_repositories names it (bounded cardinality).
+  void record_blocked_pull(std::string_view upstream, std::string_view repository, std::string_view check);
   void record_verdict_cache(std::string_view result);
   void record_policy_reload(std::string_view result);
   void record_blob_denied();

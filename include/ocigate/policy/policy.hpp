@@ -13,6 +13,7 @@
 //     blob_access: referenced | any
 //     layer_scan: prefetch | stream | off
 //     prefetch_timeout: 20s                 # a duration or whole seconds
+//     metrics_repositories: [ <glob>... ]   # blocked pulls of these carry a repository label
 // Unknown keys, check ids, actions, modes, malformed globs and dates are refused with
 // "<source>:<line>: policy.<key path>: why" (Errc::config_invalid).
 
@@ -66,6 +67,10 @@ struct Policy {
   BlobAccess blob_access = BlobAccess::referenced;
   LayerScan layer_scan = LayerScan::prefetch;
   std::chrono::seconds prefetch_timeout{20};
+  // Repository globs whose blocked pulls carry a `repository` metric label (others get ""), so
+  // the label's cardinality stays what the operator chose. Not part of the version: it changes
+  // no verdict.
+  std::vector<std::string> metrics_repositories;
   // "sha256:<hex>" of a canonical JSON dump of everything above: equal policies have equal
   // versions, so verdicts cached under a version stay valid across reloads of the same policy.
   std::string version;

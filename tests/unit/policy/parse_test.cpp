@@ -214,3 +214,14 @@ TEST(PolicyVersion, ChangesWithRulesExemptionsAndTrustedSources) {
   EXPECT_NE(base->version, exempt->version);
   EXPECT_NE(rule->version, trusted->version);
 }
+
+TEST(ParsePolicy, MetricsRepositoriesAreGlobsAndLeaveTheVersionAlone) {
+  auto plain = parse_text("policy:\n  mode: enforce\n");
+  auto labelled = parse_text("policy:\n  mode: enforce\n  metrics_repositories: [\"docker.io/acme/**\"]\n");
+  ASSERT_TRUE(plain.ok() && labelled.ok());
+  EXPECT_EQ(labelled->metrics_repositories, std::vector<std::string>{"docker.io/acme/**"});
+  EXPECT_EQ(plain->version, labelled->version) << "labels change no verdict";
+  expect_refused("policy:\n  metrics_repositories:\n    - \"a b/**\"\n",
+                 {"ocigate.yaml:3:", "policy.metrics_repositories[0]"});
+  expect_refused("policy:\n  metrics_repositories: docker.io/**\n", {"policy.metrics_repositories", "list"});
+}
