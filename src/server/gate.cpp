@@ -1,11 +1,24 @@
 #include "gate.hpp"
 
+#include <chrono>
+#include <cstdio>
+#include <string_view>
+
 #include "ocigate/policy/glob.hpp"
 #include "ocigate/server/log.hpp"
 
 namespace ocigate::server {
 
 namespace {
+
+// "2026-11-29" for a time point, in UTC.
+std::string utc_day(std::chrono::system_clock::time_point when) {
+  const std::chrono::year_month_day ymd{std::chrono::floor<std::chrono::days>(when)};
+  char text[16];
+  std::snprintf(text, sizeof text, "%04d-%02u-%02u", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+  return text;
+}
 
 // The image name as a metric label where policy.metrics_repositories asks for it, else "".
 std::string labelled_repository(const policy::Policy& policy, const std::string& image) {
@@ -64,11 +77,14 @@ std::string Gate::cache_key(const policy::Policy& policy, const policy::ImageFac
 std::optional<policy::Verdict> Gate::cached(const policy::ImageFacts& facts) {
   auto current = policy_.get();
   auto record = store_.get_record(verdict_space, cache_key(*current, facts));
-  if (!record) {
+  // A verdict holds for the UTC day it was reached on: image-age and exemption expiry move with
+  // the date. The day is a prefix of the record, so each image keeps one record, not one a day.
+  const std::string day = utc_day(facts.now);
+  if (!record || record->compare(0, day.size() + 1, day + " ") != 0) {
     metrics_.record_verdict_cache("miss");
     return std::nullopt;
   }
-  auto json = nlohmann::json::parse(*record, nullptr, false);
+  auto json = nlohmann::json::parse(std::string_view(*record).substr(day.size() + 1), nullptr, false);
   auto verdict = json.is_discarded() ? std::nullopt : policy::Verdict::from_json(json);
   metrics_.record_verdict_cache(verdict ? "hit" : "miss");
   if (verdict) {
@@ -81,7 +97,8 @@ policy::Verdict Gate::judge(const policy::ImageFacts& facts, const std::string& 
   auto current = policy_.get();
   policy::Verdict verdict = policy::evaluate(*current, facts);
   std::string json = verdict.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  if (auto stored = store_.put_record(verdict_space, cache_key(*current, facts), json); !stored) {
+  if (auto stored = store_.put_record(verdict_space, cache_key(*current, facts), utc_day(facts.now) + " " + json);
+      !stored) {
     log::warn("cannot store verdict", {{"digest", facts.digest}, {"error", stored.error().message}});
   }
   (void)store_.put_record(latest_space, facts.digest, json);

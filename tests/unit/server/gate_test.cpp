@@ -1,0 +1,94 @@
+// The gate's verdict cache: a verdict holds for its policy version and its UTC day, so an expired
+// exemption or an image that aged past max_days is judged again the next day.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+
+#include <yaml-cpp/yaml.h>
+
+#include "gate.hpp"
+#include "ocigate/cache/store.hpp"
+#include "ocigate/metrics/metrics.hpp"
+#include "ocigate/policy/policy.hpp"
+
+namespace {
+
+using namespace ocigate;
+using namespace std::chrono;
+
+// Every check off but non-root-user (set to `action`), plus `extra` YAML under policy:.
+policy::Policy only_non_root(const std::string& action, const std::string& extra = "") {
+  std::string yaml = "policy:\n  mode: enforce\n  checks:\n";
+  for (const auto& id : policy::check_ids()) {
+    yaml += "    " + id + ": " + (id == "non-root-user" ? action : "off") + "\n";
+  }
+  auto parsed = policy::parse_policy(YAML::Load(yaml + extra)["policy"], "test.yaml");
+  EXPECT_TRUE(parsed.ok()) << parsed.error().message;
+  return *parsed;
+}
+
+class GateCache : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("ocigate-gate-" + std::to_string(std::random_device{}()));
+    auto opened = cache::Store::open({dir_.string(), 1ull << 30, 1u << 20});
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    store_ = std::move(*opened);
+  }
+  void TearDown() override {
+    store_->close();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  static policy::ImageFacts facts(sys_days day) {
+    policy::ImageFacts f;
+    f.upstream = "docker.io";
+    f.repository = "acme/app";
+    f.reference = "v1";
+    f.digest = "sha256:" + std::string(64, 'a');
+    f.config = nlohmann::json{{"config", {{"User", "root"}}}};
+    f.now = day + hours(12);
+    return f;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<cache::Store> store_;
+  metrics::Metrics metrics_;
+};
+
+constexpr sys_days expiry_day = sys_days{year{2027} / 3 / 1};
+
+TEST_F(GateCache, AVerdictHoldsForItsDayOnly) {
+  server::PolicyHolder holder(only_non_root("block", R"(  exemptions:
+    - { match: "docker.io/acme/**", checks: [non-root-user], reason: "legacy", expires: 2027-03-01 }
+)"));
+  server::Gate gate(*store_, metrics_, holder);
+  auto before = gate.judge(facts(expiry_day), "127.0.0.1", 0.0);
+  EXPECT_EQ(before.decision, policy::Decision::allow) << "exempted through its expiry day";
+  auto same_day = gate.cached(facts(expiry_day));
+  ASSERT_TRUE(same_day.has_value());
+  EXPECT_EQ(same_day->decision, policy::Decision::allow);
+
+  const auto next_day = facts(expiry_day + days(1));
+  EXPECT_FALSE(gate.cached(next_day).has_value()) << "yesterday's verdict must not outlive its exemption";
+  auto after = gate.judge(next_day, "127.0.0.1", 0.0);
+  EXPECT_EQ(after.decision, policy::Decision::block);
+  auto cached = gate.cached(next_day);
+  ASSERT_TRUE(cached.has_value());
+  EXPECT_EQ(cached->decision, policy::Decision::block);
+}
+
+TEST_F(GateCache, ANewPolicyVersionMissesTheCache) {
+  server::PolicyHolder holder(only_non_root("block"));
+  server::Gate gate(*store_, metrics_, holder);
+  (void)gate.judge(facts(expiry_day), "127.0.0.1", 0.0);
+  ASSERT_TRUE(gate.cached(facts(expiry_day)).has_value());
+  holder.set(only_non_root("warn"));
+  EXPECT_FALSE(gate.cached(facts(expiry_day)).has_value());
+}
+
+}  // namespace
