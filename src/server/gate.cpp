@@ -44,11 +44,12 @@ bool ends_with(const std::string& text, std::string_view suffix) {
   return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// pinned-reference depends on what the client asked for, not only on the digest.
-std::string reference_class(const std::string& reference) {
-  if (reference.find(':') != std::string::npos) return "digest";
-  if (reference.empty() || reference == "latest") return "latest";
-  return "tag";
+// pinned-reference (and its messages) depend on what the client asked for, not only on the
+// digest: verdicts are kept per tag; every pull by digest shares one.
+std::string reference_key(const std::string& reference) {
+  if (reference.find(':') != std::string::npos) return "@digest";
+  if (reference.empty()) return "@none";
+  return reference;
 }
 
 }  // namespace
@@ -71,7 +72,7 @@ bool is_artifact(const oci::Manifest& manifest, const std::string& reference) {
 
 std::string Gate::cache_key(const policy::Policy& policy, const policy::ImageFacts& facts) {
   return policy.version + "/" + facts.upstream + "/" + facts.repository + "@" + facts.digest + "/" +
-         reference_class(facts.reference);
+         reference_key(facts.reference);
 }
 
 std::optional<policy::Verdict> Gate::cached(const policy::ImageFacts& facts) {
@@ -87,9 +88,7 @@ std::optional<policy::Verdict> Gate::cached(const policy::ImageFacts& facts) {
   auto json = nlohmann::json::parse(std::string_view(*record).substr(day.size() + 1), nullptr, false);
   auto verdict = json.is_discarded() ? std::nullopt : policy::Verdict::from_json(json);
   metrics_.record_verdict_cache(verdict ? "hit" : "miss");
-  if (verdict) {
-    verdict->reference = facts.reference;  // the same verdict serves every tag of that class
-  }
+  if (verdict) verdict->reference = facts.reference;  // pulls by digest share one verdict
   return verdict;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // The policy gate: judges an image manifest before any byte of it is served. Verdicts are cached
-// per (policy version, manifest digest, kind of reference) in the cache's records, every decision
+// per (policy version, manifest digest, tag or "by digest") in the cache's records, every decision
 // goes to the audit log and the metrics, and blobs of allowed images are recorded so that
 // `blob_access: referenced` can refuse blobs nobody reached through an allowed manifest.
 
