@@ -13,8 +13,8 @@ rocksdb::Options cache_db_options() {
   // Evicted chunks are dropped by DeleteRange; garbage collection lets compaction reclaim blob files
   // that only partly hold dead chunks.
   options.enable_blob_garbage_collection = true;
-  options.write_buffer_size = 64 << 20;
-  options.max_write_buffer_number = 3;
+  options.write_buffer_size = 16 << 20;  // memtables hold chunks until flushed: this bounds RSS
+  options.max_write_buffer_number = 2;
   options.keep_log_file_num = 4;
   options.max_log_file_size = 16 << 20;
   return options;

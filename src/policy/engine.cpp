@@ -69,6 +69,14 @@ const char* outcome_text(Outcome outcome) {
   return "unknown";
 }
 
+bool any_check_on(const Policy& policy, const std::string& image) {
+  std::vector<std::string> notes;
+  for (const auto& [id, setting] : effective_settings(policy, image, notes)) {
+    if (setting.action != Action::off) return true;
+  }
+  return false;
+}
+
 Verdict evaluate(const Policy& policy, const ImageFacts& facts) {
   Verdict verdict;
   // Facts come from validated routes; cleaning keeps to_json() from throwing if one ever is not.

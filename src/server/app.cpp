@@ -136,6 +136,9 @@ class App {
         log::warn("accept failed", {{"error", ec.message()}});
         continue;
       }
+      // Replies go out as header + body writes; Nagle would hold a small body back until the
+      // client's delayed ACK (~40 ms per request).
+      socket.set_option(tcp::no_delay(true), ec);
       auto executor = socket.get_executor();
       asio::co_spawn(executor, session(beast::tcp_stream(std::move(socket)), metrics_only), asio::detached);
     }

@@ -239,7 +239,8 @@ asio::awaitable<policy::Verdict> Proxy::judge_image(const Target& target, const 
     gate_.audit(*cached, client, true);
     co_return *cached;
   }
-  if (manifest.config) facts.config = co_await load_config(target, *manifest.config);
+  const bool checks_on = policy::any_check_on(*gate_.policy(), facts.upstream + "/" + facts.repository);
+  if (manifest.config && checks_on) facts.config = co_await load_config(target, *manifest.config);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   co_return gate_.judge(facts, client, seconds);
 }

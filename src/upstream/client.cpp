@@ -371,6 +371,8 @@ class ClientImpl final : public Client {
                                                 std::to_string(endpoint.port) + ": " + cec.message()};
     }
     ++connections_opened_;
+    beast::error_code nodelay_ec;  // best effort: requests are small writes
+    stream.socket().set_option(asio::ip::tcp::no_delay(true), nodelay_ec);
     if (!endpoint.tls) {
       connection->plain = std::make_unique<beast::tcp_stream>(std::move(stream));
       co_return connection;

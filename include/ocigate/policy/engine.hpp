@@ -66,6 +66,10 @@ struct Verdict {
 
 Verdict evaluate(const Policy& policy, const ImageFacts& facts);
 
+// Whether any check is on for "<upstream>/<repo>" after rules: when none is, the gate needs no
+// facts beyond the names (no image config fetch).
+bool any_check_on(const Policy& policy, const std::string& image);
+
 const char* decision_text(Decision decision);  // "allow" | "warn" | "block"
 const char* outcome_text(Outcome outcome);     // "pass" | "fail" | "unknown"
 

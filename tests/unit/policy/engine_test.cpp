@@ -360,3 +360,15 @@ TEST(Evaluate, CopesWithAHugeHostileConfig) {
   EXPECT_EQ(finding(verdict, "no-update-alone")->outcome, Outcome::fail);
   EXPECT_NO_THROW((void)verdict.to_json().dump());
 }
+
+TEST(AnyCheckOn, FollowsRulesSoAllOffImagesNeedNoConfig) {
+  Policy all_off = only({});
+  EXPECT_FALSE(any_check_on(all_off, "docker.io/library/alpine"));
+  EXPECT_TRUE(any_check_on(default_policy(), "docker.io/library/alpine"));
+  std::string yaml = "policy:\n  mode: enforce\n  checks:\n";
+  for (const auto& id : check_ids()) yaml += "    " + id + ": " + (id == "healthcheck" ? "warn" : "off") + "\n";
+  yaml += "  rules:\n    - match: \"docker.io/library/**\"\n      checks: { healthcheck: off }\n";
+  Policy ruled = parse(yaml);
+  EXPECT_FALSE(any_check_on(ruled, "docker.io/library/alpine"));
+  EXPECT_TRUE(any_check_on(ruled, "docker.io/acme/app"));
+}
