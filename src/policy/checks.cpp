@@ -4,6 +4,7 @@
 #include "ocigate/policy/checks.hpp"
 
 #include "ocigate/oci/digest.hpp"
+#include "filesystem_checks.hpp"
 #include "ocigate/policy/glob.hpp"
 #include "text.hpp"
 
@@ -200,6 +201,11 @@ CheckResult check_non_root_user(const CheckInput& in) {
     return fail("runs as root (" + shown + ")", "add `USER 10001` (a non-root uid) at the end of the Dockerfile",
                 "config.User=\"" + user + "\"");
   }
+  // A name is only as good as the image's /etc/passwd says (`toor:x:0:0` is root).
+  if (auto root = fs::name_maps_to_root(in, std::string(name))) {
+    return fail("runs as root (" + *root + ")", "give the user a non-zero uid, or use `USER 10001`",
+                "config.User=\"" + user + "\"; " + *root);
+  }
   return pass("runs as " + user);
 }
 
@@ -295,6 +301,11 @@ CheckResult check_no_secrets(const CheckInput& in) {
       }
       if (hit) offending.push_back(&entry);
     }
+  }
+  // Secret files count in every layer: a file deleted later still ships in the earlier blob.
+  for (auto& item : fs::secret_file_evidence(in)) {
+    evidence.push_back(std::move(item));
+    own = true;
   }
   if (!evidence.empty()) {
     // Env and Labels cannot tell the base's settings from the image's: no origin unless the
@@ -442,9 +453,22 @@ CheckResult check_image_age(const CheckInput& in) {
   return pass("built " + std::to_string(days < 0 ? 0 : days) + " days ago");
 }
 
-CheckResult check_signature(const CheckInput&) { return unknown("not evaluated: signature verification is not built yet"); }
-CheckResult check_no_setuid(const CheckInput&) { return unknown("not evaluated: layer inspection is not built yet"); }
-CheckResult check_no_package_manager(const CheckInput&) { return unknown("not evaluated: layer inspection is not built yet"); }
+// The verification itself happens in the signature module, which has the keys and the fetched
+// signatures; this check only turns its outcome into a finding.
+CheckResult check_signature(const CheckInput& in) {
+  if (!in.facts.signature) return unknown("not evaluated: the image's signatures were not looked up");
+  const SignatureFacts& s = *in.facts.signature;
+  CheckResult r;
+  if (!s.required || s.satisfied) {
+    r = pass(s.message.empty() ? std::string(s.required ? "signed" : "no signature required") : s.message);
+  } else {
+    // Fails closed: a signature lookup the upstream made fail (incomplete) is no signature, or
+    // breaking the lookup would let an unsigned image through.
+    return fail(s.message.empty() ? std::string("no valid signature") : s.message, s.remediation, s.evidence);
+  }
+  r.evidence = s.evidence;
+  return r;
+}
 CheckResult check_vulnerabilities(const CheckInput&) { return unknown("not evaluated: vulnerability scanning is not built yet"); }
 
 const std::vector<CheckSpec>& registry() {
@@ -460,8 +484,8 @@ const std::vector<CheckSpec>& registry() {
       {"trusted-source", check_trusted_source, {}},
       {"image-age", check_image_age, {{"max_days", Kind::positive_int, 90}}},
       {"signature", check_signature, {}},
-      {"no-setuid", check_no_setuid, {}},
-      {"no-package-manager", check_no_package_manager, {}},
+      {"no-setuid", check_no_setuid, {{"allow", Kind::path_list, nlohmann::json::array()}}},
+      {"no-package-manager", check_no_package_manager, {{"max_packages", Kind::positive_int, nullptr}}},
       {"vulnerabilities", check_vulnerabilities, {}},
   };
   return specs;

@@ -60,7 +60,9 @@ using CheckFn = CheckResult (*)(const CheckInput&);
 struct ParamSpec {
   std::string_view name;
   // name_list: a YAML list of variable names (letters, digits, '_', '-', '.'), kept as a JSON array.
-  enum class Kind { positive_int, boolean, name_list } kind;
+  // path_list: a YAML list of absolute file paths, '*' / '**' / '?' as in globs, kept as a JSON array.
+  // A positive_int whose default is null is optional (no limit unless set).
+  enum class Kind { positive_int, boolean, name_list, path_list } kind;
   nlohmann::json default_value;
 };
 
@@ -88,7 +90,20 @@ const CheckSpec* find_check(std::string_view id);
 //   pinned-reference  reference "" or "latest"; any tag when require_digest
 //   trusted-source    "<upstream>/<repo>" matches no trusted_sources glob (passes when unset)
 //   image-age         config.created older than max_days; placeholder dates (< 1980) unknown
-//   signature, no-setuid, no-package-manager, vulnerabilities: always "unknown" ("not evaluated")
+//   no-setuid         (layers) a setuid/setgid regular file in the final filesystem whose path
+//                     matches no `allow` glob (default: none allowed)
+//   no-package-manager (layers) an installer (apk, apt, apt-get, dpkg, yum, dnf, microdnf, rpm,
+//                     zypper, pip, ...) in the final filesystem, or more packages than
+//                     `max_packages` (unset: no limit)
+//   no-secrets, non-root-user also read the layers when inspected: secret files from every
+//                     layer; a USER name mapping to uid 0 in the final /etc/passwd
+//   The layer checks are "unknown" without ImageFacts::filesystem, and a clean result is
+//   "unknown" when some layer could not be inspected (FilesystemFacts::not_inspected).
+//   signature         ImageFacts::signature (signature::evaluate): fail when a policy.trust entry
+//                     matching the image has no valid signature; pass when none matches or all
+//                     are satisfied (a failed lookup is a failure: fail closed); "unknown"
+//                     without the facts
+//   vulnerabilities: always "unknown" ("not evaluated")
 CheckResult check_non_root_user(const CheckInput& in);
 CheckResult check_healthcheck(const CheckInput& in);
 CheckResult check_no_secrets(const CheckInput& in);
