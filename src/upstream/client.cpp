@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -19,6 +20,7 @@
 
 #include "connection.hpp"
 #include "ocigate/oci/challenge.hpp"
+#include "ocigate/upstream/address.hpp"
 
 namespace ocigate::upstream {
 
@@ -79,6 +81,26 @@ Error transport_error(const Endpoint& endpoint, const beast::error_code& ec, std
   return Error{Errc::upstream_error, "upstream " + endpoint.host + ": " + ec.message()};
 }
 
+// upstreams[].max_concurrent_fetches: a counting semaphore over a thread-safe channel. A permit is
+// a slot in the channel's buffer; sending blocks while every slot is taken, and dropping a permit
+// takes one element out again, which wakes the next waiter.
+class FetchLimiter : public std::enable_shared_from_this<FetchLimiter> {
+ public:
+  FetchLimiter(asio::any_io_executor executor, unsigned limit) : slots_(std::move(executor), limit) {}
+
+  asio::awaitable<std::shared_ptr<void>> acquire() {
+    auto [ec] = co_await slots_.async_send(boost::system::error_code{}, use_tuple);
+    if (ec) co_return nullptr;  // the channel was closed: cannot happen while the client lives
+    // Not null: callers test the permit like any pointer.
+    co_return std::shared_ptr<void>(static_cast<void*>(this), [self = shared_from_this()](void*) {
+      self->slots_.try_receive([](boost::system::error_code) {});
+    });
+  }
+
+ private:
+  asio::experimental::concurrent_channel<void(boost::system::error_code)> slots_;
+};
+
 class ResponseImpl final : public Response {
  public:
   ResponseImpl(std::shared_ptr<Pool> pool, std::unique_ptr<Connection> connection, std::unique_ptr<Parser> parser,
@@ -101,6 +123,10 @@ class ResponseImpl final : public Response {
   const std::string& served_by() const override { return served_by_; }
   const std::string& auth_error() const override { return auth_error_; }
   void set_auth_error(std::string message) { auth_error_ = std::move(message); }
+  void hold(std::shared_ptr<void> permit) {
+    permit_ = std::move(permit);
+    if (!connection_) permit_.reset();  // the body is already complete
+  }
 
   asio::awaitable<Result<std::size_t>> read_some(asio::mutable_buffer buffer) override {
     if (parser_->is_done()) co_return std::size_t{0};
@@ -174,6 +200,7 @@ class ResponseImpl final : public Response {
       pool_->give_back(std::move(connection_));
     }
     connection_.reset();
+    permit_.reset();
   }
 
   std::shared_ptr<Pool> pool_;
@@ -182,6 +209,7 @@ class ResponseImpl final : public Response {
   std::chrono::seconds idle_timeout_;
   std::string served_by_;
   std::string auth_error_;
+  std::shared_ptr<void> permit_;  // a max_concurrent_fetches slot, held until the body is done
 };
 
 class ClientImpl final : public Client {
@@ -193,6 +221,12 @@ class ClientImpl final : public Client {
         pool_(std::make_shared<Pool>(upstream_.max_connections)),
         home_{upstream_.host, upstream_.port, upstream_.tls} {
     setup_tls();
+    if (upstream_.max_concurrent_fetches > 0) {
+      fetch_limiter_ = std::make_shared<FetchLimiter>(executor_, upstream_.max_concurrent_fetches);
+    }
+    boost::system::error_code ec;
+    auto literal = asio::ip::make_address(home_.host, ec);
+    if (!ec && is_internal_address(literal)) home_internal_ = true;
   }
 
   const config::Upstream& upstream() const override { return upstream_; }
@@ -205,6 +239,9 @@ class ClientImpl final : public Client {
       co_return Error{Errc::internal, "upstream request with control characters or spaces in target or headers"};
     }
     const bool idempotent = request.method == http::verb::get || request.method == http::verb::head;
+    // Waits for a slot; released when the answer's body is done (or the answer is dropped).
+    std::shared_ptr<void> permit;
+    if (fetch_limiter_) permit = co_await fetch_limiter_->acquire();
     for (int attempt = 1;; ++attempt) {
       bool retryable = false;
       auto result = co_await attempt_once(request, retryable);
@@ -213,7 +250,10 @@ class ClientImpl final : public Client {
       auto delay = std::chrono::milliseconds(100 << (2 * (attempt - 1)));
       if (result.ok()) {
         const unsigned status = (*result)->status();
-        if (last || !retryable_status(status)) co_return result;
+        if (last || !retryable_status(status)) {
+          if (permit) static_cast<ResponseImpl&>(**result).hold(std::move(permit));
+          co_return result;
+        }
         if (status == 503) {
           if (auto after = retry_after((*result)->headers())) {
             if (*after > max_retry_after) co_return result;  // the upstream asked for more than we can wait
@@ -270,7 +310,8 @@ class ClientImpl final : public Client {
         }
         auth_error = authorized.error().message;
       }
-      if (request.follow_redirects && is_redirect(status)) {
+      // Redirects only for blob GETs (a CDN); anything else sees the 3xx as the upstream's answer.
+      if (request.follow_redirects && request.method == http::verb::get && is_redirect(status)) {
         if (++redirects > max_redirects) {
           co_return Error{Errc::upstream_error, "upstream " + home_.host + " redirected more than " +
                                                     std::to_string(max_redirects) + " times"};
@@ -305,6 +346,12 @@ class ClientImpl final : public Client {
     auto next = split_url(resolved);
     if (!next) return Error{Errc::upstream_error, where + ": " + next.error().message};
     if (!next->endpoint.tls && upstream_.tls) return Error{Errc::upstream_error, where + " from https to http refused"};
+    // A name that is an address literal is judged here; names are judged by what they resolve to in open().
+    boost::system::error_code ec;
+    auto literal = asio::ip::make_address(next->endpoint.host, ec);
+    if (!ec && !(next->endpoint == home_) && is_internal_address(literal) && !home_internal_) {
+      return Error{Errc::upstream_error, where + " to an internal address refused"};
+    }
     return next;
   }
 
@@ -354,6 +401,17 @@ class ClientImpl final : public Client {
     const std::string service = std::to_string(endpoint.port);
     auto [rec, results] = co_await resolver.async_resolve(endpoint.host, service, use_tuple);
     if (rec) co_return Error{Errc::upstream_error, "cannot resolve upstream " + endpoint.host + ": " + rec.message()};
+    // The upstream itself may live on an internal network; a host it redirects to may not, unless
+    // the upstream does too. Judged on the addresses we are about to connect to (no DNS rebinding).
+    bool internal = false;
+    for (const auto& entry : results) internal = internal || is_internal_address(entry.endpoint().address());
+    if (endpoint == home_) {
+      if (internal) home_internal_ = true;
+    } else if (internal && !home_internal_) {
+      retryable = false;
+      co_return Error{Errc::upstream_error, "upstream " + home_.host + " redirected to " + endpoint.host +
+                                                ", which resolves to an internal address: refused"};
+    }
     auto connection = std::make_unique<Connection>();
     connection->endpoint = endpoint;
     // The stream lives on the client's executor, not the caller's strand: pooled connections
@@ -533,6 +591,8 @@ class ClientImpl final : public Client {
   std::mutex token_mutex_;
   std::map<std::string, Token> tokens_;
   std::atomic<bool> basic_accepted_{false};
+  std::atomic<bool> home_internal_{false};  // the upstream's own address is loopback/private/link-local
+  std::shared_ptr<FetchLimiter> fetch_limiter_;
   std::atomic<std::uint64_t> requests_{0};
   std::atomic<std::uint64_t> connections_opened_{0};
   std::atomic<std::uint64_t> token_fetches_{0};

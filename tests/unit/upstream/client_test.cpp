@@ -1001,5 +1001,48 @@ TEST_F(UpstreamTls, RefusesARedirectFromHttpsToHttp) {
   EXPECT_TRUE(plain.requests().empty());
 }
 
+// ---- abuse limits ----
+
+TEST_F(UpstreamClient, FollowsRedirectsOnlyForGets) {
+  TestServer server([](const ServerRequest&) { return Reply::with_status(307, {{"Location", "/elsewhere"}}); });
+  auto client = client_for(upstream_for(server));
+  Request request = get("/v2/r/blobs/sha256:abc");
+  request.method = http::verb::head;
+  request.follow_redirects = true;
+  auto response = send(*client, request);
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ((*response)->status(), 307u);
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST_F(UpstreamClient, MaxConcurrentFetchesQueuesRequestsUntilABodyIsDone) {
+  const std::string blob = pattern(200000);
+  TestServer server([&](const ServerRequest&) { return Reply::ok(blob); });
+  auto upstream = upstream_for(server);
+  upstream.max_concurrent_fetches = 1;
+  auto client = client_for(upstream);
+  auto first = send(*client, get("/v2/a/blobs/one"));
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  auto second = std::make_shared<Slot<SendResult>>();
+  asio::co_spawn(io_, fill(second, client->send(get("/v2/a/blobs/two"))),
+                 [second](std::exception_ptr) { second->done = true; });
+  io_.restart();
+  io_.run_for(300ms);
+  EXPECT_FALSE(second->done) << "the second fetch waits while the first body is open";
+  EXPECT_EQ(server.requests().size(), 1u);
+  auto body = read_all(**first);  // the first body ends: its slot frees
+  ASSERT_TRUE(body.ok()) << body.error().message;
+  io_.restart();
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!second->done && std::chrono::steady_clock::now() < deadline) io_.run_one_until(deadline);
+  ASSERT_TRUE(second->done);
+  ASSERT_TRUE(second->value && second->value->ok());
+  EXPECT_EQ((*second->value.value())->status(), 200u);
+  EXPECT_EQ(server.requests().size(), 2u);
+  second->value.reset();  // dropped mid-body: its slot frees too
+  auto third = send(*client, get("/v2/a/blobs/three"));
+  ASSERT_TRUE(third.ok()) << third.error().message;
+}
+
 }  // namespace
 }  // namespace ocigate::upstream::test

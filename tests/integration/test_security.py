@@ -1,0 +1,332 @@
+"""Who may pull what, end to end: ocigate serving TLS with a test CA (certificates made with the
+openssl CLI), skopeo logging in with Basic credentials from an htpasswd file (bcrypt, `htpasswd -B`),
+bearer tokens, 401/403, anonymous globs, protected /metrics, mTLS, the per-client rate limit and
+connection cap, and a certificate reload on SIGHUP that keeps open connections."""
+
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import request
+
+ACCEPT = {"Accept": harness.ALL_MANIFESTS}
+TOKEN = "tok-ci-0123456789"
+
+
+def setUpModule():
+    if not os.environ.get("OCIGATE_BIN"):
+        raise unittest.SkipTest("OCIGATE_BIN is not set (run through ctest)")
+    for tool in ("openssl", "htpasswd", "skopeo"):
+        if not shutil.which(tool):
+            raise unittest.SkipTest(tool + " is not installed")
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+class Pki:
+    """A test CA and server certificates for 127.0.0.1 signed by it."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.ca_key = os.path.join(directory, "ca.key")
+        self.ca_cert = os.path.join(directory, "ca.crt")
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", self.ca_key, "-out", self.ca_cert, "-days", "2", "-subj", "/CN=ocigate test CA")
+        # skopeo's --src-cert-dir wants the CA as *.crt in a directory of its own.
+        self.cert_dir = os.path.join(directory, "trust")
+        os.mkdir(self.cert_dir)
+        shutil.copy(self.ca_cert, os.path.join(self.cert_dir, "ca.crt"))
+
+    def server_cert(self, name, usage="serverAuth"):
+        key = os.path.join(self.dir, name + ".key")
+        csr = os.path.join(self.dir, name + ".csr")
+        cert = os.path.join(self.dir, name + ".crt")
+        ext = os.path.join(self.dir, name + ".ext")
+        with open(ext, "w") as f:
+            f.write(f"subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage={usage}\n")
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+                "-out", csr, "-subj", "/CN=" + name)
+        openssl("x509", "-req", "-in", csr, "-CA", self.ca_cert, "-CAkey", self.ca_key, "-CAcreateserial",
+                "-out", cert, "-days", "2", "-extfile", ext)
+        return cert, key
+
+
+def skopeo(gate, ref, dest, creds=None, verify=True, cert_dir=None):
+    cmd = ["skopeo", "--insecure-policy", "copy"]
+    if verify:
+        cmd += ["--src-tls-verify=true", "--src-cert-dir", cert_dir]
+    else:
+        cmd += ["--src-tls-verify=false"]
+    if creds:
+        cmd += ["--src-creds", f"{creds[0]}:{creds[1]}"]
+    cmd += [f"docker://{gate.host}/{ref}", "dir:" + dest]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+class Security(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="ocigate-security-")
+        cls.pki = Pki(cls.tmp)
+        cls.cert, cls.key = cls.pki.server_cert("server-a")
+        cls.htpasswd = os.path.join(cls.tmp, "htpasswd")
+        subprocess.run(["htpasswd", "-B", "-b", "-c", "-C", "5", cls.htpasswd, "alice", "alice-pw"], check=True,
+                       capture_output=True)
+        subprocess.run(["htpasswd", "-B", "-b", "-C", "5", cls.htpasswd, "bob", "bob-pw"], check=True,
+                       capture_output=True)
+        cls.registry = harness.Registry().start()
+        cls.app = harness.push_image(cls.registry, "team/app", "v1")
+        cls.other = harness.push_image(cls.registry, "other/tool", "v1")
+        cls.public = harness.push_image(cls.registry, "library/base", "v1")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.registry.__exit__(None, None, None)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def auth_section(self, **overrides):
+        section = {
+            "htpasswd_file": self.htpasswd,
+            "tokens": [{"user": "ci", "sha256": hashlib.sha256(TOKEN.encode()).hexdigest()}],
+            "groups": {"team": ["alice"]},
+            "anonymous": ["up/library/**"],
+            "rules": [{"groups": ["team"], "repositories": ["up/team/**"]},
+                      {"users": ["ci"], "repositories": ["up/**"]},
+                      {"users": ["bob"], "repositories": ["up/other/*"]}],
+            "protect_api": True,
+        }
+        section.update(overrides)
+        return section
+
+    def gate(self, tls=True, auth=True, server=None, cert=None, start=True):
+        extra = {}
+        if auth:
+            extra["auth"] = self.auth_section() if auth is True else auth
+        gate = harness.Ocigate([{"name": "up", "url": self.registry.url}], default_upstream="up", extra=extra)
+        if tls:
+            cert_file, key_file = cert or (self.cert, self.key)
+            gate.config["server"]["tls"] = {"cert_file": cert_file, "key_file": key_file}
+            gate.cafile = self.pki.ca_cert
+        gate.config["server"].update(server or {})
+        gate.probe_auth = ("alice", "alice-pw")
+        gate._write_config()
+        self.addCleanup(gate.close)
+        return gate.start() if start else gate
+
+    def dest(self):
+        path = tempfile.mkdtemp(prefix="ocigate-copy-")
+        self.addCleanup(shutil.rmtree, path, True)
+        return path
+
+    # ---- TLS ----
+
+    def test_skopeo_pulls_over_tls_with_credentials_and_is_refused_without(self):
+        gate = self.gate()
+        dest = self.dest()
+        ok = skopeo(gate, "team/app:v1", dest, creds=("alice", "alice-pw"), cert_dir=self.pki.cert_dir)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertIn(self.app.layer_digests[0], harness.verify_dir_copy(dest))
+        refused = skopeo(gate, "team/app:v1", self.dest(), cert_dir=self.pki.cert_dir)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("unauthorized", refused.stderr.lower())
+        wrong = skopeo(gate, "team/app:v1", self.dest(), creds=("alice", "nope"), cert_dir=self.pki.cert_dir)
+        self.assertNotEqual(wrong.returncode, 0)
+        # An untrusted certificate is refused by the client: TLS is really on.
+        untrusted = subprocess.run(["skopeo", "inspect", "--tls-verify=true", "--creds", "alice:alice-pw",
+                                    f"docker://{gate.host}/team/app:v1"], capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(untrusted.returncode, 0)
+        self.assertNotIn("alice-pw", gate.stderr())
+        with open(gate.stdout_path) as f:
+            access = f.read()
+        self.assertNotIn("alice-pw", access)
+        self.assertIn('"user":"alice"', access)
+
+    def test_plain_http_is_refused_on_the_tls_port_unless_allowed(self):
+        gate = self.gate()
+        r = request("GET", f"http://{gate.host}/v2/", auth=("alice", "alice-pw"))
+        self.assertEqual(r.status, 403)
+        self.assertIn("HTTPS only", r.json()["errors"][0]["message"])
+        allowed = self.gate(server={"tls": {"cert_file": self.cert, "key_file": self.key, "allow_plain_http": True}})
+        self.assertEqual(request("GET", f"http://{allowed.host}/v2/", auth=("alice", "alice-pw")).status, 200)
+        self.assertEqual(request("GET", f"{allowed.url}/v2/", auth=("alice", "alice-pw"),
+                                 cafile=self.pki.ca_cert).status, 200)
+
+    def test_tls_1_2_uses_forward_secret_aead_ciphers_and_1_3_works(self):
+        gate = self.gate()
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            context = ssl.create_default_context(cafile=self.pki.ca_cert)
+            context.minimum_version = context.maximum_version = version
+            with socket.create_connection(("127.0.0.1", gate.port), timeout=10) as raw:
+                with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                    name, protocol, _ = tls.cipher()
+                    self.assertEqual(protocol, {ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version])
+                    if version == ssl.TLSVersion.TLSv1_2:
+                        self.assertTrue(name.startswith("ECDHE-") and ("GCM" in name or "CHACHA20" in name), name)
+        # A TLS 1.2 client offering only CBC suites finds nothing it can use.
+        context = ssl.create_default_context(cafile=self.pki.ca_cert)
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        context.set_ciphers("ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA")
+        with socket.create_connection(("127.0.0.1", gate.port), timeout=10) as raw:
+            with self.assertRaises((ssl.SSLError, ConnectionError)):
+                with context.wrap_socket(raw, server_hostname="127.0.0.1"):
+                    pass
+
+    def test_client_certificates_are_required_with_client_ca_file(self):
+        client_cert, client_key = self.pki.server_cert("client-1", usage="clientAuth")
+        gate = self.gate(server={"tls": {"cert_file": self.cert, "key_file": self.key,
+                                         "client_ca_file": self.pki.ca_cert}}, start=False)
+        with_client_cert = ssl.create_default_context(cafile=self.pki.ca_cert)
+        with_client_cert.load_cert_chain(client_cert, client_key)
+        gate.cafile = with_client_cert
+        gate.start()
+        context = ssl.create_default_context(cafile=self.pki.ca_cert)
+        without = http.client.HTTPSConnection("127.0.0.1", gate.port, context=context, timeout=10)
+        self.addCleanup(without.close)
+        with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+            without.request("GET", "/readyz")
+            without.getresponse().read()
+        context.load_cert_chain(client_cert, client_key)
+        with_cert = http.client.HTTPSConnection("127.0.0.1", gate.port, context=context, timeout=10)
+        with_cert.request("GET", "/v2/", headers={"Authorization": harness.basic_auth("alice", "alice-pw")})
+        self.assertEqual(with_cert.getresponse().status, 200)
+        with_cert.close()
+
+    def test_certificate_reload_on_sighup_keeps_open_connections(self):
+        cert_b, key_b = self.pki.server_cert("server-b")
+        live_cert = os.path.join(self.tmp, "live.crt")
+        live_key = os.path.join(self.tmp, "live.key")
+        shutil.copy(self.cert, live_cert)
+        shutil.copy(self.key, live_key)
+        gate = self.gate(cert=(live_cert, live_key))
+        context = ssl.create_default_context(cafile=self.pki.ca_cert)
+        headers = {"Authorization": harness.basic_auth("alice", "alice-pw")}
+        old = http.client.HTTPSConnection("127.0.0.1", gate.port, context=context, timeout=10)
+        old.request("GET", "/v2/", headers=headers)
+        self.assertEqual(old.getresponse().read() is not None, True)
+        first_cert = old.sock.getpeercert(binary_form=True)
+        shutil.copy(cert_b, live_cert)
+        shutil.copy(key_b, live_key)
+        gate.proc.send_signal(signal.SIGHUP)
+        harness.wait_until(lambda: "certificate reloaded" in gate.stderr(), 10, "certificate reload")
+        # The connection opened before the reload still works.
+        old.request("GET", "/v2/team/app/manifests/v1", headers={**headers, **ACCEPT})
+        response = old.getresponse()
+        self.assertEqual(response.status, 200)
+        response.read()
+        self.assertEqual(old.sock.getpeercert(binary_form=True), first_cert)
+        old.close()
+        # New connections get the new certificate.
+        new = http.client.HTTPSConnection("127.0.0.1", gate.port, context=context, timeout=10)
+        new.request("GET", "/v2/", headers=headers)
+        self.assertEqual(new.getresponse().status, 200)
+        self.assertNotEqual(new.sock.getpeercert(binary_form=True), first_cert)
+        self.assertEqual(new.sock.getpeercert()["subject"][0][0][1], "server-b")
+        new.close()
+        # A broken certificate is refused and the current one stays.
+        with open(live_cert, "w") as f:
+            f.write("not a certificate\n")
+        gate.proc.send_signal(signal.SIGHUP)
+        harness.wait_until(lambda: "certificate reload refused" in gate.stderr(), 10, "refused reload")
+        self.assertEqual(request("GET", gate.url + "/v2/", auth=("alice", "alice-pw"), cafile=self.pki.ca_cert).status,
+                         200)
+
+    # ---- authentication and authorization (plain HTTP keeps these quick) ----
+
+    def test_challenge_anonymous_and_grants(self):
+        gate = self.gate(tls=False)
+        base = request("GET", gate.url + "/v2/")
+        self.assertEqual(base.status, 401)
+        self.assertEqual(base.header("WWW-Authenticate"), 'Basic realm="ocigate", charset="UTF-8"')
+        self.assertEqual(base.json()["errors"][0]["code"], "UNAUTHORIZED")
+        self.assertEqual(request("GET", gate.url + "/v2/", auth=("alice", "alice-pw")).status, 200)
+        self.assertEqual(request("GET", gate.url + "/v2/", auth=("alice", "wrong")).status, 401)
+        # Anonymous pulls only where auth.anonymous says so; skopeo sends "Basic Og==" without credentials.
+        dest = self.dest()
+        anon = skopeo(gate, "library/base:v1", dest, verify=False)
+        self.assertEqual(anon.returncode, 0, anon.stderr)
+        self.assertEqual(request("GET", gate.url + "/v2/team/app/manifests/v1", headers=ACCEPT).status, 401)
+        # alice (group team) may pull team/**, not other/*; bob the reverse.
+        self.assertEqual(request("GET", gate.url + "/v2/team/app/manifests/v1", headers=ACCEPT,
+                                 auth=("alice", "alice-pw")).status, 200)
+        denied = request("GET", gate.url + "/v2/other/tool/manifests/v1", headers=ACCEPT, auth=("alice", "alice-pw"))
+        self.assertEqual(denied.status, 403)
+        self.assertEqual(denied.json()["errors"][0]["code"], "DENIED")
+        blob = request("GET", f"{gate.url}/v2/team/app/blobs/{self.app.layer_digests[0]}", auth=("bob", "bob-pw"))
+        self.assertEqual(blob.status, 403, "blobs are authorized by repository too")
+        bob = skopeo(gate, "other/tool:v1", self.dest(), creds=("bob", "bob-pw"), verify=False)
+        self.assertEqual(bob.returncode, 0, bob.stderr)
+        refused = skopeo(gate, "team/app:v1", self.dest(), creds=("bob", "bob-pw"), verify=False)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("denied", refused.stderr.lower())
+
+    def test_bearer_tokens_and_tokens_as_passwords(self):
+        gate = self.gate(tls=False)
+        bearer = request("GET", gate.url + "/v2/other/tool/manifests/v1",
+                         headers={**ACCEPT, "Authorization": "Bearer " + TOKEN})
+        self.assertEqual(bearer.status, 200)
+        self.assertEqual(request("GET", gate.url + "/v2/", headers={"Authorization": "Bearer nope"}).status, 401)
+        ok = skopeo(gate, "team/app:v1", self.dest(), creds=("ci", TOKEN), verify=False)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertNotIn(TOKEN, gate.stderr())
+
+    def test_metrics_and_verdicts_behind_auth(self):
+        gate = self.gate(tls=False)
+        self.assertEqual(request("GET", gate.url + "/metrics").status, 401)
+        self.assertEqual(request("GET", gate.url + "/ocigate/v1/verdicts/" + self.app.digest).status, 401)
+        self.assertEqual(request("GET", gate.url + "/metrics", auth=("bob", "bob-pw")).status, 200)
+        self.assertEqual(request("GET", gate.url + "/healthz").status, 200, "health stays open for probes")
+
+    def test_invalid_auth_config_exits_2_with_file_and_line(self):
+        bad = os.path.join(self.tmp, "bad-htpasswd")
+        with open(bad, "w") as f:
+            f.write("carol:$apr1$abcdefgh$0123456789abcdefghijkl\n")
+        gate = self.gate(tls=False, auth=self.auth_section(htpasswd_file=bad), start=False)
+        result = subprocess.run([gate.bin, "serve", "--config", gate.config_path], capture_output=True, text=True,
+                                timeout=30)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn(bad + ":1:", result.stderr)
+        self.assertNotIn("0123456789abcdef", result.stderr)
+
+    # ---- abuse limits ----
+
+    def test_rate_limit_answers_429_with_retry_after(self):
+        gate = self.gate(tls=False, auth=False, server={"requests_per_second": "0.2", "burst": 3})
+        statuses = [request("GET", gate.url + "/v2/").status for _ in range(3)]
+        self.assertEqual(statuses, [200, 200, 200])
+        limited = request("GET", gate.url + "/v2/")
+        self.assertEqual(limited.status, 429)
+        self.assertEqual(limited.json()["errors"][0]["code"], "TOOMANYREQUESTS")
+        self.assertGreaterEqual(int(limited.header("Retry-After")), 1)
+        self.assertEqual(request("GET", gate.url + "/healthz").status, 200)
+
+    def test_connections_per_client_are_capped(self):
+        gate = self.gate(tls=False, auth=False, server={"max_connections_per_client": 2})
+        held = [socket.create_connection(("127.0.0.1", gate.port), timeout=5) for _ in range(2)]
+        time.sleep(0.3)
+        extra = socket.create_connection(("127.0.0.1", gate.port), timeout=5)
+        extra.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            data = extra.recv(100)
+        except ConnectionError:
+            data = b""
+        self.assertEqual(data, b"", "the third connection is closed without an answer")
+        extra.close()
+        for s in held:
+            s.close()
+        harness.wait_until(lambda: request("GET", gate.url + "/v2/").status == 200, 5, "a free slot")
+
+
+if __name__ == "__main__":
+    unittest.main()
