@@ -135,6 +135,8 @@ class Core {
   std::optional<std::uint64_t> blob_size(const std::string& digest) const;
   Status remove_blob(const std::string& digest, rocksdb::DB& db);
   Status put_manifest(const std::string& digest, const ManifestEntry& entry, rocksdb::DB& db);
+  Status remove_manifest(const std::string& digest, rocksdb::DB& db);
+  std::vector<std::string> blob_digests() const;
 
   // Commit protocol: reserve (fails if the digest is committed or being committed), write, then
   // finish or cancel. The reservation returns the access tick for the new meta.
@@ -384,6 +386,30 @@ Status Core::put_manifest(const std::string& digest, const ManifestEntry& entry,
   manifest_bytes_ = manifest_bytes_ - std::min(manifest_bytes_, old_bytes) + entry.bytes.size();
   evict_locked(db, nullptr);
   return ok_status();
+}
+
+Status Core::remove_manifest(const std::string& digest, rocksdb::DB& db) {
+  const std::string key = codec::manifest_key(digest);
+  std::lock_guard lock(index_mutex_);
+  rocksdb::PinnableSlice old;
+  auto status = db.Get(rocksdb::ReadOptions(), db.DefaultColumnFamily(), key, &old);
+  if (status.IsNotFound()) return ok_status();
+  if (!status.ok()) return db_error("cannot read manifest " + digest, status);
+  const std::uint64_t old_bytes =
+      codec::manifest_bytes_size(std::string_view(old.data(), old.size())).value_or(0);
+  status = db.Delete(rocksdb::WriteOptions(), key);
+  if (!status.ok()) return db_error("cannot remove manifest " + digest, status);
+  manifest_bytes_ -= std::min(manifest_bytes_, old_bytes);
+  return ok_status();
+}
+
+std::vector<std::string> Core::blob_digests() const {
+  std::lock_guard lock(index_mutex_);
+  std::vector<std::string> digests;
+  digests.reserve(by_digest_.size());
+  for (const auto& [digest, id] : by_digest_) digests.push_back(digest);
+  std::sort(digests.begin(), digests.end());
+  return digests;
 }
 
 std::optional<std::uint64_t> Core::reserve_commit(const std::string& digest) {
@@ -646,6 +672,10 @@ class StoreImpl final : public Store {
   std::optional<std::string> get_record(std::string_view space, std::string_view key) override;
   Status put_record(std::string_view space, std::string_view key, std::string_view value) override;
   Status remove_record(std::string_view space, std::string_view key) override;
+  Result<std::vector<std::string>> blob_digests() override;
+  Result<std::vector<std::string>> manifest_digests() override;
+  std::unique_ptr<BlobReader> inspect_blob(const std::string& digest) override;
+  Status remove_manifest(const std::string& digest) override;
   Stats stats() const override { return core_->stats(); }
   void close() override { core_->close(); }
 
@@ -707,6 +737,39 @@ std::unique_ptr<BlobReader> StoreImpl::open_blob(const std::string& digest) {
   auto pinned = core_->pin(digest, true, db.get());
   if (!pinned) return nullptr;
   return std::make_unique<Reader>(core_, *pinned);
+}
+
+Result<std::vector<std::string>> StoreImpl::blob_digests() {
+  DbLease db(*core_);
+  if (!db) return closed_error();
+  return core_->blob_digests();
+}
+
+Result<std::vector<std::string>> StoreImpl::manifest_digests() {
+  DbLease db(*core_);
+  if (!db) return closed_error();
+  std::vector<std::string> digests;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(std::string(codec::manifest_prefix));
+       it->Valid() && has_prefix(it->key(), codec::manifest_prefix); it->Next()) {
+    digests.push_back(it->key().ToString().substr(codec::manifest_prefix.size()));
+  }
+  if (!it->status().ok()) return db_error("cannot scan cached manifests", it->status());
+  return digests;
+}
+
+std::unique_ptr<BlobReader> StoreImpl::inspect_blob(const std::string& digest) {
+  DbLease db(*core_);
+  if (!db) return nullptr;
+  auto pinned = core_->pin(digest, false, db.get());
+  if (!pinned) return nullptr;
+  return std::make_unique<Reader>(core_, *pinned);
+}
+
+Status StoreImpl::remove_manifest(const std::string& digest) {
+  DbLease db(*core_);
+  if (!db) return closed_error();
+  return core_->remove_manifest(digest, *db);
 }
 
 Result<std::unique_ptr<BlobWriter>> StoreImpl::begin_blob(const std::string& digest) {

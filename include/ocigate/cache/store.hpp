@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ocigate/common/result.hpp"
 
@@ -101,6 +102,16 @@ class Store {
   virtual std::optional<std::string> get_record(std::string_view space, std::string_view key) = 0;
   virtual Status put_record(std::string_view space, std::string_view key, std::string_view value) = 0;
   virtual Status remove_record(std::string_view space, std::string_view key) = 0;
+
+  // Maintenance (`ocigate cache verify`). Digests of every committed blob and every cached
+  // manifest, in key order; a snapshot, so entries may come and go while the caller walks it.
+  virtual Result<std::vector<std::string>> blob_digests() = 0;
+  virtual Result<std::vector<std::string>> manifest_digests() = 0;
+  // Like open_blob, but not a use: the LRU order stays as it was (a full scan must not make every
+  // blob the most recently used).
+  virtual std::unique_ptr<BlobReader> inspect_blob(const std::string& digest) = 0;
+  // Removes a manifest and its size from the budget; tags pointing at it are fetched again.
+  virtual Status remove_manifest(const std::string& digest) = 0;
 
   virtual Stats stats() const = 0;
   // Flushes and closes cleanly; further calls fail with storage_error.
