@@ -8,7 +8,9 @@
 #include "ocigate/config/config.hpp"
 #include "ocigate/policy/policy.hpp"
 #include "ocigate/server/app.hpp"
+#include "ocigate/server/cache_verify.hpp"
 #include "ocigate/server/check.hpp"
+#include "ocigate/server/trust.hpp"
 
 namespace {
 
@@ -17,6 +19,10 @@ constexpr const char* usage = R"(usage:
   ocigate check [--config FILE] [--format table|json] [--platform OS/ARCH] <image>
                                   judge one image with the mirror's policy, straight from its upstream;
                                   exit 0 allowed (warnings printed), 1 blocked, 2 errors
+  ocigate cache verify [--config FILE]
+                                  rehash every cached blob and manifest, remove the bad ones;
+                                  exit 0 clean, 1 bad entries found (and removed), 2 errors
+                                  (also when a running server holds the cache)
   ocigate version                 print the version
   ocigate --help                  this text
 
@@ -29,7 +35,8 @@ int usage_error(const std::string& message) {
 }
 
 // Loads --config FILE (or the built-in default) and its policy; exit code 2 on failure.
-int load(const std::string& config_path, ocigate::config::Config& config, ocigate::policy::Policy& policy) {
+int load(const std::string& config_path, ocigate::config::Config& config, ocigate::policy::Policy& policy,
+         ocigate::signature::TrustStore& trust) {
   config = ocigate::config::defaults();
   if (!config_path.empty()) {
     auto loaded = ocigate::config::load_file(config_path);
@@ -45,6 +52,12 @@ int load(const std::string& config_path, ocigate::config::Config& config, ocigat
     return 2;
   }
   policy = std::move(*parsed);
+  auto keys = ocigate::server::load_trust(config, policy);
+  if (!keys) {
+    std::fprintf(stderr, "ocigate: invalid configuration: %s\n", keys.error().message.c_str());
+    return 2;
+  }
+  trust = std::move(*keys);
   return 0;
 }
 
@@ -73,8 +86,28 @@ int check(const std::vector<std::string>& args) {
   if (options.reference.empty()) return usage_error("check needs an image reference");
   ocigate::config::Config config;
   ocigate::policy::Policy policy;
-  if (int code = load(config_path, config, policy)) return code;
-  return ocigate::server::check_image(config, std::move(policy), options);
+  ocigate::signature::TrustStore trust;
+  if (int code = load(config_path, config, policy, trust)) return code;
+  return ocigate::server::check_image(config, std::move(policy), std::move(trust), options);
+}
+
+int cache_command(const std::vector<std::string>& args) {
+  if (args.empty() || args.front() != "verify") return usage_error("cache needs a subcommand: verify");
+  std::string config_path;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--config" && i + 1 < args.size()) {
+      config_path = args[++i];
+    } else if (args[i].rfind("--config=", 0) == 0) {
+      config_path = args[i].substr(9);
+    } else {
+      return usage_error("unknown argument for cache verify: " + args[i]);
+    }
+  }
+  ocigate::config::Config config;
+  ocigate::policy::Policy policy;
+  ocigate::signature::TrustStore trust;
+  if (int code = load(config_path, config, policy, trust)) return code;
+  return ocigate::server::verify_cache(config);
 }
 
 int serve(const std::vector<std::string>& args) {
@@ -90,8 +123,9 @@ int serve(const std::vector<std::string>& args) {
   }
   ocigate::config::Config config;
   ocigate::policy::Policy policy;
-  if (int code = load(config_path, config, policy)) return code;
-  return ocigate::server::serve(config, std::move(policy));
+  ocigate::signature::TrustStore trust;
+  if (int code = load(config_path, config, policy, trust)) return code;
+  return ocigate::server::serve(config, std::move(policy), std::move(trust));
 }
 
 }  // namespace
@@ -111,5 +145,6 @@ int main(int argc, char** argv) {
   }
   if (command == "serve") return serve(args);
   if (command == "check") return check(args);
+  if (command == "cache") return cache_command(args);
   return usage_error("unknown command: " + command);
 }

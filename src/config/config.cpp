@@ -7,8 +7,10 @@
 #include <fstream>
 #include <limits>
 #include <set>
+#include <sstream>
 
 #include <boost/url/parse.hpp>
+#include <yaml-cpp/eventhandler.h>
 
 namespace ocigate::config {
 
@@ -155,6 +157,38 @@ class Loader {
     return value;
   }
 
+  // Requests per second: a positive decimal such as 50 or 0.5; 0 turns the limit off.
+  double rate(const YAML::Node& node, const std::string& key) const {
+    auto text = scalar(node, key);
+    auto dot = text.find('.');
+    auto whole = parse_digits(text.substr(0, dot), 7);
+    auto fraction = dot == std::string::npos ? std::optional<std::uint64_t>(0) : parse_digits(text.substr(dot + 1), 6);
+    if (!whole || !fraction) refuse(node, key, "must be a number of requests per second like 50 or 0.5, got '" + text + "'");
+    return std::stod(text);
+  }
+
+  // A file that must exist and be readable now (it is read again later, e.g. on SIGHUP).
+  std::string readable_file(const YAML::Node& node, const std::string& key) const;
+
+  // A list of plain values; a single value is not a list.
+  std::vector<Located> located_list(const YAML::Node& node, const std::string& key) const {
+    if (node.IsNull()) return {};
+    if (!node.IsSequence()) refuse(node, key, "must be a list, not " + kind(node));
+    std::vector<Located> out;
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      std::string item_key = key + "[" + std::to_string(i) + "]";
+      auto mark = node[i].Mark();
+      out.push_back(Located{scalar(node[i], item_key), item_key, mark.is_null() ? 0 : mark.line + 1});
+    }
+    return out;
+  }
+
+  std::vector<std::string> list(const YAML::Node& node, const std::string& key) const {
+    std::vector<std::string> out;
+    for (auto& item : located_list(node, key)) out.push_back(std::move(item.value));
+    return out;
+  }
+
   bool boolean(const YAML::Node& node, const std::string& key) const {
     auto text = lower(scalar(node, key));
     if (text == "true" || text == "yes" || text == "on") return true;
@@ -217,6 +251,26 @@ class Loader {
   mutable std::vector<std::pair<YAML::Node, YAML::Mark>> empty_values_;
 };
 
+std::string Loader::readable_file(const YAML::Node& node, const std::string& key) const {
+  auto path = scalar(node, key);
+  if (path.empty()) refuse(node, key, "must be a file path");
+  std::string why;
+  if (!read_capped(path, max_config_bytes, why)) refuse(node, key, "cannot read " + path + ": " + why);
+  return path;
+}
+
+Tls load_tls(const Loader& l, const YAML::Node& node) {
+  l.only_keys(node, "server.tls", {"cert_file", "key_file", "client_ca_file", "allow_plain_http"});
+  if (node.IsNull() || !node["cert_file"]) l.refuse(node, "server.tls.cert_file", "is required with server.tls");
+  if (!node["key_file"]) l.refuse(node, "server.tls.key_file", "is required with server.tls");
+  Tls tls;
+  tls.cert_file = l.readable_file(node["cert_file"], "server.tls.cert_file");
+  tls.key_file = l.readable_file(node["key_file"], "server.tls.key_file");
+  if (node["client_ca_file"]) tls.client_ca_file = l.readable_file(node["client_ca_file"], "server.tls.client_ca_file");
+  if (node["allow_plain_http"]) tls.allow_plain_http = l.boolean(node["allow_plain_http"], "server.tls.allow_plain_http");
+  return tls;
+}
+
 bool both_bind(const Endpoint& a, const Endpoint& b) {
   auto wildcard = [](const std::string& host) { return host == "0.0.0.0" || host == "::"; };
   return a.port != 0 && a.port == b.port && (a.host == b.host || wildcard(a.host) || wildcard(b.host));
@@ -224,7 +278,8 @@ bool both_bind(const Endpoint& a, const Endpoint& b) {
 
 void load_server(const Loader& l, const YAML::Node& node, Server& s) {
   l.only_keys(node, "server", {"listen", "metrics_listen", "threads", "max_header_bytes", "header_timeout",
-                               "idle_timeout", "shutdown_grace", "malformed_per_minute"});
+                               "idle_timeout", "shutdown_grace", "malformed_per_minute", "tls", "max_uri_bytes",
+                               "requests_per_second", "burst", "max_connections_per_client"});
   if (node.IsNull()) return;
   if (node["listen"]) s.listen = l.endpoint(node["listen"], "server.listen");
   if (node["metrics_listen"]) {
@@ -247,6 +302,21 @@ void load_server(const Loader& l, const YAML::Node& node, Server& s) {
   if (node["malformed_per_minute"]) {
     s.malformed_per_minute = static_cast<unsigned>(
         l.unsigned_int(node["malformed_per_minute"], "server.malformed_per_minute", 0, 1000000));
+  }
+  if (node["tls"]) s.tls = load_tls(l, node["tls"]);
+  if (node["max_uri_bytes"]) {
+    s.max_uri_bytes = l.size(node["max_uri_bytes"], "server.max_uri_bytes");
+    if (s.max_uri_bytes < 256 || s.max_uri_bytes > (64u << 10)) {
+      l.refuse(node["max_uri_bytes"], "server.max_uri_bytes", "must be between 256B and 64KiB");
+    }
+  }
+  if (node["requests_per_second"]) {
+    s.requests_per_second = l.rate(node["requests_per_second"], "server.requests_per_second");
+  }
+  if (node["burst"]) s.burst = static_cast<unsigned>(l.unsigned_int(node["burst"], "server.burst", 0, 1000000));
+  if (node["max_connections_per_client"]) {
+    s.max_connections_per_client = static_cast<unsigned>(
+        l.unsigned_int(node["max_connections_per_client"], "server.max_connections_per_client", 0, 1000000));
   }
 }
 
@@ -355,7 +425,8 @@ void load_credentials(const Loader& l, const YAML::Node& node, const std::string
 Upstream load_upstream(const Loader& l, const YAML::Node& node, const std::string& path) {
   if (!node.IsMap()) l.refuse(node, path, "must be a mapping with name and url");
   l.only_keys(node, path, {"name", "url", "username", "password_file", "ca_file", "tag_ttl", "connect_timeout",
-                           "response_timeout", "idle_timeout", "max_connections", "implicit_library"});
+                           "response_timeout", "idle_timeout", "max_connections", "implicit_library",
+                           "max_concurrent_fetches"});
   Upstream u;
   if (!node["name"]) l.refuse(node, path + ".name", "is required");
   u.name = l.scalar(node["name"], path + ".name");
@@ -378,6 +449,10 @@ Upstream load_upstream(const Loader& l, const YAML::Node& node, const std::strin
     u.max_connections =
         static_cast<unsigned>(l.unsigned_int(node["max_connections"], path + ".max_connections", 1, 4096));
   }
+  if (node["max_concurrent_fetches"]) {
+    u.max_concurrent_fetches = static_cast<unsigned>(
+        l.unsigned_int(node["max_concurrent_fetches"], path + ".max_concurrent_fetches", 0, 100000));
+  }
   u.implicit_library = u.name == "docker.io";
   if (node["implicit_library"]) u.implicit_library = l.boolean(node["implicit_library"], path + ".implicit_library");
   return u;
@@ -399,6 +474,92 @@ void load_log(const Loader& l, const YAML::Node& node, Log& log) {
   }
 }
 
+bool is_user_name(std::string_view name) {
+  if (name.empty() || name.size() > 255) return false;
+  for (char c : name) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == ':' || c == 0x7f) return false;
+  }
+  return true;
+}
+
+bool is_sha256_hex(std::string_view text) {
+  if (text.size() != 64) return false;
+  for (char c : text) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+// Globs are checked by the auth module (policy::glob_error), which reports these lines.
+Auth load_auth(const Loader& l, const YAML::Node& node) {
+  l.only_keys(node, "auth", {"realm", "htpasswd_file", "tokens", "groups", "anonymous", "rules", "protect_api",
+                             "cache_ttl"});
+  Auth auth;
+  if (node.IsNull()) return auth;
+  if (node["realm"]) {
+    auth.realm = l.scalar(node["realm"], "auth.realm");
+    if (auth.realm.empty() || auth.realm.find_first_of("\"\\\r\n") != std::string::npos) {
+      l.refuse(node["realm"], "auth.realm", "must be non-empty, without quotes, backslashes or line breaks");
+    }
+  }
+  if (node["htpasswd_file"]) auth.htpasswd_file = l.readable_file(node["htpasswd_file"], "auth.htpasswd_file");
+  if (const YAML::Node tokens = node["tokens"]; tokens && !tokens.IsNull()) {
+    if (!tokens.IsSequence()) l.refuse(tokens, "auth.tokens", "must be a list of {user, sha256}");
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      const std::string path = "auth.tokens[" + std::to_string(i) + "]";
+      l.only_keys(tokens[i], path, {"user", "sha256"});
+      if (!tokens[i].IsMap() || !tokens[i]["user"]) l.refuse(tokens[i], path + ".user", "is required");
+      if (!tokens[i]["sha256"]) l.refuse(tokens[i], path + ".sha256", "is required");
+      AuthToken token{l.scalar(tokens[i]["user"], path + ".user"), lower(l.scalar(tokens[i]["sha256"], path + ".sha256"))};
+      if (!is_user_name(token.user)) l.refuse(tokens[i]["user"], path + ".user", "must be a name without spaces or ':'");
+      if (!is_sha256_hex(token.sha256)) {
+        // Never echo the value: it may be the token itself, pasted by mistake.
+        l.refuse(tokens[i]["sha256"], path + ".sha256",
+                 "must be 64 hex digits: the SHA-256 of the token (printf %s TOKEN | sha256sum), never the token");
+      }
+      auth.tokens.push_back(std::move(token));
+    }
+  }
+  if (const YAML::Node groups = node["groups"]; groups && !groups.IsNull()) {
+    if (!groups.IsMap()) l.refuse(groups, "auth.groups", "must be a mapping of group name to a list of users");
+    for (auto it = groups.begin(); it != groups.end(); ++it) {
+      std::string name = l.scalar(it->first, "auth.groups");
+      for (auto& [existing, members] : auth.groups) {
+        if (existing == name) l.refuse(it->first, "auth.groups." + name, "duplicate group");
+      }
+      auth.groups.emplace_back(name, l.list(it->second, "auth.groups." + name));
+    }
+  }
+  if (node["anonymous"]) auth.anonymous = l.located_list(node["anonymous"], "auth.anonymous");
+  if (const YAML::Node rules = node["rules"]; rules && !rules.IsNull()) {
+    if (!rules.IsSequence()) l.refuse(rules, "auth.rules", "must be a list of {users, groups, repositories}");
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+      const std::string path = "auth.rules[" + std::to_string(i) + "]";
+      l.only_keys(rules[i], path, {"users", "groups", "repositories"});
+      if (!rules[i].IsMap()) l.refuse(rules[i], path, "must be a mapping with users/groups and repositories");
+      AuthRule rule;
+      if (rules[i]["users"]) rule.users = l.list(rules[i]["users"], path + ".users");
+      if (rules[i]["groups"]) rule.groups = l.list(rules[i]["groups"], path + ".groups");
+      for (auto& group : rule.groups) {
+        bool known = false;
+        for (auto& [name, members] : auth.groups) known = known || name == group;
+        if (!known) l.refuse(rules[i]["groups"], path + ".groups", "names no group in auth.groups: '" + group + "'");
+      }
+      if (rule.users.empty() && rule.groups.empty()) l.refuse(rules[i], path + ".users", "a rule needs users or groups");
+      if (!rules[i]["repositories"]) l.refuse(rules[i], path + ".repositories", "is required");
+      rule.repositories = l.located_list(rules[i]["repositories"], path + ".repositories");
+      if (rule.repositories.empty()) l.refuse(rules[i]["repositories"], path + ".repositories", "must not be empty");
+      auth.rules.push_back(std::move(rule));
+    }
+  }
+  if (node["protect_api"]) auth.protect_api = l.boolean(node["protect_api"], "auth.protect_api");
+  if (node["cache_ttl"]) auth.cache_ttl = l.duration(node["cache_ttl"], "auth.cache_ttl");
+  if (auth.htpasswd_file.empty() && auth.tokens.empty() && auth.anonymous.empty()) {
+    l.refuse(node, "auth", "needs htpasswd_file, tokens or anonymous (without any, nobody could pull)");
+  }
+  return auth;
+}
+
 void load_upstreams(const Loader& l, const YAML::Node& root, Config& config) {
   const YAML::Node upstreams = root["upstreams"];
   if (!upstreams) l.refuse(root, "upstreams", "at least one upstream is required");
@@ -414,12 +575,13 @@ void load_upstreams(const Loader& l, const YAML::Node& root, Config& config) {
 }
 
 Config load(const Loader& l, const YAML::Node& root) {
-  l.only_keys(root, "", {"server", "storage", "upstreams", "default_upstream", "log", "policy"});
+  l.only_keys(root, "", {"server", "storage", "upstreams", "default_upstream", "log", "policy", "auth"});
   Config config;
   config.source = l.source();
   if (root["server"]) load_server(l, root["server"], config.server);
   if (root["storage"]) load_storage(l, root["storage"], config.storage);
   if (root["log"]) load_log(l, root["log"], config.log);
+  if (root["auth"]) config.auth = load_auth(l, root["auth"]);
   if (const YAML::Node policy = root["policy"]; policy && !policy.IsNull()) {
     if (!policy.IsMap()) l.refuse(policy, "policy", "must be a mapping");
     config.policy = policy;
@@ -487,17 +649,73 @@ Config defaults() {
   return config;
 }
 
+namespace {
+
+// Where the second YAML document of text starts, if there is one. Counts at most two documents:
+// yaml-cpp 0.7's LoadAll never returns on some malformed input (a lone ","), where every round
+// yields another empty document without consuming anything (found by tests/fuzz/fuzz_config).
+std::optional<YAML::Mark> second_document(const std::string& text) {
+  // Remembers where each document starts and where the second one's first node is (a
+  // refusal names the line of that node, as it would for any other key).
+  class Counter final : public YAML::EventHandler {
+   public:
+    void OnDocumentStart(const YAML::Mark& mark) override {
+      ++documents;
+      if (documents == 2) second = mark;
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+    void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+    void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override {
+      node(mark);
+    }
+    void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {
+      node(mark);
+    }
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+      node(mark);
+    }
+    void OnMapEnd() override {}
+
+    int documents = 0;
+    YAML::Mark second = YAML::Mark::null_mark();
+
+   private:
+    void node(const YAML::Mark& mark) {
+      if (documents == 2 && !second_node_seen_) {
+        second = mark;
+        second_node_seen_ = true;
+      }
+    }
+    bool second_node_seen_ = false;
+  };
+  std::istringstream stream(text);
+  YAML::Parser parser(stream);
+  Counter counter;
+  while (counter.documents < 2 && parser.HandleNextDocument(counter)) {
+  }
+  if (counter.documents < 2) return std::nullopt;
+  return counter.second;
+}
+
+}  // namespace
+
 Result<Config> parse(std::string_view text, std::string_view source) {
   Loader loader(source);
   try {
-    auto documents = YAML::LoadAll(std::string(text));
-    if (documents.empty() || documents.front().IsNull()) {
+    const std::string owned(text);
+    auto document = YAML::Load(owned);
+    if (document.IsNull()) {
       return Error{Errc::config_invalid, std::string(source) + ":1: (top level): the file is empty"};
     }
-    if (documents.size() > 1) {
-      loader.refuse(documents[1], "(top level)", "more than one YAML document; use a single one");
+    if (auto second = second_document(owned)) {
+      std::string where(source);
+      if (!second->is_null()) where += ":" + std::to_string(second->line + 1);
+      return Error{Errc::config_invalid, where + ": (top level): more than one YAML document; use a single one"};
     }
-    return load(loader, documents.front());
+    return load(loader, document);
   } catch (const Refusal& r) {
     return Error{Errc::config_invalid, r.message};
   } catch (const YAML::Exception& e) {

@@ -54,6 +54,12 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   blobs_denied_ = &family(prometheus::BuildCounter(), r, "ocigate_unreferenced_blob_requests_total",
                           "Blob requests no allowed manifest references (refused under enforce, counted under audit)")
                       .Add({});
+  layer_scans_ = &family(prometheus::BuildCounter(), r, "ocigate_layer_scans_total",
+                         "Layers inspected for the gate, by result (ok, foreign, error, timeout)");
+  signatures_ = &family(prometheus::BuildCounter(), r, "ocigate_signature_verifications_total",
+                        "Image signatures checked by the gate, by format and result");
+  signature_seconds_ = &family(prometheus::BuildHistogram(), r, "ocigate_signature_verification_seconds",
+                               "Time to look up and verify one image's signatures");
   inflight_streams_ = &family(prometheus::BuildGauge(), r, "ocigate_inflight_streams",
                               "Blob bodies being sent to clients now").Add({});
   fetch_followers_ = &family(prometheus::BuildGauge(), r, "ocigate_shared_fetch_waiters",
@@ -126,6 +132,18 @@ void Metrics::record_policy_reload(std::string_view result) {
 }
 
 void Metrics::record_blob_denied() { blobs_denied_->Increment(); }
+
+void Metrics::record_signature(std::string_view format, std::string_view result) {
+  signatures_->Add({{"format", std::string(format)}, {"result", std::string(result)}}).Increment();
+}
+
+void Metrics::record_signature_seconds(double seconds) {
+  signature_seconds_->Add({}, latency_buckets()).Observe(seconds);
+}
+
+void Metrics::record_layer_scan(std::string_view result) {
+  layer_scans_->Add({{"result", std::string(result)}}).Increment();
+}
 
 void Metrics::set_evictions(double evictions, double evicted_bytes) {
   // The cache counts since open; mirror the difference so the counters stay monotonic.

@@ -55,7 +55,7 @@ class Parser {
     if (!root.IsMap()) refuse(root, "policy", "must be a mapping");
     only_keys(root, "policy",
               {"mode", "checks", "rules", "exemptions", "trusted_sources", "blob_access", "layer_scan",
-               "prefetch_timeout", "metrics_repositories"});
+               "prefetch_timeout", "metrics_repositories", "trust"});
     if (auto n = root["mode"]) policy.mode = parse_mode(n);
     if (auto n = root["checks"]) {
       if (!n.IsMap()) refuse(n, "policy.checks", "must be a mapping of check id to block|warn|off");
@@ -80,6 +80,7 @@ class Parser {
             glob(n[i], "policy.metrics_repositories[" + std::to_string(i) + "]"));
       }
     }
+    if (auto n = root["trust"]) parse_trust(n, policy);
     if (auto n = root["blob_access"]) {
       std::string v = scalar(n, "policy.blob_access");
       if (v == "referenced") policy.blob_access = BlobAccess::referenced;
@@ -89,7 +90,7 @@ class Parser {
     if (auto n = root["layer_scan"]) {
       std::string v = scalar(n, "policy.layer_scan");
       if (v == "prefetch") policy.layer_scan = LayerScan::prefetch;
-      else if (v == "stream") policy.layer_scan = LayerScan::stream;
+      else if (v == "stream") refuse(n, "policy.layer_scan", "stream is not built yet; use prefetch or off");
       else if (v == "off") policy.layer_scan = LayerScan::off;
       else refuse(n, "policy.layer_scan", "must be prefetch, stream or off, got '" + v + "'");
     }
@@ -196,6 +197,7 @@ class Parser {
 
   nlohmann::json param_value(const ParamSpec& param, const YAML::Node& node, const std::string& key) const {
     if (param.kind == ParamSpec::Kind::name_list) return name_list(node, key);
+    if (param.kind == ParamSpec::Kind::path_list) return path_list(node, key);
     std::string v = scalar(node, key);
     if (param.kind == ParamSpec::Kind::boolean) {
       if (v == "true") return true;
@@ -208,6 +210,22 @@ class Parser {
       refuse(node, key, "must be a whole number from 1 to 100000, got '" + v + "'");
     }
     return n;
+  }
+
+  // Absolute paths inside the image, optionally with glob wildcards ("/usr/bin/passwd",
+  // "/opt/app/**"): printable, no whitespace, so a typo cannot silently allow nothing.
+  nlohmann::json path_list(const YAML::Node& node, const std::string& key) const {
+    if (!node.IsSequence()) refuse(node, key, "must be a list of absolute paths");
+    nlohmann::json out = nlohmann::json::array();
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      std::string item_key = key + "[" + std::to_string(i) + "]";
+      std::string v = scalar(node[i], item_key);
+      bool valid = v.size() >= 2 && v.size() <= 4096 && v.front() == '/' && v.find("***") == std::string::npos;
+      for (char c : v) valid = valid && static_cast<unsigned char>(c) > ' ' && c != 0x7f;
+      if (!valid) refuse(node[i], item_key, "must be an absolute path such as /usr/bin/passwd, got '" + v + "'");
+      out.push_back(v);
+    }
+    return out;
   }
 
   nlohmann::json name_list(const YAML::Node& node, const std::string& key) const {
@@ -280,6 +298,74 @@ class Parser {
     }
   }
 
+  std::string where(const YAML::Node& node, const std::string& key) const {
+    std::string out(source_);
+    if (node.IsDefined() && node.Mark().line >= 0) out += ":" + std::to_string(node.Mark().line + 1);
+    return out + ": " + key;
+  }
+
+  TrustFile trust_file(const YAML::Node& node, const std::string& key) const {
+    std::string v = scalar(node, key);
+    if (v.find_first_not_of(" \t") == std::string::npos) refuse(node, key, "must be a file path");
+    return TrustFile{v, where(node, key)};
+  }
+
+  // "x509.subject: CN=release,O=Acme" (attribute=value pairs, order-insensitive) or "*".
+  std::string identity(const YAML::Node& node, const std::string& key) const {
+    std::string v = scalar(node, key);
+    if (v == "*") return v;
+    static constexpr std::string_view prefix = "x509.subject:";
+    if (v.rfind(prefix, 0) != 0) refuse(node, key, "must be \"x509.subject: CN=...,O=...\" or \"*\", got '" + v + "'");
+    std::string dn = v.substr(prefix.size());
+    if (dn.find('=') == std::string::npos) refuse(node, key, "names no subject attributes (e.g. CN=release,O=Acme)");
+    return v;
+  }
+
+  void parse_trust(const YAML::Node& node, Policy& policy) const {
+    if (!node.IsSequence()) refuse(node, "policy.trust", "must be a list of {match, cosign, notation}");
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      const YAML::Node item = node[i];
+      std::string path = "policy.trust[" + std::to_string(i) + "]";
+      if (!item.IsMap()) refuse(item, path, "must be a mapping with match and cosign and/or notation");
+      only_keys(item, path, {"match", "cosign", "notation"});
+      TrustEntry entry;
+      entry.where = where(item, path);
+      if (!item["match"]) refuse(item, path + ".match", "is required (a repository glob)");
+      entry.match = glob(item["match"], path + ".match");
+      if (auto cosign = item["cosign"]) {
+        std::string key = path + ".cosign";
+        if (!cosign.IsMap()) refuse(cosign, key, "must be a mapping with keys");
+        only_keys(cosign, key, {"keys"});
+        const YAML::Node keys = cosign["keys"];
+        if (!keys || !keys.IsSequence() || keys.size() == 0) {
+          refuse(keys ? keys : cosign, key + ".keys", "must be a non-empty list of PEM public key files");
+        }
+        entry.cosign = true;
+        for (std::size_t k = 0; k < keys.size(); ++k) {
+          entry.cosign_keys.push_back(trust_file(keys[k], key + ".keys[" + std::to_string(k) + "]"));
+        }
+      }
+      if (auto notation = item["notation"]) {
+        std::string key = path + ".notation";
+        if (!notation.IsMap()) refuse(notation, key, "must be a mapping with trust_store and identities");
+        only_keys(notation, key, {"trust_store", "identities"});
+        if (!notation["trust_store"]) refuse(notation, key + ".trust_store", "is required (a PEM file of CA certificates)");
+        entry.notation = true;
+        entry.notation_trust_store = trust_file(notation["trust_store"], key + ".trust_store");
+        const YAML::Node ids = notation["identities"];
+        if (!ids || !ids.IsSequence() || ids.size() == 0) {
+          refuse(ids ? ids : notation, key + ".identities",
+                 "must be a non-empty list like [\"x509.subject: CN=release,O=Acme\"] (or [\"*\"])");
+        }
+        for (std::size_t k = 0; k < ids.size(); ++k) {
+          entry.notation_identities.push_back(identity(ids[k], key + ".identities[" + std::to_string(k) + "]"));
+        }
+      }
+      if (!entry.cosign && !entry.notation) refuse(item, path, "needs cosign and/or notation: which signers satisfy it");
+      policy.trust.push_back(std::move(entry));
+    }
+  }
+
   std::string exemption_match(const YAML::Node& node, const std::string& key) const {
     std::string v = scalar(node, key);
     if (v.rfind("sha256:", 0) == 0 || v.rfind("sha512:", 0) == 0) {
@@ -327,6 +413,23 @@ Policy default_policy() {
 
 namespace {
 
+nlohmann::json trust_json(const std::vector<TrustEntry>& trust) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& entry : trust) {
+    nlohmann::json item = {{"match", entry.match}};
+    if (entry.cosign) {
+      nlohmann::json keys = nlohmann::json::array();
+      for (const auto& key : entry.cosign_keys) keys.push_back(key.path);
+      item["cosign"] = {{"keys", keys}};
+    }
+    if (entry.notation) {
+      item["notation"] = {{"trust_store", entry.notation_trust_store.path}, {"identities", entry.notation_identities}};
+    }
+    out.push_back(std::move(item));
+  }
+  return out;
+}
+
 nlohmann::json setting_json(const CheckSetting& setting) {
   return {{"action", action_text(setting.action)}, {"params", setting.params}};
 }
@@ -361,7 +464,8 @@ nlohmann::json canonical_json(const Policy& policy) {
           {"trusted_sources", policy.trusted_sources},
           {"blob_access", blob_access},
           {"layer_scan", layer_scan},
-          {"prefetch_timeout", policy.prefetch_timeout.count()}};
+          {"prefetch_timeout", policy.prefetch_timeout.count()},
+          {"trust", trust_json(policy.trust)}};
 }
 
 void stamp_version(Policy& policy) {

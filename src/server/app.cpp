@@ -5,21 +5,28 @@
 #include <map>
 #include <thread>
 
+#include <openssl/ssl.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
+#include "ocigate/auth/auth.hpp"
 #include "ocigate/metrics/metrics.hpp"
 #include "ocigate/oci/digest.hpp"
 #include "ocigate/server/errors.hpp"
@@ -31,12 +38,48 @@ namespace ocigate::server {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-constexpr std::size_t max_target_bytes = 8 * 1024;
+// TLS 1.2+ with forward secrecy and AEAD only (TLS 1.3 suites are OpenSSL's defaults, all modern).
+constexpr const char* tls12_ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+// A server TLS context from the files named in server.tls; read again on SIGHUP.
+Result<std::shared_ptr<ssl::context>> make_tls_context(const config::Tls& tls) {
+  auto context = std::make_shared<ssl::context>(ssl::context::tls_server);
+  context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                       ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::no_compression |
+                       ssl::context::single_dh_use);
+  SSL_CTX* native = context->native_handle();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
+  if (SSL_CTX_set_cipher_list(native, tls12_ciphers) != 1) return Error{Errc::config_invalid, "server.tls: no usable ciphers"};
+  beast::error_code ec;
+  context->use_certificate_chain_file(tls.cert_file, ec);
+  if (ec) return Error{Errc::config_invalid, "server.tls.cert_file: cannot load " + tls.cert_file + ": " + ec.message()};
+  context->use_private_key_file(tls.key_file, ssl::context::pem, ec);
+  if (ec) return Error{Errc::config_invalid, "server.tls.key_file: cannot load " + tls.key_file + ": " + ec.message()};
+  if (SSL_CTX_check_private_key(native) != 1) {
+    return Error{Errc::config_invalid, "server.tls.key_file: " + tls.key_file + " does not match the certificate"};
+  }
+  if (!tls.client_ca_file.empty()) {
+    context->load_verify_file(tls.client_ca_file, ec);
+    if (ec) {
+      return Error{Errc::config_invalid,
+                   "server.tls.client_ca_file: cannot load " + tls.client_ca_file + ": " + ec.message()};
+    }
+    if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(tls.client_ca_file.c_str())) {
+      SSL_CTX_set_client_CA_list(native, names);
+    }
+    context->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+  }
+  return context;
+}
 
 // Errors that only mean the peer went away or stayed silent: no log line.
 bool benign(const beast::error_code& ec) {
@@ -60,13 +103,33 @@ struct SessionHandle {
 
 class App {
  public:
-  App(const config::Config& config, policy::Policy policy, cache::Store& store, asio::io_context& ioc)
+  App(const config::Config& config, policy::Policy policy, signature::TrustStore trust, cache::Store& store,
+      asio::io_context& ioc)
       : config_(config),
         store_(store),
         ioc_(ioc),
-        policy_(std::move(policy)),
+        policy_(std::move(policy), std::move(trust)),
         proxy_(config, store, metrics_, policy_, ioc.get_executor()),
-        limiter_(config.server.malformed_per_minute) {}
+        limiter_(config.server.malformed_per_minute),
+        rate_limiter_(config.server.requests_per_second, config.server.burst),
+        connections_(config.server.max_connections_per_client) {}
+
+  // TLS context and authenticator from the configuration; an error is a configuration error.
+  Status configure_security() {
+    if (config_.server.tls) {
+      auto context = make_tls_context(*config_.server.tls);
+      if (!context) return context.error();
+      tls_ = std::move(*context);
+    }
+    if (config_.auth) {
+      auto built = auth::Authenticator::build(*config_.auth, config_.source);
+      if (!built) return built.error();
+      auth_ = std::move(*built);
+      log::info("client authentication on", {{"users", auth_->user_count()}, {"tokens", config_.auth->tokens.size()},
+                                             {"rules", config_.auth->rules.size()}});
+    }
+    return ok_status();
+  }
 
   Status listen(const config::Endpoint& endpoint, bool metrics_only) {
     beast::error_code ec;
@@ -103,6 +166,8 @@ class App {
     reload_signal_->async_wait([this](const beast::error_code& ec, int) {
       if (ec) return;
       reload_policy();
+      reload_tls();
+      reload_auth();
       wait_for_reload();
     });
   }
@@ -118,14 +183,59 @@ class App {
     auto loaded = config::load_file(config_.source);
     Result<policy::Policy> next = loaded ? policy::parse_policy(loaded->policy, config_.source)
                                          : Result<policy::Policy>(loaded.error());
-    if (!next) {
-      log::error("policy reload refused; the previous policy stays in force", {{"error", next.error().message}});
+    Result<signature::TrustStore> trust = next ? load_trust(*loaded, *next) : Result<signature::TrustStore>(next.error());
+    if (!trust) {
+      log::error("policy reload refused; the previous policy stays in force", {{"error", trust.error().message}});
       metrics_.record_policy_reload("error");
       return;
     }
-    log::info("policy reloaded", {{"policy_version", next->version}, {"previous", policy_.get()->version}});
-    policy_.set(std::move(*next));
+    log::info("policy reloaded", {{"policy_version", next->version}, {"previous", policy_.get()->version},
+                                  {"trust", trust->fingerprint}});
+    policy_.set(std::move(*next), std::move(*trust));
     metrics_.record_policy_reload("ok");
+  }
+
+  // New connections get the new certificate; open ones keep the context they started with.
+  void reload_tls() {
+    if (!config_.server.tls) return;
+    auto context = make_tls_context(*config_.server.tls);
+    if (!context) {
+      log::error("certificate reload refused; the previous certificate stays in use", {{"error", context.error().message}});
+      return;
+    }
+    std::lock_guard lock(security_mutex_);
+    tls_ = std::move(*context);
+    log::info("certificate reloaded", {{"cert_file", config_.server.tls->cert_file}});
+  }
+
+  // Re-reads auth (users, tokens, rules) from the config file. Turning auth on or off needs a restart.
+  void reload_auth() {
+    if (config_.source.empty() || config_.source.front() == '<') return;
+    auto loaded = config::load_file(config_.source);
+    if (!loaded) return;  // reload_policy already logged it
+    if (loaded->auth.has_value() != config_.auth.has_value()) {
+      log::error("auth reload refused: adding or removing the auth section needs a restart");
+      return;
+    }
+    if (!loaded->auth) return;
+    auto built = auth::Authenticator::build(*loaded->auth, loaded->source);
+    if (!built) {
+      log::error("auth reload refused; the previous users and rules stay in force", {{"error", built.error().message}});
+      return;
+    }
+    std::lock_guard lock(security_mutex_);
+    auth_ = std::move(*built);
+    log::info("auth reloaded", {{"users", auth_->user_count()}});
+  }
+
+  std::shared_ptr<ssl::context> current_tls() {
+    std::lock_guard lock(security_mutex_);
+    return tls_;
+  }
+
+  std::shared_ptr<auth::Authenticator> current_auth() {
+    std::lock_guard lock(security_mutex_);
+    return auth_;
   }
 
   asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, bool metrics_only) {
@@ -148,27 +258,65 @@ class App {
     beast::error_code ec;
     auto remote = stream.socket().remote_endpoint(ec);
     const std::string peer = ec ? std::string("unknown") : remote.address().to_string();
+    if (!connections_.acquire(peer)) {
+      // Over max_connections_per_client: closed before reading anything, which costs us least.
+      metrics_.record_malformed("too_many_connections");
+      stream.close();
+      co_return;
+    }
     auto handle = std::make_shared<SessionHandle>();
     handle->strand = stream.get_executor();
     handle->stream = &stream;
     const std::uint64_t id = register_session(handle);
+    std::optional<beast::ssl_stream<beast::tcp_stream>> tls_stream;
     try {
-      co_await serve_connection(stream, peer, metrics_only, *handle);
+      beast::flat_buffer buffer(8192);
+      auto context = metrics_only ? nullptr : current_tls();
+      if (!context) {
+        co_await serve_connection(stream, peer, metrics_only, *handle, buffer, false);
+      } else {
+        // server-flex: one port, the first byte says whether the client speaks TLS.
+        stream.expires_after(config_.server.header_timeout);
+        auto [detect_ec, is_tls] = co_await beast::async_detect_ssl(stream, buffer, use_tuple);
+        if (detect_ec) {
+          // silent peer or reset before the first byte: nothing to answer
+        } else if (!is_tls) {
+          const bool refuse = !config_.server.tls->allow_plain_http;
+          co_await serve_connection(stream, peer, metrics_only, *handle, buffer, refuse);
+        } else {
+          tls_stream.emplace(std::move(stream), *context);
+          handle->stream = &beast::get_lowest_layer(*tls_stream);
+          beast::get_lowest_layer(*tls_stream).expires_after(config_.server.header_timeout);
+          auto [handshake_ec, used] =
+              co_await tls_stream->async_handshake(ssl::stream_base::server, buffer.data(), use_tuple);
+          if (handshake_ec) {
+            metrics_.record_malformed("tls_handshake");
+            log::debug("TLS handshake failed", {{"client", peer}, {"error", handshake_ec.message()}});
+          } else {
+            buffer.consume(used);
+            co_await serve_connection(*tls_stream, peer, metrics_only, *handle, buffer, false);
+            beast::get_lowest_layer(*tls_stream).expires_after(std::chrono::seconds(5));
+            auto [shutdown_ec] = co_await tls_stream->async_shutdown(use_tuple);
+            (void)shutdown_ec;  // a client that just closes (most do) is fine
+          }
+        }
+      }
     } catch (const std::exception& e) {
       // A broken invariant in one connection must not take the process down; log it loudly.
       log::error("session failed", {{"client", peer}, {"error", e.what()}});
     }
     unregister_session(id);
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream.close();
+    connections_.release(peer);
+    beast::tcp_stream& lowest = tls_stream ? beast::get_lowest_layer(*tls_stream) : stream;
+    lowest.socket().shutdown(tcp::socket::shutdown_send, ec);
+    lowest.close();
   }
 
   // Templates on the stream type: a TLS listener hands an ssl_stream<tcp_stream> to the same code
   // (the split of Beast's server-flex example); only the handshake before and the shutdown after differ.
   template <class Stream>
   asio::awaitable<void> serve_connection(Stream& stream, const std::string& peer, bool metrics_only,
-                                         SessionHandle& handle) {
-    beast::flat_buffer buffer(8192);
+                                         SessionHandle& handle, beast::flat_buffer& buffer, bool refuse_plain) {
     bool first = true;
     while (!stopping_) {
       http::request_parser<http::empty_body> parser;
@@ -189,24 +337,40 @@ class App {
       first = false;
       auto started = std::chrono::steady_clock::now();
       const auto& req = parser.get();
-      Reply reply = co_await answer(req, peer, metrics_only);
+      std::string user;
+      Reply reply;
+      if (refuse_plain) {
+        reply = plain_error(Errc::denied, "plain HTTP is refused: this mirror serves HTTPS only");
+        reply.close = true;
+      } else {
+        reply = co_await answer(req, peer, metrics_only, user);
+      }
       if (!parser.is_done()) reply.close = true;  // a body we will not read: do not reuse the connection
       bool completed = co_await write_reply(stream, req, reply);
-      finish_request(req, reply, peer, started, completed);
+      finish_request(req, reply, peer, user, started, completed);
       handle.in_request = false;
       if (!completed || reply.close || !req.keep_alive()) co_return;
     }
   }
 
   asio::awaitable<Reply> answer(const http::request<http::empty_body>& req, const std::string& peer,
-                                bool metrics_only) {
+                                bool metrics_only, std::string& user) {
+    auto path = req.target().substr(0, req.target().find('?'));
+    const bool health = path == "/healthz" || path == "/readyz";
+    if (!health) {
+      if (unsigned wait = rate_limiter_.take(peer)) {
+        Reply reply = plain_error(Errc::too_many_requests, "too many requests from this address; retry later");
+        reply.head.set(http::field::retry_after, std::to_string(wait));
+        co_return reply;
+      }
+    }
     if (limiter_.over(peer)) {
       Reply reply = plain_error(Errc::too_many_requests, "too many malformed requests from this address");
       reply.head.set(http::field::retry_after, "60");
       reply.close = true;
       co_return reply;
     }
-    if (req.target().size() > max_target_bytes) {
+    if (req.target().size() > config_.server.max_uri_bytes) {
       metrics_.record_malformed("uri_too_long");
       limiter_.record(peer);
       Reply reply = plain_error(Errc::name_invalid, "request target too long");
@@ -214,7 +378,24 @@ class App {
       reply.close = true;
       co_return reply;
     }
-    auto path = req.target().substr(0, req.target().find('?'));
+    auto authenticator = current_auth();
+    if (authenticator && !health) {
+      auto credentials = auth::parse_authorization(req[http::field::authorization]);
+      std::optional<std::string> who;
+      if (authenticator->needs_slow_check(credentials)) {
+        // bcrypt takes tens of milliseconds by design: not on an I/O thread.
+        auto [failure, checked] = co_await asio::co_spawn(
+            bcrypt_pool_, authenticate_slowly(authenticator, std::move(credentials)), use_tuple);
+        if (!failure) who = std::move(checked);
+      } else {
+        who = authenticator->authenticate(credentials);
+      }
+      if (!who) co_return challenge(*authenticator, "invalid credentials");
+      user = *who;
+      if (user.empty() && authenticator->protect_api() && (path == "/metrics" || path.rfind("/ocigate/", 0) == 0)) {
+        co_return challenge(*authenticator, "authentication required");
+      }
+    }
     if (path == "/metrics") co_return metrics_reply();
     if (metrics_only) co_return plain_error(Errc::name_unknown, "this listener serves /metrics only");
     if (path == "/healthz") co_return text_reply(http::status::ok, "ok\n", "health");
@@ -223,12 +404,55 @@ class App {
                           : text_reply(http::status::ok, "ready\n", "health");
     }
     if (path.rfind("/ocigate/v1/verdicts/", 0) == 0) co_return verdict_reply(std::string(path.substr(21)));
+    if (authenticator) {
+      if (auto refused = authorize(*authenticator, req, user)) co_return std::move(*refused);
+    }
     Reply reply = co_await proxy_.handle(req, peer);
     if (reply.head.result_int() == 400) {
       metrics_.record_malformed("bad_request");
       if (limiter_.record(peer)) reply.close = true;
     }
     co_return reply;
+  }
+
+  static asio::awaitable<std::optional<std::string>> authenticate_slowly(
+      std::shared_ptr<auth::Authenticator> authenticator, auth::Credentials credentials) {
+    co_return authenticator->authenticate(credentials);
+  }
+
+  // 401 with the Basic challenge every registry client understands (docker login, skopeo login,
+  // podman, containerd's hosts.toml credentials).
+  static Reply challenge(const auth::Authenticator& authenticator, std::string message) {
+    Reply reply = plain_error(Errc::unauthorized, std::move(message));
+    reply.head.set(http::field::www_authenticate, "Basic realm=\"" + authenticator.realm() + "\", charset=\"UTF-8\"");
+    reply.route = "auth";
+    return reply;
+  }
+
+  // Pull access for the repository the request names. The /v2/ ping answers anonymous clients
+  // with the challenge so they learn how to log in; a name that does not parse or maps to no
+  // upstream goes on to the proxy for its 400/404 (after authentication, so strangers learn nothing).
+  std::optional<Reply> authorize(const auth::Authenticator& authenticator, const http::request<http::empty_body>& req,
+                                 const std::string& user) {
+    auto route = oci::parse_route(req.target());
+    if (route.kind == oci::RouteKind::base) {
+      if (user.empty()) return challenge(authenticator, "authentication required");
+      return std::nullopt;
+    }
+    auto target = route.kind == oci::RouteKind::unknown ? Result<Target>(Errc::name_unknown, "no such route")
+                                                         : resolve_target(config_, route);
+    if (!target) {
+      if (user.empty() && !authenticator.anonymous_allowed_somewhere()) {
+        return challenge(authenticator, "authentication required");
+      }
+      return std::nullopt;
+    }
+    if (authenticator.may_pull(user, target->repo_key)) return std::nullopt;
+    if (user.empty()) return challenge(authenticator, "authentication required to pull " + target->repo_key);
+    Reply reply = plain_error(Errc::denied, "access to " + target->repo_key + " is not granted to this user");
+    reply.name = route.name;
+    reply.route = "auth";
+    return reply;
   }
 
   static Reply plain_error(Errc code, std::string message) {
@@ -347,7 +571,7 @@ class App {
   }
 
   void finish_request(const http::request<http::empty_body>& req, const Reply& reply, const std::string& peer,
-                      std::chrono::steady_clock::time_point started, bool completed) {
+                      const std::string& user, std::chrono::steady_clock::time_point started, bool completed) {
     double seconds = seconds_since(started);
     unsigned status = reply.head.result_int();
     metrics_.record_request(reply.route, std::string(req.method_string()), status, seconds);
@@ -367,6 +591,7 @@ class App {
     };
     if (!reply.error.empty()) line["error"] = reply.error;
     if (!reply.verdict.empty()) line["verdict"] = reply.verdict;
+    if (!user.empty()) line["user"] = user;
     log::access(line);
   }
 
@@ -427,6 +652,11 @@ class App {
   PolicyHolder policy_;
   Proxy proxy_;
   MalformedLimiter limiter_;
+  RateLimiter rate_limiter_;
+  ConnectionCounter connections_;
+  std::mutex security_mutex_;  // guards tls_ and auth_, swapped whole on SIGHUP
+  std::shared_ptr<ssl::context> tls_;
+  std::shared_ptr<auth::Authenticator> auth_;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
   std::unique_ptr<asio::signal_set> signals_;
   std::unique_ptr<asio::signal_set> reload_signal_;
@@ -436,11 +666,12 @@ class App {
   std::uint64_t next_session_id_ = 0;
   std::chrono::steady_clock::time_point deadline_;
   std::unique_ptr<asio::steady_timer> drain_timer_;
+  asio::thread_pool bcrypt_pool_{2};  // last: joined first, before anything its work refers to
 };
 
 }  // namespace
 
-int serve(const config::Config& config, policy::Policy policy) {
+int serve(const config::Config& config, policy::Policy policy, signature::TrustStore trust) {
   std::string log_error;
   if (!log::configure(config.log.level, config.log.access_log, config.log.audit_log, log_error)) {
     log::error("cannot start", {{"error", log_error}});
@@ -455,7 +686,13 @@ int serve(const config::Config& config, policy::Policy policy) {
   asio::io_context ioc(static_cast<int>(threads));
   int code = 0;
   {
-    App app(config, std::move(policy), **store, ioc);
+    App app(config, std::move(policy), std::move(trust), **store, ioc);
+    auto security = app.configure_security();
+    if (!security) {
+      log::error("invalid configuration", {{"error", security.error().message}});
+      (*store)->close();
+      return 2;
+    }
     auto listening = app.listen(config.server.listen, false);
     if (listening && config.server.metrics_listen) listening = app.listen(*config.server.metrics_listen, true);
     if (!listening) {

@@ -64,7 +64,8 @@ void print_table(const policy::Verdict& verdict) {
 
 }  // namespace
 
-int check_image(const config::Config& config, policy::Policy policy, const CheckOptions& options) {
+int check_image(const config::Config& config, policy::Policy policy, signature::TrustStore trust,
+                const CheckOptions& options) {
   std::string log_error;
   log::configure("error", "off", "off", log_error);
   auto split = split_reference(options.reference);
@@ -86,7 +87,7 @@ int check_image(const config::Config& config, policy::Policy policy, const Check
   }
   asio::io_context ioc;
   metrics::Metrics metrics;
-  PolicyHolder holder(std::move(policy));
+  PolicyHolder holder(std::move(policy), std::move(trust));
   std::optional<Result<policy::Verdict>> verdict;
   {
     Proxy proxy(config, **store, metrics, holder, ioc.get_executor());

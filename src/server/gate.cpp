@@ -1,7 +1,9 @@
 #include "gate.hpp"
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <string_view>
 
 #include "ocigate/policy/glob.hpp"
@@ -70,22 +72,36 @@ bool is_artifact(const oci::Manifest& manifest, const std::string& reference) {
   return false;
 }
 
-std::string Gate::cache_key(const policy::Policy& policy, const policy::ImageFacts& facts) {
-  return policy.version + "/" + facts.upstream + "/" + facts.repository + "@" + facts.digest + "/" +
+std::string Gate::cache_key(const policy::Policy& policy, const policy::ImageFacts& facts) const {
+  // The trust fingerprint covers the key files' contents: a key removed on reload counts.
+  return policy.version + "/" + policy_.trust()->fingerprint + "/" + facts.upstream + "/" + facts.repository + "@" + facts.digest + "/" +
          reference_key(facts.reference);
 }
 
-std::optional<policy::Verdict> Gate::cached(const policy::ImageFacts& facts) {
+std::optional<policy::Verdict> Gate::cached(const policy::ImageFacts& facts,
+                                            std::optional<std::chrono::seconds> max_age) {
   auto current = policy_.get();
   auto record = store_.get_record(verdict_space, cache_key(*current, facts));
   // A verdict holds for the UTC day it was reached on: image-age and exemption expiry move with
-  // the date. The day is a prefix of the record, so each image keeps one record, not one a day.
+  // the date. Record: "<day> <unix seconds> <json>", one per image and tag, not one a day.
   const std::string day = utc_day(facts.now);
   if (!record || record->compare(0, day.size() + 1, day + " ") != 0) {
     metrics_.record_verdict_cache("miss");
     return std::nullopt;
   }
-  auto json = nlohmann::json::parse(std::string_view(*record).substr(day.size() + 1), nullptr, false);
+  std::string_view rest = std::string_view(*record).substr(day.size() + 1);
+  const auto space = rest.find(' ');
+  long long judged_at = 0;
+  if (space == std::string_view::npos || std::from_chars(rest.data(), rest.data() + space, judged_at).ec != std::errc{}) {
+    metrics_.record_verdict_cache("miss");
+    return std::nullopt;
+  }
+  const auto age = std::chrono::duration_cast<std::chrono::seconds>(facts.now.time_since_epoch()).count() - judged_at;
+  if (max_age && age > max_age->count()) {
+    metrics_.record_verdict_cache("miss");
+    return std::nullopt;
+  }
+  auto json = nlohmann::json::parse(rest.substr(space + 1), nullptr, false);
   auto verdict = json.is_discarded() ? std::nullopt : policy::Verdict::from_json(json);
   metrics_.record_verdict_cache(verdict ? "hit" : "miss");
   if (verdict) verdict->reference = facts.reference;  // pulls by digest share one verdict
@@ -96,8 +112,11 @@ policy::Verdict Gate::judge(const policy::ImageFacts& facts, const std::string& 
   auto current = policy_.get();
   policy::Verdict verdict = policy::evaluate(*current, facts);
   std::string json = verdict.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  if (auto stored = store_.put_record(verdict_space, cache_key(*current, facts), utc_day(facts.now) + " " + json);
-      !stored) {
+  // A signature lookup that failed upstream fails the check closed, but must be retried soon.
+  const bool keep = !(facts.signature && facts.signature->incomplete);
+  const auto judged_at = std::chrono::duration_cast<std::chrono::seconds>(facts.now.time_since_epoch()).count();
+  const std::string record = utc_day(facts.now) + " " + std::to_string(judged_at) + " " + json;
+  if (auto stored = keep ? store_.put_record(verdict_space, cache_key(*current, facts), record) : ok_status(); !stored) {
     log::warn("cannot store verdict", {{"digest", facts.digest}, {"error", stored.error().message}});
   }
   (void)store_.put_record(latest_space, facts.digest, json);
@@ -152,6 +171,14 @@ bool Gate::blob_allowed(const std::string& digest) {
 
 std::optional<std::string> Gate::stored_verdict(const std::string& digest) {
   return store_.get_record(latest_space, digest);
+}
+
+Result<signature::TrustStore> load_trust(const config::Config& config, const policy::Policy& policy) {
+  std::filesystem::path base = std::filesystem::current_path();
+  if (!config.source.empty() && config.source.front() != '<') {
+    base = std::filesystem::absolute(config.source).parent_path();
+  }
+  return signature::load_trust(policy, base);
 }
 
 }  // namespace ocigate::server

@@ -4,6 +4,7 @@
 // goes to the audit log and the metrics, and blobs of allowed images are recorded so that
 // `blob_access: referenced` can refuse blobs nobody reached through an allowed manifest.
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -12,30 +13,46 @@
 #include <nlohmann/json.hpp>
 
 #include "ocigate/cache/store.hpp"
+#include "ocigate/config/config.hpp"
 #include "ocigate/metrics/metrics.hpp"
 #include "ocigate/oci/manifest.hpp"
 #include "ocigate/policy/engine.hpp"
 #include "ocigate/policy/policy.hpp"
+#include "ocigate/server/trust.hpp"
+#include "ocigate/signature/trust.hpp"
 
 namespace ocigate::server {
 
-// The policy in force; swapped whole on SIGHUP.
+// The policy in force and the keys its trust entries name; swapped together on SIGHUP.
 class PolicyHolder {
  public:
-  explicit PolicyHolder(policy::Policy initial) : policy_(std::make_shared<const policy::Policy>(std::move(initial))) {}
+  explicit PolicyHolder(policy::Policy initial, signature::TrustStore trust = {})
+      : active_(std::make_shared<const Active>(Active{std::move(initial), std::move(trust)})) {}
   std::shared_ptr<const policy::Policy> get() const {
-    std::lock_guard lock(mutex_);
-    return policy_;
+    auto active = snapshot();
+    return {active, &active->policy};
   }
-  void set(policy::Policy next) {
-    auto fresh = std::make_shared<const policy::Policy>(std::move(next));
+  std::shared_ptr<const signature::TrustStore> trust() const {
+    auto active = snapshot();
+    return {active, &active->trust};
+  }
+  void set(policy::Policy next, signature::TrustStore trust) {
+    auto fresh = std::make_shared<const Active>(Active{std::move(next), std::move(trust)});
     std::lock_guard lock(mutex_);
-    policy_ = std::move(fresh);
+    active_ = std::move(fresh);
   }
 
  private:
+  struct Active {
+    policy::Policy policy;
+    signature::TrustStore trust;
+  };
+  std::shared_ptr<const Active> snapshot() const {
+    std::lock_guard lock(mutex_);
+    return active_;
+  }
   mutable std::mutex mutex_;
-  std::shared_ptr<const policy::Policy> policy_;
+  std::shared_ptr<const Active> active_;
 };
 
 // True for manifests that are not runnable images: cosign signatures and attestations, SBOMs,
@@ -46,8 +63,10 @@ class Gate {
  public:
   Gate(cache::Store& store, metrics::Metrics& metrics, PolicyHolder& policy) : store_(store), metrics_(metrics), policy_(policy) {}
 
-  // The cached verdict for these facts under the policy in force, if any.
-  std::optional<policy::Verdict> cached(const policy::ImageFacts& facts);
+  // The cached verdict for these facts under the policy in force, if any, and no older than
+  // max_age when given (verdicts that depend on signatures follow the tag's TTL).
+  std::optional<policy::Verdict> cached(const policy::ImageFacts& facts,
+                                        std::optional<std::chrono::seconds> max_age = std::nullopt);
   // Evaluates, stores, audits and counts. facts.config may be missing (checks say "unknown").
   policy::Verdict judge(const policy::ImageFacts& facts, const std::string& client, double started_seconds_ago);
   // Records an allowed or warned image's blobs as reachable (blob_access: referenced).
@@ -60,9 +79,10 @@ class Gate {
   void audit(const policy::Verdict& verdict, const std::string& client, bool cached);
 
   std::shared_ptr<const policy::Policy> policy() const { return policy_.get(); }
+  std::shared_ptr<const signature::TrustStore> trust() const { return policy_.trust(); }
 
  private:
-  static std::string cache_key(const policy::Policy& policy, const policy::ImageFacts& facts);
+  std::string cache_key(const policy::Policy& policy, const policy::ImageFacts& facts) const;
 
   cache::Store& store_;
   metrics::Metrics& metrics_;

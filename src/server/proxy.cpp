@@ -35,8 +35,6 @@ Reply error_reply(const Error& error) {
 
 Reply error_reply(Errc code, std::string message) { return error_reply(Error{code, std::move(message)}); }
 
-std::string scope_for(const std::string& repo) { return "repository:" + repo + ":pull"; }
-
 std::string header(const upstream::Response& response, http::field field) {
   auto it = response.headers().find(field);
   return it == response.headers().end() ? std::string() : std::string(it->value());
@@ -103,6 +101,8 @@ Reply manifest_reply(const ManifestData& data, bool head_only) {
 }
 
 }  // namespace
+
+std::string scope_for(const std::string& repo) { return "repository:" + repo + ":pull"; }
 
 Proxy::Proxy(const config::Config& config, cache::Store& store, metrics::Metrics& metrics, PolicyHolder& policy,
              asio::any_io_executor executor)
@@ -198,7 +198,7 @@ asio::awaitable<Reply> Proxy::manifest(const Request& req, const Target& target,
   auto parsed = oci::parse_manifest(*data->bytes, data->media_type);
   if (!parsed) co_return error_reply(Errc::upstream_error, "cached manifest no longer parses: " + parsed.error().message);
   if (parsed->kind == oci::ManifestKind::index) {
-    remember_index_reference(*parsed, reference);
+    remember_index_reference(*parsed, data->digest, reference);
     co_return manifest_reply(*data, req.method() == http::verb::head);
   }
   if (is_artifact(*parsed, reference)) {
@@ -216,9 +216,14 @@ asio::awaitable<Reply> Proxy::manifest(const Request& req, const Target& target,
 
 // Platform manifests are fetched by digest after the client read an index by tag; the tag the
 // index was asked for is what pinned-reference must judge. The latest index request wins.
-void Proxy::remember_index_reference(const oci::Manifest& index, const std::string& reference) {
-  if (oci::looks_like_digest(reference)) return;
-  for (const auto& child : index.manifests) (void)store_.put_record("index-reference", child.digest, reference);
+// The index digest is kept too: a child is accepted on its index's signature.
+void Proxy::remember_index_reference(const oci::Manifest& index, const std::string& index_digest,
+                                     const std::string& reference) {
+  const bool by_tag = !oci::looks_like_digest(reference);
+  for (const auto& child : index.manifests) {
+    if (by_tag) (void)store_.put_record("index-reference", child.digest, reference);
+    (void)store_.put_record("index-digest", child.digest, index_digest);
+  }
 }
 
 asio::awaitable<policy::Verdict> Proxy::judge_image(const Target& target, const std::string& reference,
@@ -235,12 +240,21 @@ asio::awaitable<policy::Verdict> Proxy::judge_image(const Target& target, const 
   facts.digest = data.digest;
   facts.manifest_annotations = manifest.annotations;
   facts.now = std::chrono::system_clock::now();
-  if (auto cached = gate_.cached(facts)) {
+  const std::string image = facts.upstream + "/" + facts.repository;
+  // A verdict that depends on signatures is refreshed on the tag's TTL: a signature added later counts.
+  std::optional<std::chrono::seconds> max_age;
+  if (signature::fetch_plan(*gate_.trust(), image).required) max_age = target.upstream->tag_ttl;
+  if (auto cached = gate_.cached(facts, max_age)) {
     gate_.audit(*cached, client, true);
     co_return *cached;
   }
-  const bool checks_on = policy::any_check_on(*gate_.policy(), facts.upstream + "/" + facts.repository);
+  auto current = gate_.policy();
+  const bool checks_on = policy::any_check_on(*current, image);
   if (manifest.config && checks_on) facts.config = co_await load_config(target, *manifest.config);
+  if (checks_on) facts.signature = co_await verify_signatures(target, data, image);
+  if (checks_on && current->layer_scan == policy::LayerScan::prefetch) {
+    facts.filesystem = co_await scan_layers(target, manifest, current->prefetch_timeout);
+  }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   co_return gate_.judge(facts, client, seconds);
 }
@@ -250,27 +264,33 @@ asio::awaitable<policy::Verdict> Proxy::judge_image(const Target& target, const 
 asio::awaitable<std::optional<nlohmann::json>> Proxy::load_config(const Target& target,
                                                                   const oci::Descriptor& descriptor) {
   constexpr std::int64_t max_config_size = 8 << 20;
-  if (descriptor.size > max_config_size) co_return std::nullopt;
+  auto bytes = co_await small_blob(target, descriptor, max_config_size);
+  if (!bytes) co_return std::nullopt;
+  auto json = nlohmann::json::parse(*bytes, nullptr, false);
+  if (json.is_discarded() || !json.is_object()) co_return std::nullopt;
+  co_return json;
+}
+
+asio::awaitable<std::optional<std::string>> Proxy::small_blob(const Target& target, const oci::Descriptor& descriptor,
+                                                              std::int64_t max_size) {
+  if (descriptor.size > max_size) co_return std::nullopt;
   if (!store_.blob_size(descriptor.digest)) {
     auto fetch = blob_fetches_.join(descriptor.digest, *target.client, target.repo, scope_for(target.repo));
     auto snap = co_await blob_fetches_.wait_finished(fetch);
     if (snap.phase != BlobFetch::Phase::done) {
-      log::warn("image config unavailable for the policy gate",
-                {{"digest", descriptor.digest}, {"error", snap.error.message}});
+      log::warn("blob unavailable for the policy gate", {{"digest", descriptor.digest}, {"error", snap.error.message}});
       co_return std::nullopt;
     }
   }
   auto reader = store_.open_blob(descriptor.digest);
-  if (!reader || reader->size() > static_cast<std::uint64_t>(max_config_size)) co_return std::nullopt;
+  if (!reader || reader->size() > static_cast<std::uint64_t>(max_size)) co_return std::nullopt;
   std::string bytes, piece;
   while (bytes.size() < reader->size()) {
     auto n = reader->read(bytes.size(), 1 << 20, piece);
     if (!n || *n == 0) co_return std::nullopt;
     bytes += piece;
   }
-  auto json = nlohmann::json::parse(bytes, nullptr, false);
-  if (json.is_discarded() || !json.is_object()) co_return std::nullopt;
-  co_return json;
+  co_return bytes;
 }
 
 std::optional<std::string> Proxy::verdict(const std::string& digest) { return gate_.stored_verdict(digest); }
@@ -287,7 +307,7 @@ asio::awaitable<Result<policy::Verdict>> Proxy::inspect(const Target& target, co
   auto parsed = oci::parse_manifest(*data->bytes, data->media_type);
   if (!parsed) co_return parsed.error();
   if (parsed->kind == oci::ManifestKind::index) {
-    remember_index_reference(*parsed, reference);
+    remember_index_reference(*parsed, data->digest, reference);
     std::string child;
     for (const auto& entry : parsed->manifests) {
       if (entry.platform_os == os && entry.platform_architecture == architecture) {

@@ -3,12 +3,14 @@
 // fetches through single-flight, verifies digests, and builds the Reply. Stream-agnostic: the
 // session (plain or TLS) writes what this returns.
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/message.hpp>
 
@@ -18,6 +20,8 @@
 #include "names.hpp"
 #include "ocigate/cache/store.hpp"
 #include "ocigate/config/config.hpp"
+#include "ocigate/layers/report.hpp"
+#include "ocigate/signature/evaluate.hpp"
 #include "ocigate/metrics/metrics.hpp"
 #include "ocigate/oci/reference.hpp"
 #include "ocigate/upstream/client.hpp"
@@ -59,7 +63,30 @@ class Proxy {
                                                       const std::string& client);
   boost::asio::awaitable<std::optional<nlohmann::json>> load_config(const Target& target,
                                                                     const oci::Descriptor& descriptor);
-  void remember_index_reference(const oci::Manifest& index, const std::string& reference);
+  void remember_index_reference(const oci::Manifest& index, const std::string& index_digest,
+                                const std::string& reference);
+  // A small blob (config, signature payload, envelope) through the cache; nullopt when it cannot be had.
+  boost::asio::awaitable<std::optional<std::string>> small_blob(const Target& target, const oci::Descriptor& descriptor,
+                                                                std::int64_t max_size);
+  // Signature lookups (signatures.cpp).
+  boost::asio::awaitable<policy::SignatureFacts> verify_signatures(const Target& target, const ManifestData& data,
+                                                                   const std::string& image);
+  boost::asio::awaitable<signature::Subject> signature_subject(const Target& target, const signature::FetchPlan& plan,
+                                                               const std::string& digest, std::int64_t size,
+                                                               bool via_index);
+  boost::asio::awaitable<void> cosign_tag_signature(const Target& target, signature::Subject& subject);
+  boost::asio::awaitable<void> referrer_envelopes(const Target& target, const signature::FetchPlan& plan,
+                                                  signature::Subject& subject);
+  void record_signature_metrics(const signature::Evaluation& evaluation, std::chrono::steady_clock::duration elapsed);
+  // Layer inspection (layer_scan.cpp).
+  boost::asio::awaitable<std::optional<policy::FilesystemFacts>> scan_layers(const Target& target,
+                                                                            const oci::Manifest& manifest,
+                                                                            std::chrono::seconds timeout);
+  boost::asio::awaitable<std::optional<layers::LayerReport>> layer_report(
+      const Target& target, const oci::Descriptor& layer, std::chrono::steady_clock::time_point deadline);
+  boost::asio::awaitable<bool> wait_fetch(const std::shared_ptr<BlobFetch>& fetch,
+                                          std::chrono::steady_clock::time_point deadline);
+  std::optional<layers::LayerReport> stored_report(const std::string& digest);
   boost::asio::awaitable<Reply> blob(const http::request<http::empty_body>& req, const Target& target,
                                      const std::string& digest);
   boost::asio::awaitable<Reply> tags_list(const Target& target, const std::string& query);
@@ -84,6 +111,10 @@ class Proxy {
   std::map<std::string, std::shared_ptr<upstream::Client>, std::less<>> clients_;
   FlightMap<Result<ManifestData>> manifest_flights_;
   BlobFetches blob_fetches_;
+  boost::asio::thread_pool scan_pool_{1};  // layer scans: CPU work kept off the I/O threads
 };
+
+// "repository:<repo>:pull", the token scope of a pull.
+std::string scope_for(const std::string& repo);
 
 }  // namespace ocigate::server

@@ -149,13 +149,19 @@ def basic_auth(user, password):
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def request(method, url, body=None, headers=None, auth=None, timeout=30):
+def request(method, url, body=None, headers=None, auth=None, timeout=30, cafile=None):
     """One HTTP request; returns HttpResult for every status (no exception on 4xx/5xx).
-    auth=(user, password) sends Basic credentials; redirects are not followed."""
+    auth=(user, password) sends Basic credentials; redirects are not followed; cafile: the CA that
+    signed an https server's certificate, or an ssl.SSLContext (e.g. with a client certificate)."""
     req = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
     if auth:
         req.add_header("Authorization", basic_auth(*auth))
-    opener = urllib.request.build_opener(NoRedirect)
+    handlers = [NoRedirect]
+    if cafile:
+        import ssl
+        context = cafile if isinstance(cafile, ssl.SSLContext) else ssl.create_default_context(cafile=cafile)
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(req, timeout=timeout) as resp:
             return HttpResult(resp.status, resp.headers, resp.read())
@@ -683,6 +689,8 @@ class Ocigate:
         self.stdout_path = os.path.join(self.dir, "stdout.log")
         self.stderr_path = os.path.join(self.dir, "stderr.log")
         self.config_path = os.path.join(self.dir, "ocigate.yaml")
+        self.cafile = None  # with server.tls: the CA the tests trust; url is then https
+        self.probe_auth = None  # (user, password) for /metrics when auth.protect_api is on
         self.config = {
             "server": {"threads": 2, "shutdown_grace": "5s"},
             "storage": {"path": os.path.join(self.dir, "cache"), "max_size": max_size, "chunk_size": "64KiB"},
@@ -697,7 +705,8 @@ class Ocigate:
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if "tls" in self.config["server"] else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def host(self):
@@ -722,7 +731,8 @@ class Ocigate:
             offset = _log_size(self.stderr_path)
             self.proc = _spawn([self.bin, "serve", "--config", self.config_path], self.stdout_path, self.stderr_path)
             try:
-                wait_until(lambda: self.running() and request("GET", self.url + "/readyz", timeout=2).status == 200,
+                wait_until(lambda: self.running() and request("GET", self.url + "/readyz", timeout=2,
+                                                              cafile=self.cafile).status == 200,
                            timeout, "ocigate /readyz")
                 self.started_once = True
                 return self
@@ -753,7 +763,7 @@ class Ocigate:
 
     def metrics(self):
         """Prometheus samples as {'name{labels}': value}."""
-        text = request("GET", self.url + "/metrics").body.decode()
+        text = request("GET", self.url + "/metrics", cafile=self.cafile, auth=self.probe_auth).body.decode()
         return parse_metrics(text)
 
     def metric_sum(self, name, **labels):

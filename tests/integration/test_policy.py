@@ -145,6 +145,30 @@ class Gate(unittest.TestCase):
         self.assertEqual(r.status, 200)
         self.assertEqual(request("GET", f"{gate.url}/v2/team/root/blobs/{digest}").status, 200)
 
+    def test_prefetch_layer_scan_blocks_setuid_and_honours_whiteouts(self):
+        user = {"config": {"User": "1000"}}
+        suid = harness.push_image(self.registry, "team/suid", "v1", config_overrides=user,
+                                  layers=[{"usr/bin/tool": (b"#!/bin/sh\n", 0o4755)}])
+        harness.push_image(self.registry, "team/suid-removed", "v1", config_overrides=user,
+                           layers=[{"usr/bin/tool": (b"#!/bin/sh\n", 0o4755)}, {"usr/bin/.wh.tool": b""}])
+        gate = self.gate(policy(no_setuid="block"))
+        result = self.copy(gate, "team/suid:v1")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("no-setuid", result.stderr)
+        r = request("GET", f"{gate.url}/v2/team/suid/manifests/v1", headers=ACCEPT)
+        self.assertEqual(r.status, 403)
+        violation = r.json()["errors"][0]["detail"]["violations"][0]
+        self.assertEqual(violation["check"], "no-setuid")
+        self.assertIn("usr/bin/tool", violation["message"] + violation["evidence"])
+        self.assertIn(suid.layer_digests[0][:19], violation["evidence"])  # names the layer
+        result = self.copy(gate, "team/suid-removed:v1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertGreaterEqual(gate.metric_sum("ocigate_layer_scans_total", result="ok"), 2)
+        # layer_scan: off leaves the check unknown, which blocks nothing.
+        off = self.gate(dict(policy(no_setuid="block"), layer_scan="off"))
+        result = self.copy(off, "team/suid:v1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+
     def test_reload_on_sighup_applies_a_new_policy_and_keeps_the_old_on_error(self):
         gate = self.gate(policy(non_root_user="block"))
         self.assertEqual(request("GET", f"{gate.url}/v2/team/root/manifests/v1", headers=ACCEPT).status, 403)

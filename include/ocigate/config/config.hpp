@@ -36,11 +36,28 @@ struct Upstream {
   std::chrono::seconds response_timeout{30};  // until the response header arrives
   std::chrono::seconds idle_timeout{60};      // between body reads
   unsigned max_connections = 32;              // pooled keep-alive connections
+  unsigned max_concurrent_fetches = 0;        // requests in flight to this upstream at once; 0 = unlimited
   bool implicit_library = false;  // Docker Hub: "alpine" means "library/alpine"; default true for docker.io
+};
+
+// A value checked after loading (by another module), kept with where it was written.
+struct Located {
+  std::string value;
+  std::string key;  // "auth.rules[0].repositories[1]"
+  int line = 0;     // 1-based; 0 = unknown
+};
+
+// server.tls: serve HTTPS on the main listener (TLS 1.2+). Files are re-read on SIGHUP.
+struct Tls {
+  std::string cert_file;       // PEM chain, leaf first
+  std::string key_file;        // PEM private key
+  std::string client_ca_file;  // set: clients must present a certificate signed by this CA (mTLS)
+  bool allow_plain_http = false;  // also answer plain HTTP on the same port (refused by default)
 };
 
 struct Server {
   Endpoint listen{"0.0.0.0", 5000};
+  std::optional<Tls> tls;
   std::optional<Endpoint> metrics_listen;  // /metrics on its own listener; default: same listener
   unsigned threads = 0;                    // 0 = one per core
   std::size_t max_header_bytes = 16 * 1024;
@@ -48,6 +65,33 @@ struct Server {
   std::chrono::seconds idle_timeout{60};    // keep-alive idle and stalled writes
   std::chrono::seconds shutdown_grace{30};  // SIGTERM: in-flight streams get this long
   unsigned malformed_per_minute = 60;       // malformed requests per client address before 429
+  std::size_t max_uri_bytes = 8 * 1024;     // request target limit (414 above it)
+  double requests_per_second = 0;           // per client address (token bucket); 0 = no limit
+  unsigned burst = 0;                       // bucket size; 0 = 2 * requests_per_second (at least 1)
+  unsigned max_connections_per_client = 0;  // open connections per client address; 0 = no limit
+};
+
+// auth: who may pull what. Absent = everyone may pull everything (the default, as before).
+struct AuthToken {
+  std::string user;    // the identity the token authenticates as
+  std::string sha256;  // lowercase hex SHA-256 of the token; the token itself is never stored
+};
+
+struct AuthRule {
+  std::vector<std::string> users;
+  std::vector<std::string> groups;
+  std::vector<Located> repositories;  // globs over "<upstream>/<repo>"
+};
+
+struct Auth {
+  std::string realm = "ocigate";
+  std::string htpasswd_file;  // bcrypt entries only; re-read on SIGHUP
+  std::vector<AuthToken> tokens;
+  std::vector<std::pair<std::string, std::vector<std::string>>> groups;  // group -> members
+  std::vector<Located> anonymous;  // globs anyone may pull without credentials
+  std::vector<AuthRule> rules;     // grants; no rule matching = 403 DENIED
+  bool protect_api = false;        // /ocigate/v1/verdicts and /metrics need credentials too
+  std::chrono::seconds cache_ttl{300};  // how long a verified password is remembered
 };
 
 struct Storage {
@@ -69,6 +113,7 @@ struct Config {
   std::vector<Upstream> upstreams;
   std::string default_upstream;
   Log log;
+  std::optional<Auth> auth;
   YAML::Node policy;  // the `policy:` section, validated by the policy module; null when absent
 
   const Upstream* find_upstream(std::string_view name) const;

@@ -42,6 +42,12 @@ class Metrics {
   void record_verdict_cache(std::string_view result);
   void record_policy_reload(std::string_view result);
   void record_blob_denied();
+  // Layer scans for the gate, by result: ok|foreign|error (bad layer)|timeout (prefetch_timeout).
+  void record_layer_scan(std::string_view result);
+  // Signature verifications: format cosign|sigstore-bundle|notation|any; result valid|invalid|
+  // none_found|lookup_error. Latency of one image's whole signature lookup and verification.
+  void record_signature(std::string_view format, std::string_view result);
+  void record_signature_seconds(double seconds);
 
   prometheus::Gauge& inflight_streams() { return *inflight_streams_; }
   prometheus::Gauge& fetch_followers() { return *fetch_followers_; }
@@ -68,6 +74,9 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* verdict_cache_;
   prometheus::Family<prometheus::Counter>* policy_reloads_;
   prometheus::Counter* blobs_denied_;
+  prometheus::Family<prometheus::Counter>* layer_scans_;
+  prometheus::Family<prometheus::Counter>* signatures_;
+  prometheus::Family<prometheus::Histogram>* signature_seconds_;
   prometheus::Gauge* inflight_streams_;
   prometheus::Gauge* fetch_followers_;
   prometheus::Gauge* cache_size_bytes_;

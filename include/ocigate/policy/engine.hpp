@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "ocigate/policy/filesystem.hpp"
 #include "ocigate/policy/policy.hpp"
+#include "ocigate/policy/signature_facts.hpp"
 
 namespace ocigate::policy {
 
@@ -19,6 +21,12 @@ struct ImageFacts {
   std::string digest;                // manifest digest
   std::map<std::string, std::string> manifest_annotations;
   std::optional<nlohmann::json> config;  // image config JSON, nullopt when unavailable
+  // From layer inspection (layers::merge); nullopt when the layers were not scanned, which
+  // makes the filesystem checks "unknown".
+  std::optional<FilesystemFacts> filesystem;
+  // From signature verification (signature::evaluate); nullopt when signatures were not looked
+  // up, which makes the signature check "unknown".
+  std::optional<SignatureFacts> signature;
   std::chrono::system_clock::time_point now;
 };
 

@@ -7,6 +7,7 @@
 //     checks: { <id>: block|warn|off, <id>: { action: ..., <params> } }
 //       # params: image-age {max_days: 90}, pinned-reference {require_digest: false},
 //       #         no-secrets {extra_names: [LICENSE_KEY, ...]}
+//       #         no-setuid {allow: [/usr/bin/passwd, ...]}, no-package-manager {max_packages: N}
 //     rules: [ { match: <glob>, checks: { <id>: ... } } ]        # first match wins
 //     exemptions: [ { match: <digest|glob>, checks: [<id>...], reason: "...", expires: YYYY-MM-DD } ]
 //     trusted_sources: [ <glob>... ]
@@ -14,6 +15,10 @@
 //     layer_scan: prefetch | stream | off
 //     prefetch_timeout: 20s                 # a duration or whole seconds
 //     metrics_repositories: [ <glob>... ]   # blocked pulls of these carry a repository label
+//     trust:                               # which images need which signers (signature check)
+//       - match: <glob>                    # every matching entry must be satisfied
+//         cosign: { keys: [<pem file>...] }                      # any one valid signature
+//         notation: { trust_store: <pem file of CA certs>, identities: ["x509.subject: CN=..,O=.."] }
 // Unknown keys, check ids, actions, modes, malformed globs and dates are refused with
 // "<source>:<line>: policy.<key path>: why" (Errc::config_invalid).
 
@@ -58,6 +63,27 @@ struct Exemption {
   std::optional<std::string> expires;  // YYYY-MM-DD, valid through that day (UTC)
 };
 
+// A file named in policy.trust: its path as written (relative paths are resolved against the
+// config file's directory by signature::load_trust, which reads it) and where it was written,
+// "<source>:<line>: policy.trust[i].cosign.keys[j]", for error messages.
+struct TrustFile {
+  std::string path;
+  std::string where;
+};
+
+// One policy.trust entry as configured. Parsing checks its shape only; the key and certificate
+// files are read and parsed by signature::load_trust (startup and reload), which refuses the
+// policy when one cannot be used.
+struct TrustEntry {
+  std::string match;  // glob over "<upstream>/<repo>"
+  std::string where;  // "<source>:<line>: policy.trust[i]"
+  bool cosign = false;
+  std::vector<TrustFile> cosign_keys;  // non-empty when cosign
+  bool notation = false;
+  TrustFile notation_trust_store;
+  std::vector<std::string> notation_identities;  // "x509.subject: CN=..,O=.." or "*"; non-empty when notation
+};
+
 struct Policy {
   Mode mode = Mode::audit;
   std::map<std::string, CheckSetting> checks;  // every known check id present after parsing
@@ -71,6 +97,9 @@ struct Policy {
   // the label's cardinality stays what the operator chose. Not part of the version: it changes
   // no verdict.
   std::vector<std::string> metrics_repositories;
+  // Signature requirements (the `signature` check). Part of the version (match, key paths,
+  // identities; not the file contents: signature::TrustStore fingerprints the loaded keys).
+  std::vector<TrustEntry> trust;
   // "sha256:<hex>" of a canonical JSON dump of everything above: equal policies have equal
   // versions, so verdicts cached under a version stay valid across reloads of the same policy.
   std::string version;

@@ -7,6 +7,7 @@
 
 #include "ocigate/config/config.hpp"
 #include "ocigate/policy/policy.hpp"
+#include "ocigate/signature/trust.hpp"
 
 namespace ocigate::server {
 
@@ -17,6 +18,7 @@ struct CheckOptions {
   std::string architecture = "amd64";
 };
 
-int check_image(const config::Config& config, policy::Policy policy, const CheckOptions& options);
+int check_image(const config::Config& config, policy::Policy policy, signature::TrustStore trust,
+                const CheckOptions& options);
 
 }  // namespace ocigate::server

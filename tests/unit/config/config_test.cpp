@@ -589,6 +589,19 @@ TEST(ConfigRefusal, SeveralDocuments) {
   EXPECT_TRUE(refused(with_upstream("---\n\nlog: {}\n"), 6, "(top level)", "more than one YAML document"));
 }
 
+// Found by tests/fuzz/fuzz_config: yaml-cpp's LoadAll loops forever (and grows) on a stray ",".
+TEST(ConfigRefusal, StrayCommaDocumentIsRefusedNotAHang) {
+  for (std::string text : {std::string(","), std::string(",\n"), std::string(",\0\n", 3), std::string("---\n,\x01\n"),
+                           std::string(" ,\x01"),
+                           std::string(",erver:\n  listen: 127.0.0.1:5000\ndefault_upstream: docker.io\n")}) {
+    auto result = parse(text, "test.yaml");
+    EXPECT_FALSE(result.ok()) << text;
+    if (!result.ok()) {
+      EXPECT_EQ(result.error().code, Errc::config_invalid);
+    }
+  }
+}
+
 TEST_F(ConfigFiles, ReadsThePasswordAndStripsOneNewline) {
   auto lf = write("lf", "pa ss\n");
   auto crlf = write("crlf", "pa ss\r\n");

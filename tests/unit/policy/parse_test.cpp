@@ -77,7 +77,7 @@ policy:
       expires: 2027-03-01
   trusted_sources: ["docker.io/library/**", "ghcr.io/acme/**"]
   blob_access: any
-  layer_scan: stream
+  layer_scan: off
   prefetch_timeout: 1m
 )");
   ASSERT_TRUE(p.ok()) << p.error().message;
@@ -98,7 +98,7 @@ policy:
   EXPECT_EQ(p->exemptions[0].checks, std::vector<std::string>{"no-setuid"});
   EXPECT_EQ(p->trusted_sources.size(), 2u);
   EXPECT_EQ(p->blob_access, BlobAccess::any);
-  EXPECT_EQ(p->layer_scan, LayerScan::stream);
+  EXPECT_EQ(p->layer_scan, LayerScan::off);
   EXPECT_EQ(p->prefetch_timeout, std::chrono::seconds(60));
 }
 
@@ -224,4 +224,8 @@ TEST(ParsePolicy, MetricsRepositoriesAreGlobsAndLeaveTheVersionAlone) {
   expect_refused("policy:\n  metrics_repositories:\n    - \"a b/**\"\n",
                  {"ocigate.yaml:3:", "policy.metrics_repositories[0]"});
   expect_refused("policy:\n  metrics_repositories: docker.io/**\n", {"policy.metrics_repositories", "list"});
+}
+
+TEST(ParsePolicy, RefusesStreamLayerScanAsNotBuilt) {
+  expect_refused("policy:\n  layer_scan: stream\n", {"ocigate.yaml:2:", "policy.layer_scan", "not built"});
 }

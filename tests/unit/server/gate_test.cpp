@@ -87,8 +87,27 @@ TEST_F(GateCache, ANewPolicyVersionMissesTheCache) {
   server::Gate gate(*store_, metrics_, holder);
   (void)gate.judge(facts(expiry_day), "127.0.0.1", 0.0);
   ASSERT_TRUE(gate.cached(facts(expiry_day)).has_value());
-  holder.set(only_non_root("warn"));
+  holder.set(only_non_root("warn"), {});
   EXPECT_FALSE(gate.cached(facts(expiry_day)).has_value());
+}
+
+TEST_F(GateCache, AMaxAgeBoundsAVerdictWithinItsDay) {
+  server::PolicyHolder holder(only_non_root("block"));
+  server::Gate gate(*store_, metrics_, holder);
+  (void)gate.judge(facts(expiry_day), "127.0.0.1", 0.0);
+  auto later = facts(expiry_day);
+  later.now += minutes(10);
+  EXPECT_TRUE(gate.cached(later, minutes(15)).has_value());
+  EXPECT_FALSE(gate.cached(later, minutes(5)).has_value()) << "signature verdicts follow the tag TTL";
+}
+
+TEST_F(GateCache, AVerdictFromAFailedSignatureLookupIsNotKept) {
+  server::PolicyHolder holder(only_non_root("block"));
+  server::Gate gate(*store_, metrics_, holder);
+  auto f = facts(expiry_day);
+  f.signature = policy::SignatureFacts{true, false, true, "lookup failed", "", ""};
+  (void)gate.judge(f, "127.0.0.1", 0.0);
+  EXPECT_FALSE(gate.cached(f).has_value());
 }
 
 }  // namespace

@@ -1,0 +1,122 @@
+// Layer inspection for the gate (policy.layer_scan: prefetch). An image's layers are fetched into
+// the cache through the same single-flight, verified blob fetches that serve clients, scanned once
+// on the scan thread, and each report is kept per layer digest, so a base layer shared by many
+// images is read once. Whatever is not done by prefetch_timeout is left out: the manifest is then
+// judged on what is known, and the filesystem checks say "unknown".
+
+#include <chrono>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "ocigate/layers/merge.hpp"
+#include "ocigate/layers/scan.hpp"
+#include "ocigate/server/log.hpp"
+#include "proxy.hpp"
+
+namespace ocigate::server {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* report_space = "layer-report";
+
+layers::LayerReport failed_report(const oci::Descriptor& layer, std::string why) {
+  layers::LayerReport report;
+  report.digest = layer.digest;
+  report.media_type = layer.media_type;
+  report.status = layers::LayerReport::Status::error;
+  report.error = std::move(why);
+  return report;
+}
+
+// Reads a committed blob from the cache through the scanner. Runs on the scan thread: a big
+// layer takes seconds of CPU, which must not stall the I/O threads.
+layers::LayerReport scan_cached(cache::Store& store, const oci::Descriptor& layer) {
+  auto reader = store.open_blob(layer.digest);
+  if (!reader) return failed_report(layer, "layer not in the cache");
+  layers::LayerScanner scanner(layer.digest, layer.media_type);
+  std::string piece;
+  for (std::uint64_t offset = 0; offset < reader->size();) {
+    auto n = reader->read(offset, 1 << 20, piece);
+    if (!n || *n == 0) return failed_report(layer, "cache read failed while scanning");
+    offset += *n;
+    if (!scanner.feed(std::string_view(piece))) break;  // the report says why
+  }
+  return scanner.finish();
+}
+
+}  // namespace
+
+std::optional<layers::LayerReport> Proxy::stored_report(const std::string& digest) {
+  auto record = store_.get_record(report_space, digest);
+  if (!record) return std::nullopt;
+  auto json = nlohmann::json::parse(*record, nullptr, false);
+  if (json.is_discarded()) return std::nullopt;
+  return layers::LayerReport::from_json(json);
+}
+
+// True once the fetch is over (done or failed) or false when the deadline passed first.
+asio::awaitable<bool> Proxy::wait_fetch(const std::shared_ptr<BlobFetch>& fetch, Clock::time_point deadline) {
+  for (;;) {
+    auto seen = fetch->notifier().generation();
+    auto phase = fetch->snapshot().phase;
+    if (phase == BlobFetch::Phase::done || phase == BlobFetch::Phase::failed) co_return true;
+    auto now = Clock::now();
+    if (now >= deadline) co_return false;
+    co_await fetch->notifier().wait(seen, std::min<Clock::duration>(deadline - now, std::chrono::seconds(1)));
+  }
+}
+
+asio::awaitable<std::optional<layers::LayerReport>> Proxy::layer_report(const Target& target,
+                                                                       const oci::Descriptor& layer,
+                                                                       Clock::time_point deadline) {
+  if (layers::foreign_layer(layer.media_type)) co_return layers::foreign_report(layer.digest, layer.media_type);
+  if (auto stored = stored_report(layer.digest)) co_return stored;
+  if (!store_.blob_size(layer.digest)) {
+    auto fetch = blob_fetches_.join(layer.digest, *target.client, target.repo, scope_for(target.repo));
+    if (!co_await wait_fetch(fetch, deadline)) co_return std::nullopt;
+    if (fetch->snapshot().phase != BlobFetch::Phase::done) {
+      co_return failed_report(layer, "layer could not be fetched: " + fetch->snapshot().error.message);
+    }
+  }
+  if (Clock::now() >= deadline) co_return std::nullopt;
+  auto scan = [this, layer]() -> asio::awaitable<layers::LayerReport> { co_return scan_cached(store_, layer); };
+  layers::LayerReport report = co_await asio::co_spawn(scan_pool_, scan(), asio::use_awaitable);
+  if (report.status != layers::LayerReport::Status::error || report.error != "layer not in the cache") {
+    (void)store_.put_record(report_space, layer.digest, report.to_json().dump(-1, ' ', false,
+                                                                              nlohmann::json::error_handler_t::replace));
+  }
+  co_return report;
+}
+
+// nullopt when the scan did not finish by policy.prefetch_timeout.
+asio::awaitable<std::optional<policy::FilesystemFacts>> Proxy::scan_layers(const Target& target,
+                                                                          const oci::Manifest& manifest,
+                                                                          std::chrono::seconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  // Start every fetch at once so layers download in parallel while earlier ones are scanned.
+  for (const auto& layer : manifest.layers) {
+    if (layers::foreign_layer(layer.media_type) || store_.blob_size(layer.digest) || stored_report(layer.digest)) {
+      continue;
+    }
+    (void)blob_fetches_.join(layer.digest, *target.client, target.repo, scope_for(target.repo));
+  }
+  std::vector<layers::LayerReport> reports;
+  for (const auto& layer : manifest.layers) {
+    auto report = co_await layer_report(target, layer, deadline);
+    if (!report) {
+      log::warn("layer scan unfinished at prefetch_timeout; judged without layers",
+                {{"repository", target.repo}, {"layer", layer.digest}, {"timeout_s", timeout.count()}});
+      metrics_.record_layer_scan("timeout");
+      co_return std::nullopt;
+    }
+    metrics_.record_layer_scan(layers::status_text(report->status));
+    reports.push_back(std::move(*report));
+  }
+  co_return layers::merge(reports);
+}
+
+}  // namespace ocigate::server
