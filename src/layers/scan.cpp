@@ -7,6 +7,7 @@
 #include <set>
 
 #include "content.hpp"
+#include "ocigate/common/utf8.hpp"
 #include "ocigate/layers/decompress.hpp"
 #include "ocigate/layers/tar.hpp"
 
@@ -41,19 +42,8 @@ std::string join_path(const std::string& dir, std::string_view name) {
 std::string clean_utf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  std::size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    std::size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-    bool ok = len > 0 && i + len <= s.size();
-    for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
-    if (ok && len > 1) {
-      unsigned cp = c & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
-      for (std::size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-      ok = !(len == 2 && cp < 0x80) && !(len == 3 && cp < 0x800) && !(len == 4 && cp < 0x10000) &&
-           !(cp >= 0xD800 && cp <= 0xDFFF) && cp <= 0x10FFFF;
-    }
-    if (ok) {
+  for (std::size_t i = 0; i < s.size();) {
+    if (std::size_t len = utf8::sequence_length(s, i)) {
       out.append(s.substr(i, len));
       i += len;
     } else {

@@ -113,16 +113,6 @@ std::vector<std::pair<std::string, std::string>> env_assignments(std::string_vie
   return out;
 }
 
-std::vector<std::string> string_list(const nlohmann::json& params, const char* key) {
-  std::vector<std::string> out;
-  auto it = params.find(key);
-  if (it == params.end() || !it->is_array()) return out;
-  for (const auto& item : *it) {
-    if (item.is_string()) out.push_back(item.get<std::string>());
-  }
-  return out;
-}
-
 bool identifier_char(char c) { return text::is_alnum(c) || c == '_'; }
 
 // Literal `NAME=value` words of a shell command: `export TOKEN=abc`, `TOKEN=abc make`,
@@ -230,7 +220,7 @@ CheckResult check_healthcheck(const CheckInput& in) {
 }
 
 CheckResult check_no_secrets(const CheckInput& in) {
-  const std::vector<std::string> extra = string_list(in.params, "extra_names");
+  const std::vector<std::string> extra = text::string_list(in.params, "extra_names");
   auto secret_name = [&](std::string_view name) { return credential_name(name, extra); };
   std::vector<std::string> evidence;
   std::vector<std::string> unreadable;  // fields of the wrong type: "unknown", never a silent pass

@@ -5,6 +5,7 @@
 #include "filesystem_checks.hpp"
 
 #include "ocigate/policy/glob.hpp"
+#include "text.hpp"
 
 namespace ocigate::policy {
 
@@ -21,16 +22,6 @@ std::string join_shown(const std::vector<std::string>& items) {
   std::string out;
   for (std::size_t i = 0; i < items.size() && i < shown; ++i) out += (i ? "; " : "") + items[i];
   if (items.size() > shown) out += "; and " + std::to_string(items.size() - shown) + " more";
-  return out;
-}
-
-std::vector<std::string> string_list(const nlohmann::json& params, const char* key) {
-  std::vector<std::string> out;
-  auto it = params.find(key);
-  if (it == params.end() || !it->is_array()) return out;
-  for (const auto& item : *it) {
-    if (item.is_string()) out.push_back(item.get<std::string>());
-  }
   return out;
 }
 
@@ -78,7 +69,7 @@ std::optional<std::string> name_maps_to_root(const CheckInput& in, const std::st
 CheckResult check_no_setuid(const CheckInput& in) {
   if (!in.facts.filesystem) return result(Outcome::unknown, not_scanned);
   const FilesystemFacts& facts = *in.facts.filesystem;
-  std::vector<std::string> allow = string_list(in.params, "allow");
+  std::vector<std::string> allow = text::string_list(in.params, "allow");
   std::vector<std::string> evidence;
   for (const auto& f : facts.setuid_files) {
     bool allowed = false;

@@ -5,6 +5,10 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "ocigate/common/utf8.hpp"
+
 namespace ocigate::policy::text {
 
 inline bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
@@ -58,31 +62,29 @@ inline std::string shorten(std::string_view s, std::size_t limit = 120) {
 inline std::string clean(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  std::size_t i = 0;
-  while (i < s.size()) {
+  for (std::size_t i = 0; i < s.size();) {
     auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       out += (c < 0x20 || c == 0x7f) ? ' ' : static_cast<char>(c);
       ++i;
-      continue;
-    }
-    std::size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-    bool ok = len > 0 && i + len <= s.size();
-    for (std::size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
-    if (ok) {
-      // Overlong forms, surrogates and code points past U+10FFFF are invalid too.
-      unsigned cp = c & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
-      for (std::size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-      ok = !(len == 2 && cp < 0x80) && !(len == 3 && cp < 0x800) && !(len == 4 && cp < 0x10000) &&
-           !(cp >= 0xD800 && cp <= 0xDFFF) && cp <= 0x10FFFF;
-    }
-    if (ok) {
+    } else if (std::size_t len = utf8::sequence_length(s, i)) {
       out.append(s.substr(i, len));
       i += len;
     } else {
       out += '?';
       ++i;
     }
+  }
+  return out;
+}
+
+// A check parameter that is a list of strings (non-strings skipped; empty when absent).
+inline std::vector<std::string> string_list(const nlohmann::json& params, const char* key) {
+  std::vector<std::string> out;
+  auto it = params.find(key);
+  if (it == params.end() || !it->is_array()) return out;
+  for (const auto& item : *it) {
+    if (item.is_string()) out.push_back(item.get<std::string>());
   }
   return out;
 }
