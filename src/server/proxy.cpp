@@ -673,7 +673,52 @@ asio::awaitable<Reply> Proxy::tags_list(const Target& target, const std::string&
   co_return error_reply(sent.error());
 }
 
+// Referrers answers are kept for the upstream's tag_ttl (signature lookups ask for them on every
+// verdict) and served stale, with a Warning, when the upstream fails.
 asio::awaitable<Reply> Proxy::referrers(const Target& target, const std::string& digest, const std::string& query) {
+  if (!oci::Digest::parse(digest)) co_return error_reply(Errc::digest_invalid, "invalid digest: " + digest);
+  const std::string key = target.repo_key + "@" + digest + "?" + oci::query_param(query, "artifactType").value_or("");
+  auto record = store_.get_record("referrers", key);
+  auto cached = record ? nlohmann::json::parse(*record, nullptr, false) : nlohmann::json();
+  const bool usable = cached.is_object() && cached["at"].is_number_integer() && cached["body"].is_string() &&
+                      cached["filters"].is_string();
+  auto cached_reply = [&](const char* source) {
+    Reply reply;
+    reply.head.result(http::status::ok);
+    reply.head.set(http::field::content_type, oci::media::oci_index);
+    if (!cached["filters"].get<std::string>().empty()) {
+      reply.head.set("OCI-Filters-Applied", cached["filters"].get<std::string>());
+    }
+    reply.body = cached["body"].get<std::string>();
+    reply.cache = source;
+    return reply;
+  };
+  if (usable && unix_now() - cached["at"].get<std::int64_t>() < target.upstream->tag_ttl.count()) {
+    metrics_.record_cache("referrers", "hit");
+    co_return cached_reply("hit");
+  }
+  Reply fresh = co_await fetch_referrers(target, digest, query);
+  if (fresh.head.result() == http::status::ok) {
+    metrics_.record_cache("referrers", "miss");
+    nlohmann::json entry = {{"at", unix_now()},
+                            {"body", fresh.body},
+                            {"filters", std::string(fresh.head["OCI-Filters-Applied"])}};
+    (void)store_.put_record("referrers", key, entry.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    fresh.cache = "miss";
+    co_return fresh;
+  }
+  if (usable && (fresh.head.result_int() >= 500 || fresh.head.result_int() == 429)) {
+    metrics_.record_cache("referrers", "stale");
+    Reply stale = cached_reply("stale");
+    stale.head.insert(http::field::warning,
+                      warning_value("ocigate: upstream unavailable (" + fresh.error + "); serving cached referrers"));
+    co_return stale;
+  }
+  co_return fresh;
+}
+
+asio::awaitable<Reply> Proxy::fetch_referrers(const Target& target, const std::string& digest,
+                                              const std::string& query) {
   auto parsed = oci::Digest::parse(digest);
   if (!parsed) co_return error_reply(Errc::digest_invalid, "invalid digest: " + digest);
   const std::string artifact_type = oci::query_param(query, "artifactType").value_or("");

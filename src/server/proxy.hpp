@@ -91,6 +91,8 @@ class Proxy {
                                      const std::string& digest);
   boost::asio::awaitable<Reply> tags_list(const Target& target, const std::string& query);
   boost::asio::awaitable<Reply> referrers(const Target& target, const std::string& digest, const std::string& query);
+  boost::asio::awaitable<Reply> fetch_referrers(const Target& target, const std::string& digest,
+                                                const std::string& query);
 
   boost::asio::awaitable<Result<ManifestData>> manifest_by_digest(const Target& target, const std::string& digest);
   boost::asio::awaitable<Result<ManifestData>> manifest_by_tag(const Target& target, const std::string& tag);

@@ -75,6 +75,22 @@ class Faults(unittest.TestCase):
         r = request("GET", f"{gate.url}/v2/team/other/manifests/v1", headers=ACCEPT)
         self.assertIn(r.status, (502, 504))
 
+    def test_referrers_are_cached_and_served_stale_when_the_upstream_is_down(self):
+        image = harness.push_image(self.registry, "team/app", "v1")
+        gate = self.gate()
+        first = request("GET", f"{gate.url}/v2/team/app/referrers/{image.digest}")
+        self.assertEqual(first.status, 200)
+        again = request("GET", f"{gate.url}/v2/team/app/referrers/{image.digest}")
+        self.assertEqual(again.json(), first.json())
+        self.assertGreater(gate.metric_sum("ocigate_cache_requests_total", kind="referrers", result="hit"), 0)
+        self.registry.stop()
+        time.sleep(1.2)  # past tag_ttl: the answer is due again and the upstream is gone
+        stale = request("GET", f"{gate.url}/v2/team/app/referrers/{image.digest}")
+        self.assertEqual(stale.status, 200)
+        self.assertIn("299", stale.header("Warning") or "")
+        self.assertEqual(stale.json(), first.json())
+        self.assertGreater(gate.metric_sum("ocigate_cache_requests_total", kind="referrers", result="stale"), 0)
+
     def test_corrupted_blob_is_never_served_whole_nor_cached(self):
         payload = os.urandom(400_000)
         image = harness.push_image(self.registry, "team/app", "v1", layers=[{"data": payload}])

@@ -25,7 +25,7 @@ class Metrics {
 
   // route: base|manifest|blob|tags|referrers|metrics|health|verdict|other
   void record_request(std::string_view route, std::string_view method, unsigned status, double seconds);
-  // kind: blob|manifest|tag; result: hit|miss|stale
+  // kind: blob|manifest|tag|referrers; result: hit|miss|stale
   void record_cache(std::string_view kind, std::string_view result);
   void record_bytes_served(std::string_view source, double bytes);  // source: cache|upstream
   // status: the HTTP status as text, or "error" for transport failures
