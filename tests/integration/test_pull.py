@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import unittest
 import urllib.parse
 
@@ -154,19 +155,23 @@ class OpenUpstream(PullTestCase):
         self.assertEqual(after.json()["tags"], ["t4"])
 
     def test_referrers_fall_back_to_the_tag_schema(self):
-        r = request("GET", f"{self.base}/v2/team/app/referrers/{self.oci.digest}")
+        gate = harness.Ocigate([{"name": "up", "url": self.registry.url, "tag_ttl": "1s"}], default_upstream="up")
+        self.addCleanup(gate.close)
+        base = gate.start().url
+        r = request("GET", f"{base}/v2/team/app/referrers/{self.oci.digest}")
         self.assertEqual(r.status, 200)
         self.assertEqual(r.header("Content-Type"), harness.OCI_INDEX)
         self.assertEqual(r.json()["manifests"], [])
-        # A referrer published through the fallback tag shows up.
+        # A referrer published through the fallback tag shows up once the cached answer is due.
         sig = harness.push_image(self.registry, "team/app", None)
         entry = {"mediaType": sig.media_type, "digest": sig.digest, "size": len(sig.manifest),
                  "artifactType": "application/example"}
         index = json.dumps({"schemaVersion": 2, "mediaType": harness.OCI_INDEX, "manifests": [entry]}).encode()
         self.registry.push_manifest("team/app", "sha256-" + self.oci.digest.split(":")[1], index, harness.OCI_INDEX)
-        r = request("GET", f"{self.base}/v2/team/app/referrers/{self.oci.digest}")
+        time.sleep(1.2)
+        r = request("GET", f"{base}/v2/team/app/referrers/{self.oci.digest}")
         self.assertEqual([m["digest"] for m in r.json()["manifests"]], [sig.digest])
-        filtered = request("GET", f"{self.base}/v2/team/app/referrers/{self.oci.digest}?artifactType=other")
+        filtered = request("GET", f"{base}/v2/team/app/referrers/{self.oci.digest}?artifactType=other")
         self.assertEqual(filtered.json()["manifests"], [])
         self.assertEqual(filtered.header("OCI-Filters-Applied"), "artifactType")
 
