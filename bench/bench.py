@@ -1,0 +1,1061 @@
+#!/usr/bin/env python3
+"""ocigate against CNCF Distribution's pull-through cache (Debian's docker-registry 2.8.2), side by
+side in one run, on loopback. Started by bench/run (which builds ocigate in Release first); see
+bench/README.md for what each figure means and how it is measured.
+
+Everything runs on 127.0.0.1. Every process started here runs in its own session and is killed on
+exit, Ctrl-C, SIGTERM or an error; every byte of temporary data lives under one /tmp directory that
+is removed the same way. Standard library only, plus `docker-registry`, `skopeo` and `cc`
+(which compiles the two load clients, bench/blobget.c and bench/httpload.c)."""
+
+import argparse
+import atexit
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH_DIR)
+DEFAULT_BIN = os.path.join(REPO, "build", "release", "ocigate")
+README = os.path.join(BENCH_DIR, "README.md")
+RESULTS = os.path.join(BENCH_DIR, "results", "latest.json")
+SMOKE_RESULTS = os.path.join(BENCH_DIR, "results", "smoke.json")  # --smoke never replaces the real figures
+MARK_BEGIN = "<!-- bench:results:begin (bench/run rewrites this section) -->"
+MARK_END = "<!-- bench:results:end -->"
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_ACCEPT = f"{OCI_MANIFEST}, {OCI_INDEX}"
+MiB = 1 << 20
+GiB = 1 << 30
+
+# Sizes and durations per mode (load_s: seconds per request-rate measurement).
+MODES = {
+    "full": {"runs": 3, "big": 1 * GiB, "layers": 20, "layer": 5 * MiB, "small": 300, "load_s": 10, "hit_s": 5},
+    "quick": {"runs": 1, "big": 256 * MiB, "layers": 20, "layer": 1 * MiB, "small": 100, "load_s": 4, "hit_s": 3},
+    "smoke": {"runs": 1, "big": 8 * MiB, "layers": 4, "layer": 64 * 1024, "small": 8, "load_s": 1, "hit_s": 1},
+}
+CONCURRENT = 16        # clients for the 16-client throughput, single-flight and memory figures
+MANIFEST_CONNS = 32    # connections for the manifest and HEAD rates
+START_TIMEOUT = 20
+STOP_GRACE = 10
+
+# Used only when the ocigate binary does not say which checks it knows (see policy_check_ids).
+FALLBACK_CHECK_IDS = ["non-root-user", "healthcheck", "no-secrets", "copy-not-add", "no-update-alone", "pinned-base",
+                      "pinned-reference", "trusted-source", "image-age", "signature", "no-setuid",
+                      "no-package-manager", "vulnerabilities"]
+
+
+def log(*parts):
+    print("[bench]", *parts, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# processes and temp data: everything is registered and removed at exit
+
+_procs = []
+_workdir = None
+
+
+def _cleanup():
+    for proc in list(_procs):
+        _kill(proc)
+    if _workdir and os.path.isdir(_workdir):
+        shutil.rmtree(_workdir, ignore_errors=True)
+
+
+def _kill(proc):
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+    if proc in _procs:
+        _procs.remove(proc)
+
+
+def _on_signal(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds through finally blocks and atexit
+
+
+def spawn(cmd, log_path):
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    _procs.append(proc)
+    return proc
+
+
+def terminate(proc):
+    """SIGTERM, SIGKILL after STOP_GRACE; only ever the process (group) this script started."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except OSError:
+            pass
+        try:
+            proc.wait(STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            pass
+    _kill(proc)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_request(port, method, path, headers=None, body=None, timeout=30):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, resp.headers, data
+    finally:
+        conn.close()
+
+
+def wait_ready(proc, port, path, log_path):
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            status, _, _ = http_request(port, "GET", path, timeout=2)
+            if status in (200, 401):
+                return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return None
+
+
+class Server:
+    """One docker-registry or ocigate process on 127.0.0.1 with its own directory."""
+
+    def __init__(self, kind, directory, config_fn, ready_path, cmd_fn):
+        self.kind, self.dir = kind, directory
+        os.makedirs(directory, exist_ok=True)
+        self.config_fn, self.ready_path, self.cmd_fn = config_fn, ready_path, cmd_fn
+        self.log_path = os.path.join(directory, "process.log")
+        self.config_path = os.path.join(directory, "config.yaml")
+        self.proc = None
+        self.port = None
+
+    def start(self):
+        for _ in range(3):
+            self.port = self.port or free_port()
+            with open(self.config_path, "w") as f:
+                json.dump(self.config_fn(self.port), f, indent=1)  # JSON is YAML
+            self.proc = spawn(self.cmd_fn(self.config_path), self.log_path)
+            if wait_ready(self.proc, self.port, self.ready_path, self.log_path):
+                return self
+            _kill(self.proc)
+            self.proc = None
+            self.port = None  # maybe taken meanwhile: pick another
+        raise RuntimeError(f"{self.kind} in {self.dir} did not start:\n{tail(self.log_path)}")
+
+    def restart(self):
+        """Same port, same storage, a fresh process (so VmHWM starts over)."""
+        self.stop()
+        return self.start()
+
+    def stop(self):
+        if self.proc:
+            terminate(self.proc)
+        self.proc = None
+
+    def destroy(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def peak_rss_mib(self):
+        kib = vm_hwm_kib(self.proc.pid)
+        return kib / 1024.0 if kib is not None else None
+
+
+def tail(path, lines=30):
+    try:
+        with open(path, "rb") as f:
+            return b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def registry(directory, proxy_url=None):
+    """docker-registry as Debian ships its default config (filesystem storage, in-memory blob
+    descriptor cache, info logging, access log on), plus `proxy.remoteurl` for the peer."""
+    def config(port):
+        c = {
+            "version": 0.1,
+            "log": {"level": "info", "fields": {"service": "registry"}},
+            "storage": {"filesystem": {"rootdirectory": os.path.join(directory, "data")},
+                        "cache": {"blobdescriptor": "inmemory"}, "delete": {"enabled": True}},
+            "http": {"addr": f"127.0.0.1:{port}", "headers": {"X-Content-Type-Options": ["nosniff"]}},
+        }
+        if proxy_url:
+            c["proxy"] = {"remoteurl": proxy_url}
+        return c
+    return Server("docker-registry" + (" (proxy)" if proxy_url else ""), directory, config, "/v2/",
+                  lambda path: ["docker-registry", "serve", path])
+
+
+def ocigate(binary, directory, upstream_url, policy):
+    """ocigate with its documented defaults except listen/storage/upstream, a tag_ttl long enough
+    that a whole run stays within it, and the given policy section."""
+    def config(port):
+        return {
+            "server": {"listen": f"127.0.0.1:{port}"},
+            "storage": {"path": os.path.join(directory, "cache"), "max_size": "16GiB"},
+            "upstreams": [{"name": "origin", "url": upstream_url, "tag_ttl": "1h"}],
+            "default_upstream": "origin",  # repos are bench/..., not an upstream prefix
+            "policy": policy,
+        }
+    return Server("ocigate", directory, config, "/readyz", lambda path: [binary, "serve", "--config", path])
+
+
+def policy_check_ids(binary, workdir):
+    """The check ids this ocigate build knows: it lists them when refusing an unknown one."""
+    path = os.path.join(workdir, "probe-policy.yaml")
+    with open(path, "w") as f:
+        json.dump({"server": {"listen": "127.0.0.1:1"}, "storage": {"path": os.path.join(workdir, "probe")},
+                   "upstreams": [{"name": "x", "url": "http://127.0.0.1:1"}],
+                   "policy": {"checks": {"no-such-check-bench-probe": "off"}}}, f)
+    try:
+        out = subprocess.run([binary, "serve", "--config", path], capture_output=True, text=True, timeout=20,
+                             stdin=subprocess.DEVNULL)
+        m = re.search(r"unknown check \(known: ([^)]*)\)", out.stdout + out.stderr)
+        if m:
+            return [x.strip() for x in m.group(1).split(",") if x.strip()]
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    log("could not read the check ids from ocigate; using the list known when this script was written")
+    return FALLBACK_CHECK_IDS
+
+
+def policy_off(check_ids):
+    return {"mode": "audit", "checks": {c: "off" for c in check_ids}, "blob_access": "any", "layer_scan": "off"}
+
+
+POLICY_ON = {"mode": "enforce"}  # every check at its default (block), blob_access: referenced
+
+
+# ---------------------------------------------------------------------------------------------
+# seeding the upstream through the registry HTTP API
+
+class Pusher:
+    def __init__(self, port):
+        self.port = port
+        self.conn = None
+
+    def _conn(self):
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300, blocksize=1 << 20)
+        return self.conn
+
+    def call(self, method, path, body=None, headers=None):
+        for attempt in (0, 1):
+            conn = self._conn()
+            try:
+                conn.request(method, path, body=body, headers=headers or {})
+                resp = conn.getresponse()
+                data = resp.read()
+                return resp.status, resp.headers, data
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                self.conn = None
+                if attempt or not isinstance(body, (bytes, type(None))):
+                    raise
+
+    def push_blob(self, repo, body, digest, length):
+        """body: bytes or a binary file object of `length` bytes (streamed, never held whole)."""
+        status, headers, data = self.call("POST", f"/v2/{repo}/blobs/uploads/", body=b"")
+        if status != 202:
+            raise RuntimeError(f"upload start for {repo}: {status} {data[:200]!r}")
+        location = urllib.parse.urlsplit(headers["Location"])
+        query = (location.query + "&" if location.query else "") + "digest=" + urllib.parse.quote(digest)
+        status, _, data = self.call("PUT", f"{location.path}?{query}", body=body,
+                                    headers={"Content-Type": "application/octet-stream",
+                                             "Content-Length": str(length)})
+        if status != 201:
+            raise RuntimeError(f"upload of {digest} to {repo}: {status} {data[:200]!r}")
+        return digest
+
+    def push_bytes(self, repo, data):
+        return self.push_blob(repo, data, sha256(data), len(data))
+
+    def push_manifest(self, repo, tag, body):
+        status, _, data = self.call("PUT", f"/v2/{repo}/manifests/{tag}", body=body,
+                                    headers={"Content-Type": OCI_MANIFEST})
+        if status != 201:
+            raise RuntimeError(f"manifest {repo}:{tag}: {status} {data[:200]!r}")
+        return sha256(body)
+
+    def push_image(self, repo, tag, layers):
+        """layers: [(digest, size)] already pushed. The image is one the default policy allows
+        (non-root user, a healthcheck, buildkit COPY history, recent, base pinned by digest), so that the gate-cost figure
+        measures the gate's work, not a refusal."""
+        created = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+        config = {
+            "architecture": "amd64", "os": "linux", "created": created,
+            "config": {"User": "1000:1000", "Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/app"],
+                       "Healthcheck": {"Test": ["CMD", "/app", "--health"]}},
+            "rootfs": {"type": "layers", "diff_ids": [d for d, _ in layers]},
+            "history": [{"created": created, "created_by": f"COPY app{i} /app # buildkit"}
+                        for i in range(len(layers))],
+        }
+        config_bytes = json.dumps(config, sort_keys=True).encode()
+        config_digest = self.push_bytes(repo, config_bytes)
+        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                    "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config_bytes)},
+                    "layers": [{"mediaType": OCI_LAYER, "digest": d, "size": s} for d, s in layers],
+                    "annotations": {"org.opencontainers.image.base.name": f"docker.io/library/debian@{BASE_DIGEST}",
+                                    "org.opencontainers.image.base.digest": BASE_DIGEST}}
+        body = json.dumps(manifest, indent=2).encode()
+        return self.push_manifest(repo, tag, body), config_digest
+
+
+BASE_DIGEST = "sha256:" + "b" * 64  # the (pretend) base image the seeded images declare
+
+
+def sha256(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def gzip_tar_layer(name, size):
+    """A layer as a real tar+gzip (one file of `size` incompressible bytes, gzip level 1)."""
+    import gzip
+    import io
+    import tarfile
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.uid, info.gid, info.mtime = size, 0o644, 1000, 1000, 1700000000
+        tar.addfile(info, io.BytesIO(os.urandom(size)))
+    return gzip.compress(raw.getvalue(), compresslevel=1, mtime=0)
+
+
+def make_random_file(path, size):
+    """Incompressible bytes, hashed while written. Returns the digest."""
+    h = hashlib.sha256()
+    chunk = 16 * MiB
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            data = os.urandom(min(chunk, left))
+            h.update(data)
+            f.write(data)
+            left -= len(data)
+    return "sha256:" + h.hexdigest()
+
+
+class Seed:
+    """What the upstream holds: bench/big:v1 (one big layer), bench/twenty:v1 (N equal layers),
+    bench/small-NNN:v1 (one small layer each)."""
+
+    def __init__(self, workdir, upstream_port, mode):
+        self.mode = mode
+        self.big_path = os.path.join(workdir, "big.bin")
+        self.big_size = mode["big"]
+        t0 = time.monotonic()
+        self.big_digest = make_random_file(self.big_path, self.big_size)
+        log(f"generated {self.big_size // MiB} MiB of random data in {time.monotonic() - t0:.1f} s")
+        pusher = Pusher(upstream_port)
+        t0 = time.monotonic()
+        with open(self.big_path, "rb") as f:
+            pusher.push_blob("bench/big", f, self.big_digest, self.big_size)
+        self.big_manifest, _ = pusher.push_image("bench/big", "v1", [(self.big_digest, self.big_size)])
+        layers = []
+        for i in range(mode["layers"]):
+            data = gzip_tar_layer(f"app/part{i}.bin", mode["layer"])  # a real tar+gzip: prefetch scans it
+            layers.append((pusher.push_bytes("bench/twenty", data), len(data)))
+        self.twenty_manifest, _ = pusher.push_image("bench/twenty", "v1", layers)
+        log(f"pushed bench/big and bench/twenty in {time.monotonic() - t0:.1f} s")
+        t0 = time.monotonic()
+        self.small = []  # (repo, manifest digest, layer digest)
+        threads, lock = [], threading.Lock()
+        names = [f"bench/small-{i:03d}" for i in range(mode["small"])]
+
+        def worker(part):
+            p = Pusher(upstream_port)
+            for repo in part:
+                layer = os.urandom(1024 + (hash(repo) % 3072))
+                layer_digest = p.push_bytes(repo, layer)
+                digest, _ = p.push_image(repo, "v1", [(layer_digest, len(layer))])
+                with lock:
+                    self.small.append((repo, digest, layer_digest))
+
+        for k in range(4):
+            t = threading.Thread(target=worker, args=(names[k::4],))
+            t.start()
+            threads.append(t)
+        for t in threads:
+            t.join()
+        if len(self.small) != len(names):
+            raise RuntimeError("seeding the small images failed")
+        self.small.sort()
+        log(f"pushed {len(self.small)} small images in {time.monotonic() - t0:.1f} s")
+
+    def write_path_files(self, workdir):
+        files = {}
+        lists = {
+            "by_tag": [f"/v2/{repo}/manifests/v1" for repo, _, _ in self.small],
+            "by_digest": [f"/v2/{repo}/manifests/{digest}" for repo, digest, _ in self.small],
+            "blobs": [f"/v2/{repo}/blobs/{layer}" for repo, _, layer in self.small],
+        }
+        for name, paths in lists.items():
+            path = os.path.join(workdir, f"paths-{name}.txt")
+            with open(path, "w") as f:
+                f.write("\n".join(paths) + "\n")
+            files[name] = path
+        return files, lists
+
+    @property
+    def big_path_url(self):
+        return f"/v2/bench/big/blobs/{self.big_digest}"
+
+
+# ---------------------------------------------------------------------------------------------
+# load tools
+
+class Tools:
+    def __init__(self, workdir):
+        self.blobget = os.path.join(workdir, "blobget")
+        self.httpload = os.path.join(workdir, "httpload")
+        for name in ("blobget", "httpload"):
+            subprocess.run(["cc", "-O2", "-pthread", "-o", os.path.join(workdir, name),
+                            os.path.join(BENCH_DIR, name + ".c")], check=True, timeout=120)
+
+    def get(self, port, path, clients, timeout=600):
+        """blobget: clients concurrent GETs; returns its JSON (raises when any client failed)."""
+        out = subprocess.run([self.blobget, "127.0.0.1", str(port), path, str(clients), str(timeout)],
+                             capture_output=True, text=True, timeout=timeout + 30, stdin=subprocess.DEVNULL)
+        result = json.loads(out.stdout)
+        if result["failed"]:
+            bad = [c for c in result["clients"] if c["status"] != 200 or c["error"]][:3]
+            raise RuntimeError(f"GET {path} on :{port}: {result['failed']} of {clients} failed: {bad}")
+        return result
+
+    def load(self, port, paths_file, method, seconds, connections, threads, headers=()):
+        """httpload: a closed loop of keep-alive requests; returns its JSON plus rps (raises on any error)."""
+        cmd = [self.httpload, "127.0.0.1", str(port), paths_file, method, str(seconds), str(connections),
+               str(threads), *headers]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, stdin=subprocess.DEVNULL)
+        m = re.search(r"BENCH_JSON (\{.*\})", out.stdout)
+        if not m:
+            raise RuntimeError(f"httpload printed no result:\n{out.stdout}\n{out.stderr}")
+        r = json.loads(m.group(1))
+        errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["status_errors"]
+        if errors or r["requests"] == 0:
+            raise RuntimeError(f"{method} load on :{port}: {errors} errors in {r['requests']} requests: {r}")
+        r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+        return r
+
+
+class Ceiling:
+    """The same big file served by a trivial loopback sender: read the request head, write a
+    response head, socket.sendfile() the file. One thread per connection."""
+
+    def __init__(self, path, size):
+        self.path, self.size = path, size
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        try:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                got = conn.recv(4096)
+                if not got:
+                    return
+                head += got
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                         b"Content-Length: %d\r\nConnection: close\r\n\r\n" % self.size)
+            with open(self.path, "rb") as f:
+                conn.sendfile(f)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def skopeo_copy(port, ref, dest):
+    cmd = ["skopeo", "--insecure-policy", "copy", "--src-tls-verify=false", f"docker://127.0.0.1:{port}/{ref}",
+           "dir:" + dest]
+    t0 = time.monotonic()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    seconds = time.monotonic() - t0
+    shutil.rmtree(dest, ignore_errors=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"skopeo copy {ref} from :{port} failed: {out.stderr[-1500:]}")
+    return seconds
+
+
+ACCESS_RE = re.compile(r'"GET (\S+) HTTP/1\.[01]" (\d{3}) (\d+)')
+
+
+def upstream_blob_bytes(log_path, offset, blob_path):
+    """Bytes the upstream docker-registry wrote for GETs of blob_path after `offset` in its log
+    (the access log records the bytes actually written, so an aborted stream counts what it sent)."""
+    total = gets = 0
+    with open(log_path, "rb") as f:
+        f.seek(offset)
+        for raw in f:
+            m = ACCESS_RE.search(raw.decode(errors="replace"))
+            if m and m.group(1) == blob_path:
+                gets += 1
+                total += int(m.group(3))
+    return total, gets
+
+
+def settle_upstream(log_path, offset, blob_path, timeout=120):
+    """Waits until the upstream's count of bytes for blob_path stops changing (a proxy may still be
+    filling its cache after its clients are done)."""
+    last, stable_since = None, time.monotonic()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = upstream_blob_bytes(log_path, offset, blob_path)
+        if now != last:
+            last, stable_since = now, time.monotonic()
+        elif time.monotonic() - stable_since > 1.5:
+            break
+        time.sleep(0.25)
+    return last
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def sequential_latencies(port, paths, headers):
+    """One keep-alive connection, one GET after the other; seconds per request."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    out = []
+    try:
+        for path in paths:
+            t0 = time.perf_counter()
+            conn.request("GET", path, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            out.append(time.perf_counter() - t0)
+            if resp.status != 200:
+                raise RuntimeError(f"GET {path} on :{port}: {resp.status}")
+    finally:
+        conn.close()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the benchmark
+
+class Bench:
+    def __init__(self, args, workdir):
+        self.args = args
+        self.mode_name = "smoke" if args.smoke else "quick" if args.quick else "full"
+        self.mode = dict(MODES[self.mode_name])
+        if args.runs:
+            self.mode["runs"] = args.runs
+        self.workdir = workdir
+        self.binary = args.ocigate
+        self.samples = {}   # key -> {"ocigate": [...], "peer": [...], "extra": {...}}
+        self.errors = []
+
+    def add(self, key, who, value):
+        self.samples.setdefault(key, {}).setdefault(who, []).append(value)
+
+    def attempt(self, what, fn):
+        """Runs one measurement; a failure is recorded (and fails the run) but does not stop the others."""
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 - a failed measurement is reported, not fatal
+            msg = f"{what}: {type(e).__name__}: {e}"
+            log("ERROR", msg)
+            self.errors.append(msg)
+            return None
+
+    def run(self):
+        mode, wd = self.mode, self.workdir
+        self.tools = Tools(wd)
+        self.check_ids = policy_check_ids(self.binary, wd)
+        self.off = policy_off(self.check_ids)
+
+        self.upstream = registry(os.path.join(wd, "upstream")).start()
+        log(f"upstream docker-registry on :{self.upstream.port}")
+        self.seed = Seed(wd, self.upstream.port, mode)
+        self.paths, self.path_lists = self.seed.write_path_files(wd)
+        up_url = f"http://127.0.0.1:{self.upstream.port}"
+        self.up_url = up_url
+
+        self.ceiling = Ceiling(self.seed.big_path, self.seed.big_size)
+        self.warm = {
+            "ocigate": ocigate(self.binary, os.path.join(wd, "warm-ocigate"), up_url, self.off).start(),
+            "peer": registry(os.path.join(wd, "warm-peer"), proxy_url=up_url).start(),
+        }
+        for who, server in self.warm.items():
+            self.fill(server)
+            log(f"warm {who} filled on :{server.port}")
+
+        for r in range(mode["runs"]):
+            order = ["ocigate", "peer"] if r % 2 == 0 else ["peer", "ocigate"]
+            log(f"run {r + 1}/{mode['runs']} (order: {', '.join(order)})")
+            self.warm_figures(order)
+            self.cold_figures(order)
+            self.gate_figures(r)
+            self.prefetch_figures(r)
+        self.layer_scan_figures()
+        self.ceiling.close()
+        for server in self.warm.values():
+            server.stop()
+        self.upstream.stop()
+
+    def fill(self, server):
+        """Pulls everything the warm figures read, so they measure the cache."""
+        self.tools.get(server.port, self.seed.big_path_url, 1)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        try:
+            for kind in ("by_tag", "by_digest", "blobs"):
+                for path in self.path_lists[kind]:
+                    conn.request("GET", path, headers={"Accept": OCI_ACCEPT})
+                    resp = conn.getresponse()
+                    resp.read()
+                    if resp.status != 200:
+                        raise RuntimeError(f"filling {server.kind}: GET {path}: {resp.status}")
+        finally:
+            conn.close()
+
+    # ---- warm: blob throughput, memory, manifest and HEAD rates ----
+
+    def warm_figures(self, order):
+        big = self.seed.big_path_url
+        for who in order:
+            self.warm[who].restart()  # fresh process on the warm storage: VmHWM counts this run only
+        # 16 clients first, so each process's VmHWM afterwards is the peak of the 16-client pull.
+        for who in order:
+            server = self.warm[who]
+            r = self.attempt(f"warm 16 clients {who}", lambda: self.tools.get(server.port, big, CONCURRENT))
+            if r:
+                self.add("warm16", who, r["bytes_per_second"])
+                self.add("rss_warm16", who, server.peak_rss_mib())
+        r = self.attempt("ceiling 16 clients", lambda: self.tools.get(self.ceiling.port, "/", CONCURRENT))
+        if r:
+            self.add("warm16", "ceiling", r["bytes_per_second"])
+        for who in order:
+            server = self.warm[who]
+            r = self.attempt(f"warm 1 client {who}", lambda: self.tools.get(server.port, big, 1))
+            if r:
+                self.add("warm1", who, r["bytes_per_second"])
+        r = self.attempt("ceiling 1 client", lambda: self.tools.get(self.ceiling.port, "/", 1))
+        if r:
+            self.add("warm1", "ceiling", r["bytes_per_second"])
+        for key, paths, method in (("manifest_tag", "by_tag", "GET"), ("manifest_digest", "by_digest", "GET"),
+                                   ("head_blob", "blobs", "HEAD")):
+            for who in order:
+                server = self.warm[who]
+                r = self.attempt(f"{key} {who}", lambda: self.tools.load(
+                    server.port, self.paths[paths], method, self.mode["load_s"], MANIFEST_CONNS, 2,
+                    headers=[f"Accept: {OCI_ACCEPT}"]))
+                if r:
+                    self.add(key, who, r)
+
+    # ---- cold: first byte, cold throughput, skopeo overhead, single-flight, memory ----
+
+    def fresh(self, who, name):
+        directory = os.path.join(self.workdir, f"cold-{who}-{name}")
+        shutil.rmtree(directory, ignore_errors=True)
+        if who == "ocigate":
+            return ocigate(self.binary, directory, self.up_url, self.off).start()
+        return registry(directory, proxy_url=self.up_url).start()
+
+    def cold_figures(self, order):
+        big = self.seed.big_path_url
+        # Straight from the upstream: the reference for first byte and for skopeo.
+        r = self.attempt("direct cold GET", lambda: self.tools.get(self.upstream.port, big, 1))
+        if r:
+            self.add("ttfb", "direct", r["clients"][0]["ttfbb"])
+            self.add("cold1", "direct", r["bytes_per_second"])
+        direct = self.attempt("skopeo direct", lambda: skopeo_copy(self.upstream.port, "bench/twenty:v1",
+                                                                   os.path.join(self.workdir, "copy")))
+        if direct:
+            self.add("skopeo", "direct", direct)
+        for who in order:
+            server = self.attempt(f"start cold {who}", lambda: self.fresh(who, "single"))
+            if not server:
+                continue
+            r = self.attempt(f"cold 1 client {who}", lambda: self.tools.get(server.port, big, 1))
+            if r:
+                self.add("ttfb", who, r["clients"][0]["ttfbb"])
+                self.add("cold1", who, r["bytes_per_second"])
+            t = self.attempt(f"skopeo via {who}", lambda: skopeo_copy(server.port, "bench/twenty:v1",
+                                                                      os.path.join(self.workdir, "copy")))
+            if t:
+                self.add("skopeo", who, t)
+            server.destroy()
+        for who in order:
+            server = self.attempt(f"start cold {who}", lambda: self.fresh(who, "flight"))
+            if not server:
+                continue
+            offset = os.path.getsize(self.upstream.log_path)
+            r = self.attempt(f"cold {CONCURRENT} clients {who}", lambda: self.tools.get(server.port, big, CONCURRENT))
+            if r:
+                self.add("cold16", who, r["bytes_per_second"])
+                self.add("rss_cold16", who, server.peak_rss_mib())
+                sent, gets = settle_upstream(self.upstream.log_path, offset, big)
+                self.add("single_flight", who, sent / self.seed.big_size)
+                self.add("single_flight_gets", who, gets)
+            server.destroy()
+
+    # ---- layer scan: the standalone scanner (bench/layer_scan.cpp), and the prefetch cost in a first pull ----
+
+    def layer_scan_figures(self):
+        binary = self.args.layer_scan
+        if not binary or not os.access(binary, os.X_OK):
+            log("no layer-scan program (bench/run builds it); layer-scan rows are n/a")
+            return
+        mib = {"full": 256, "quick": 256, "smoke": 16}[self.mode_name]
+
+        def run():
+            out = subprocess.run(["taskset", "-c", "0", binary, str(mib)] if shutil.which("taskset")
+                                 else [binary, str(mib)], capture_output=True, text=True, timeout=1800,
+                                 stdin=subprocess.DEVNULL, check=True)
+            return json.loads(out.stdout)
+        res = self.attempt("layer scan", run)
+        if res:
+            for fmt in ("gzip", "zstd"):
+                self.add("layer_scan", fmt, res[fmt])
+
+    def prefetch_figures(self, run):
+        if "no-setuid" not in self.check_ids:
+            log("this ocigate has no no-setuid check; prefetch figure skipped")
+            return
+        order = ["prefetch", "off"]
+        if run % 2:
+            order.reverse()
+        for scan in order:
+            policy = dict(self.off, mode="enforce", layer_scan=scan)
+            policy["checks"] = dict(self.off["checks"], **{"no-setuid": "block"})
+            directory = os.path.join(self.workdir, f"scan-{scan}")
+            shutil.rmtree(directory, ignore_errors=True)
+            server = self.attempt(f"start scan {scan}", lambda: ocigate(self.binary, directory, self.up_url,
+                                                                        policy).start())
+            if not server:
+                continue
+            t = self.attempt(f"skopeo, layer_scan {scan}", lambda: skopeo_copy(server.port, "bench/twenty:v1",
+                                                                               os.path.join(self.workdir, "copy")))
+            if t:
+                self.add("prefetch_first_pull", scan, t)
+            server.destroy()
+
+    # ---- gate cost: ocigate with the policy on (enforce, default checks) vs off ----
+
+    def gate_figures(self, run):
+        order = [("on", POLICY_ON), ("off", self.off)]
+        if run % 2:
+            order.reverse()
+        small = self.seed.small
+        # At most 100 first pulls per instance: each costs an upstream round trip or two (plus the gate).
+        tag_paths = [f"/v2/{repo}/manifests/v1" for repo, _, _ in small][:100]
+        gate_paths_file = os.path.join(self.workdir, "paths-gate.txt")  # the same, for the verdict-cache hits
+        with open(gate_paths_file, "w") as f:
+            f.write("\n".join(tag_paths) + "\n")
+        for name, policy in order:
+            directory = os.path.join(self.workdir, f"gate-{name}")
+            shutil.rmtree(directory, ignore_errors=True)
+            server = self.attempt(f"start gate {name}", lambda: ocigate(self.binary, directory, self.up_url,
+                                                                        policy).start())
+            if not server:
+                continue
+            lat = self.attempt(f"first manifest GETs, policy {name}",
+                               lambda: sequential_latencies(server.port, tag_paths, {"Accept": OCI_ACCEPT}))
+            if lat:
+                self.add("gate_first_manifest", name, median(lat))
+            t = self.attempt(f"skopeo, policy {name}", lambda: skopeo_copy(server.port, "bench/twenty:v1",
+                                                                           os.path.join(self.workdir, "copy")))
+            if t:
+                self.add("gate_first_pull", name, t)
+            # HEAD, not GET: a GET's latency is dominated by a 40 ms Nagle/delayed-ACK stall in ocigate's
+            # reply (see bench/README.md, "what limits the figures"), which would drown a 0.2 ms target.
+            r = self.attempt(f"verdict-cache hits, policy {name}", lambda: self.tools.load(
+                server.port, gate_paths_file, "HEAD", self.mode["hit_s"], 1, 1,
+                headers=[f"Accept: {OCI_ACCEPT}"]))
+            if r:
+                self.add("gate_hit", name, r)
+            server.destroy()
+
+
+# ---------------------------------------------------------------------------------------------
+# the table
+
+def gib_s(v):
+    return f"{v / GiB:.2f} GiB/s" if v is not None else "—"
+
+
+def fmt_ratio(r):
+    return f"{r:.2f}×" if r is not None else "—"
+
+
+def ratio(a, b):
+    return a / b if a is not None and b not in (None, 0) else None
+
+
+def build_table(bench):
+    s = bench.samples
+    rows = []  # (key, figure, ocigate text, peer text, ratio text, target text, met (True/False/None), data)
+
+    def med(key, who, field=None):
+        vals = s.get(key, {}).get(who, [])
+        if field:
+            vals = [v[field] for v in vals if v is not None]
+        return median(vals)
+
+    def met(*conds):
+        if any(c is None for c in conds):
+            return None
+        return all(conds)
+
+    for key, label in (("warm1", "warm blob, 1 client"), ("warm16", f"warm blob, {CONCURRENT} clients (aggregate)")):
+        o, p, c = med(key, "ocigate"), med(key, "peer"), med(key, "ceiling")
+        pct = lambda v: f" ({100 * v / c:.0f}% of ceiling)" if v is not None and c else ""
+        rr = ratio(o, p)
+        rows.append((key, label, gib_s(o) + pct(o), gib_s(p) + pct(p), fmt_ratio(rr), "≥ 1.2× and ≥ 75% of ceiling",
+                     met(rr is not None and rr >= 1.2, o is not None and c and o / c >= 0.75),
+                     {"ocigate": o, "peer": p, "ceiling": c}))
+    for key, label in (("warm1", "ceiling: loopback sendfile, 1 client"),
+                       ("warm16", f"ceiling: loopback sendfile, {CONCURRENT} clients")):
+        c = med(key, "ceiling")
+        rows.append((key + "_ceiling", label, gib_s(c), gib_s(c), "—", "(reference)", None, {"ceiling": c}))
+
+    o, p, d = med("cold1", "ocigate"), med("cold1", "peer"), med("cold1", "direct")
+    rr = ratio(o, p)
+    rows.append(("cold1", "cold blob, 1 client", gib_s(o), gib_s(p), fmt_ratio(rr),
+                 f"≥ 1.7× (direct from upstream: {gib_s(d)})", met(rr is not None and rr >= 1.7),
+                 {"ocigate": o, "peer": p, "direct": d}))
+    o, p = med("cold16", "ocigate"), med("cold16", "peer")
+    rows.append(("cold16", f"cold blob, {CONCURRENT} clients (aggregate)", gib_s(o), gib_s(p), fmt_ratio(ratio(o, p)),
+                 "—", None, {"ocigate": o, "peer": p}))
+
+    d = med("ttfb", "direct")
+    o = med("ttfb", "ocigate")
+    p = med("ttfb", "peer")
+    od = (o - d) * 1000 if o is not None and d is not None else None
+    pd = (p - d) * 1000 if p is not None and d is not None else None
+    rows.append(("ttfb", "first-byte latency, cold blob (proxy − direct)",
+                 f"{od:+.2f} ms" if od is not None else "—", f"{pd:+.2f} ms" if pd is not None else "—",
+                 fmt_ratio(ratio(od, pd)) if od is not None and pd and pd > 0 else "—",
+                 f"— (direct: {d * 1000:.2f} ms)" if d is not None else "—", None,
+                 {"ocigate_ms": od, "peer_ms": pd, "direct_ms": d * 1000 if d is not None else None}))
+
+    for key, label, want in (("manifest_tag", "manifest GET by tag (32 conns)", 10),
+                             ("manifest_digest", "manifest GET by digest (32 conns)", 5),
+                             ("head_blob", "HEAD blob (32 conns)", 5)):
+        o, p = med(key, "ocigate", "rps"), med(key, "peer", "rps")
+        o99, p99 = med(key, "ocigate", "p99_us"), med(key, "peer", "p99_us")
+        o50, p50 = med(key, "ocigate", "p50_us"), med(key, "peer", "p50_us")
+
+        def txt(rps, q50, q99):
+            if rps is None:
+                return "—"
+            return f"{rps:,.0f} req/s (p50 {q50 / 1000:.2f} / p99 {q99 / 1000:.2f} ms)"
+        rr = ratio(o, p)
+        manifest = key != "head_blob"
+        target = f"≥ {want}×" + (", p99 ≤ 10 ms" if manifest else "")
+        rows.append((key, label, txt(o, o50, o99), txt(p, p50, p99), fmt_ratio(rr), target,
+                     met(rr is not None and rr >= want, (o99 is not None and o99 <= 10000) if manifest else True),
+                     {"ocigate_rps": o, "peer_rps": p, "ocigate_p50_us": o50, "ocigate_p99_us": o99,
+                      "peer_p50_us": p50, "peer_p99_us": p99}))
+
+    d = med("skopeo", "direct")
+    o, p = med("skopeo", "ocigate"), med("skopeo", "peer")
+    oo, pp = ratio(o, d), ratio(p, d)
+    n = bench.mode["layers"]
+    rows.append(("skopeo", f"cold pull overhead (skopeo copy, {n} layers) ÷ direct",
+                 f"{fmt_ratio(oo)} ({o:.2f} s)" if o else "—", f"{fmt_ratio(pp)} ({p:.2f} s)" if p else "—",
+                 fmt_ratio(ratio(o, p)), f"≤ 1.10× (direct: {d:.2f} s)" if d else "≤ 1.10×",
+                 met(oo is not None and oo <= 1.10), {"ocigate_s": o, "peer_s": p, "direct_s": d}))
+
+    o, p = med("single_flight", "ocigate"), med("single_flight", "peer")
+    og, pg = med("single_flight_gets", "ocigate"), med("single_flight_gets", "peer")
+    rows.append(("single_flight", f"single-flight: upstream bytes ÷ blob size, {CONCURRENT} cold clients",
+                 f"{o:.2f}× ({og:.0f} GETs)" if o is not None else "—",
+                 f"{p:.2f}× ({pg:.0f} GETs)" if p is not None else "—", fmt_ratio(ratio(o, p)), "≤ 1.05×",
+                 met(o is not None and o <= 1.05), {"ocigate": o, "peer": p, "ocigate_gets": og, "peer_gets": pg}))
+
+    for key, label in (("rss_cold16", f"peak RSS, {CONCURRENT} concurrent cold pulls"),
+                       ("rss_warm16", f"peak RSS, {CONCURRENT} concurrent warm pulls")):
+        o, p = med(key, "ocigate"), med(key, "peer")
+        rows.append((key, label, f"{o:.0f} MiB" if o is not None else "—", f"{p:.0f} MiB" if p is not None else "—",
+                     fmt_ratio(ratio(o, p)), "≤ 128 MiB", met(o is not None and o <= 128), {"ocigate": o, "peer": p}))
+
+    on, off = med("gate_first_pull", "on"), med("gate_first_pull", "off")
+    rr = ratio(on, off)
+    rows.append(("gate_first_pull", f"gate cost: first pull ({n} layers), policy on ÷ off",
+                 f"{fmt_ratio(rr)} ({on:.2f} s vs {off:.2f} s)" if rr else "—", "n/a (no gate)", "—", "≤ 1.10×",
+                 met(rr is not None and rr <= 1.10), {"on_s": on, "off_s": off}))
+    on, off = med("gate_first_manifest", "on"), med("gate_first_manifest", "off")
+    rows.append(("gate_first_manifest", "gate cost: first manifest GET, on − off (median)",
+                 f"{(on - off) * 1000:+.2f} ms ({on * 1000:.2f} vs {off * 1000:.2f} ms)" if on and off else "—",
+                 "n/a (no gate)", "—", "—", None,
+                 {"on_ms": on * 1000 if on else None, "off_ms": off * 1000 if off else None}))
+    on, off = med("gate_hit", "on", "p50_us"), med("gate_hit", "off", "p50_us")
+    added = (on - off) / 1000 if on is not None and off is not None else None
+    rows.append(("gate_hit", "gate cost: verdict-cache hit, added p50 latency (HEAD by tag, 1 conn)",
+                 f"{added:+.3f} ms ({on / 1000:.3f} vs {off / 1000:.3f} ms)" if added is not None else "—",
+                 "n/a (no gate)", "—", "≤ 0.2 ms", met(added is not None and added <= 0.2),
+                 {"on_p50_us": on, "off_p50_us": off, "added_ms": added}))
+    pf, off = med("prefetch_first_pull", "prefetch"), med("prefetch_first_pull", "off")
+    rows.append(("prefetch_first_pull", f"layer scan: first pull ({n} layers), prefetch − off (no-setuid: block)",
+                 f"{pf - off:+.2f} s, {pf / off:.2f}× ({pf:.2f} s vs {off:.2f} s)" if pf and off else "—",
+                 "n/a (no gate)", "—", "—", None, {"prefetch_s": pf, "off_s": off}))
+    for fmt in ("gzip", "zstd"):
+        vals = s.get("layer_scan", {}).get(fmt, [])
+        cpu = median([v["mb_s_cpu"] for v in vals])
+        wall = median([v["mb_s_wall"] for v in vals])
+        size = vals[0]["compressed_bytes"] / MiB if vals else None
+        rows.append((f"layer_scan_{fmt}", f"layer scan, {fmt}, 1 core (MB/s of compressed input)",
+                     f"{cpu:,.0f} MB/s per CPU-second ({wall:,.0f} MB/s wall; {size:.0f} MiB layer)"
+                     if cpu is not None else "n/a (layer-scan program not built)", "n/a", "—", "—", None,
+                     {"mb_s_cpu": cpu, "mb_s_wall": wall}))
+    return rows
+
+
+def render_table(rows):
+    header = ["figure", "ocigate", "peer (Distribution proxy)", "ratio", "target", "met?"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, label, o, p, r, target, ok, _ in rows:
+        mark = "—" if ok is None else ("yes" if ok else "**no**")
+        lines.append(f"| {label} | {o} | {p} | {r} | {target} | {mark} |")
+    return "\n".join(lines)
+
+
+def write_outputs(bench, rows, started, update_readme):
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    cores = os.cpu_count()
+    mode = bench.mode
+    table = render_table(rows)
+    sizes = (f"big blob {mode['big'] // MiB} MiB, {mode['layers']} × {mode['layer'] / MiB:g} MiB layers, "
+             f"{mode['small']} small images")
+    heading = (f"Mode `{bench.mode_name}`, {mode['runs']} run(s) (medians), {cores} cores, {date}; {sizes}; "
+               f"{mode['load_s']} s per rate; {time.monotonic() - started:.0f} s in all.")
+    print()
+    print(heading)
+    print()
+    print(table)
+    if bench.errors:
+        print("\nmeasurement errors:")
+        for e in bench.errors:
+            print("  - " + e)
+    doc = {
+        "date": date, "cores": cores, "mode": bench.mode_name, "runs": mode["runs"], "sizes": mode,
+        "concurrent_clients": CONCURRENT, "manifest_connections": MANIFEST_CONNS,
+        "peer": "docker-registry 2.8.2 (CNCF Distribution) in proxy mode",
+        "policy_check_ids": bench.check_ids,
+        "figures": [{"key": k, "figure": label, "ocigate": o, "peer": p, "ratio": r, "target": t, "met": ok,
+                     "values": data} for k, label, o, p, r, t, ok, data in rows],
+        "samples": bench.samples, "errors": bench.errors, "table": table,
+    }
+    results = SMOKE_RESULTS if bench.mode_name == "smoke" else RESULTS
+    os.makedirs(os.path.dirname(results), exist_ok=True)
+    with open(results, "w") as f:
+        json.dump(doc, f, indent=1, default=str)
+        f.write("\n")
+    if update_readme and os.path.exists(README):
+        with open(README) as f:
+            text = f.read()
+        if MARK_BEGIN in text and MARK_END in text:
+            before, rest = text.split(MARK_BEGIN, 1)
+            _, after = rest.split(MARK_END, 1)
+            errors = ""
+            if bench.errors:
+                errors = "\nMeasurement errors in this run:\n" + "".join(f"- {e}\n" for e in bench.errors)
+            section = f"{MARK_BEGIN}\n{heading}\n\n{table}\n{errors}{MARK_END}"
+            with open(README, "w") as f:
+                f.write(before + section + after)
+        else:
+            log("bench/README.md has no results markers; not rewritten")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, one run")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, one run: checks the script end to end")
+    ap.add_argument("--runs", type=int, help="override the number of runs")
+    ap.add_argument("--ocigate", default=os.environ.get("OCIGATE_BIN", DEFAULT_BIN), help="ocigate binary")
+    ap.add_argument("--layer-scan", help="the bench/layer_scan.cpp program (bench/run builds it)")
+    ap.add_argument("--no-readme", action="store_true", help="do not rewrite the results section of bench/README.md")
+    args = ap.parse_args()
+    for tool in ("docker-registry", "skopeo", "cc"):
+        if not shutil.which(tool):
+            sys.exit(f"bench: `{tool}` is not installed (scripts/setup installs it)")
+    if not os.access(args.ocigate, os.X_OK):
+        sys.exit(f"bench: no ocigate binary at {args.ocigate} (bench/run builds it)")
+
+    global _workdir
+    _workdir = tempfile.mkdtemp(prefix="ocigate-bench-", dir="/tmp")
+    atexit.register(_cleanup)
+    # Also SIGINT: a shell starts background jobs with SIGINT ignored, which would skip the cleanup.
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, _on_signal)
+    started = time.monotonic()
+    bench = Bench(args, _workdir)
+    # The smoke mode is a check that the script works: it never rewrites the README's figures.
+    update_readme = not args.no_readme and not args.smoke
+    try:
+        bench.run()
+    finally:
+        _cleanup()
+    rows = build_table(bench)
+    write_outputs(bench, rows, started, update_readme)
+    return 1 if bench.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
