@@ -88,13 +88,20 @@ asio::awaitable<beast::error_code> read_body_step(Connection& connection, Parser
   co_return ec;
 }
 
+// An idle connection must have nothing to read: bytes that arrived after the last response (an
+// upstream that sent more than Content-Length) would be taken as the next answer. Such a
+// connection, or one with a socket error, is dropped.
 std::unique_ptr<Connection> Pool::take(const Endpoint& endpoint) {
   std::lock_guard lock(mutex_);
   auto it = idle_.find(endpoint.key());
-  if (it == idle_.end() || it->second.empty()) return nullptr;
-  auto connection = std::move(it->second.back());
-  it->second.pop_back();
-  return connection;
+  while (it != idle_.end() && !it->second.empty()) {
+    auto connection = std::move(it->second.back());
+    it->second.pop_back();
+    beast::error_code ec;
+    const auto pending = connection->lowest().socket().available(ec);
+    if (!ec && pending == 0) return connection;
+  }
+  return nullptr;
 }
 
 void Pool::give_back(std::unique_ptr<Connection> connection) {
