@@ -99,7 +99,9 @@ asio::awaitable<std::optional<policy::FilesystemFacts>> Proxy::scan_layers(const
   const auto deadline = Clock::now() + timeout;
   // Start every fetch at once so layers download in parallel while earlier ones are scanned.
   for (const auto& layer : manifest.layers) {
-    if (layers::foreign_layer(layer.media_type) || store_.blob_size(layer.digest) || stored_report(layer.digest)) {
+    // Presence is enough here; layer_report parses the stored report once.
+    if (layers::foreign_layer(layer.media_type) || store_.blob_size(layer.digest) ||
+        store_.get_record(report_space, layer.digest)) {
       continue;
     }
     (void)blob_fetches_.join(layer.digest, *target.client, target.repo, scope_for(target.repo));
