@@ -243,7 +243,9 @@ asio::awaitable<policy::Verdict> Proxy::judge_image(const Target& target, const 
   const std::string image = facts.upstream + "/" + facts.repository;
   // A verdict that depends on signatures is refreshed on the tag's TTL: a signature added later counts.
   std::optional<std::chrono::seconds> max_age;
-  if (signature::fetch_plan(*gate_.trust(), image).required) max_age = target.upstream->tag_ttl;
+  const auto trust = gate_.trust();  // one snapshot for the plan and the verification
+  const auto plan = signature::fetch_plan(*trust, image);
+  if (plan.required) max_age = target.upstream->tag_ttl;
   if (auto cached = gate_.cached(facts, max_age)) {
     gate_.audit(*cached, client, true);
     co_return *cached;
@@ -251,7 +253,7 @@ asio::awaitable<policy::Verdict> Proxy::judge_image(const Target& target, const 
   auto current = gate_.policy();
   const bool checks_on = policy::any_check_on(*current, image);
   if (manifest.config && checks_on) facts.config = co_await load_config(target, *manifest.config);
-  if (checks_on) facts.signature = co_await verify_signatures(target, data, image);
+  if (checks_on) facts.signature = co_await verify_signatures(target, data, image, *trust, plan);
   if (checks_on && current->layer_scan == policy::LayerScan::prefetch) {
     facts.filesystem = co_await scan_layers(target, manifest, current->prefetch_timeout);
   }

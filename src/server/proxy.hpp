@@ -70,7 +70,9 @@ class Proxy {
                                                                 std::int64_t max_size);
   // Signature lookups (signatures.cpp).
   boost::asio::awaitable<policy::SignatureFacts> verify_signatures(const Target& target, const ManifestData& data,
-                                                                   const std::string& image);
+                                                                   const std::string& image,
+                                                                   const signature::TrustStore& trust,
+                                                                   const signature::FetchPlan& plan);
   boost::asio::awaitable<signature::Subject> signature_subject(const Target& target, const signature::FetchPlan& plan,
                                                                const std::string& digest, std::int64_t size,
                                                                bool via_index);

@@ -87,9 +87,9 @@ asio::awaitable<signature::Subject> Proxy::signature_subject(const Target& targe
 }
 
 asio::awaitable<policy::SignatureFacts> Proxy::verify_signatures(const Target& target, const ManifestData& data,
-                                                                 const std::string& image) {
-  auto trust = gate_.trust();
-  auto plan = signature::fetch_plan(*trust, image);
+                                                                 const std::string& image,
+                                                                 const signature::TrustStore& trust,
+                                                                 const signature::FetchPlan& plan) {
   if (!plan.required) co_return signature::not_required();
   const auto started = std::chrono::steady_clock::now();
   signature::Candidates candidates;
@@ -100,7 +100,7 @@ asio::awaitable<policy::SignatureFacts> Proxy::verify_signatures(const Target& t
     if (auto cached = store_.get_manifest(*index)) index_size = static_cast<std::int64_t>(cached->bytes.size());
     candidates.subjects.push_back(co_await signature_subject(target, plan, *index, index_size, true));
   }
-  auto evaluation = signature::evaluate(*trust, image, candidates, std::chrono::system_clock::now());
+  auto evaluation = signature::evaluate(trust, image, candidates, std::chrono::system_clock::now());
   record_signature_metrics(evaluation, std::chrono::steady_clock::now() - started);
   if (evaluation.facts.incomplete) {
     log::warn("signature lookup failed; the signature check fails closed and is retried on the next pull",
