@@ -90,7 +90,7 @@ class Parser {
     if (auto n = root["layer_scan"]) {
       std::string v = scalar(n, "policy.layer_scan");
       if (v == "prefetch") policy.layer_scan = LayerScan::prefetch;
-      else if (v == "stream") refuse(n, "policy.layer_scan", "stream is not built yet; use prefetch or off");
+      else if (v == "stream") policy.layer_scan = LayerScan::stream;
       else if (v == "off") policy.layer_scan = LayerScan::off;
       else refuse(n, "policy.layer_scan", "must be prefetch, stream or off, got '" + v + "'");
     }

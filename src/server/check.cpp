@@ -62,6 +62,23 @@ void print_table(const policy::Verdict& verdict) {
   for (const auto& note : verdict.notes) std::printf("note: %s\n", note.c_str());
 }
 
+// The image's OS and packages, as layer inspection found them.
+void print_inventory(const nlohmann::json& inventory) {
+  const auto& os = inventory["os"];
+  std::string name = os.value("pretty_name", "");
+  if (name.empty()) name = os.value("id", "") + " " + os.value("version_id", "");
+  if (name == " ") name = "unknown (no /etc/os-release)";
+  const auto& packages = inventory["packages"];
+  std::printf("\nos       %s\npackages %zu%s\n", name.c_str(), packages.size(),
+              inventory.value("complete", false) ? "" : " (incomplete: not every layer could be inspected)");
+  if (packages.empty()) return;
+  std::printf("%-40s %-32s %s\n", "PACKAGE", "VERSION", "FORMAT");
+  for (const auto& p : packages) {
+    std::printf("%-40s %-32s %s\n", p.value("name", "").c_str(), p.value("version", "").c_str(),
+                p.value("format", "").c_str());
+  }
+}
+
 }  // namespace
 
 int check_image(const config::Config& config, policy::Policy policy, signature::TrustStore trust,
@@ -89,6 +106,7 @@ int check_image(const config::Config& config, policy::Policy policy, signature::
   metrics::Metrics metrics;
   PolicyHolder holder(std::move(policy), std::move(trust));
   std::optional<Result<policy::Verdict>> verdict;
+  std::optional<nlohmann::json> stored;  // the verdict with its inventory, as the verdict API shows it
   {
     Proxy proxy(config, **store, metrics, holder, ioc.get_executor());
     const Target target = *proxy.resolve(split->first);
@@ -97,6 +115,9 @@ int check_image(const config::Config& config, policy::Policy policy, signature::
     };
     asio::co_spawn(ioc, judge(), asio::detached);
     ioc.run();
+    if (verdict && *verdict) {
+      if (auto text = proxy.verdict((*verdict)->digest)) stored = nlohmann::json::parse(*text, nullptr, false);
+    }
   }
   (*store)->close();
   store->reset();
@@ -110,10 +131,14 @@ int check_image(const config::Config& config, policy::Policy policy, signature::
     return 2;
   }
   const policy::Verdict& result = **verdict;
+  const bool has_inventory = stored && stored->is_object() && stored->contains("inventory");
   if (options.format == "json") {
-    std::printf("%s\n", result.to_json().dump(2).c_str());
+    nlohmann::json out = result.to_json();
+    if (has_inventory) out["inventory"] = (*stored)["inventory"];
+    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     print_table(result);
+    if (has_inventory) print_inventory((*stored)["inventory"]);
   }
   return result.decision == policy::Decision::block ? 1 : 0;
 }

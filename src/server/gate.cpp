@@ -33,6 +33,19 @@ std::string labelled_repository(const policy::Policy& policy, const std::string&
 constexpr std::string_view verdict_space = "verdict";
 constexpr std::string_view latest_space = "verdict-latest";
 constexpr std::string_view allowed_space = "allowed-blob";
+constexpr std::string_view inventory_space = "inventory";
+constexpr std::string_view blocked_layer_space = "blocked-layer";
+
+// What the image is made of, kept with its verdict for the verdict API and `ocigate check` (and
+// for a future vulnerabilities check): the OS and the packages of the final filesystem.
+nlohmann::json inventory_json(const policy::FilesystemFacts& fs) {
+  nlohmann::json packages = nlohmann::json::array();
+  for (const auto& p : fs.packages) packages.push_back({{"name", p.name}, {"version", p.version}, {"format", p.format}});
+  return {{"os", {{"id", fs.os_id}, {"version_id", fs.os_version_id}, {"pretty_name", fs.os_pretty_name}}},
+          {"packages", std::move(packages)},
+          {"complete", fs.not_inspected.empty()},
+          {"not_inspected", fs.not_inspected}};
+}
 
 bool cosign_or_attestation_layer(const std::string& media_type) {
   return media_type == "application/vnd.dev.cosign.simplesigning.v1+json" ||
@@ -120,6 +133,10 @@ policy::Verdict Gate::judge(const policy::ImageFacts& facts, const std::string& 
     log::warn("cannot store verdict", {{"digest", facts.digest}, {"error", stored.error().message}});
   }
   (void)store_.put_record(latest_space, facts.digest, json);
+  if (facts.filesystem) {
+    (void)store_.put_record(inventory_space, facts.digest,
+                            inventory_json(*facts.filesystem).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
   metrics_.record_decision(policy::decision_text(verdict.decision), started_seconds_ago);
   for (const auto& finding : verdict.findings) {
     if (finding.outcome != policy::Outcome::fail || finding.exempted || finding.action == policy::Action::off) continue;
@@ -170,7 +187,24 @@ bool Gate::blob_allowed(const std::string& digest) {
 }
 
 std::optional<std::string> Gate::stored_verdict(const std::string& digest) {
-  return store_.get_record(latest_space, digest);
+  auto latest = store_.get_record(latest_space, digest);
+  auto inventory = store_.get_record(inventory_space, digest);
+  if (!latest || !inventory) return latest;
+  auto verdict = nlohmann::json::parse(*latest, nullptr, false);
+  auto packages = nlohmann::json::parse(*inventory, nullptr, false);
+  if (verdict.is_discarded() || !verdict.is_object() || packages.is_discarded()) return latest;
+  verdict["inventory"] = std::move(packages);
+  return verdict.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+bool Gate::has_inventory(const std::string& digest) { return store_.get_record(inventory_space, digest).has_value(); }
+
+void Gate::block_layer(const std::string& digest, const std::string& why) {
+  (void)store_.put_record(blocked_layer_space, policy_.get()->version + "/" + digest, why);
+}
+
+std::optional<std::string> Gate::blocked_layer(const std::string& digest) {
+  return store_.get_record(blocked_layer_space, policy_.get()->version + "/" + digest);
 }
 
 Result<signature::TrustStore> load_trust(const config::Config& config, const policy::Policy& policy) {

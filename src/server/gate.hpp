@@ -73,8 +73,15 @@ class Gate {
   void allow_blobs(const std::vector<std::string>& digests);
   // Whether a blob may be served under blob_access (audit mode serves and counts).
   bool blob_allowed(const std::string& digest);
-  // The latest stored verdict for a manifest digest (the verdict API).
+  // The latest stored verdict for a manifest digest (the verdict API), with the image's package
+  // inventory when its layers were inspected.
   std::optional<std::string> stored_verdict(const std::string& digest);
+  // Whether a verdict with inspected layers (and so an inventory) was ever stored for the digest.
+  bool has_inventory(const std::string& digest);
+  // Layers that broke the policy after their manifest was served (layer_scan: stream) are
+  // refused under the policy version in force; `why` is the 403's message.
+  void block_layer(const std::string& digest, const std::string& why);
+  std::optional<std::string> blocked_layer(const std::string& digest);
   // Audit line for a served request whose verdict came from the cache.
   void audit(const policy::Verdict& verdict, const std::string& client, bool cached);
 

@@ -86,10 +86,26 @@ asio::awaitable<std::optional<layers::LayerReport>> Proxy::layer_report(const Ta
   auto scan = [this, layer]() -> asio::awaitable<layers::LayerReport> { co_return scan_cached(store_, layer); };
   layers::LayerReport report = co_await asio::co_spawn(scan_pool_, scan(), asio::use_awaitable);
   if (report.status != layers::LayerReport::Status::error || report.error != "layer not in the cache") {
-    (void)store_.put_record(report_space, layer.digest, report.to_json().dump(-1, ' ', false,
-                                                                              nlohmann::json::error_handler_t::replace));
+    store_report(report);
   }
   co_return report;
+}
+
+void Proxy::store_report(const layers::LayerReport& report) {
+  (void)store_.put_record(report_space, report.digest,
+                          report.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+// The merged facts when every layer's report is stored already, else nullopt.
+std::optional<policy::FilesystemFacts> Proxy::stored_filesystem(const oci::Manifest& manifest) {
+  std::vector<layers::LayerReport> reports;
+  for (const auto& layer : manifest.layers) {
+    auto report = layers::foreign_layer(layer.media_type) ? layers::foreign_report(layer.digest, layer.media_type)
+                                                          : stored_report(layer.digest);
+    if (!report) return std::nullopt;
+    reports.push_back(std::move(*report));
+  }
+  return layers::merge(reports);
 }
 
 // nullopt when the scan did not finish by policy.prefetch_timeout.

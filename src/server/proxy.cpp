@@ -21,6 +21,8 @@ namespace {
 
 std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
+}  // namespace
+
 Reply error_reply(const Error& error) {
   Reply reply;
   reply.head.result(http_status(error.code));
@@ -34,6 +36,8 @@ Reply error_reply(const Error& error) {
 }
 
 Reply error_reply(Errc code, std::string message) { return error_reply(Error{code, std::move(message)}); }
+
+namespace {
 
 std::string header(const upstream::Response& response, http::field field) {
   auto it = response.headers().find(field);
@@ -228,7 +232,7 @@ void Proxy::remember_index_reference(const oci::Manifest& index, const std::stri
 
 asio::awaitable<policy::Verdict> Proxy::judge_image(const Target& target, const std::string& reference,
                                                    const ManifestData& data, const oci::Manifest& manifest,
-                                                   const std::string& client) {
+                                                   const std::string& client, bool scan_all) {
   auto started = std::chrono::steady_clock::now();
   policy::ImageFacts facts;
   facts.upstream = target.upstream->name;
@@ -246,19 +250,41 @@ asio::awaitable<policy::Verdict> Proxy::judge_image(const Target& target, const 
   const auto trust = gate_.trust();  // one snapshot for the plan and the verification
   const auto plan = signature::fetch_plan(*trust, image);
   if (plan.required) max_age = target.upstream->tag_ttl;
-  if (auto cached = gate_.cached(facts, max_age)) {
-    gate_.audit(*cached, client, true);
-    co_return *cached;
-  }
   auto current = gate_.policy();
+  if (auto cached = gate_.cached(facts, max_age)) {
+    // A verdict reached before the layers were scanned holds while its image is watched for
+    // stream scanning; after a restart the image is judged again, which watches it again.
+    const bool layers_pending = current->layer_scan != policy::LayerScan::off && !gate_.has_inventory(facts.digest) &&
+                                !watched(facts) && policy::any_check_on(*current, image);
+    if (!layers_pending) {
+      gate_.audit(*cached, client, true);
+      co_return *cached;
+    }
+  }
   const bool checks_on = policy::any_check_on(*current, image);
   if (manifest.config && checks_on) facts.config = co_await load_config(target, *manifest.config);
   if (checks_on) facts.signature = co_await verify_signatures(target, data, image, *trust, plan);
-  if (checks_on && current->layer_scan == policy::LayerScan::prefetch) {
-    facts.filesystem = co_await scan_layers(target, manifest, current->prefetch_timeout);
-  }
+  if (checks_on) facts.filesystem = co_await judge_layers(target, manifest, *current, scan_all);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  co_return gate_.judge(facts, client, seconds);
+  policy::Verdict verdict = gate_.judge(facts, client, seconds);
+  if (checks_on && current->layer_scan != policy::LayerScan::off && !facts.filesystem &&
+      verdict.decision != policy::Decision::block) {
+    watch_stream(target, facts, manifest, client);
+  }
+  co_return verdict;
+}
+
+// prefetch: scan now, bounded by prefetch_timeout; stream: only what is already scanned; both
+// leave the rest to the stream scan (nullopt). `ocigate check` waits for every layer.
+asio::awaitable<std::optional<policy::FilesystemFacts>> Proxy::judge_layers(const Target& target,
+                                                                           const oci::Manifest& manifest,
+                                                                           const policy::Policy& policy,
+                                                                           bool scan_all) {
+  constexpr std::chrono::hours check_timeout{1};
+  if (scan_all) co_return co_await scan_layers(target, manifest, check_timeout);
+  if (policy.layer_scan == policy::LayerScan::off) co_return std::nullopt;
+  if (policy.layer_scan == policy::LayerScan::stream) co_return stored_filesystem(manifest);
+  co_return co_await scan_layers(target, manifest, policy.prefetch_timeout);
 }
 
 // The image config through the cache (verified like any blob); nullopt when it cannot be had,
@@ -324,7 +350,7 @@ asio::awaitable<Result<policy::Verdict>> Proxy::inspect(const Target& target, co
     if (!parsed) co_return parsed.error();
     if (parsed->kind != oci::ManifestKind::image) co_return Error{Errc::manifest_invalid, "nested index"};
   }
-  co_return co_await judge_image(target, reference, *data, *parsed, "ocigate check");
+  co_return co_await judge_image(target, reference, *data, *parsed, "ocigate check", true);
 }
 
 asio::awaitable<Result<ManifestData>> Proxy::manifest_by_digest(const Target& target, const std::string& digest) {
@@ -465,11 +491,14 @@ asio::awaitable<Reply> Proxy::blob(const Request& req, const Target& target, con
                                             " is not referenced by any image this mirror has allowed; pull the image "
                                             "through its manifest (policy.blob_access: referenced)");
   }
+  if (gate_.policy()->layer_scan != policy::LayerScan::off) {
+    if (auto why = gate_.blocked_layer(digest)) co_return error_reply(Errc::denied, *why);
+  }
   if (store_.blob_size(digest)) {
     metrics_.record_cache("blob", "hit");
     Reply reply = blob_from_cache(req, digest);
     reply.cache = "hit";
-    co_return reply;
+    co_return co_await gate_streamed_blob(std::move(reply), digest);
   }
   metrics_.record_cache("blob", "miss");
   if (req.method() == http::verb::head) co_return co_await blob_head_upstream(target, digest);
@@ -494,7 +523,7 @@ asio::awaitable<Reply> Proxy::blob(const Request& req, const Target& target, con
     if (snap.phase == BlobFetch::Phase::failed) co_return error_reply(snap.error);
     Reply reply = blob_from_cache(req, digest);
     reply.cache = "miss";
-    co_return reply;
+    co_return co_await gate_streamed_blob(std::move(reply), digest);
   }
   Reply reply;
   reply.head.result(http::status::ok);
@@ -504,7 +533,7 @@ asio::awaitable<Reply> Proxy::blob(const Request& req, const Target& target, con
   reply.head.content_length(snap.size);
   reply.stream = blob_fetches_.follow(fetch);
   reply.cache = "miss";
-  co_return reply;
+  co_return co_await gate_streamed_blob(std::move(reply), digest);
 }
 
 Reply Proxy::blob_from_cache(const Request& req, const std::string& digest) {

@@ -26,6 +26,7 @@
 #include "ocigate/oci/reference.hpp"
 #include "ocigate/upstream/client.hpp"
 #include "reply.hpp"
+#include "stream_watch.hpp"
 
 namespace ocigate::server {
 
@@ -58,9 +59,14 @@ class Proxy {
  private:
   boost::asio::awaitable<Reply> manifest(const http::request<http::empty_body>& req, const Target& target,
                                          const std::string& reference, const std::string& client);
+  // scan_all: wait for every layer's scan whatever policy.layer_scan says (`ocigate check`).
   boost::asio::awaitable<policy::Verdict> judge_image(const Target& target, const std::string& reference,
                                                       const ManifestData& data, const oci::Manifest& manifest,
-                                                      const std::string& client);
+                                                      const std::string& client, bool scan_all = false);
+  boost::asio::awaitable<std::optional<policy::FilesystemFacts>> judge_layers(const Target& target,
+                                                                             const oci::Manifest& manifest,
+                                                                             const policy::Policy& policy,
+                                                                             bool scan_all);
   boost::asio::awaitable<std::optional<nlohmann::json>> load_config(const Target& target,
                                                                     const oci::Descriptor& descriptor);
   void remember_index_reference(const oci::Manifest& index, const std::string& index_digest,
@@ -89,6 +95,17 @@ class Proxy {
   boost::asio::awaitable<bool> wait_fetch(const std::shared_ptr<BlobFetch>& fetch,
                                           std::chrono::steady_clock::time_point deadline);
   std::optional<layers::LayerReport> stored_report(const std::string& digest);
+  void store_report(const layers::LayerReport& report);
+  std::optional<policy::FilesystemFacts> stored_filesystem(const oci::Manifest& manifest);
+  // Layer inspection while clients pull (stream_scan.cpp).
+  void watch_stream(const Target& target, const policy::ImageFacts& facts, const oci::Manifest& manifest,
+                    const std::string& client);
+  bool watched(const policy::ImageFacts& facts) const;
+  boost::asio::awaitable<std::optional<layers::LayerReport>> stream_report(Target target, oci::Descriptor layer);
+  boost::asio::awaitable<std::optional<layers::LayerReport>> scan_following(Target target, oci::Descriptor layer);
+  boost::asio::awaitable<bool> stream_allows(const std::string& digest);
+  bool rejudge_streamed(const StreamImage& image, const std::string& layer);
+  boost::asio::awaitable<Reply> gate_streamed_blob(Reply reply, const std::string& digest);
   boost::asio::awaitable<Reply> blob(const http::request<http::empty_body>& req, const Target& target,
                                      const std::string& digest);
   boost::asio::awaitable<Reply> tags_list(const Target& target, const std::string& query);
@@ -115,8 +132,14 @@ class Proxy {
   std::map<std::string, std::shared_ptr<upstream::Client>, std::less<>> clients_;
   FlightMap<Result<ManifestData>> manifest_flights_;
   BlobFetches blob_fetches_;
+  FlightMap<std::optional<layers::LayerReport>> scan_flights_;
+  StreamWatch stream_watch_;
   boost::asio::thread_pool scan_pool_{1};  // layer scans: CPU work kept off the I/O threads
 };
+
+// An OCI error answer (status and JSON body from server/errors).
+Reply error_reply(const Error& error);
+Reply error_reply(Errc code, std::string message);
 
 // "repository:<repo>:pull", the token scope of a pull.
 std::string scope_for(const std::string& repo);

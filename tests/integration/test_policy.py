@@ -25,6 +25,23 @@ def policy(mode="enforce", **checks):
     return {"mode": mode, "checks": merged}
 
 
+def raw_get(gate, path):
+    """GET that tolerates a cut body: (status, Content-Length, bytes received before the close)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", gate.port, timeout=30)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        length = int(resp.getheader("Content-Length", "-1"))
+        try:
+            got = len(resp.read())
+        except http.client.IncompleteRead as e:
+            got = len(e.partial)
+        return resp.status, length, got
+    finally:
+        conn.close()
+
+
 def setUpModule():
     if not os.environ.get("OCIGATE_BIN"):
         raise unittest.SkipTest("OCIGATE_BIN is not set (run through ctest)")
@@ -169,6 +186,48 @@ class Gate(unittest.TestCase):
         result = self.copy(off, "team/suid:v1")
         self.assertEqual(result.returncode, 0, result.stderr)
 
+    def test_stream_layer_scan_cuts_the_bad_layer_and_flips_the_verdict(self):
+        user = {"config": {"User": "1000"}}
+        suid = harness.push_image(self.registry, "team/suid-stream", "v1", config_overrides=user,
+                                  layers=[{"usr/bin/tool": (b"#!/bin/sh\n" * 5000, 0o4755)}])
+        gone = harness.push_image(self.registry, "team/suid-gone-stream", "v1", config_overrides=user,
+                                  layers=[{"usr/bin/tool": (b"#!/bin/sh\n", 0o4755)}, {"usr/bin/.wh.tool": b""}])
+        gate = self.gate(dict(policy(no_setuid="block"), layer_scan="stream"))
+        # The manifest is answered before any layer is read.
+        r = request("GET", f"{gate.url}/v2/team/suid-stream/manifests/v1", headers=ACCEPT)
+        self.assertEqual(r.status, 200)
+        layer = suid.layer_digests[0]
+        status, length, got = raw_get(gate, f"/v2/team/suid-stream/blobs/{layer}")
+        self.assertEqual(status, 200)
+        self.assertLess(got, length, "the setuid layer must be cut before its last byte")
+        # The verdict flipped: the manifest is now refused, naming the check and the layer.
+        r = request("GET", f"{gate.url}/v2/team/suid-stream/manifests/v1", headers=ACCEPT)
+        self.assertEqual(r.status, 403)
+        violation = r.json()["errors"][0]["detail"]["violations"][0]
+        self.assertEqual(violation["check"], "no-setuid")
+        self.assertIn(layer[:19], violation["evidence"])
+        # The layer itself is refused from now on, cached or not.
+        r = request("GET", f"{gate.url}/v2/team/suid-stream/blobs/{layer}")
+        self.assertEqual(r.status, 403)
+        self.assertEqual(r.json()["errors"][0]["code"], "DENIED")
+        result = self.copy(gate, "team/suid-stream:v1")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("no-setuid", result.stderr)
+        self.assertGreaterEqual(gate.metric_sum("ocigate_policy_decisions_total", verdict="block"), 1)
+        # A setuid file deleted by a later layer's whiteout passes, even when its layer comes first.
+        r = request("GET", f"{gate.url}/v2/team/suid-gone-stream/manifests/v1", headers=ACCEPT)
+        self.assertEqual(r.status, 200)
+        status, length, got = raw_get(gate, f"/v2/team/suid-gone-stream/blobs/{gone.layer_digests[0]}")
+        self.assertEqual((status, got), (200, length))
+        result = self.copy(gate, "team/suid-gone-stream:v1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        r = request("GET", f"{gate.url}/v2/team/suid-gone-stream/manifests/v1", headers=ACCEPT)
+        self.assertEqual(r.status, 200)
+        verdict = request("GET", f"{gate.url}/ocigate/v1/verdicts/{r.headers['Docker-Content-Digest']}").json()
+        setuid = [c for c in verdict["checks"] if c["check"] == "no-setuid"][0]
+        self.assertEqual(setuid["result"], "pass", "the final verdict is judged on every layer")
+        self.assertTrue(verdict["inventory"]["complete"])
+
     def test_reload_on_sighup_applies_a_new_policy_and_keeps_the_old_on_error(self):
         gate = self.gate(policy(non_root_user="block"))
         self.assertEqual(request("GET", f"{gate.url}/v2/team/root/manifests/v1", headers=ACCEPT).status, 403)
@@ -220,6 +279,20 @@ class Gate(unittest.TestCase):
         warned = self.check("team/nohealth:v1", policy(healthcheck="warn"))
         self.assertEqual(warned.returncode, 0)
         self.assertIn("WARN", warned.stdout)
+        # The package inventory is kept with the verdict and shown; check reads every layer even
+        # when the mirror streams.
+        harness.push_image(self.registry, "team/alpineish", "v1", config_overrides={"config": {"User": "1000"}},
+                           layers=[{"etc/os-release": b'ID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME="Alpine Linux v3.19"\n',
+                                    "lib/apk/db/installed": b"P:musl\nV:1.2.4-r2\n\nP:busybox\nV:1.36.1-r15\n\n"}])
+        table = self.check("team/alpineish:v1", dict(policy(no_setuid="block"), layer_scan="stream"))
+        self.assertEqual(table.returncode, 0, table.stderr)
+        self.assertIn("Alpine Linux v3.19", table.stdout)
+        self.assertIn("packages 2", table.stdout)
+        self.assertRegex(table.stdout, r"musl\s+1\.2\.4-r2\s+apk")
+        inventory = json.loads(self.check("team/alpineish:v1", policy(no_setuid="block"), fmt="json").stdout)["inventory"]
+        self.assertEqual({p["name"] for p in inventory["packages"]}, {"musl", "busybox"})
+        self.assertEqual(inventory["os"]["id"], "alpine")
+        self.assertTrue(inventory["complete"])
         missing = self.check("team/absent:v1", policy())
         self.assertEqual(missing.returncode, 2)
         usage = subprocess.run([os.environ["OCIGATE_BIN"], "check"], capture_output=True, text=True, timeout=10)

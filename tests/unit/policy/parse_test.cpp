@@ -226,6 +226,9 @@ TEST(ParsePolicy, MetricsRepositoriesAreGlobsAndLeaveTheVersionAlone) {
   expect_refused("policy:\n  metrics_repositories: docker.io/**\n", {"policy.metrics_repositories", "list"});
 }
 
-TEST(ParsePolicy, RefusesStreamLayerScanAsNotBuilt) {
-  expect_refused("policy:\n  layer_scan: stream\n", {"ocigate.yaml:2:", "policy.layer_scan", "not built"});
+TEST(ParsePolicy, ReadsEveryLayerScanModeAndRefusesOthers) {
+  EXPECT_EQ(parse_text("policy:\n  layer_scan: stream\n")->layer_scan, LayerScan::stream);
+  EXPECT_EQ(parse_text("policy:\n  layer_scan: \"off\"\n")->layer_scan, LayerScan::off);
+  EXPECT_EQ(parse_text("policy:\n  mode: audit\n")->layer_scan, LayerScan::prefetch);
+  expect_refused("policy:\n  layer_scan: streaming\n", {"ocigate.yaml:2:", "policy.layer_scan", "prefetch, stream or off"});
 }
