@@ -50,6 +50,12 @@ MODES = {
     "quick": {"runs": 1, "big": 256 * MiB, "layers": 20, "layer": 1 * MiB, "small": 100, "load_s": 4, "hit_s": 3},
     "smoke": {"runs": 1, "big": 8 * MiB, "layers": 4, "layer": 64 * 1024, "small": 8, "load_s": 1, "hit_s": 1},
 }
+# --load (issue #7): idle keep-alive connections held open, active pulls (fast + deliberately slow
+# readers), seconds per phase, each slow reader's rate. Seeded like --quick but with 2 MiB layers.
+LOAD = {"idle": 1000, "fast": 80, "slow": 20, "seconds": 20, "slow_kib_s": 64}
+LOAD_MODE = {"runs": 1, "big": 8 * MiB, "layers": 20, "layer": 2 * MiB, "small": 100, "load_s": 20, "hit_s": 1}
+LOAD_RESULTS = os.path.join(BENCH_DIR, "results", "load.json")
+LOAD_BEGIN, LOAD_END = "<!-- bench:load:begin (bench/run --load rewrites this section) -->", "<!-- bench:load:end -->"
 CONCURRENT = 16        # clients for the 16-client throughput, single-flight and memory figures
 MANIFEST_CONNS = 32    # connections for the manifest and HEAD rates
 START_TIMEOUT = 20
@@ -232,12 +238,12 @@ def registry(directory, proxy_url=None):
                   lambda path: ["docker-registry", "serve", path])
 
 
-def ocigate(binary, directory, upstream_url, policy):
+def ocigate(binary, directory, upstream_url, policy, server=None):
     """ocigate with its documented defaults except listen/storage/upstream, a tag_ttl long enough
-    that a whole run stays within it, and the given policy section."""
+    that a whole run stays within it, and the given policy section (and server keys, for --load)."""
     def config(port):
         return {
-            "server": {"listen": f"127.0.0.1:{port}"},
+            "server": dict({"listen": f"127.0.0.1:{port}"}, **(server or {})),
             "storage": {"path": os.path.join(directory, "cache"), "max_size": "16GiB"},
             "upstreams": [{"name": "origin", "url": upstream_url, "tag_ttl": "1h"}],
             "default_upstream": "origin",  # repos are bench/..., not an upstream prefix
@@ -403,6 +409,7 @@ class Seed:
             data = gzip_tar_layer(f"app/part{i}.bin", mode["layer"])  # a real tar+gzip: prefetch scans it
             layers.append((pusher.push_bytes("bench/twenty", data), len(data)))
         self.twenty_manifest, _ = pusher.push_image("bench/twenty", "v1", layers)
+        self.twenty_layers = [digest for digest, _ in layers]
         log(f"pushed bench/big and bench/twenty in {time.monotonic() - t0:.1f} s")
         t0 = time.monotonic()
         self.small = []  # (repo, manifest digest, layer digest)
@@ -455,7 +462,8 @@ class Tools:
     def __init__(self, workdir):
         self.blobget = os.path.join(workdir, "blobget")
         self.httpload = os.path.join(workdir, "httpload")
-        for name in ("blobget", "httpload"):
+        self.loadmix = os.path.join(workdir, "loadmix")
+        for name in ("blobget", "httpload", "loadmix"):
             subprocess.run(["cc", "-O2", "-pthread", "-o", os.path.join(workdir, name),
                             os.path.join(BENCH_DIR, name + ".c")], check=True, timeout=120)
 
@@ -658,6 +666,65 @@ class Bench:
             server.stop()
         self.upstream.stop()
 
+    def run_load(self):
+        """--load: 1,000 idle keep-alive connections held while 100 clients pull (80 fast, 20 slow
+        readers), against one warm ocigate. Returns the loadmix JSON plus ocigate's memory."""
+        wd, load = self.workdir, LOAD
+        self.tools = Tools(wd)
+        self.check_ids = policy_check_ids(self.binary, wd)
+        self.off = policy_off(self.check_ids)
+        self.upstream = registry(os.path.join(wd, "upstream")).start()
+        self.seed = Seed(wd, self.upstream.port, self.mode)
+        self.paths, self.path_lists = self.seed.write_path_files(wd)
+        # The defaults would cut the test short: idle keep-alive connections close after 60 s
+        # (idle_timeout), so it is raised above the run's length; the per-address connection
+        # limit is off by default, and set here explicitly above idle + active (all clients are 127.0.0.1).
+        server_keys = {"idle_timeout": "600s", "max_connections_per_client": load["idle"] + 2 * (load["fast"] + load["slow"])}
+        gate = ocigate(self.binary, os.path.join(wd, "load-ocigate"), f"http://127.0.0.1:{self.upstream.port}",
+                       self.off, server=server_keys).start()
+        self.fill(gate)
+        # The mix: per 2 MiB layer of bench/twenty, 4 manifests by tag, 1 by digest, 1 small blob.
+        mix, small = [], self.seed.small
+        for i, layer in enumerate(self.seed.twenty_layers):
+            mix.append(f"/v2/bench/twenty/blobs/{layer}")
+            for k in range(4):
+                repo = small[(4 * i + k) % len(small)][0]
+                mix.append(f"/v2/{repo}/manifests/v1")
+            repo, digest, blob = small[i % len(small)]
+            mix += [f"/v2/{repo}/manifests/{digest}", f"/v2/{repo}/blobs/{blob}"]
+        conn = http.client.HTTPConnection("127.0.0.1", gate.port, timeout=60)
+        for path in mix:  # warm
+            conn.request("GET", path, headers={"Accept": OCI_ACCEPT})
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"warming GET {path}: {resp.status}")
+        conn.close()
+        mix_file = os.path.join(wd, "paths-load.txt")
+        with open(mix_file, "w") as f:
+            f.write("\n".join(mix) + "\n")
+        rss_before = gate.peak_rss_mib()
+        log(f"ocigate warm on :{gate.port} (VmHWM {rss_before:.0f} MiB); {load['idle']} idle connections, "
+            f"{load['fast']} fast + {load['slow']} slow clients, {load['seconds']} s per phase")
+        cmd = [self.tools.loadmix, "127.0.0.1", str(gate.port), mix_file, str(load["idle"]), str(load["fast"]),
+               str(load["slow"]), str(load["seconds"]), str(load["slow_kib_s"]), f"Accept: {OCI_ACCEPT}"]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=4 * load["seconds"] + 300,
+                             stdin=subprocess.DEVNULL)
+        m = re.search(r"LOADMIX_JSON (\{.*\})", out.stdout)
+        if not m:
+            raise RuntimeError(f"loadmix printed no result (exit {out.returncode}):\n{out.stdout}\n{out.stderr}")
+        r = json.loads(m.group(1))
+        r["exit"] = out.returncode
+        r["ocigate_vmhwm_mib_warm"] = rss_before
+        r["ocigate_vmhwm_mib"] = gate.peak_rss_mib()
+        with open(f"/proc/{gate.pid}/status") as f:
+            r["ocigate_vmrss_mib_end"] = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1)) / 1024
+        r["ocigate_alive"] = gate.proc.poll() is None if hasattr(gate, "proc") else None
+        r["config"] = {"server": server_keys, "load": load, "layer_mib": self.mode["layer"] / MiB}
+        gate.stop()
+        self.upstream.stop()
+        return r
+
     def fill(self, server):
         """Pulls everything the warm figures read, so they measure the cache."""
         self.tools.get(server.port, self.seed.big_path_url, 1)
@@ -761,17 +828,21 @@ class Bench:
         if not binary or not os.access(binary, os.X_OK):
             log("no layer-scan program (bench/run builds it); layer-scan rows are n/a")
             return
-        mib = {"full": 256, "quick": 256, "smoke": 16}[self.mode_name]
+        # one 256 MiB layer, then an image of 50 small layers (64 KiB..8 MiB of tar each)
+        mib, image_mib = {"full": (256, 8), "quick": (256, 8), "smoke": (16, 1)}[self.mode_name]
+        cmd = [binary, str(mib), "--image-mib", str(image_mib)]
 
         def run():
-            out = subprocess.run(["taskset", "-c", "0", binary, str(mib)] if shutil.which("taskset")
-                                 else [binary, str(mib)], capture_output=True, text=True, timeout=1800,
+            out = subprocess.run(["taskset", "-c", "0"] + cmd if shutil.which("taskset") else cmd,
+                                 capture_output=True, text=True, timeout=1800,
                                  stdin=subprocess.DEVNULL, check=True)
             return json.loads(out.stdout)
         res = self.attempt("layer scan", run)
         if res:
-            for fmt in ("gzip", "zstd"):
-                self.add("layer_scan", fmt, res[fmt])
+            self.gzip_engine = res.get("gzip_engine")
+            for fmt in ("gzip", "zstd", "image50_gzip", "image50_zstd"):
+                if res.get(fmt):
+                    self.add("layer_scan", fmt, res[fmt])
 
     def prefetch_figures(self, run):
         if "no-setuid" not in self.check_ids:
@@ -955,15 +1026,22 @@ def build_table(bench):
     rows.append(("prefetch_first_pull", f"layer scan: first pull ({n} layers), prefetch − off (no-setuid: block)",
                  f"{pf - off:+.2f} s, {pf / off:.2f}× ({pf:.2f} s vs {off:.2f} s)" if pf and off else "—",
                  "n/a (no gate)", "—", "—", None, {"prefetch_s": pf, "off_s": off}))
-    for fmt in ("gzip", "zstd"):
+    engine = getattr(bench, "gzip_engine", None)
+    for fmt, what in (("gzip", "gzip"), ("zstd", "zstd"), ("image50_gzip", "gzip, 50 small layers"),
+                      ("image50_zstd", "zstd, 50 small layers")):
         vals = s.get("layer_scan", {}).get(fmt, [])
         cpu = median([v["mb_s_cpu"] for v in vals])
         wall = median([v["mb_s_wall"] for v in vals])
-        size = vals[0]["compressed_bytes"] / MiB if vals else None
-        rows.append((f"layer_scan_{fmt}", f"layer scan, {fmt}, 1 core (MB/s of compressed input)",
-                     f"{cpu:,.0f} MB/s per CPU-second ({wall:,.0f} MB/s wall; {size:.0f} MiB layer)"
+        if vals:
+            v = vals[0]
+            size = (f"{v['tar_bytes'] / MiB:.0f} MiB tar in {v['layers']} layer(s), "
+                    f"{v['compressed_bytes'] / MiB:.0f} MiB compressed, {v['ratio']:.2f}×")
+        if "gzip" in fmt and engine:
+            what += f", {engine}"
+        rows.append((f"layer_scan_{fmt}", f"layer scan, {what}, 1 core (MB/s of compressed input)",
+                     f"{cpu:,.0f} MB/s per CPU-second ({wall:,.0f} MB/s wall; {size})"
                      if cpu is not None else "n/a (layer-scan program not built)", "n/a", "—", "—", None,
-                     {"mb_s_cpu": cpu, "mb_s_wall": wall}))
+                     {"mb_s_cpu": cpu, "mb_s_wall": wall, "gzip_engine": engine if "gzip" in fmt else None}))
     return rows
 
 
@@ -1023,6 +1101,70 @@ def write_outputs(bench, rows, started, update_readme):
             log("bench/README.md has no results markers; not rewritten")
 
 
+def raise_nofile(need):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < need:
+        if hard != resource.RLIM_INFINITY and hard < need:
+            raise SystemExit(f"bench: --load needs {need} open files, the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def load_main(args, started):
+    """bench/run --load: runs the load figure, prints it, writes results/load.json and the README section."""
+    nofile = raise_nofile(LOAD["idle"] + LOAD["fast"] + LOAD["slow"] + 1024)  # inherited by ocigate too
+    args.smoke = args.quick = False
+    bench = Bench(args, _workdir)
+    bench.mode = dict(LOAD_MODE)
+    bench.mode_name = "load"
+    try:
+        r = bench.run_load()
+    finally:
+        _cleanup()
+    r["nofile_soft_limit_script"] = nofile
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    r["date"], r["cores"] = date, os.cpu_count()
+    a, m = r["phases"]["alone"], r["phases"]["mixed"]
+    errors = a["errors"] + m["errors"] + m["slow_errors"] + r["idle_open_errors"]
+    ms = lambda us: f"{us / 1000:.1f}"
+    rows = [
+        ("idle keep-alive connections held", f"{r['idle_opened']} of {r['idle_requested']} opened; "
+         f"{r['idle_alive_after']} still open and {r['idle_answered_after']} answering after both phases"),
+        ("errors (fast clients, slow clients, idle opens)", f"{a['errors'] + m['errors']}, {m['slow_errors']}, {r['idle_open_errors']}"),
+        ("fast clients alone: throughput", f"{a['mb_s']:.0f} MB/s, {a['rps']:.0f} req/s ({a['fast_clients']} clients)"),
+        ("fast clients with slow ones: throughput", f"{m['mb_s']:.0f} MB/s, {m['rps']:.0f} req/s "
+         f"({m['fast_clients']} fast + {m['slow_clients']} slow at {LOAD['slow_kib_s']} KiB/s)"),
+        ("manifest GET latency p50 / p99, alone → with slow", f"{ms(a['manifest']['p50_us'])} / {ms(a['manifest']['p99_us'])} ms → "
+         f"{ms(m['manifest']['p50_us'])} / {ms(m['manifest']['p99_us'])} ms"),
+        (f"blob GET latency p50 / p99 ({r['config']['layer_mib']:g} MiB and 1-4 KiB blobs), alone → with slow",
+         f"{ms(a['blob']['p50_us'])} / {ms(a['blob']['p99_us'])} ms → {ms(m['blob']['p50_us'])} / {ms(m['blob']['p99_us'])} ms"),
+        ("slow readers", f"{m['slow_kib_s_each']:.0f} KiB/s each, {m['slow_bytes'] / MiB:.0f} MiB in all"),
+        ("ocigate peak RSS (VmHWM)", f"{r['ocigate_vmhwm_mib']:.0f} MiB (warm, before the load: {r['ocigate_vmhwm_mib_warm']:.0f} MiB; "
+         f"VmRSS at the end {r['ocigate_vmrss_mib_end']:.0f} MiB)"),
+    ]
+    table = "| figure | ocigate |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
+    heading = (f"`bench/run --load`, {r['cores']} cores, {date}; {LOAD['seconds']} s per phase; "
+               f"{time.monotonic() - started:.0f} s in all; errors: {errors}.")
+    print("\n" + heading + "\n\n" + table)
+    os.makedirs(os.path.dirname(LOAD_RESULTS), exist_ok=True)
+    with open(LOAD_RESULTS, "w") as f:
+        json.dump(r, f, indent=1)
+        f.write("\n")
+    if not args.no_readme and os.path.exists(README):
+        with open(README) as f:
+            text = f.read()
+        if LOAD_BEGIN in text and LOAD_END in text:
+            before, rest = text.split(LOAD_BEGIN, 1)
+            _, after = rest.split(LOAD_END, 1)
+            with open(README, "w") as f:
+                f.write(before + f"{LOAD_BEGIN}\n{heading}\n\n{table}{LOAD_END}" + after)
+        else:
+            log("bench/README.md has no load markers; not rewritten")
+    ok = errors == 0 and r["exit"] == 0 and r["idle_answered_after"] == r["idle_requested"]
+    return 0 if ok else 1
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller sizes, one run")
@@ -1031,6 +1173,8 @@ def main():
     ap.add_argument("--ocigate", default=os.environ.get("OCIGATE_BIN", DEFAULT_BIN), help="ocigate binary")
     ap.add_argument("--layer-scan", help="the bench/layer_scan.cpp program (bench/run builds it)")
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite the results section of bench/README.md")
+    ap.add_argument("--load", action="store_true",
+                    help="only the load figure (issue #7): 1,000 idle connections + 100 pulls, some slow")
     args = ap.parse_args()
     for tool in ("docker-registry", "skopeo", "cc"):
         if not shutil.which(tool):
@@ -1045,6 +1189,8 @@ def main():
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, _on_signal)
     started = time.monotonic()
+    if args.load:
+        return load_main(args, started)
     bench = Bench(args, _workdir)
     # The smoke mode is a check that the script works: it never rewrites the README's figures.
     update_readme = not args.no_readme and not args.smoke

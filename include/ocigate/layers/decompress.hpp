@@ -1,5 +1,6 @@
 #pragma once
-// Layer media types and a push-model decompressor (gzip via zlib, zstd via libzstd, or none).
+// Layer media types and a push-model decompressor (gzip via isa-l's igzip where the build
+// found it, else zlib; zstd via libzstd; or none).
 // Memory is one fixed output buffer whatever the layer size.
 
 #include <cstddef>
@@ -16,6 +17,10 @@ namespace ocigate::layers {
 enum class Compression { none, gzip, zstd };
 
 const char* compression_text(Compression c);  // "none" | "gzip" | "zstd"
+
+// The gzip inflater this build uses: "isa-l" or "zlib" (chosen at build time, see
+// src/layers/CMakeLists.txt), for logs and benchmarks.
+const char* gzip_engine();
 
 struct LayerMedia {
   bool layer = false;    // a (tar) layer media type we know
