@@ -2,6 +2,7 @@
 
 #include <crypt.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -9,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include "ocigate/policy/glob.hpp"
 
@@ -311,6 +313,34 @@ bool Authenticator::may_pull(const std::string& user, std::string_view repo_key)
     }
   }
   return false;
+}
+
+Result<std::string> certificate_user(const X509* certificate) {
+  if (!certificate) return Error{Errc::unauthorized, "no client certificate"};
+  const X509_NAME* subject = X509_get_subject_name(certificate);
+  if (!subject) return Error{Errc::unauthorized, "client certificate without a subject"};
+  const int first = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  if (first < 0) return Error{Errc::unauthorized, "client certificate subject has no common name (CN)"};
+  if (X509_NAME_get_index_by_NID(subject, NID_commonName, first) >= 0) {
+    return Error{Errc::unauthorized, "client certificate subject has more than one common name (CN): ambiguous"};
+  }
+  const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, first));
+  unsigned char* utf8 = nullptr;
+  const int length = data ? ASN1_STRING_to_UTF8(&utf8, data) : -1;
+  if (length < 0) return Error{Errc::unauthorized, "client certificate common name (CN) is not text"};
+  std::string name(reinterpret_cast<const char*>(utf8), static_cast<std::size_t>(length));
+  OPENSSL_free(utf8);
+  // A user name as grants and logs know it: no spaces, controls, ':' or '/' that could pass for
+  // another user or a path.
+  auto plain = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '@' || c == '+' || c == '-';
+  };
+  if (name.empty() || name.size() > 128 || !std::all_of(name.begin(), name.end(), plain)) {
+    return Error{Errc::unauthorized,
+                 "client certificate common name (CN) is not a plain user name (1-128 of A-Z a-z 0-9 . _ @ + -)"};
+  }
+  return name;
 }
 
 }  // namespace ocigate::auth

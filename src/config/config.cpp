@@ -260,7 +260,7 @@ std::string Loader::readable_file(const YAML::Node& node, const std::string& key
 }
 
 Tls load_tls(const Loader& l, const YAML::Node& node) {
-  l.only_keys(node, "server.tls", {"cert_file", "key_file", "client_ca_file", "allow_plain_http"});
+  l.only_keys(node, "server.tls", {"cert_file", "key_file", "client_ca_file", "allow_plain_http", "client_cert_user"});
   if (node.IsNull() || !node["cert_file"]) l.refuse(node, "server.tls.cert_file", "is required with server.tls");
   if (!node["key_file"]) l.refuse(node, "server.tls.key_file", "is required with server.tls");
   Tls tls;
@@ -268,6 +268,12 @@ Tls load_tls(const Loader& l, const YAML::Node& node) {
   tls.key_file = l.readable_file(node["key_file"], "server.tls.key_file");
   if (node["client_ca_file"]) tls.client_ca_file = l.readable_file(node["client_ca_file"], "server.tls.client_ca_file");
   if (node["allow_plain_http"]) tls.allow_plain_http = l.boolean(node["allow_plain_http"], "server.tls.allow_plain_http");
+  if (node["client_cert_user"]) {
+    if (!node["client_ca_file"]) {
+      l.refuse(node["client_cert_user"], "server.tls.client_cert_user", "needs server.tls.client_ca_file");
+    }
+    tls.client_cert_user = l.boolean(node["client_cert_user"], "server.tls.client_cert_user");
+  }
   return tls;
 }
 
@@ -426,7 +432,7 @@ Upstream load_upstream(const Loader& l, const YAML::Node& node, const std::strin
   if (!node.IsMap()) l.refuse(node, path, "must be a mapping with name and url");
   l.only_keys(node, path, {"name", "url", "username", "password_file", "ca_file", "tag_ttl", "connect_timeout",
                            "response_timeout", "idle_timeout", "max_connections", "implicit_library",
-                           "max_concurrent_fetches"});
+                           "max_concurrent_fetches", "fetch_slot_timeout"});
   Upstream u;
   if (!node["name"]) l.refuse(node, path + ".name", "is required");
   u.name = l.scalar(node["name"], path + ".name");
@@ -452,6 +458,9 @@ Upstream load_upstream(const Loader& l, const YAML::Node& node, const std::strin
   if (node["max_concurrent_fetches"]) {
     u.max_concurrent_fetches = static_cast<unsigned>(
         l.unsigned_int(node["max_concurrent_fetches"], path + ".max_concurrent_fetches", 0, 100000));
+  }
+  if (node["fetch_slot_timeout"]) {
+    u.fetch_slot_timeout = l.positive_duration(node["fetch_slot_timeout"], path + ".fetch_slot_timeout");
   }
   u.implicit_library = u.name == "docker.io";
   if (node["implicit_library"]) u.implicit_library = l.boolean(node["implicit_library"], path + ".implicit_library");

@@ -60,6 +60,13 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                         "Image signatures checked by the gate, by format and result");
   signature_seconds_ = &family(prometheus::BuildHistogram(), r, "ocigate_signature_verification_seconds",
                                "Time to look up and verify one image's signatures");
+  auth_failures_ = &family(prometheus::BuildCounter(), r, "ocigate_auth_failures_total",
+                           "Requests refused by client authentication (401) or authorization (403), by reason");
+  limited_ = &family(prometheus::BuildCounter(), r, "ocigate_rate_limited_total",
+                     "Requests (429) and connections (closed) refused by the abuse limits, by limit");
+  fetch_slot_timeouts_ = &family(prometheus::BuildCounter(), r, "ocigate_upstream_fetch_slot_timeouts_total",
+                                 "Upstream requests refused (503) after waiting fetch_slot_timeout for a "
+                                 "max_concurrent_fetches slot, by upstream");
   inflight_streams_ = &family(prometheus::BuildGauge(), r, "ocigate_inflight_streams",
                               "Blob bodies being sent to clients now").Add({});
   fetch_followers_ = &family(prometheus::BuildGauge(), r, "ocigate_shared_fetch_waiters",
@@ -143,6 +150,17 @@ void Metrics::record_signature_seconds(double seconds) {
 
 void Metrics::record_layer_scan(std::string_view result) {
   layer_scans_->Add({{"result", std::string(result)}}).Increment();
+}
+
+void Metrics::record_auth_failure(std::string_view reason) {
+  auth_failures_->Add({{"reason", std::string(reason)}}).Increment();
+}
+
+void Metrics::record_limited(std::string_view limit) { limited_->Add({{"limit", std::string(limit)}}).Increment(); }
+
+void Metrics::set_fetch_slot_timeouts(std::string_view upstream, double total) {
+  auto& counter = fetch_slot_timeouts_->Add({{"upstream", std::string(upstream)}});
+  if (total > counter.Value()) counter.Increment(total - counter.Value());
 }
 
 void Metrics::set_evictions(double evictions, double evicted_bytes) {

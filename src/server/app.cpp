@@ -29,8 +29,10 @@
 #include "ocigate/auth/auth.hpp"
 #include "ocigate/metrics/metrics.hpp"
 #include "ocigate/oci/digest.hpp"
+#include "ocigate/oci/reference.hpp"
 #include "ocigate/server/errors.hpp"
 #include "ocigate/server/log.hpp"
+#include "ocigate/upstream/client.hpp"
 #include "limiter.hpp"
 #include "proxy.hpp"
 
@@ -260,7 +262,9 @@ class App {
     const std::string peer = ec ? std::string("unknown") : remote.address().to_string();
     if (!connections_.acquire(peer)) {
       // Over max_connections_per_client: closed before reading anything, which costs us least.
-      metrics_.record_malformed("too_many_connections");
+      metrics_.record_limited("connections");
+      log::warn("connection refused: too many open connections from this address",
+                {{"client", peer}, {"limit", config_.server.max_connections_per_client}});
       stream.close();
       co_return;
     }
@@ -273,7 +277,7 @@ class App {
       beast::flat_buffer buffer(8192);
       auto context = metrics_only ? nullptr : current_tls();
       if (!context) {
-        co_await serve_connection(stream, peer, metrics_only, *handle, buffer, false);
+        co_await serve_connection(stream, peer, metrics_only, *handle, buffer, false, {});
       } else {
         // server-flex: one port, the first byte says whether the client speaks TLS.
         stream.expires_after(config_.server.header_timeout);
@@ -282,7 +286,7 @@ class App {
           // silent peer or reset before the first byte: nothing to answer
         } else if (!is_tls) {
           const bool refuse = !config_.server.tls->allow_plain_http;
-          co_await serve_connection(stream, peer, metrics_only, *handle, buffer, refuse);
+          co_await serve_connection(stream, peer, metrics_only, *handle, buffer, refuse, {});
         } else {
           tls_stream.emplace(std::move(stream), *context);
           handle->stream = &beast::get_lowest_layer(*tls_stream);
@@ -294,7 +298,8 @@ class App {
             log::debug("TLS handshake failed", {{"client", peer}, {"error", handshake_ec.message()}});
           } else {
             buffer.consume(used);
-            co_await serve_connection(*tls_stream, peer, metrics_only, *handle, buffer, false);
+            const std::string cert_user = certificate_user(*tls_stream, peer);
+            co_await serve_connection(*tls_stream, peer, metrics_only, *handle, buffer, false, cert_user);
             beast::get_lowest_layer(*tls_stream).expires_after(std::chrono::seconds(5));
             auto [shutdown_ec] = co_await tls_stream->async_shutdown(use_tuple);
             (void)shutdown_ec;  // a client that just closes (most do) is fine
@@ -312,11 +317,29 @@ class App {
     lowest.close();
   }
 
+  // The user a verified client certificate names (server.tls.client_cert_user), "" for none. A
+  // certificate whose subject names no usable user leaves the connection anonymous, with a log line.
+  std::string certificate_user(beast::ssl_stream<beast::tcp_stream>& tls, const std::string& peer) {
+    const auto& settings = *config_.server.tls;
+    if (settings.client_ca_file.empty() || !settings.client_cert_user) return {};
+    SSL* native = tls.native_handle();
+    if (SSL_get_verify_result(native) != X509_V_OK) return {};
+    auto user = auth::certificate_user(SSL_get0_peer_certificate(native));
+    if (!user) {
+      log::warn("client certificate names no usable user; its requests are anonymous",
+                {{"client", peer}, {"error", user.error().message}});
+      return {};
+    }
+    return std::move(*user);
+  }
+
   // Templates on the stream type: a TLS listener hands an ssl_stream<tcp_stream> to the same code
   // (the split of Beast's server-flex example); only the handshake before and the shutdown after differ.
+  // cert_user: the user the connection's client certificate authenticates, "" for none.
   template <class Stream>
   asio::awaitable<void> serve_connection(Stream& stream, const std::string& peer, bool metrics_only,
-                                         SessionHandle& handle, beast::flat_buffer& buffer, bool refuse_plain) {
+                                         SessionHandle& handle, beast::flat_buffer& buffer, bool refuse_plain,
+                                         const std::string& cert_user) {
     bool first = true;
     while (!stopping_) {
       http::request_parser<http::empty_body> parser;
@@ -343,7 +366,7 @@ class App {
         reply = plain_error(Errc::denied, "plain HTTP is refused: this mirror serves HTTPS only");
         reply.close = true;
       } else {
-        reply = co_await answer(req, peer, metrics_only, user);
+        reply = co_await answer(req, peer, metrics_only, cert_user, user);
       }
       if (!parser.is_done()) reply.close = true;  // a body we will not read: do not reuse the connection
       bool completed = co_await write_reply(stream, req, reply);
@@ -354,18 +377,24 @@ class App {
   }
 
   asio::awaitable<Reply> answer(const http::request<http::empty_body>& req, const std::string& peer,
-                                bool metrics_only, std::string& user) {
+                                bool metrics_only, const std::string& cert_user, std::string& user) {
     auto path = req.target().substr(0, req.target().find('?'));
     const bool health = path == "/healthz" || path == "/readyz";
     if (!health) {
       if (unsigned wait = rate_limiter_.take(peer)) {
+        metrics_.record_limited("rate");
         Reply reply = plain_error(Errc::too_many_requests, "too many requests from this address; retry later");
         reply.head.set(http::field::retry_after, std::to_string(wait));
+        reply.error = "refused by the request rate limit (server.requests_per_second)";
+        reply.route = "limit";
         co_return reply;
       }
     }
     if (limiter_.over(peer)) {
+      metrics_.record_limited("malformed");
       Reply reply = plain_error(Errc::too_many_requests, "too many malformed requests from this address");
+      reply.error = "refused: too many malformed requests (server.malformed_per_minute)";
+      reply.route = "limit";
       reply.head.set(http::field::retry_after, "60");
       reply.close = true;
       co_return reply;
@@ -381,8 +410,14 @@ class App {
     auto authenticator = current_auth();
     if (authenticator && !health) {
       auto credentials = auth::parse_authorization(req[http::field::authorization]);
+      const auto kind = credentials.kind;
+      const std::string claimed = credentials.user.substr(0, 64);  // for the log line only
       std::optional<std::string> who;
-      if (authenticator->needs_slow_check(credentials)) {
+      if (kind == auth::Credentials::Kind::none && !cert_user.empty()) {
+        // No Authorization header: the verified client certificate says who this is. A header,
+        // when sent, wins (and is checked like any other), so a CI token can act as its own user.
+        who = cert_user;
+      } else if (authenticator->needs_slow_check(credentials)) {
         // bcrypt takes tens of milliseconds by design: not on an I/O thread.
         auto [failure, checked] = co_await asio::co_spawn(
             bcrypt_pool_, authenticate_slowly(authenticator, std::move(credentials)), use_tuple);
@@ -390,12 +425,14 @@ class App {
       } else {
         who = authenticator->authenticate(credentials);
       }
-      if (!who) co_return challenge(*authenticator, "invalid credentials");
+      if (!who) co_return refuse_credentials(*authenticator, kind, claimed);
       user = *who;
       if (user.empty() && authenticator->protect_api() && (path == "/metrics" || path.rfind("/ocigate/", 0) == 0)) {
+        metrics_.record_auth_failure("missing");
         co_return challenge(*authenticator, "authentication required");
       }
     }
+    if (!authenticator) user = cert_user;  // no grants to apply, but the access log names the client
     if (path == "/metrics") co_return metrics_reply();
     if (metrics_only) co_return plain_error(Errc::name_unknown, "this listener serves /metrics only");
     if (path == "/healthz") co_return text_reply(http::status::ok, "ok\n", "health");
@@ -408,6 +445,11 @@ class App {
       if (auto refused = authorize(*authenticator, req, user)) co_return std::move(*refused);
     }
     Reply reply = co_await proxy_.handle(req, peer);
+    if (reply.head.result_int() == 503 && reply.head.find(http::field::retry_after) == reply.head.end()) {
+      // Every 503 says when to come back (no fetch slot free, cache busy, shutting down): clients
+      // that honour it spread their retries instead of hammering a saturated mirror.
+      reply.head.set(http::field::retry_after, std::to_string(upstream::busy_retry_after));
+    }
     if (reply.head.result_int() == 400) {
       metrics_.record_malformed("bad_request");
       if (limiter_.record(peer)) reply.close = true;
@@ -418,6 +460,19 @@ class App {
   static asio::awaitable<std::optional<std::string>> authenticate_slowly(
       std::shared_ptr<auth::Authenticator> authenticator, auth::Credentials credentials) {
     co_return authenticator->authenticate(credentials);
+  }
+
+  // 401 for credentials that were given and are wrong. The access log line says which kind failed
+  // and for which claimed user name (never the secret); the metric carries only the kind.
+  Reply refuse_credentials(const auth::Authenticator& authenticator, auth::Credentials::Kind kind,
+                           const std::string& claimed) {
+    using Kind = auth::Credentials::Kind;
+    const char* reason = kind == Kind::basic ? "bad_password" : kind == Kind::bearer ? "bad_token" : "malformed";
+    metrics_.record_auth_failure(reason);
+    Reply reply = challenge(authenticator, "invalid credentials");
+    reply.error = std::string("authentication failed: ") + reason;
+    if (kind == Kind::basic) reply.error += " for user '" + claimed + "'";
+    return reply;
   }
 
   // 401 with the Basic challenge every registry client understands (docker login, skopeo login,
@@ -436,6 +491,7 @@ class App {
                                  const std::string& user) {
     auto route = oci::parse_route(req.target());
     if (route.kind == oci::RouteKind::base) {
+      // Not counted as a failure: the anonymous ping is how every client learns to log in.
       if (user.empty()) return challenge(authenticator, "authentication required");
       return std::nullopt;
     }
@@ -443,12 +499,19 @@ class App {
                                                          : resolve_target(config_, route);
     if (!target) {
       if (user.empty() && !authenticator.anonymous_allowed_somewhere()) {
+        metrics_.record_auth_failure("missing");
         return challenge(authenticator, "authentication required");
       }
       return std::nullopt;
     }
     if (authenticator.may_pull(user, target->repo_key)) return std::nullopt;
-    if (user.empty()) return challenge(authenticator, "authentication required to pull " + target->repo_key);
+    if (user.empty()) {
+      metrics_.record_auth_failure("missing");
+      Reply reply = challenge(authenticator, "authentication required to pull " + target->repo_key);
+      reply.name = route.name;
+      return reply;
+    }
+    metrics_.record_auth_failure("denied");
     Reply reply = plain_error(Errc::denied, "access to " + target->repo_key + " is not granted to this user");
     reply.name = route.name;
     reply.route = "auth";
@@ -492,6 +555,14 @@ class App {
     metrics_.cache_size_bytes().Set(static_cast<double>(stats.size_bytes));
     metrics_.cache_blobs().Set(static_cast<double>(stats.blob_count));
     metrics_.set_evictions(static_cast<double>(stats.evictions), static_cast<double>(stats.evicted_bytes));
+    for (const auto& upstream : config_.upstreams) {
+      if (upstream.max_concurrent_fetches == 0) continue;
+      // The proxy owns the clients; resolving "?ns=<upstream>" is its public way to reach one.
+      oci::Route route{oci::RouteKind::manifest, "probe", "latest", "ns=" + upstream.name};
+      if (auto target = proxy_.resolve(route); target && target->client) {
+        metrics_.set_fetch_slot_timeouts(upstream.name, static_cast<double>(target->client->stats().fetch_slot_timeouts));
+      }
+    }
     Reply reply = text_reply(http::status::ok, metrics_.render(), "metrics");
     reply.head.set(http::field::content_type, "text/plain; version=0.0.4");
     return reply;

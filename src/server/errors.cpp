@@ -21,6 +21,7 @@ unsigned http_status(Errc code) {
     case Errc::too_many_requests: return 429;
     case Errc::upstream_error:
     case Errc::digest_mismatch: return 502;
+    case Errc::upstream_busy:
     case Errc::cancelled:
     case Errc::storage_error: return 503;
     case Errc::upstream_timeout: return 504;
@@ -44,6 +45,7 @@ std::string_view oci_code(Errc code) {
     case Errc::unauthorized: return "UNAUTHORIZED";
     case Errc::denied: return "DENIED";
     case Errc::too_many_requests: return "TOOMANYREQUESTS";
+    case Errc::upstream_busy:
     case Errc::upstream_timeout:
     case Errc::upstream_error:
     case Errc::digest_mismatch:

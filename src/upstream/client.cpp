@@ -9,7 +9,9 @@
 #include <openssl/x509.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -83,14 +85,26 @@ Error transport_error(const Endpoint& endpoint, const beast::error_code& ec, std
 
 // upstreams[].max_concurrent_fetches: a counting semaphore over a thread-safe channel. A permit is
 // a slot in the channel's buffer; sending blocks while every slot is taken, and dropping a permit
-// takes one element out again, which wakes the next waiter.
+// takes one element out again, which wakes the next waiter. A waiter gives up after
+// fetch_slot_timeout: the send races a timer, and the loser is cancelled.
 class FetchLimiter : public std::enable_shared_from_this<FetchLimiter> {
  public:
   FetchLimiter(asio::any_io_executor executor, unsigned limit) : slots_(std::move(executor), limit) {}
 
-  asio::awaitable<std::shared_ptr<void>> acquire() {
-    auto [ec] = co_await slots_.async_send(boost::system::error_code{}, use_tuple);
-    if (ec) co_return nullptr;  // the channel was closed: cannot happen while the client lives
+  // A permit, or nullptr when no slot came free within timeout.
+  asio::awaitable<std::shared_ptr<void>> acquire(std::chrono::steady_clock::duration timeout) {
+    if (!slots_.try_send(boost::system::error_code{})) {
+      asio::steady_timer timer(co_await asio::this_coro::executor, timeout);
+      auto [order, send_ec, timer_ec] =
+          co_await asio::experimental::make_parallel_group(slots_.async_send(boost::system::error_code{}, asio::deferred),
+                                                           timer.async_wait(asio::deferred))
+              .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+      (void)order;
+      (void)timer_ec;
+      // Judged by the send's own outcome, not by which finished first: a send that completed in
+      // the same instant the timer fired holds a slot, and dropping it here would leak that slot.
+      if (send_ec) co_return nullptr;
+    }
     // Not null: callers test the permit like any pointer.
     co_return std::shared_ptr<void>(static_cast<void*>(this), [self = shared_from_this()](void*) {
       self->slots_.try_receive([](boost::system::error_code) {});
@@ -226,11 +240,13 @@ class ClientImpl final : public Client {
     }
     boost::system::error_code ec;
     auto literal = asio::ip::make_address(home_.host, ec);
-    if (!ec && is_internal_address(literal)) home_internal_ = true;
+    if (!ec) home_classes_ |= class_bit(classify_address(literal));
   }
 
   const config::Upstream& upstream() const override { return upstream_; }
-  ClientStats stats() const override { return {requests_.load(), connections_opened_.load(), token_fetches_.load()}; }
+  ClientStats stats() const override {
+    return {requests_.load(), connections_opened_.load(), token_fetches_.load(), fetch_slot_timeouts_.load()};
+  }
 
   asio::awaitable<Result<std::unique_ptr<Response>>> send(Request request) override {
     if (!setup_error_.empty()) co_return Error{Errc::upstream_error, setup_error_};
@@ -241,7 +257,18 @@ class ClientImpl final : public Client {
     const bool idempotent = request.method == http::verb::get || request.method == http::verb::head;
     // Waits for a slot; released when the answer's body is done (or the answer is dropped).
     std::shared_ptr<void> permit;
-    if (fetch_limiter_) permit = co_await fetch_limiter_->acquire();
+    if (fetch_limiter_) {
+      permit = co_await fetch_limiter_->acquire(upstream_.fetch_slot_timeout);
+      if (!permit) {
+        ++fetch_slot_timeouts_;
+        Error busy{Errc::upstream_busy, "upstream " + upstream_.name + ": all " +
+                                            std::to_string(upstream_.max_concurrent_fetches) +
+                                            " fetch slots (max_concurrent_fetches) stayed busy for " +
+                                            seconds_text(upstream_.fetch_slot_timeout) + " (fetch_slot_timeout)"};
+        busy.retry_after = busy_retry_after;
+        co_return busy;
+      }
+    }
     for (int attempt = 1;; ++attempt) {
       bool retryable = false;
       auto result = co_await attempt_once(request, retryable);
@@ -349,10 +376,18 @@ class ClientImpl final : public Client {
     // A name that is an address literal is judged here; names are judged by what they resolve to in open().
     boost::system::error_code ec;
     auto literal = asio::ip::make_address(next->endpoint.host, ec);
-    if (!ec && !(next->endpoint == home_) && is_internal_address(literal) && !home_internal_) {
-      return Error{Errc::upstream_error, where + " to an internal address refused"};
+    if (!ec && !(next->endpoint == home_)) {
+      const AddressClass target = classify_address(literal);
+      if (!redirect_allowed(target, home_classes_.load())) return internal_redirect_refused(next->endpoint, target);
     }
     return next;
+  }
+
+  Error internal_redirect_refused(const Endpoint& target, AddressClass address_class) const {
+    std::string why = "upstream " + home_.host + " redirected to " + target.host + ", a " +
+                      std::string(class_name(address_class)) + " address";
+    why += address_class == AddressClass::special ? ": refused" : ", while the upstream itself is not on one: refused";
+    return Error{Errc::upstream_error, std::move(why)};
   }
 
   // Sends one request and reads the response header, on a pooled connection when one is idle.
@@ -403,14 +438,14 @@ class ClientImpl final : public Client {
     if (rec) co_return Error{Errc::upstream_error, "cannot resolve upstream " + endpoint.host + ": " + rec.message()};
     // The upstream itself may live on an internal network; a host it redirects to may not, unless
     // the upstream does too. Judged on the addresses we are about to connect to (no DNS rebinding).
-    bool internal = false;
-    for (const auto& entry : results) internal = internal || is_internal_address(entry.endpoint().address());
-    if (endpoint == home_) {
-      if (internal) home_internal_ = true;
-    } else if (internal && !home_internal_) {
-      retryable = false;
-      co_return Error{Errc::upstream_error, "upstream " + home_.host + " redirected to " + endpoint.host +
-                                                ", which resolves to an internal address: refused"};
+    for (const auto& entry : results) {
+      const AddressClass address_class = classify_address(entry.endpoint().address());
+      if (endpoint == home_) {
+        home_classes_ |= class_bit(address_class);
+      } else if (!redirect_allowed(address_class, home_classes_.load())) {
+        retryable = false;
+        co_return internal_redirect_refused(endpoint, address_class);
+      }
     }
     auto connection = std::make_unique<Connection>();
     connection->endpoint = endpoint;
@@ -591,11 +626,14 @@ class ClientImpl final : public Client {
   std::mutex token_mutex_;
   std::map<std::string, Token> tokens_;
   std::atomic<bool> basic_accepted_{false};
-  std::atomic<bool> home_internal_{false};  // the upstream's own address is loopback/private/link-local
+  // class_bit()s of the upstream's own addresses: a redirect may reach a non-global class only
+  // when the upstream itself lives in it.
+  std::atomic<std::uint8_t> home_classes_{0};
   std::shared_ptr<FetchLimiter> fetch_limiter_;
   std::atomic<std::uint64_t> requests_{0};
   std::atomic<std::uint64_t> connections_opened_{0};
   std::atomic<std::uint64_t> token_fetches_{0};
+  std::atomic<std::uint64_t> fetch_slot_timeouts_{0};
 };
 
 }  // namespace

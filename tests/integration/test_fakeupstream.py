@@ -75,7 +75,10 @@ class FakeUpstreamFaults(unittest.TestCase):
         short = {"connect_timeout": f"{TIMEOUT}s", "response_timeout": f"{TIMEOUT}s", "idle_timeout": f"{TIMEOUT}s"}
         cls.gate = harness.Ocigate(
             [{"name": "fake", "url": cls.fake.url, "tag_ttl": "0s", **short},
-             {"name": "good", "url": cls.registry.url, "tag_ttl": "0s", **short}],
+             {"name": "good", "url": cls.registry.url, "tag_ttl": "0s", **short},
+             # The same fake behind a cap of one fetch at a time and a 1 s wait for it.
+             {"name": "capped", "url": cls.fake.url, "tag_ttl": "0s", "max_concurrent_fetches": 1,
+              "fetch_slot_timeout": "1s", **short}],
             default_upstream="fake", max_size="1GiB",
             extra={"server": {"threads": 2, "shutdown_grace": "5s", "header_timeout": "2s", "idle_timeout": "20s"}})
         cls.gate.config["log"]["level"] = "info"
@@ -369,6 +372,90 @@ class FakeUpstreamFaults(unittest.TestCase):
                                         timeout=BOUND))
         self.assertEqual(r.status, 502, r.body)
         self.assertEqual(self.fake.count("GET", "/manifests/loop"), 1)
+
+    def refused_redirect(self, location):
+        """A blob GET the fake redirects to location: refused before any connection, quickly, as an OCI
+        502 that says why; nothing cached (the next GET fetches again)."""
+        data, digest = self.new_blob(1000, lambda req: Reply(307, {"Location": location + req.path}, b""))
+        log_offset = os.path.getsize(self.gate.stdout_path)
+        started = time.monotonic()
+        r = request("GET", f"{self.gate.url}/v2/team/app/blobs/{digest}", timeout=BOUND)
+        elapsed = time.monotonic() - started
+        # A connection attempt to an unreachable address would take connect_timeout (2 s) per attempt.
+        self.assertLess(elapsed, TIMEOUT - 0.5, "the redirect was not refused before connecting")
+        self.assertEqual(r.status, 502, r.body)
+        error = r.json()["errors"][0]
+        self.assertEqual(error["code"], "UNAVAILABLE")
+        self.assertIn("refused", error["message"])
+        self.assertEqual(self.fake.count("GET", digest), 1, "a refused redirect is not retried")
+        with open(self.gate.stdout_path, errors="replace") as f:
+            f.seek(log_offset)
+            lines = [line for line in f if digest in line and '"status":502' in line]
+        self.assertEqual(len(lines), 1, "one access log line names the refusal")
+        self.assertIn("refused", lines[0])
+        self.blobs[digest] = (data, None)
+        r = request("GET", f"{self.gate.url}/v2/team/app/blobs/{digest}", timeout=BOUND)
+        self.assertEqual((r.status, harness.sha256(r.body)), (200, digest))
+        self.assertEqual(self.fake.count("GET", digest), 2, "nothing was cached by the refused fetch")
+        return error["message"]
+
+    def test_redirect_to_cloud_metadata_is_refused_from_a_loopback_upstream(self):
+        message = self.refused_redirect("http://169.254.169.254")
+        self.assertIn("link-local", message)
+
+    def test_redirect_to_a_private_network_is_refused_from_a_loopback_upstream(self):
+        message = self.refused_redirect("http://10.255.255.1")
+        self.assertIn("private", message)
+
+    def test_redirect_to_another_loopback_port_is_followed_for_blobs_only(self):
+        data, digest = self.new_blob(200_000)
+
+        def cdn_script(req):
+            if req.path == f"/cdn/{digest}":
+                return Reply(200, {"Content-Type": "application/octet-stream"}, data)
+            return Reply(404, {}, b"")
+
+        with fakeupstream.FakeRegistry(cdn_script) as cdn:
+            self.blobs[digest] = (data, lambda req: Reply(307, {"Location": f"{cdn.url}/cdn/{digest}"}, b""))
+            r = request("GET", f"{self.gate.url}/v2/team/app/blobs/{digest}", timeout=BOUND)
+            self.assertEqual((r.status, harness.sha256(r.body)), (200, digest))
+            self.assertEqual(cdn.count("GET", f"/cdn/{digest}"), 1)
+            self.assertNotIn("authorization", cdn.requests[0].headers)
+            # A manifest answer that redirects is the upstream's answer, never followed.
+            self.manifests["/manifests/moved"] = Reply(307, {"Location": f"{cdn.url}/cdn/manifest"}, b"")
+            r = request("GET", f"{self.gate.url}/v2/team/app/manifests/moved", headers=ACCEPT, timeout=BOUND)
+            self.assertEqual(r.status, 502, r.body)
+            self.assertEqual(cdn.count(contains="/cdn/manifest"), 0)
+
+    # ---- the cap on concurrent upstream fetches ----
+
+    def test_waiting_for_a_fetch_slot_ends_with_503_and_retry_after(self):
+        # The only slot is held by a fetch the fake never answers (3 attempts of TIMEOUT s each).
+        _, held = self.new_blob(1000, Silence())
+        _, waiting = self.new_blob(1000)
+        before = self.gate.metric_sum("ocigate_upstream_fetch_slot_timeouts_total", upstream="capped")
+        holder = threading.Thread(
+            target=lambda: raw_get(self.gate.port, f"/v2/capped/team/app/blobs/{held}"), daemon=True)
+        holder.start()
+        harness.wait_until(lambda: self.fake.count("GET", held) >= 1, 5, "the first fetch to reach the fake")
+        started = time.monotonic()
+        r = request("GET", f"{self.gate.url}/v2/capped/team/app/blobs/{waiting}", timeout=BOUND)
+        elapsed = time.monotonic() - started
+        self.assertEqual(r.status, 503, r.body)
+        self.assertEqual(r.json()["errors"][0]["code"], "UNAVAILABLE")
+        self.assertIn("fetch_slot_timeout", r.json()["errors"][0]["message"])
+        self.assertEqual(r.header("Retry-After"), "5")
+        self.assertGreaterEqual(elapsed, 0.9)
+        self.assertLess(elapsed, TIMEOUT + 1, "the wait is bounded by fetch_slot_timeout, not the holder")
+        self.assertEqual(self.fake.count("GET", waiting), 0, "nothing is sent without a slot")
+        self.assertEqual(
+            self.gate.metric_sum("ocigate_upstream_fetch_slot_timeouts_total", upstream="capped"), before + 1)
+        self.assertIn("fetch_slot_timeout", self.gate.stderr())
+        holder.join(BOUND * 2)
+        self.assertFalse(holder.is_alive())
+        # The slot came back: the waiting blob now goes through.
+        r = request("GET", f"{self.gate.url}/v2/capped/team/app/blobs/{waiting}", timeout=BOUND)
+        self.assertEqual((r.status, harness.sha256(r.body)), (200, waiting))
 
     def test_accepted_and_never_answered(self):
         for kind in ("manifests", "blobs"):

@@ -203,6 +203,54 @@ class Security(unittest.TestCase):
         self.assertEqual(with_cert.getresponse().status, 200)
         with_cert.close()
 
+    def mtls_gate(self, **tls):
+        gate = self.gate(server={"tls": {"cert_file": self.cert, "key_file": self.key,
+                                         "client_ca_file": self.pki.ca_cert, **tls}}, start=False)
+        probe = ssl.create_default_context(cafile=self.pki.ca_cert)
+        probe.load_cert_chain(*self.pki.server_cert("probe", usage="clientAuth"))
+        gate.cafile = probe
+        return gate.start()
+
+    def with_cert(self, name):
+        context = ssl.create_default_context(cafile=self.pki.ca_cert)
+        context.load_cert_chain(*self.pki.server_cert(name, usage="clientAuth"))
+        return context
+
+    def test_a_client_certificate_authenticates_as_its_common_name(self):
+        gate = self.mtls_gate()
+        alice = self.with_cert("alice")
+        manifest = gate.url + "/v2/{}/manifests/v1"
+        # No Authorization header: the certificate's CN is the user, and alice's grants (team/**) apply.
+        self.assertEqual(request("GET", gate.url + "/v2/", cafile=alice).status, 200)
+        self.assertEqual(request("GET", manifest.format("team/app"), headers=ACCEPT, cafile=alice).status, 200)
+        denied = request("GET", manifest.format("other/tool"), headers=ACCEPT, cafile=alice)
+        self.assertEqual(denied.status, 403)
+        self.assertEqual(denied.json()["errors"][0]["code"], "DENIED")
+        # An Authorization header wins over the certificate, both ways.
+        self.assertEqual(request("GET", manifest.format("other/tool"), headers=ACCEPT, auth=("bob", "bob-pw"),
+                                 cafile=alice).status, 200)
+        self.assertEqual(request("GET", manifest.format("team/app"), headers=ACCEPT, auth=("bob", "bob-pw"),
+                                 cafile=alice).status, 403)
+        self.assertEqual(request("GET", manifest.format("team/app"), headers=ACCEPT, auth=("alice", "nope"),
+                                 cafile=alice).status, 401, "wrong credentials never fall back to the certificate")
+        with open(gate.stdout_path) as f:
+            lines = [json.loads(line) for line in f if line.startswith("{")]
+        pulls = [line for line in lines if line.get("name") == "team/app" and line.get("status") == 200]
+        self.assertEqual(pulls[0].get("user"), "alice")
+        # A CN that is no plain user name leaves the connection anonymous (anonymous globs only).
+        odd = self.with_cert("Alice Smith")
+        self.assertEqual(request("GET", manifest.format("team/app"), headers=ACCEPT, cafile=odd).status, 401)
+        self.assertEqual(request("GET", manifest.format("library/base"), headers=ACCEPT, cafile=odd).status, 200)
+        self.assertIn("client certificate names no usable user", gate.stderr())
+
+    def test_client_cert_user_false_keeps_certificates_out_of_authentication(self):
+        gate = self.mtls_gate(client_cert_user=False)
+        alice = self.with_cert("alice")
+        self.assertEqual(request("GET", gate.url + "/v2/team/app/manifests/v1", headers=ACCEPT, cafile=alice).status,
+                         401)
+        self.assertEqual(request("GET", gate.url + "/v2/team/app/manifests/v1", headers=ACCEPT,
+                                 auth=("alice", "alice-pw"), cafile=alice).status, 200)
+
     def test_certificate_reload_on_sighup_keeps_open_connections(self):
         cert_b, key_b = self.pki.server_cert("server-b")
         live_cert = os.path.join(self.tmp, "live.crt")
@@ -288,6 +336,36 @@ class Security(unittest.TestCase):
         self.assertEqual(request("GET", gate.url + "/metrics", auth=("bob", "bob-pw")).status, 200)
         self.assertEqual(request("GET", gate.url + "/healthz").status, 200, "health stays open for probes")
 
+    def test_auth_failures_are_counted_by_reason_and_logged_once(self):
+        gate = self.gate(tls=False)
+
+        def count(reason):
+            return gate.metric_sum("ocigate_auth_failures_total", reason=reason)
+
+        before = {reason: count(reason) for reason in ("missing", "bad_password", "bad_token", "malformed", "denied")}
+        self.assertEqual(request("GET", gate.url + "/v2/").status, 401, "the anonymous ping")
+        self.assertEqual(count("missing"), before["missing"], "the ping that teaches login is no failure")
+        self.assertEqual(request("GET", gate.url + "/v2/team/app/manifests/v1", headers=ACCEPT).status, 401)
+        self.assertEqual(request("GET", gate.url + "/v2/", auth=("alice", "wrong-pw-73")).status, 401)
+        self.assertEqual(request("GET", gate.url + "/v2/", headers={"Authorization": "Bearer nope"}).status, 401)
+        self.assertEqual(request("GET", gate.url + "/v2/", headers={"Authorization": "Digest x"}).status, 401)
+        self.assertEqual(request("GET", gate.url + "/v2/other/tool/manifests/v1", headers=ACCEPT,
+                                 auth=("alice", "alice-pw")).status, 403)
+        self.assertEqual(count("missing"), before["missing"] + 1)
+        self.assertEqual(count("bad_password"), before["bad_password"] + 1)
+        self.assertEqual(count("bad_token"), before["bad_token"] + 1)
+        self.assertEqual(count("malformed"), before["malformed"] + 1)
+        self.assertEqual(count("denied"), before["denied"] + 1)
+        with open(gate.stdout_path) as f:
+            lines = [json.loads(line) for line in f if line.startswith("{")]
+        failed = [line for line in lines if line.get("error", "").startswith("authentication failed: bad_password")]
+        self.assertEqual(len(failed), 1, failed)
+        self.assertIn("alice", failed[0]["error"])
+        self.assertNotIn("wrong-pw-73", json.dumps(lines), "a password never reaches the log")
+        denied = [line for line in lines if line.get("status") == 403]
+        self.assertEqual(len(denied), 1)
+        self.assertEqual(denied[0]["user"], "alice")
+
     def test_invalid_auth_config_exits_2_with_file_and_line(self):
         bad = os.path.join(self.tmp, "bad-htpasswd")
         with open(bad, "w") as f:
@@ -311,6 +389,19 @@ class Security(unittest.TestCase):
         self.assertGreaterEqual(int(limited.header("Retry-After")), 1)
         self.assertEqual(request("GET", gate.url + "/healthz").status, 200)
 
+    def test_rate_limited_requests_are_counted(self):
+        gate = self.gate(tls=False, auth=False, server={"requests_per_second": "2", "burst": 2})
+        statuses = [request("GET", gate.url + "/v2/").status for _ in range(4)]
+        self.assertEqual(statuses[:2], [200, 200])
+        self.assertIn(429, statuses[2:])
+        refused = statuses.count(429)
+        time.sleep(1.1)  # a token for the scrape itself
+        self.assertEqual(gate.metric_sum("ocigate_rate_limited_total", limit="rate"), refused)
+        with open(gate.stdout_path) as f:
+            limited = [json.loads(line) for line in f if '"status":429' in line]
+        self.assertEqual(len(limited), refused, "one access log line per refused request")
+        self.assertIn("requests_per_second", limited[0]["error"])
+
     def test_connections_per_client_are_capped(self):
         gate = self.gate(tls=False, auth=False, server={"max_connections_per_client": 2})
         held = [socket.create_connection(("127.0.0.1", gate.port), timeout=5) for _ in range(2)]
@@ -326,6 +417,8 @@ class Security(unittest.TestCase):
         for s in held:
             s.close()
         harness.wait_until(lambda: request("GET", gate.url + "/v2/").status == 200, 5, "a free slot")
+        self.assertEqual(gate.metric_sum("ocigate_rate_limited_total", limit="connections"), 1)
+        self.assertEqual(gate.stderr().count("connection refused: too many open connections"), 1)
 
 
 if __name__ == "__main__":

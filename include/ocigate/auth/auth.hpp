@@ -18,6 +18,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <openssl/types.h>
+
 #include "ocigate/common/result.hpp"
 #include "ocigate/config/config.hpp"
 
@@ -45,6 +47,12 @@ struct Credentials {
 // "Basic base64(user:pass)" (an empty user, as skopeo sends without credentials, is none) or
 // "Bearer <token>"; other schemes are malformed.
 Credentials parse_authorization(std::string_view header);
+
+// The user a verified client certificate (server.tls.client_ca_file) authenticates as: its subject
+// common name. Refused (an error saying why, naming no secret) when the subject has no CN, more than
+// one, or one that is not a plain user name: 1-128 of A-Z a-z 0-9 . _ @ + -. The caller must have
+// verified the certificate against the client CA; this only reads the name.
+Result<std::string> certificate_user(const X509* certificate);
 
 // Remembers recent password verifications, keyed by a hash of user and password, so a client
 // pulling 50 layers costs one bcrypt, not 50. Bounded: when full, the oldest entry goes.

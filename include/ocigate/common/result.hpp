@@ -26,6 +26,7 @@ enum class Errc {
   too_many_requests,   // 429 TOOMANYREQUESTS
   upstream_error,      // 502 upstream failed or answered garbage
   upstream_timeout,    // 504 upstream did not answer in time
+  upstream_busy,       // 503 UNAVAILABLE: no upstream fetch slot within fetch_slot_timeout (Retry-After)
   digest_mismatch,     // upstream bytes did not match their digest (502 to the client)
   storage_error,       // local cache failure
   config_invalid,      // configuration refused
@@ -36,7 +37,7 @@ enum class Errc {
 struct Error {
   Errc code = Errc::internal;
   std::string message;
-  // Seconds, for too_many_requests when the upstream said so; 0 = unknown.
+  // Seconds, for too_many_requests when the upstream said so, and for upstream_busy; 0 = unknown.
   unsigned retry_after = 0;
 };
 

@@ -37,6 +37,9 @@ struct Upstream {
   std::chrono::seconds idle_timeout{60};      // between body reads
   unsigned max_connections = 32;              // pooled keep-alive connections
   unsigned max_concurrent_fetches = 0;        // requests in flight to this upstream at once; 0 = unlimited
+  // Longest wait for one of those slots; past it the client gets 503 UNAVAILABLE with Retry-After,
+  // so a burst queues briefly instead of holding every client until its own timeout.
+  std::chrono::seconds fetch_slot_timeout{30};
   bool implicit_library = false;  // Docker Hub: "alpine" means "library/alpine"; default true for docker.io
 };
 
@@ -53,6 +56,10 @@ struct Tls {
   std::string key_file;        // PEM private key
   std::string client_ca_file;  // set: clients must present a certificate signed by this CA (mTLS)
   bool allow_plain_http = false;  // also answer plain HTTP on the same port (refused by default)
+  // With client_ca_file: a verified client certificate's subject CN authenticates the request as
+  // that user (auth grants apply) unless the request carries an Authorization header, which wins.
+  // false: certificates only admit the connection; users log in as before.
+  bool client_cert_user = true;
 };
 
 struct Server {

@@ -23,7 +23,7 @@ class Metrics {
   std::string render() const;
   prometheus::Registry& registry() { return *registry_; }
 
-  // route: base|manifest|blob|tags|referrers|metrics|health|verdict|other
+  // route: base|manifest|blob|tags|referrers|metrics|health|verdict|auth|limit|other
   void record_request(std::string_view route, std::string_view method, unsigned status, double seconds);
   // kind: blob|manifest|tag|referrers; result: hit|miss|stale
   void record_cache(std::string_view kind, std::string_view result);
@@ -48,6 +48,17 @@ class Metrics {
   // none_found|lookup_error. Latency of one image's whole signature lookup and verification.
   void record_signature(std::string_view format, std::string_view result);
   void record_signature_seconds(double seconds);
+
+  // Requests refused by client authentication or authorization. reason: missing (no credentials
+  // where some are needed, 401) | bad_password | bad_token | malformed (401) | denied (authenticated
+  // but not granted, 403). Never labelled by user or address: those are unbounded.
+  void record_auth_failure(std::string_view reason);
+  // Requests and connections refused by the abuse limits. limit: rate (token bucket, 429) |
+  // malformed (too many malformed requests, 429) | connections (max_connections_per_client, closed).
+  void record_limited(std::string_view limit);
+  // Upstream requests that found no max_concurrent_fetches slot within fetch_slot_timeout (503),
+  // mirrored from the upstream client's own count at scrape time (never decreases).
+  void set_fetch_slot_timeouts(std::string_view upstream, double total);
 
   prometheus::Gauge& inflight_streams() { return *inflight_streams_; }
   prometheus::Gauge& fetch_followers() { return *fetch_followers_; }
@@ -77,6 +88,9 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* layer_scans_;
   prometheus::Family<prometheus::Counter>* signatures_;
   prometheus::Family<prometheus::Histogram>* signature_seconds_;
+  prometheus::Family<prometheus::Counter>* auth_failures_;
+  prometheus::Family<prometheus::Counter>* limited_;
+  prometheus::Family<prometheus::Counter>* fetch_slot_timeouts_;
   prometheus::Gauge* inflight_streams_;
   prometheus::Gauge* fetch_followers_;
   prometheus::Gauge* cache_size_bytes_;

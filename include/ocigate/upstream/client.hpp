@@ -63,7 +63,11 @@ struct ClientStats {
   std::uint64_t requests = 0;
   std::uint64_t connections_opened = 0;
   std::uint64_t token_fetches = 0;
+  std::uint64_t fetch_slot_timeouts = 0;  // requests refused after fetch_slot_timeout (upstream_busy)
 };
+
+// Seconds a client is asked to wait (Retry-After) after upstream_busy.
+inline constexpr unsigned busy_retry_after = 5;
 
 class Client {
  public:
@@ -73,7 +77,9 @@ class Client {
   // Sends the request and returns once the response header arrived. Every status is returned as a
   // Response (the caller maps 404, 429, ...), except 401 after auth was tried, which is returned too.
   // Transport errors, timeouts and 502/503/504 are retried with backoff (3 attempts in all) for
-  // GET and HEAD; errors that remain are upstream_error / upstream_timeout.
+  // GET and HEAD; errors that remain are upstream_error / upstream_timeout. With
+  // max_concurrent_fetches, a request that finds no slot within fetch_slot_timeout fails with
+  // upstream_busy (retry_after = busy_retry_after) before anything is sent.
   virtual asio::awaitable<Result<std::unique_ptr<Response>>> send(Request request) = 0;
 
   virtual const config::Upstream& upstream() const = 0;

@@ -1,6 +1,9 @@
 #include "ocigate/auth/auth.hpp"
 
+#include <memory>
+
 #include <gtest/gtest.h>
+#include <openssl/x509.h>
 
 namespace ocigate::auth {
 namespace {
@@ -209,6 +212,52 @@ TEST(ConstantTimeTest, ComparesExactly) {
   EXPECT_TRUE(equal_constant_time("abc", "abc"));
   EXPECT_FALSE(equal_constant_time("abc", "abd"));
   EXPECT_FALSE(equal_constant_time("abc", "ab"));
+}
+
+// Only the subject is read, so an unsigned certificate with the names under test is enough. Raw
+// UTF8String entries skip OpenSSL's own 64-character CN bound, so a crafted long name reaches the check.
+using CertPtr = std::unique_ptr<X509, decltype(&X509_free)>;
+CertPtr cert_with_subject(const std::vector<std::pair<int, std::string>>& entries, int type = V_ASN1_UTF8STRING) {
+  CertPtr cert(X509_new(), &X509_free);
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  for (const auto& [nid, value] : entries) {
+    X509_NAME_add_entry_by_NID(name, nid, type, reinterpret_cast<const unsigned char*>(value.data()),
+                               static_cast<int>(value.size()), -1, 0);
+  }
+  return cert;
+}
+
+TEST(CertificateUser, IsTheSubjectCommonName) {
+  auto cert = cert_with_subject({{NID_organizationName, "acme"}, {NID_commonName, "alice"}});
+  auto user = certificate_user(cert.get());
+  ASSERT_TRUE(user.ok()) << user.error().message;
+  EXPECT_EQ(*user, "alice");
+  auto service = cert_with_subject({{NID_commonName, "ci-bot@build.example+1"}});
+  ASSERT_TRUE(certificate_user(service.get()).ok());
+  EXPECT_EQ(*certificate_user(service.get()), "ci-bot@build.example+1");
+}
+
+TEST(CertificateUser, RefusesASubjectWithoutOrWithSeveralCommonNames) {
+  auto none = cert_with_subject({{NID_organizationName, "acme"}});
+  auto result = certificate_user(none.get());
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().message.find("no common name"), std::string::npos);
+  auto two = cert_with_subject({{NID_commonName, "alice"}, {NID_commonName, "admin"}});
+  result = certificate_user(two.get());
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().message.find("more than one"), std::string::npos);
+  EXPECT_FALSE(certificate_user(nullptr).ok());
+}
+
+TEST(CertificateUser, RefusesNamesThatAreNotPlainUserNames) {
+  for (const std::string bad : {std::string(""), std::string("Alice Smith"), std::string("alice:admin"),
+                                std::string("../alice"), std::string("alice\nadmin"), std::string("al\0ice", 6),
+                                std::string(129, 'a'), std::string("\xc3\xa9lodie")}) {
+    auto cert = cert_with_subject({{NID_commonName, bad}});
+    EXPECT_FALSE(certificate_user(cert.get()).ok()) << bad;
+  }
+  auto longest = cert_with_subject({{NID_commonName, std::string(128, 'a')}});
+  EXPECT_TRUE(certificate_user(longest.get()).ok());
 }
 
 }  // namespace

@@ -39,6 +39,7 @@ TEST(SecurityConfigTest, DefaultsAreOffAndUnlimited) {
   EXPECT_EQ(config->server.max_connections_per_client, 0u);
   EXPECT_EQ(config->server.max_uri_bytes, 8192u);
   EXPECT_EQ(config->upstreams[0].max_concurrent_fetches, 0u);
+  EXPECT_EQ(config->upstreams[0].fetch_slot_timeout.count(), 30);
 }
 
 TEST(SecurityConfigTest, LoadsTlsLimitsAndAuth) {
@@ -47,9 +48,10 @@ TEST(SecurityConfigTest, LoadsTlsLimitsAndAuth) {
   auto htpasswd = temp_file("htpasswd", "");
   auto config = parse_text("server:\n  tls:\n    cert_file: " + cert + "\n    key_file: " + key +
                            "\n    client_ca_file: " + cert + "\n    allow_plain_http: true\n" +
+                           "    client_cert_user: false\n" +
                            "  requests_per_second: 0.5\n  burst: 20\n  max_connections_per_client: 16\n"
                            "  max_uri_bytes: 4KiB\n" +
-                           upstream() + "    max_concurrent_fetches: 4\n" +
+                           upstream() + "    max_concurrent_fetches: 4\n    fetch_slot_timeout: 2m\n" +
                            "auth:\n  htpasswd_file: " + htpasswd +
                            "\n  realm: corp\n  tokens:\n    - user: ci\n      sha256: "
                            "E4EA8107AA5EF8385652A74C9A457B267F0025CD322CCCCB8658BEE1F80E278D\n"
@@ -61,11 +63,13 @@ TEST(SecurityConfigTest, LoadsTlsLimitsAndAuth) {
   ASSERT_TRUE(config->server.tls);
   EXPECT_EQ(config->server.tls->cert_file, cert);
   EXPECT_TRUE(config->server.tls->allow_plain_http);
+  EXPECT_FALSE(config->server.tls->client_cert_user);
   EXPECT_EQ(config->server.requests_per_second, 0.5);
   EXPECT_EQ(config->server.burst, 20u);
   EXPECT_EQ(config->server.max_connections_per_client, 16u);
   EXPECT_EQ(config->server.max_uri_bytes, 4096u);
   EXPECT_EQ(config->upstreams[0].max_concurrent_fetches, 4u);
+  EXPECT_EQ(config->upstreams[0].fetch_slot_timeout.count(), 120);
   ASSERT_TRUE(config->auth);
   EXPECT_EQ(config->auth->realm, "corp");
   ASSERT_EQ(config->auth->tokens.size(), 1u);
@@ -86,11 +90,22 @@ TEST(SecurityConfigTest, RefusesBadValuesWithKeyAndLine) {
   expect_refused("server:\n  tls:\n    cert_file: /nonexistent/c.pem\n    key_file: /x\n" + upstream(),
                  "test.yaml:3: server.tls.cert_file:", "cannot read");
   expect_refused("server:\n  tls:\n    cert: /x\n" + upstream(), "test.yaml:3: server.tls.cert:", "unknown key");
+  {
+    auto cert = temp_file("cert-only.pem", "x");
+    expect_refused("server:\n  tls:\n    cert_file: " + cert + "\n    key_file: " + cert +
+                       "\n    client_cert_user: true\n" + upstream(),
+                   "test.yaml:5: server.tls.client_cert_user:", "needs server.tls.client_ca_file");
+    fs::remove(cert);
+  }
   expect_refused("server:\n  requests_per_second: fast\n" + upstream(), "test.yaml:2: server.requests_per_second:",
                  "requests per second");
   expect_refused("server:\n  max_uri_bytes: 10\n" + upstream(), "test.yaml:2: server.max_uri_bytes:", "between");
   expect_refused(upstream() + "    max_concurrent_fetches: -1\n", "test.yaml:4: upstreams[0].max_concurrent_fetches:",
                  "whole number");
+  expect_refused(upstream() + "    fetch_slot_timeout: 0s\n", "test.yaml:4: upstreams[0].fetch_slot_timeout:",
+                 "longer than 0s");
+  expect_refused(upstream() + "    fetch_slot_timeout: 30\n", "test.yaml:4: upstreams[0].fetch_slot_timeout:",
+                 "bad duration");
   expect_refused(upstream() + "auth:\n  realm: x\n", "test.yaml:5: auth:", "htpasswd_file, tokens or anonymous");
   expect_refused(upstream() + "auth:\n  tokens:\n    - user: ci\n      sha256: tok-ci-123\n",
                  "test.yaml:7: auth.tokens[0].sha256:", "64 hex digits");

@@ -30,5 +30,25 @@ TEST(Metrics, MirroredEvictionCountersStayMonotonic) {
   EXPECT_NE(text.find("ocigate_cache_evicted_bytes_total 500"), std::string::npos);
 }
 
+TEST(Metrics, AuthFailuresAndLimitsAreCountedByReasonOnly) {
+  Metrics m;
+  m.record_auth_failure("bad_password");
+  m.record_auth_failure("bad_password");
+  m.record_auth_failure("denied");
+  m.record_limited("rate");
+  m.record_limited("connections");
+  m.set_fetch_slot_timeouts("up", 2);
+  m.set_fetch_slot_timeouts("up", 1);
+  auto text = m.render();
+  EXPECT_NE(text.find("ocigate_auth_failures_total{reason=\"bad_password\"} 2"), std::string::npos) << text;
+  EXPECT_NE(text.find("ocigate_auth_failures_total{reason=\"denied\"} 1"), std::string::npos);
+  EXPECT_EQ(text.find("ocigate_auth_failures_total{reason=\"missing\"}"), std::string::npos)
+      << "a reason never seen has no series";
+  EXPECT_NE(text.find("ocigate_rate_limited_total{limit=\"rate\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("ocigate_rate_limited_total{limit=\"connections\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("ocigate_upstream_fetch_slot_timeouts_total{upstream=\"up\"} 2"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE ocigate_auth_failures_total counter"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace ocigate::metrics

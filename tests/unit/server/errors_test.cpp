@@ -24,6 +24,11 @@ TEST(ErrorMapping, UpstreamTroubleIsNever500) {
   EXPECT_EQ(http_status(Errc::upstream_timeout), 504u);
 }
 
+TEST(ErrorMapping, NoFreeUpstreamFetchSlotIs503Unavailable) {
+  EXPECT_EQ(http_status(Errc::upstream_busy), 503u);
+  EXPECT_EQ(oci_code(Errc::upstream_busy), "UNAVAILABLE");
+}
+
 TEST(ErrorBody, IsOciErrorJsonWithDetail) {
   nlohmann::json detail = {{"verdict", "block"}};
   auto body = nlohmann::json::parse(error_body(Errc::denied, "image blocked", &detail));

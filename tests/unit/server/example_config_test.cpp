@@ -45,6 +45,8 @@ TEST(ExampleConfig, LoadsAndEqualsTheBuiltInDefault) {
   EXPECT_EQ(a.response_timeout, b.response_timeout);
   EXPECT_EQ(a.idle_timeout, b.idle_timeout);
   EXPECT_EQ(a.max_connections, b.max_connections);
+  EXPECT_EQ(a.max_concurrent_fetches, b.max_concurrent_fetches);
+  EXPECT_EQ(a.fetch_slot_timeout, b.fetch_slot_timeout);
 }
 
 TEST(ExampleConfig, PolicyEqualsTheDefaultPolicy) {

@@ -1044,5 +1044,37 @@ TEST_F(UpstreamClient, MaxConcurrentFetchesQueuesRequestsUntilABodyIsDone) {
   ASSERT_TRUE(third.ok()) << third.error().message;
 }
 
+TEST_F(UpstreamClient, AWaitForAFetchSlotEndsAfterFetchSlotTimeoutWithUpstreamBusy) {
+  const std::string blob = pattern(200000);
+  TestServer server([&](const ServerRequest&) { return Reply::ok(blob); });
+  auto upstream = upstream_for(server);
+  upstream.max_concurrent_fetches = 1;
+  upstream.fetch_slot_timeout = 1s;
+  auto client = client_for(upstream);
+  auto first = send(*client, get("/v2/a/blobs/one"));  // holds the only slot: its body stays unread
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  const auto started = std::chrono::steady_clock::now();
+  auto second = send(*client, get("/v2/a/blobs/two"));
+  const auto waited = std::chrono::steady_clock::now() - started;
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, Errc::upstream_busy);
+  EXPECT_EQ(second.error().retry_after, busy_retry_after);
+  EXPECT_NE(second.error().message.find("fetch_slot_timeout"), std::string::npos) << second.error().message;
+  EXPECT_GE(waited, 900ms);
+  EXPECT_LT(waited, 5s);
+  EXPECT_EQ(server.requests().size(), 1u) << "nothing is sent for a request that found no slot";
+  EXPECT_EQ(client->stats().fetch_slot_timeouts, 1u);
+  // The timed-out waiter took no slot with it: once the first body is done, the next one goes.
+  auto body = read_all(**first);
+  ASSERT_TRUE(body.ok()) << body.error().message;
+  auto third = send(*client, get("/v2/a/blobs/three"));
+  ASSERT_TRUE(third.ok()) << third.error().message;
+  EXPECT_EQ((*third)->status(), 200u);
+  auto fourth = send(*client, get("/v2/a/blobs/four"));  // the third still holds the slot
+  ASSERT_FALSE(fourth.ok());
+  EXPECT_EQ(fourth.error().code, Errc::upstream_busy);
+  EXPECT_EQ(client->stats().fetch_slot_timeouts, 2u);
+}
+
 }  // namespace
 }  // namespace ocigate::upstream::test
