@@ -405,7 +405,9 @@ class Security(unittest.TestCase):
     def test_connections_per_client_are_capped(self):
         gate = self.gate(tls=False, auth=False, server={"max_connections_per_client": 2})
         held = [socket.create_connection(("127.0.0.1", gate.port), timeout=5) for _ in range(2)]
-        time.sleep(0.3)
+        for s in held:  # an answer on each proves the server accepted and counted it (no sleep race)
+            s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 200"))
         extra = socket.create_connection(("127.0.0.1", gate.port), timeout=5)
         extra.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
         try:
