@@ -45,10 +45,15 @@ MiB = 1 << 20
 GiB = 1 << 30
 
 # Sizes and durations per mode (load_s: seconds per request-rate measurement).
+# scan_big: bytes of tar in the one-layer image of the prefetch figure; scan_layers: layers of the
+# many-small-layers image (64 KiB to scan_small_max of tar each). Both are compressible, like real layers.
 MODES = {
-    "full": {"runs": 3, "big": 1 * GiB, "layers": 20, "layer": 5 * MiB, "small": 300, "load_s": 10, "hit_s": 5},
-    "quick": {"runs": 1, "big": 256 * MiB, "layers": 20, "layer": 1 * MiB, "small": 100, "load_s": 4, "hit_s": 3},
-    "smoke": {"runs": 1, "big": 8 * MiB, "layers": 4, "layer": 64 * 1024, "small": 8, "load_s": 1, "hit_s": 1},
+    "full": {"runs": 3, "big": 1 * GiB, "layers": 20, "layer": 5 * MiB, "small": 300, "load_s": 10, "hit_s": 5,
+             "scan_big": 256 * MiB, "scan_layers": 50, "scan_small_max": 8 * MiB},
+    "quick": {"runs": 1, "big": 256 * MiB, "layers": 20, "layer": 1 * MiB, "small": 100, "load_s": 4, "hit_s": 3,
+              "scan_big": 64 * MiB, "scan_layers": 50, "scan_small_max": 2 * MiB},
+    "smoke": {"runs": 1, "big": 8 * MiB, "layers": 4, "layer": 64 * 1024, "small": 8, "load_s": 1, "hit_s": 1,
+              "scan_big": 2 * MiB, "scan_layers": 5, "scan_small_max": 256 * 1024},
 }
 # --load (issue #7): idle keep-alive connections held open, active pulls (fast + deliberately slow
 # readers), seconds per phase, each slow reader's rate. Seeded like --quick but with 2 MiB layers.
@@ -374,6 +379,53 @@ def gzip_tar_layer(name, size):
     return gzip.compress(raw.getvalue(), compresslevel=1, mtime=0)
 
 
+class TextLayers:
+    """Compressible tar+gzip layers (gzip -6, about 3x, like real filesystems): files cut from a pool of
+    pseudo-text at random offsets, in pieces longer than gzip's 32 KiB window so no piece repeats within it."""
+
+    PIECE = 64 * 1024
+
+    def __init__(self, seed=7):
+        import random
+        self.rng = random.Random(seed)
+        words = ["".join(self.rng.choice("abcdefghijklmnopqrstuvwxyz_/.0123456789") for _ in range(self.rng.randint(2, 12)))
+                 for _ in range(4096)]
+        text = " ".join(self.rng.choices(words, k=900_000)).encode()
+        self.pool = text + os.urandom(len(text) // 12)  # some incompressible bytes, like binaries
+
+    def content(self, size):
+        out, left = [], size
+        while left:
+            n = min(self.PIECE, left)
+            start = self.rng.randrange(0, len(self.pool) - n)
+            out.append(self.pool[start:start + n])
+            left -= n
+        return b"".join(out)
+
+    def layer(self, prefix, tar_bytes):
+        """A tar+gzip layer holding about tar_bytes of files (16 KiB..4 MiB each, mode 0644/0755)."""
+        import gzip
+        import io
+        import tarfile
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            left, i = tar_bytes, 0
+            while left > 0:
+                size = min(left, self.rng.choice((16, 64, 256, 1024, 4096)) * 1024)
+                info = tarfile.TarInfo(f"{prefix}/f{i:05d}")
+                info.size, info.mode, info.uid, info.gid, info.mtime = size, self.rng.choice((0o644, 0o755)), 0, 0, 1700000000
+                tar.addfile(info, io.BytesIO(self.content(size)))
+                left -= size + 512
+                i += 1
+        return gzip.compress(raw.getvalue(), compresslevel=6, mtime=0)
+
+    def small_sizes(self, count, largest):
+        """count sizes, log-uniform from 64 KiB to largest."""
+        import math
+        lo, hi = math.log(64 * 1024), math.log(largest)
+        return [int(math.exp(self.rng.uniform(lo, hi))) for _ in range(count)]
+
+
 def make_random_file(path, size):
     """Incompressible bytes, hashed while written. Returns the digest."""
     h = hashlib.sha256()
@@ -411,6 +463,8 @@ class Seed:
         self.twenty_manifest, _ = pusher.push_image("bench/twenty", "v1", layers)
         self.twenty_layers = [digest for digest, _ in layers]
         log(f"pushed bench/big and bench/twenty in {time.monotonic() - t0:.1f} s")
+        if "scan_big" in mode:  # --load has no prefetch figure
+            self.push_scan_images(pusher, mode)
         t0 = time.monotonic()
         self.small = []  # (repo, manifest digest, layer digest)
         threads, lock = [], threading.Lock()
@@ -435,6 +489,24 @@ class Seed:
             raise RuntimeError("seeding the small images failed")
         self.small.sort()
         log(f"pushed {len(self.small)} small images in {time.monotonic() - t0:.1f} s")
+
+    def push_scan_images(self, pusher, mode):
+        """bench/scan-big:v1 (one layer of mode["scan_big"] bytes of tar) and bench/scan-many:v1
+        (mode["scan_layers"] small layers): the images of the prefetch figures."""
+        t0 = time.monotonic()
+        text = TextLayers()
+        data = text.layer("srv/big", mode["scan_big"])
+        self.scan_big_compressed = len(data)
+        pusher.push_image("bench/scan-big", "v1", [(pusher.push_bytes("bench/scan-big", data), len(data))])
+        del data
+        layers = []
+        for i, size in enumerate(text.small_sizes(mode["scan_layers"], mode["scan_small_max"])):
+            data = text.layer(f"srv/l{i:02d}", size)
+            layers.append((pusher.push_bytes("bench/scan-many", data), len(data)))
+        self.scan_many_compressed = sum(n for _, n in layers)
+        pusher.push_image("bench/scan-many", "v1", layers)
+        log(f"pushed bench/scan-big ({self.scan_big_compressed / MiB:.0f} MiB gzip) and bench/scan-many "
+            f"({len(layers)} layers, {self.scan_many_compressed / MiB:.0f} MiB gzip) in {time.monotonic() - t0:.1f} s")
 
     def write_path_files(self, workdir):
         files = {}
@@ -844,6 +916,10 @@ class Bench:
                 if res.get(fmt):
                     self.add("layer_scan", fmt, res[fmt])
 
+    # (sample key, image): the prefetch figure's images, each pulled once per run through a fresh ocigate
+    PREFETCH_IMAGES = (("prefetch_first_pull", "bench/twenty:v1"), ("prefetch_big", "bench/scan-big:v1"),
+                       ("prefetch_many", "bench/scan-many:v1"))
+
     def prefetch_figures(self, run):
         if "no-setuid" not in self.check_ids:
             log("this ocigate has no no-setuid check; prefetch figure skipped")
@@ -851,19 +927,26 @@ class Bench:
         order = ["prefetch", "off"]
         if run % 2:
             order.reverse()
-        for scan in order:
-            policy = dict(self.off, mode="enforce", layer_scan=scan)
-            policy["checks"] = dict(self.off["checks"], **{"no-setuid": "block"})
-            directory = os.path.join(self.workdir, f"scan-{scan}")
-            shutil.rmtree(directory, ignore_errors=True)
-            server = self.attempt(f"start scan {scan}", lambda: ocigate(self.binary, directory, self.up_url,
-                                                                        policy).start())
-            if not server:
-                continue
-            t = self.attempt(f"skopeo, layer_scan {scan}", lambda: skopeo_copy(server.port, "bench/twenty:v1",
-                                                                               os.path.join(self.workdir, "copy")))
-            if t:
-                self.add("prefetch_first_pull", scan, t)
+        for key, image in self.PREFETCH_IMAGES:
+            for scan in order:
+                t = self.first_pull(scan, image)
+                if t:
+                    self.add(key, scan, t)
+
+    def first_pull(self, scan, image):
+        """Seconds of a skopeo copy of image through a fresh ocigate with layer_scan: scan and no-setuid: block."""
+        policy = dict(self.off, mode="enforce", layer_scan=scan)
+        policy["checks"] = dict(self.off["checks"], **{"no-setuid": "block"})
+        directory = os.path.join(self.workdir, f"scan-{scan}")
+        shutil.rmtree(directory, ignore_errors=True)
+        server = self.attempt(f"start scan {scan}", lambda: ocigate(self.binary, directory, self.up_url,
+                                                                    policy).start())
+        if not server:
+            return None
+        try:
+            return self.attempt(f"skopeo {image}, layer_scan {scan}",
+                                lambda: skopeo_copy(server.port, image, os.path.join(self.workdir, "copy")))
+        finally:
             server.destroy()
 
     # ---- gate cost: ocigate with the policy on (enforce, default checks) vs off ----
@@ -1022,10 +1105,18 @@ def build_table(bench):
                  f"{added:+.3f} ms ({on / 1000:.3f} vs {off / 1000:.3f} ms)" if added is not None else "—",
                  "n/a (no gate)", "—", "≤ 0.2 ms", met(added is not None and added <= 0.2),
                  {"on_p50_us": on, "off_p50_us": off, "added_ms": added}))
-    pf, off = med("prefetch_first_pull", "prefetch"), med("prefetch_first_pull", "off")
-    rows.append(("prefetch_first_pull", f"layer scan: first pull ({n} layers), prefetch − off (no-setuid: block)",
-                 f"{pf - off:+.2f} s, {pf / off:.2f}× ({pf:.2f} s vs {off:.2f} s)" if pf and off else "—",
-                 "n/a (no gate)", "—", "—", None, {"prefetch_s": pf, "off_s": off}))
+    seed = getattr(bench, "seed", None)
+    images = {"prefetch_first_pull": f"{n} layers, tar of random bytes",
+              "prefetch_big": "1 layer of {:.0f} MiB tar".format(bench.mode["scan_big"] / MiB),
+              "prefetch_many": "{} small layers".format(bench.mode["scan_layers"])}
+    if seed and hasattr(seed, "scan_big_compressed"):
+        images["prefetch_big"] += f", {seed.scan_big_compressed / MiB:.0f} MiB gzip"
+        images["prefetch_many"] += f", {seed.scan_many_compressed / MiB:.0f} MiB gzip"
+    for key, what in images.items():
+        pf, off = med(key, "prefetch"), med(key, "off")
+        rows.append((key, f"layer scan: first pull ({what}), prefetch − off (no-setuid: block)",
+                     f"{pf - off:+.2f} s, {pf / off:.2f}× ({pf:.2f} s vs {off:.2f} s)" if pf and off else "—",
+                     "n/a (no gate)", "—", "—", None, {"prefetch_s": pf, "off_s": off}))
     engine = getattr(bench, "gzip_engine", None)
     for fmt, what in (("gzip", "gzip"), ("zstd", "zstd"), ("image50_gzip", "gzip, 50 small layers"),
                       ("image50_zstd", "zstd, 50 small layers")):

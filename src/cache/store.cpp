@@ -56,13 +56,56 @@ struct ChunkCache {
   std::string data;
 };
 
+rocksdb::ReadOptions chunk_read_options(bool verify) {
+  rocksdb::ReadOptions read;
+  read.verify_checksums = verify;
+  return read;
+}
+
+// Fetches chunk index of span into value (which may point into RocksDB's memory or at the
+// caller's buffer) and checks its length: anything but the expected length means lost data.
+Status fetch_chunk(rocksdb::DB& db, const rocksdb::ReadOptions& read, const ChunkSpan& span, std::uint64_t index,
+                   rocksdb::PinnableSlice& value) {
+  const std::uint64_t expected = std::min<std::uint64_t>(span.chunk_size, span.size - index * span.chunk_size);
+  value.Reset();
+  auto status = db.Get(read, db.DefaultColumnFamily(), codec::chunk_key(span.writer_id, index), &value);
+  if (status.IsNotFound()) {
+    return Error{Errc::storage_error, "chunk " + std::to_string(index) + " of a cached blob is missing"};
+  }
+  if (!status.ok()) return db_error("cannot read chunk " + std::to_string(index) + " of a cached blob", status);
+  if (value.size() != expected) {
+    return Error{Errc::storage_error, "chunk " + std::to_string(index) + " of a cached blob has " +
+                                          std::to_string(value.size()) + " bytes, expected " +
+                                          std::to_string(expected)};
+  }
+  return ok_status();
+}
+
+// Reads one whole chunk straight into out (RocksDB copies it there once).
+Result<std::size_t> read_whole_chunk(rocksdb::DB& db, const rocksdb::ReadOptions& read, const ChunkSpan& span,
+                                     std::uint64_t index, std::string& out) {
+  rocksdb::PinnableSlice value(&out);
+  if (auto fetched = fetch_chunk(db, read, span, index, value); !fetched) {
+    out.clear();
+    return fetched.error();
+  }
+  if (value.IsPinned()) out.assign(value.data(), value.size());
+  return out.size();
+}
+
 // Reads up to max bytes at offset, across chunk boundaries; stops early only at span.size.
-// Every chunk must have exactly its expected length: anything else means the database lost data.
-Result<std::size_t> read_chunks(rocksdb::DB& db, const ChunkSpan& span, std::uint64_t offset, std::size_t max,
-                                std::string& out, ChunkCache* cache) {
+// A read of exactly one whole chunk (the common case: readers ask for chunk-aligned pieces) goes
+// straight into out; other reads go through cache, which keeps the last chunk for the next read.
+Result<std::size_t> read_chunks(rocksdb::DB& db, const rocksdb::ReadOptions& read, const ChunkSpan& span,
+                                std::uint64_t offset, std::size_t max, std::string& out, ChunkCache* cache) {
   out.clear();
   if (offset >= span.size) return std::size_t{0};
   const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(max, span.size - offset));
+  const std::uint64_t first = offset / span.chunk_size;
+  const std::uint64_t first_length = std::min<std::uint64_t>(span.chunk_size, span.size - first * span.chunk_size);
+  if (offset % span.chunk_size == 0 && want == first_length && !(cache && cache->index == first)) {
+    return read_whole_chunk(db, read, span, first, out);
+  }
   out.reserve(want);
   rocksdb::PinnableSlice fetched;
   while (out.size() < want) {
@@ -74,18 +117,7 @@ Result<std::size_t> read_chunks(rocksdb::DB& db, const ChunkSpan& span, std::uin
     if (cache && cache->index == index) {
       data = cache->data;
     } else {
-      fetched.Reset();
-      auto status = db.Get(rocksdb::ReadOptions(), db.DefaultColumnFamily(), codec::chunk_key(span.writer_id, index),
-                           &fetched);
-      if (status.IsNotFound()) {
-        return Error{Errc::storage_error, "chunk " + std::to_string(index) + " of a cached blob is missing"};
-      }
-      if (!status.ok()) return db_error("cannot read chunk " + std::to_string(index) + " of a cached blob", status);
-      if (fetched.size() != expected) {
-        return Error{Errc::storage_error, "chunk " + std::to_string(index) + " of a cached blob has " +
-                                              std::to_string(fetched.size()) + " bytes, expected " +
-                                              std::to_string(expected)};
-      }
+      if (auto got = fetch_chunk(db, read, span, index, fetched); !got) return got.error();
       if (cache) {
         cache->data.assign(fetched.data(), fetched.size());
         cache->index = index;
@@ -116,9 +148,10 @@ struct Entry {
 // A thread never takes db_mutex twice.
 class Core {
  public:
-  explicit Core(const Options& options) : options(options) {}
+  explicit Core(const Options& options) : options(options), chunk_reads(chunk_read_options(options.verify_reads)) {}
 
   const Options options;
+  const rocksdb::ReadOptions chunk_reads;
   mutable std::shared_mutex db_mutex;
   std::unique_ptr<rocksdb::DB> db;  // null once closed
 
@@ -481,6 +514,7 @@ class Reader final : public BlobReader {
   Reader& operator=(const Reader&) = delete;
 
   std::uint64_t size() const override { return span_.size; }
+  std::uint32_t chunk_size() const override { return span_.chunk_size; }
 
   Result<std::size_t> read(std::uint64_t offset, std::size_t max, std::string& out) override {
     std::lock_guard lock(mutex_);
@@ -489,7 +523,7 @@ class Reader final : public BlobReader {
       out.clear();
       return closed_error();
     }
-    return read_chunks(*db, span_, offset, max, out, &cache_);
+    return read_chunks(*db, core_->chunk_reads, span_, offset, max, out, &cache_);
   }
 
  private:
@@ -510,6 +544,7 @@ class Writer final : public BlobWriter {
   Status append(std::string_view bytes) override;
   std::uint64_t appended() const override { return appended_.load(std::memory_order_acquire); }
   std::uint64_t staged() const override { return staged_.load(std::memory_order_acquire); }
+  std::uint32_t chunk_size() const override { return chunk_size_; }
   Result<std::size_t> read_staged(std::uint64_t offset, std::size_t max, std::string& out) override;
   Status commit() override;
 
@@ -517,6 +552,7 @@ class Writer final : public BlobWriter {
   enum class State { open, committed, failed };
 
   Status put_chunk(rocksdb::DB& db, std::string_view data);
+  Status flush_staged(rocksdb::DB& db);
   Result<std::size_t> read_committed(rocksdb::DB& db, std::uint64_t offset, std::size_t max, std::string& out);
   void drop_staging(rocksdb::DB& db);
 
@@ -547,8 +583,11 @@ void Writer::drop_staging(rocksdb::DB& db) {
 }
 
 Status Writer::put_chunk(rocksdb::DB& db, std::string_view data) {
-  auto status = db.Put(rocksdb::WriteOptions(), codec::chunk_key(id_, next_chunk_),
-                       rocksdb::Slice(data.data(), data.size()));
+  // Staged chunks skip the write-ahead log: logging them would write (and checksum) every byte
+  // once more. commit() flushes them to disk before the meta that references them is logged.
+  rocksdb::WriteOptions unlogged;
+  unlogged.disableWAL = true;
+  auto status = db.Put(unlogged, codec::chunk_key(id_, next_chunk_), rocksdb::Slice(data.data(), data.size()));
   if (!status.ok()) {
     state_ = State::failed;
     return db_error("cannot stage chunk " + std::to_string(next_chunk_) + " of blob " + digest_, status);
@@ -602,6 +641,10 @@ Status Writer::commit() {
   if (!tick) {
     // Another writer committed (or is committing) the same digest: its bytes are ours.
     drop_staging(*db);
+  } else if (auto flushed = flush_staged(*db); !flushed) {
+    core_->cancel_commit(digest_);
+    state_ = State::failed;
+    return flushed;
   } else {
     BlobMeta meta{size, chunk_size_, id_, *tick};
     rocksdb::WriteBatch batch;
@@ -625,6 +668,13 @@ Status Writer::commit() {
   return ok_status();
 }
 
+Status Writer::flush_staged(rocksdb::DB& db) {
+  if (next_chunk_ == 0) return ok_status();  // the whole blob goes into the logged commit batch
+  auto status = db.Flush(rocksdb::FlushOptions());
+  if (!status.ok()) return db_error("cannot flush the chunks of blob " + digest_, status);
+  return ok_status();
+}
+
 Result<std::size_t> Writer::read_committed(rocksdb::DB& db, std::uint64_t offset, std::size_t max,
                                            std::string& out) {
   auto pinned = core_->pin(digest_, false, &db);
@@ -632,7 +682,7 @@ Result<std::size_t> Writer::read_committed(rocksdb::DB& db, std::uint64_t offset
     out.clear();
     return Error{Errc::storage_error, "blob " + digest_ + " left the cache after its commit"};
   }
-  auto read = read_chunks(db, *pinned, offset, max, out, nullptr);
+  auto read = read_chunks(db, core_->chunk_reads, *pinned, offset, max, out, nullptr);
   core_->unpin(pinned->writer_id, &db);
   return read;
 }
@@ -647,7 +697,7 @@ Result<std::size_t> Writer::read_staged(std::uint64_t offset, std::size_t max, s
   // have committed them, and this writer's own chunks were dropped.
   if (state_.load(std::memory_order_acquire) == State::committed) return read_committed(*db, offset, max, out);
   const std::uint64_t staged = staged_.load(std::memory_order_acquire);
-  auto read = read_chunks(*db, {id_, chunk_size_, staged}, offset, max, out, nullptr);
+  auto read = read_chunks(*db, core_->chunk_reads, {id_, chunk_size_, staged}, offset, max, out, nullptr);
   if (!read && state_.load(std::memory_order_acquire) == State::committed) {
     return read_committed(*db, offset, max, out);
   }

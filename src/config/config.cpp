@@ -327,7 +327,7 @@ void load_server(const Loader& l, const YAML::Node& node, Server& s) {
 }
 
 void load_storage(const Loader& l, const YAML::Node& node, Storage& s) {
-  l.only_keys(node, "storage", {"path", "max_size", "chunk_size"});
+  l.only_keys(node, "storage", {"path", "max_size", "chunk_size", "verify_reads"});
   if (node.IsNull()) return;
   if (node["path"]) {
     s.path = l.scalar(node["path"], "storage.path");
@@ -344,6 +344,7 @@ void load_storage(const Loader& l, const YAML::Node& node, Storage& s) {
     s.max_size = l.size(node["max_size"], "storage.max_size");
     if (s.max_size < s.chunk_size) l.refuse(node["max_size"], "storage.max_size", "must be at least one chunk_size");
   }
+  if (node["verify_reads"]) s.verify_reads = l.boolean(node["verify_reads"], "storage.verify_reads");
 }
 
 // A host name (lowercase labels of letters, digits and inner '-') with an optional :port, so that

@@ -748,7 +748,8 @@ int serve(const config::Config& config, policy::Policy policy, signature::TrustS
     log::error("cannot start", {{"error", log_error}});
     return 1;
   }
-  auto store = cache::Store::open({config.storage.path, config.storage.max_size, config.storage.chunk_size});
+  auto store = cache::Store::open(
+      {config.storage.path, config.storage.max_size, config.storage.chunk_size, config.storage.verify_reads});
   if (!store) {
     log::error("cannot open the cache", {{"path", config.storage.path}, {"error", store.error().message}});
     return 1;

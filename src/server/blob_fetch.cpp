@@ -13,7 +13,10 @@ namespace asio = boost::asio;
 
 namespace {
 
-constexpr std::size_t piece_size = 256 * 1024;
+constexpr std::size_t piece_size = 256 * 1024;  // upstream reads
+
+// Readers of the cache ask for the rest of the current stored chunk: whole chunks cost one copy.
+std::uint64_t to_chunk_end(std::uint64_t offset, std::uint32_t chunk_size) { return chunk_size - offset % chunk_size; }
 
 std::string status_text(unsigned status) { return std::to_string(status); }
 
@@ -234,7 +237,8 @@ class FollowSource final : public BodySource {
       if (snap.phase == BlobFetch::Phase::failed) co_return snap.error;
       if (snap.phase == BlobFetch::Phase::done) co_return read_committed(out);
       if (offset_ < snap.readable) {
-        auto n = snap.writer->read_staged(offset_, std::min<std::uint64_t>(piece_size, snap.readable - offset_), out);
+        const std::uint64_t want = std::min(to_chunk_end(offset_, snap.writer->chunk_size()), snap.readable - offset_);
+        auto n = snap.writer->read_staged(offset_, want, out);
         if (!n) co_return n.error();
         offset_ += *n;
         co_return *n;
@@ -252,7 +256,7 @@ class FollowSource final : public BodySource {
       reader_ = store_.open_blob(fetch_->digest());
       if (!reader_) return Error{Errc::storage_error, "committed blob vanished from the cache"};
     }
-    auto n = reader_->read(offset_, piece_size, out);
+    auto n = reader_->read(offset_, to_chunk_end(offset_, reader_->chunk_size()), out);
     if (n) offset_ += *n;
     return n;
   }
@@ -277,7 +281,7 @@ class CacheSource final : public BodySource {
       out.clear();
       co_return std::size_t{0};
     }
-    auto n = reader_->read(offset_, std::min<std::uint64_t>(piece_size, end_ - offset_), out);
+    auto n = reader_->read(offset_, std::min(to_chunk_end(offset_, reader_->chunk_size()), end_ - offset_), out);
     if (!n) co_return n.error();
     if (*n == 0) co_return Error{Errc::storage_error, "cached blob shorter than recorded"};
     offset_ += *n;

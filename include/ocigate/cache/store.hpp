@@ -26,6 +26,10 @@ struct Options {
   // skipped; a blob bigger than the whole budget is evicted once its last reader goes.
   std::uint64_t max_size = 20ull << 30;
   std::uint32_t chunk_size = 1u << 20;     // bytes per stored blob chunk (1 MiB)
+  // Check RocksDB's block checksums on every chunk read. Off by default: blob bytes were verified
+  // against their digest when written, `ocigate cache verify` re-checks them, and the software
+  // CRC32C of Debian's RocksDB costs more CPU than the rest of a warm read.
+  bool verify_reads = false;
 };
 
 struct ManifestEntry {
@@ -53,6 +57,8 @@ class BlobReader {
  public:
   virtual ~BlobReader() = default;
   virtual std::uint64_t size() const = 0;
+  // Reads of exactly one stored chunk, from a multiple of this size, are the cheapest (one copy).
+  virtual std::uint32_t chunk_size() const = 0;
   // Appends up to max bytes starting at offset to out (out is cleared first).
   // Returns the number of bytes read; 0 only when offset >= size().
   // Reads span chunk boundaries: fewer than max bytes come back only at the end of the blob.
@@ -69,6 +75,7 @@ class BlobWriter {
   virtual std::uint64_t appended() const = 0;
   // Bytes readable with read_staged (whole chunks written to the database).
   virtual std::uint64_t staged() const = 0;
+  virtual std::uint32_t chunk_size() const = 0;
   // Reads staged bytes, like BlobReader::read; offset+max is clamped to staged().
   // Safe to call from other threads while append() runs.
   virtual Result<std::size_t> read_staged(std::uint64_t offset, std::size_t max, std::string& out) = 0;

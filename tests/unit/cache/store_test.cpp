@@ -174,6 +174,63 @@ TEST(CacheBlobs, OddAppendsAcrossManyChunksReadBackAtArbitraryOffsets) {
   }
 }
 
+// Readers ask for whole chunks (the cheap path: one copy into the caller's string). Both settings
+// of verify_reads, a reused out buffer, interleaved with partial reads that go through the chunk cache.
+TEST(CacheBlobs, WholeChunkReadsReturnExactBytesWithAndWithoutChecksums) {
+  for (bool verify : {false, true}) {
+    TempDir dir;
+    auto options = test_options(dir.path());
+    options.verify_reads = verify;
+    auto store = open_store(options);
+    ASSERT_TRUE(store);
+    const std::string bytes = pattern_bytes(4 * test_chunk + 777, 3);
+    ASSERT_TRUE(put_blob(*store, "sha256:aa", bytes));
+    auto reader = store->open_blob("sha256:aa");
+    ASSERT_TRUE(reader);
+    EXPECT_EQ(reader->chunk_size(), test_chunk);
+    std::string out(3 * test_chunk, 'x');  // a stale, larger buffer is replaced, not appended to
+    for (std::uint64_t index : {2u, 0u, 4u, 1u, 3u}) {
+      const std::uint64_t offset = index * test_chunk;
+      const std::size_t length = std::min<std::size_t>(test_chunk, bytes.size() - offset);
+      auto n = reader->read(offset, length, out);
+      ASSERT_TRUE(n) << n.error().message;
+      ASSERT_EQ(*n, length);
+      ASSERT_TRUE(out == bytes.substr(offset, length)) << "chunk " << index << " verify " << verify;
+      auto part = reader->read(offset + 5, 10, out);  // fills the chunk cache with this chunk
+      ASSERT_TRUE(part);
+      ASSERT_EQ(out, bytes.substr(offset + 5, 10));
+    }
+  }
+}
+
+TEST(CacheBlobs, WholeChunkReadOfAMissingOrShortChunkIsAStorageError) {
+  TempDir dir;
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(put_blob(*store, "sha256:aa", pattern_bytes(3 * test_chunk, 13)));
+  }
+  auto chunks = test_access::keys_with_prefix(dir.path(), "c/");
+  ASSERT_TRUE(chunks);
+  ASSERT_EQ(chunks->size(), 3u);
+  ASSERT_TRUE(test_access::delete_raw(dir.path(), (*chunks)[1]));
+  ASSERT_TRUE(test_access::put_raw(dir.path(), (*chunks)[2], "short"));
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  auto reader = store->open_blob("sha256:aa");
+  ASSERT_TRUE(reader);
+  std::string out = "stale";
+  auto n = reader->read(test_chunk, test_chunk, out);
+  ASSERT_FALSE(n);
+  EXPECT_EQ(n.error().code, Errc::storage_error);
+  EXPECT_NE(n.error().message.find("missing"), std::string::npos) << n.error().message;
+  EXPECT_TRUE(out.empty());
+  n = reader->read(2 * test_chunk, test_chunk, out);
+  ASSERT_FALSE(n);
+  EXPECT_NE(n.error().message.find("expected"), std::string::npos) << n.error().message;
+  EXPECT_TRUE(out.empty());
+}
+
 TEST(CacheBlobs, ReadAtOrPastTheEndReturnsZeroAndClearsOut) {
   TempDir dir;
   auto store = open_store(test_options(dir.path()));

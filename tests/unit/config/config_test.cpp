@@ -89,6 +89,7 @@ TEST(ConfigDefaults, ListenOnPort5000AndProxyDockerHub) {
   EXPECT_EQ(config.storage.path, "./ocigate-data");
   EXPECT_EQ(config.storage.max_size, 20ull << 30);
   EXPECT_EQ(config.storage.chunk_size, 1u << 20);
+  EXPECT_FALSE(config.storage.verify_reads);
   EXPECT_EQ(config.log.level, "info");
   EXPECT_TRUE(config.policy.IsNull());
   EXPECT_EQ(config.find_upstream("docker.io"), &config.upstreams[0]);
@@ -149,6 +150,7 @@ storage:
   path: /var/lib/ocigate
   max_size: 20GiB
   chunk_size: 4MiB
+  verify_reads: true
 upstreams:
   - name: docker.io
     url: https://registry-1.docker.io
@@ -183,6 +185,7 @@ policy:
   EXPECT_EQ(config.storage.path, "/var/lib/ocigate");
   EXPECT_EQ(config.storage.max_size, 20ull << 30);
   EXPECT_EQ(config.storage.chunk_size, 4u << 20);
+  EXPECT_TRUE(config.storage.verify_reads);
   ASSERT_EQ(config.upstreams.size(), 2u);
   const auto& hub = config.upstreams[0];
   EXPECT_EQ(hub.username, "mirror");
@@ -208,7 +211,7 @@ policy:
   EXPECT_EQ(config.log.level, "debug");
   ASSERT_TRUE(config.policy.IsMap());
   EXPECT_EQ(config.policy["rules"][0]["deny"].Scalar(), "latest");
-  EXPECT_EQ(config.policy["rules"].Mark().line + 1, 32);  // the policy module reports lines from these marks
+  EXPECT_EQ(config.policy["rules"].Mark().line + 1, 33);  // the policy module reports lines from these marks
 }
 
 TEST(ConfigParse, AcceptsJson) {
