@@ -105,11 +105,15 @@ struct SessionHandle {
 
 class App {
  public:
+  // ioc runs everything shared (acceptors, signals, upstream fetches); each client connection lives
+  // on one of session_contexts (ioc among them), one thread each, so a stream's coroutine, its
+  // socket and its buffers stay on one core.
   App(const config::Config& config, policy::Policy policy, signature::TrustStore trust, cache::Store& store,
-      asio::io_context& ioc)
+      asio::io_context& ioc, std::vector<asio::io_context*> session_contexts)
       : config_(config),
         store_(store),
         ioc_(ioc),
+        session_contexts_(std::move(session_contexts)),
         policy_(std::move(policy), std::move(trust)),
         proxy_(config, store, metrics_, policy_, ioc.get_executor()),
         limiter_(config.server.malformed_per_minute),
@@ -242,7 +246,8 @@ class App {
 
   asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, bool metrics_only) {
     for (;;) {
-      auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc_), use_tuple);
+      auto& context = *session_contexts_[next_context_++ % session_contexts_.size()];
+      auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(context), use_tuple);
       if (ec) {
         if (ec == asio::error::operation_aborted || stopping_) co_return;
         log::warn("accept failed", {{"error", ec.message()}});
@@ -709,7 +714,7 @@ class App {
   void wait_for_drain() {
     if (session_count() == 0 || std::chrono::steady_clock::now() >= deadline_) {
       if (session_count() > 0) log::warn("grace period over; cutting connections", {{"open", session_count()}});
-      ioc_.stop();
+      for (auto* context : session_contexts_) context->stop();
       return;
     }
     drain_timer_->expires_after(std::chrono::milliseconds(50));
@@ -719,6 +724,8 @@ class App {
   const config::Config& config_;
   cache::Store& store_;
   asio::io_context& ioc_;
+  const std::vector<asio::io_context*> session_contexts_;
+  std::size_t next_context_ = 0;  // only the accept loops (on ioc_'s one thread) touch it
   metrics::Metrics metrics_;
   PolicyHolder policy_;
   Proxy proxy_;
@@ -742,6 +749,22 @@ class App {
 
 }  // namespace
 
+// Runs every context on its own thread (the first on this one) until the first runs out of work or
+// is stopped; the others are kept alive by work guards until then, as connections come and go.
+void run_contexts(const std::vector<std::unique_ptr<asio::io_context>>& contexts) {
+  using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
+  std::vector<Guard> guards;
+  std::vector<std::thread> workers;
+  for (std::size_t i = 1; i < contexts.size(); ++i) {
+    guards.push_back(asio::make_work_guard(*contexts[i]));
+    workers.emplace_back([context = contexts[i].get()] { context->run(); });
+  }
+  contexts.front()->run();
+  guards.clear();
+  for (std::size_t i = 1; i < contexts.size(); ++i) contexts[i]->stop();
+  for (auto& worker : workers) worker.join();
+}
+
 int serve(const config::Config& config, policy::Policy policy, signature::TrustStore trust) {
   std::string log_error;
   if (!log::configure(config.log.level, config.log.access_log, config.log.audit_log, log_error)) {
@@ -755,10 +778,17 @@ int serve(const config::Config& config, policy::Policy policy, signature::TrustS
     return 1;
   }
   unsigned threads = config.server.threads ? config.server.threads : std::max(1u, std::thread::hardware_concurrency());
-  asio::io_context ioc(static_cast<int>(threads));
+  // One io_context per thread; the first also runs the shared work.
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<asio::io_context*> session_contexts;
+  for (unsigned i = 0; i < threads; ++i) {
+    contexts.push_back(std::make_unique<asio::io_context>(1));
+    session_contexts.push_back(contexts.back().get());
+  }
+  asio::io_context& ioc = *contexts.front();
   int code = 0;
   {
-    App app(config, std::move(policy), std::move(trust), **store, ioc);
+    App app(config, std::move(policy), std::move(trust), **store, ioc, session_contexts);
     auto security = app.configure_security();
     if (!security) {
       log::error("invalid configuration", {{"error", security.error().message}});
@@ -774,10 +804,7 @@ int serve(const config::Config& config, policy::Policy policy, signature::TrustS
       app.start_signals();
       log::info("ocigate started", {{"config", config.source}, {"threads", threads},
                                     {"upstreams", config.upstreams.size()}, {"storage", config.storage.path}});
-      std::vector<std::thread> workers;
-      for (unsigned i = 1; i < threads; ++i) workers.emplace_back([&ioc] { ioc.run(); });
-      ioc.run();
-      for (auto& worker : workers) worker.join();
+      run_contexts(contexts);
     }
   }
   (*store)->close();
