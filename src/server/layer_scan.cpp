@@ -97,11 +97,19 @@ void Proxy::store_report(const layers::LayerReport& report) {
 }
 
 // The merged facts when every layer's report is stored already, else nullopt.
+std::vector<std::optional<layers::LayerReport>> Proxy::stored_reports(const std::vector<oci::Descriptor>& layers) {
+  std::vector<std::optional<layers::LayerReport>> reports;
+  reports.reserve(layers.size());
+  for (const auto& layer : layers) {
+    reports.push_back(layers::foreign_layer(layer.media_type) ? layers::foreign_report(layer.digest, layer.media_type)
+                                                              : stored_report(layer.digest));
+  }
+  return reports;
+}
+
 std::optional<policy::FilesystemFacts> Proxy::stored_filesystem(const oci::Manifest& manifest) {
   std::vector<layers::LayerReport> reports;
-  for (const auto& layer : manifest.layers) {
-    auto report = layers::foreign_layer(layer.media_type) ? layers::foreign_report(layer.digest, layer.media_type)
-                                                          : stored_report(layer.digest);
+  for (auto& report : stored_reports(manifest.layers)) {
     if (!report) return std::nullopt;
     reports.push_back(std::move(*report));
   }

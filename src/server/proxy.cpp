@@ -254,8 +254,10 @@ asio::awaitable<policy::Verdict> Proxy::judge_image(const Target& target, const 
   if (auto cached = gate_.cached(facts, max_age)) {
     // A verdict reached before the layers were scanned holds while its image is watched for
     // stream scanning; after a restart the image is judged again, which watches it again.
-    const bool layers_pending = current->layer_scan != policy::LayerScan::off && !gate_.has_inventory(facts.digest) &&
-                                !watched(facts) && policy::any_check_on(*current, image);
+    // The inventory lookup (a RocksDB get) comes last: it is the only one that touches the disk.
+    const bool layers_pending = current->layer_scan != policy::LayerScan::off &&
+                                policy::any_check_on(*current, image) && !watched(facts) &&
+                                !gate_.has_inventory(facts.digest);
     if (!layers_pending) {
       gate_.audit(*cached, client, true);
       co_return *cached;

@@ -97,6 +97,8 @@ class Proxy {
   std::optional<layers::LayerReport> stored_report(const std::string& digest);
   void store_report(const layers::LayerReport& report);
   std::optional<policy::FilesystemFacts> stored_filesystem(const oci::Manifest& manifest);
+  // Each layer's stored report (foreign layers reported without a fetch); nullopt where not scanned.
+  std::vector<std::optional<layers::LayerReport>> stored_reports(const std::vector<oci::Descriptor>& layers);
   // Layer inspection while clients pull (stream_scan.cpp).
   void watch_stream(const Target& target, const policy::ImageFacts& facts, const oci::Manifest& manifest,
                     const std::string& client);

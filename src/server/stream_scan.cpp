@@ -160,13 +160,13 @@ asio::awaitable<bool> Proxy::stream_allows(const std::string& digest) {
 bool Proxy::rejudge_streamed(const StreamImage& image, const std::string& layer) {
   std::vector<layers::LayerReport> reports;
   std::optional<std::size_t> highest_unscanned;
-  for (const auto& d : image.layers) {
-    auto report = layers::foreign_layer(d.media_type) ? layers::foreign_report(d.digest, d.media_type)
-                                                      : stored_report(d.digest);
+  auto stored = stored_reports(image.layers);
+  for (std::size_t i = 0; i < stored.size(); ++i) {
+    auto& report = stored[i];
     if (!report) {
-      highest_unscanned = reports.size();
+      highest_unscanned = i;
       report.emplace();
-      report->digest = d.digest;
+      report->digest = image.layers[i].digest;
       report->status = layers::LayerReport::Status::error;
       report->error = "not scanned yet";
     }

@@ -74,8 +74,6 @@ struct HeaderFields {
 
 // One gzip member with the optional header fields, written by zlib.
 std::string gzip_with_header(const std::string& in, const HeaderFields& f, int level = 6) {
-  z_stream z{};
-  deflateInit2(&z, level, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
   gz_header h{};
   std::string extra = f.extra, name = f.name, comment = f.comment;
   if (!f.extra.empty()) {
@@ -86,16 +84,7 @@ std::string gzip_with_header(const std::string& in, const HeaderFields& f, int l
   if (!f.comment.empty()) h.comment = reinterpret_cast<Bytef*>(comment.data());
   h.hcrc = f.hcrc ? 1 : 0;
   h.os = 3;
-  deflateSetHeader(&z, &h);
-  std::string out(deflateBound(&z, in.size()) + f.extra.size() + f.name.size() + f.comment.size() + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  deflate(&z, Z_FINISH);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
+  return gzip(in, level, &h);
 }
 
 bool says(const ocigate::Status& s, const char* words) {

@@ -92,10 +92,12 @@ class Tar {
   std::string out_;
 };
 
-inline std::string gzip(const std::string& in, int level = 6) {
+// header: optional gzip header fields; zlib reads them (and its strings) during the call.
+inline std::string gzip(const std::string& in, int level = 6, gz_header* header = nullptr) {
   z_stream z{};
   deflateInit2(&z, level, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&z, in.size()) + 64, '\0');
+  if (header) deflateSetHeader(&z, header);
+  std::string out(deflateBound(&z, in.size()) + 64, '\0');  // the bound counts the header fields
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
   z.avail_in = static_cast<uInt>(in.size());
   z.next_out = reinterpret_cast<Bytef*>(out.data());
