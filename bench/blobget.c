@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "net.h"
+
 enum { buffer_size = 256 * 1024, header_max = 64 * 1024 };
 
 static const char* host;
@@ -38,31 +40,15 @@ struct client {
   char error[128];
 };
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void* run(void* arg) {
   struct client* c = arg;
   c->status = 0;
   c->content_length = -1;
   c->start = now();
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int fd = dial_tcp(host, port, 0, timeout_seconds);
   if (fd < 0) {
-    snprintf(c->error, sizeof c->error, "socket: %s", strerror(errno));
-    return NULL;
-  }
-  struct timeval tv = {.tv_sec = timeout_seconds, .tv_usec = 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  inet_pton(AF_INET, host, &addr.sin_addr);
-  if (connect(fd, (struct sockaddr*)&addr, sizeof addr) != 0) {
     snprintf(c->error, sizeof c->error, "connect: %s", strerror(errno));
-    close(fd);
     return NULL;
   }
   char request[2048];

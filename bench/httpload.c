@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "net.h"
+
 enum { read_cap = 64 * 1024 };
 
 static const char* host;
@@ -55,25 +57,7 @@ struct worker {
   long long connect_errors, read_errors, write_errors, status_errors, unfinished;
 };
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int open_conn(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  inet_pton(AF_INET, host, &addr.sin_addr);
-  if (connect(fd, (struct sockaddr*)&addr, sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
+static int open_conn(void) { return dial_tcp(host, port, 0, 0); }
 
 static int send_request(struct conn* c) {
   char req[8192];

@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "net.h"
+
 enum { head_cap = 64 * 1024, body_cap = 256 * 1024 };
 
 static const char* host;
@@ -44,29 +46,7 @@ static double seconds;
 static double slow_rate;  // bytes per second per slow client
 static atomic_int stop_fast, stop_slow;
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int dial(int rcvbuf) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  struct timeval tv = {60, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  inet_pton(AF_INET, host, &addr.sin_addr);
-  if (connect(fd, (struct sockaddr*)&addr, sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
+static int dial(int rcvbuf) { return dial_tcp(host, port, rcvbuf, 60); }
 
 static int send_request(int fd, const char* path) {
   char req[8192];
