@@ -20,6 +20,11 @@ std::uint64_t to_chunk_end(std::uint64_t offset, std::uint32_t chunk_size) { ret
 
 std::string status_text(unsigned status) { return std::to_string(status); }
 
+asio::awaitable<void> commit_blob(cache::BlobWriter* writer, std::optional<Status>* outcome) {
+  outcome->emplace(writer->commit());
+  co_return;
+}
+
 }  // namespace
 
 Error upstream_status_error(const upstream::Response& response, Errc not_found, const std::string& what) {
@@ -195,7 +200,10 @@ asio::awaitable<Status> BlobFetches::stream_body(BlobFetch& fetch, upstream::Res
   if (actual != fetch.digest()) {
     co_return Error{Errc::digest_mismatch, "upstream sent bytes hashing to " + actual};
   }
-  co_return writer.commit();
+  std::optional<Status> committed;
+  auto committing = asio::co_spawn(commit_pool_, commit_blob(&writer, &committed), asio::use_awaitable);
+  co_await std::move(committing);
+  co_return std::move(*committed);
 }
 
 asio::awaitable<BlobFetch::Snapshot> BlobFetches::wait_started(const std::shared_ptr<BlobFetch>& fetch) {
@@ -221,8 +229,8 @@ namespace {
 class FollowSource final : public BodySource {
  public:
   FollowSource(std::shared_ptr<BlobFetch> fetch, cache::Store& store, metrics::Metrics& metrics,
-               std::chrono::seconds idle_timeout)
-      : fetch_(std::move(fetch)), store_(store), metrics_(metrics), idle_timeout_(idle_timeout) {
+               std::chrono::seconds idle_timeout, std::chrono::steady_clock::time_point deadline)
+      : fetch_(std::move(fetch)), store_(store), metrics_(metrics), idle_timeout_(idle_timeout), deadline_(deadline) {
     metrics_.fetch_followers().Increment();
   }
   ~FollowSource() override { metrics_.fetch_followers().Decrement(); }
@@ -243,10 +251,13 @@ class FollowSource final : public BodySource {
         offset_ += *n;
         co_return *n;
       }
-      if (std::chrono::steady_clock::now() - stalled_since > idle_timeout_) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - stalled_since > idle_timeout_) {
         co_return Error{Errc::upstream_timeout, "shared fetch made no progress"};
       }
-      co_await fetch_->notifier().wait(seen, std::chrono::seconds(1));
+      if (now >= deadline_) co_return Error{Errc::upstream_timeout, "deadline passed while following the fetch"};
+      co_await fetch_->notifier().wait(seen, std::min<std::chrono::steady_clock::duration>(std::chrono::seconds(1),
+                                                                                          deadline_ - now));
     }
   }
 
@@ -265,6 +276,7 @@ class FollowSource final : public BodySource {
   cache::Store& store_;
   metrics::Metrics& metrics_;
   std::chrono::seconds idle_timeout_;
+  std::chrono::steady_clock::time_point deadline_;
   std::unique_ptr<cache::BlobReader> reader_;
   std::uint64_t offset_ = 0;
 };
@@ -296,8 +308,10 @@ class CacheSource final : public BodySource {
 
 }  // namespace
 
-std::unique_ptr<BodySource> BlobFetches::follow(std::shared_ptr<BlobFetch> fetch) {
-  return std::make_unique<FollowSource>(std::move(fetch), context_.store, context_.metrics, context_.idle_timeout);
+std::unique_ptr<BodySource> BlobFetches::follow(std::shared_ptr<BlobFetch> fetch,
+                                                std::chrono::steady_clock::time_point deadline) {
+  return std::make_unique<FollowSource>(std::move(fetch), context_.store, context_.metrics, context_.idle_timeout,
+                                        deadline);
 }
 
 std::unique_ptr<BodySource> cache_source(std::unique_ptr<cache::BlobReader> reader, std::uint64_t first,

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include "notifier.hpp"
@@ -80,8 +81,11 @@ class BlobFetches {
   // Waits until the fetch is done or failed.
   boost::asio::awaitable<BlobFetch::Snapshot> wait_finished(const std::shared_ptr<BlobFetch>& fetch);
 
-  // A body source following the fetch from offset 0.
-  std::unique_ptr<BodySource> follow(std::shared_ptr<BlobFetch> fetch);
+  // A body source following the fetch from offset 0. Waiting for bytes past the deadline is an
+  // upstream_timeout error.
+  std::unique_ptr<BodySource> follow(
+      std::shared_ptr<BlobFetch> fetch,
+      std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
 
  private:
   boost::asio::awaitable<void> run(std::shared_ptr<BlobFetch> fetch, upstream::Client& client, std::string repo,
@@ -94,6 +98,9 @@ class BlobFetches {
   boost::asio::any_io_executor executor_;
   std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<BlobFetch>> fetches_;
+  // Commits flush and sync to disk (tens of ms): kept off the I/O threads, which carry every other
+  // transfer meanwhile. Last member: joined first, while what its work refers to still exists.
+  boost::asio::thread_pool commit_pool_{2};
 };
 
 // Serves a committed blob from the cache, range-limited, pinned while alive.
