@@ -48,7 +48,36 @@ layers::LayerReport scan_cached(cache::Store& store, const oci::Descriptor& laye
   return scanner.finish();
 }
 
+asio::awaitable<bool> feed_scanner(layers::LayerScanner* scanner, const std::string* piece) {
+  co_return scanner->feed(std::string_view(*piece));
+}
+
+asio::awaitable<layers::LayerReport> finish_scanner(layers::LayerScanner* scanner) { co_return scanner->finish(); }
+
 }  // namespace
+
+// Scans a layer while its fetch streams in (from the cache once committed), feeding the scan
+// thread piece by piece, so the report is ready soon after the last byte rather than a whole
+// scan later. Stores the report. An error when the fetch fails or the deadline passes first.
+asio::awaitable<Result<layers::LayerReport>> Proxy::scan_fetch(std::shared_ptr<BlobFetch> fetch,
+                                                               oci::Descriptor layer, Clock::time_point deadline) {
+  auto source = blob_fetches_.follow(fetch, deadline);
+  layers::LayerScanner scanner(layer.digest, layer.media_type);
+  std::string piece;
+  for (bool more = true; more;) {
+    auto n = co_await source->next(piece);
+    if (!n) co_return n.error();
+    if (*n == 0) break;
+    more = co_await asio::co_spawn(scan_pool_, feed_scanner(&scanner, &piece), asio::use_awaitable);
+  }
+  // A scan that stopped early (a bad archive) still needs the verified blob before its report counts.
+  if (!co_await wait_fetch(fetch, deadline)) co_return Error{Errc::upstream_timeout, "deadline passed"};
+  auto snap = fetch->snapshot();
+  if (snap.phase != BlobFetch::Phase::done) co_return snap.error;
+  layers::LayerReport report = co_await asio::co_spawn(scan_pool_, finish_scanner(&scanner), asio::use_awaitable);
+  store_report(report);
+  co_return report;
+}
 
 std::optional<layers::LayerReport> Proxy::stored_report(const std::string& digest) {
   auto record = store_.get_record(report_space, digest);
@@ -77,10 +106,11 @@ asio::awaitable<std::optional<layers::LayerReport>> Proxy::layer_report(const Ta
   if (auto stored = stored_report(layer.digest)) co_return stored;
   if (!store_.blob_size(layer.digest)) {
     auto fetch = blob_fetches_.join(layer.digest, *target.client, target.repo, scope_for(target.repo));
-    if (!co_await wait_fetch(fetch, deadline)) co_return std::nullopt;
-    if (fetch->snapshot().phase != BlobFetch::Phase::done) {
-      co_return failed_report(layer, "layer could not be fetched: " + fetch->snapshot().error.message);
-    }
+    auto scan = scan_fetch(fetch, layer, deadline);
+    auto report = co_await std::move(scan);
+    if (report) co_return std::move(*report);
+    if (Clock::now() >= deadline) co_return std::nullopt;
+    co_return failed_report(layer, "layer could not be fetched: " + report.error().message);
   }
   if (Clock::now() >= deadline) co_return std::nullopt;
   auto scan = [this, layer]() -> asio::awaitable<layers::LayerReport> { co_return scan_cached(store_, layer); };

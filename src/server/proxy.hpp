@@ -94,6 +94,9 @@ class Proxy {
       const Target& target, const oci::Descriptor& layer, std::chrono::steady_clock::time_point deadline);
   boost::asio::awaitable<bool> wait_fetch(const std::shared_ptr<BlobFetch>& fetch,
                                           std::chrono::steady_clock::time_point deadline);
+  boost::asio::awaitable<Result<layers::LayerReport>> scan_fetch(std::shared_ptr<BlobFetch> fetch,
+                                                                 oci::Descriptor layer,
+                                                                 std::chrono::steady_clock::time_point deadline);
   std::optional<layers::LayerReport> stored_report(const std::string& digest);
   void store_report(const layers::LayerReport& report);
   std::optional<policy::FilesystemFacts> stored_filesystem(const oci::Manifest& manifest);

@@ -53,12 +53,6 @@ class GatedSource final : public BodySource {
   bool judged_ = false;
 };
 
-asio::awaitable<bool> feed_scanner(layers::LayerScanner* scanner, const std::string* piece) {
-  co_return scanner->feed(std::string_view(*piece));
-}
-
-asio::awaitable<layers::LayerReport> finish_scanner(layers::LayerScanner* scanner) { co_return scanner->finish(); }
-
 // Whether a blocking violation names this layer (findings say "layer sha256:<12 hex>").
 bool introduced_by(const policy::Verdict& verdict, const std::string& layer) {
   const auto colon = layer.find(':');
@@ -114,32 +108,20 @@ asio::awaitable<std::optional<layers::LayerReport>> Proxy::stream_report(Target 
   co_return co_await scan_flights_.run(layer.digest, work);
 }
 
-// Scans the layer from the fetch clients follow (or from the cache when it is already there),
-// feeding the scan thread piece by piece, so the report is ready soon after the last byte.
+// Scans the layer from the fetch clients follow (or from the cache when it is already there).
 asio::awaitable<std::optional<layers::LayerReport>> Proxy::scan_following(Target target, oci::Descriptor layer) {
   if (store_.blob_size(layer.digest)) {
     co_return co_await layer_report(target, layer, std::chrono::steady_clock::time_point::max());
   }
   auto fetch = blob_fetches_.join(layer.digest, *target.client, target.repo, scope_for(target.repo));
-  auto source = blob_fetches_.follow(fetch);
-  layers::LayerScanner scanner(layer.digest, layer.media_type);
-  std::string piece;
-  for (bool more = true; more;) {
-    auto n = co_await source->next(piece);
-    if (!n) {
-      log::warn("layer scan stopped: the fetch failed", {{"layer", layer.digest}, {"error", n.error().message}});
-      co_return std::nullopt;
-    }
-    if (*n == 0) break;
-    more = co_await asio::co_spawn(scan_pool_, feed_scanner(&scanner, &piece), asio::use_awaitable);
+  auto scan = scan_fetch(fetch, layer, std::chrono::steady_clock::time_point::max());
+  auto report = co_await std::move(scan);
+  if (!report) {
+    log::warn("layer scan stopped: the fetch failed", {{"layer", layer.digest}, {"error", report.error().message}});
+    co_return std::nullopt;
   }
-  // A scan that stopped early (a bad archive) still needs the verified blob before its report counts.
-  auto snap = co_await blob_fetches_.wait_finished(fetch);
-  if (snap.phase != BlobFetch::Phase::done) co_return std::nullopt;
-  layers::LayerReport report = co_await asio::co_spawn(scan_pool_, finish_scanner(&scanner), asio::use_awaitable);
-  store_report(report);
-  metrics_.record_layer_scan(layers::status_text(report.status));
-  co_return report;
+  metrics_.record_layer_scan(layers::status_text(report->status));
+  co_return std::move(*report);
 }
 
 // Re-judges every watched image with this layer once its report is in. False when the layer
