@@ -6,6 +6,7 @@ For every fault ocigate must never deliver a wrong blob whole, never cache one, 
 right OCI error or cut the connection within its (short, configured) timeouts, and keep serving
 a healthy client on another upstream (a docker-registry) at the same time."""
 
+import json
 import os
 import socket
 import threading
@@ -16,6 +17,7 @@ import fakeupstream
 import harness
 from fakeupstream import Raw, Reply, Silence
 from harness import request
+from test_policy import policy
 
 ACCEPT = {"Accept": harness.ALL_MANIFESTS}
 MIB = 1 << 20
@@ -388,9 +390,13 @@ class FakeUpstreamFaults(unittest.TestCase):
         self.assertEqual(error["code"], "UNAVAILABLE")
         self.assertIn("refused", error["message"])
         self.assertEqual(self.fake.count("GET", digest), 1, "a refused redirect is not retried")
-        with open(self.gate.stdout_path, errors="replace") as f:
-            f.seek(log_offset)
-            lines = [line for line in f if digest in line and '"status":502' in line]
+        def refusal_lines():
+            with open(self.gate.stdout_path, errors="replace") as f:
+                f.seek(log_offset)
+                return [line for line in f if digest in line and '"status":502' in line]
+        # The access log line is written once the reply is out: it may trail the client's read.
+        harness.wait_until(refusal_lines, 5, "the access log line of the refusal")
+        lines = refusal_lines()
         self.assertEqual(len(lines), 1, "one access log line names the refusal")
         self.assertIn("refused", lines[0])
         self.blobs[digest] = (data, None)
@@ -456,6 +462,37 @@ class FakeUpstreamFaults(unittest.TestCase):
         # The slot came back: the waiting blob now goes through.
         r = request("GET", f"{self.gate.url}/v2/capped/team/app/blobs/{waiting}", timeout=BOUND)
         self.assertEqual((r.status, harness.sha256(r.body)), (200, waiting))
+
+    def test_prefetch_timeout_answers_the_manifest_when_a_layer_stalls(self):
+        """layer_scan: prefetch waits for an image's layers at most prefetch_timeout: a layer whose
+        upstream stalls mid-body leaves the manifest answered on what is known, in time."""
+        _, layer = self.new_blob(2 * MIB, lambda req: Reply(200, {}, os.urandom(2 * MIB), stall_at=MIB))
+        config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"User": "1000"},
+                             "rootfs": {"type": "layers", "diff_ids": [layer]}}).encode()
+        self.blobs[harness.sha256(config)] = (config, None)
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": harness.OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": harness.sha256(config),
+                       "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer,
+                        "size": 2 * MIB}]}).encode()
+        self.manifests["/prefetch/app/manifests/v1"] = Reply(
+            200, {"Content-Type": harness.OCI_MANIFEST, "Docker-Content-Digest": harness.sha256(manifest)}, manifest)
+        # The upstream's own idle timeout is far longer: only prefetch_timeout can end the wait.
+        gate = harness.Ocigate([{"name": "fake", "url": self.fake.url, "tag_ttl": "0s", "idle_timeout": "60s"}],
+                               default_upstream="fake",
+                               extra={"policy": dict(policy(no_setuid="block"), layer_scan="prefetch",
+                                                     prefetch_timeout="2s")}).start()
+        self.addCleanup(gate.__exit__, None, None, None)
+        started = time.monotonic()
+        r = request("GET", f"{gate.url}/v2/prefetch/app/manifests/v1", headers=ACCEPT, timeout=BOUND)
+        elapsed = time.monotonic() - started
+        self.assertEqual(r.status, 200, r.body[:300])
+        self.assertEqual(harness.sha256(r.body), harness.sha256(manifest))
+        self.assertGreaterEqual(elapsed, 1.8, "the gate waited for the layer")
+        self.assertLess(elapsed, 2 + 4, "prefetch_timeout bounds the wait")
+        self.assertEqual(gate.metric_sum("ocigate_layer_scans_total", result="timeout"), 1)
+        self.assertIn("layer scan unfinished at prefetch_timeout", gate.stderr())
 
     def test_accepted_and_never_answered(self):
         for kind in ("manifests", "blobs"):
