@@ -562,6 +562,7 @@ class Writer final : public BlobWriter {
   const std::uint32_t chunk_size_;
   std::string buffer_;  // the partial chunk not yet written
   std::uint64_t next_chunk_ = 0;
+  bool unlogged_ = false;  // some staged chunk skipped the write-ahead log
   std::atomic<std::uint64_t> appended_{0};
   std::atomic<std::uint64_t> staged_{0};
   std::atomic<State> state_{State::open};
@@ -583,11 +584,13 @@ void Writer::drop_staging(rocksdb::DB& db) {
 }
 
 Status Writer::put_chunk(rocksdb::DB& db, std::string_view data) {
-  // Staged chunks skip the write-ahead log: logging them would write (and checksum) every byte
-  // once more. commit() flushes them to disk before the meta that references them is logged.
-  rocksdb::WriteOptions unlogged;
-  unlogged.disableWAL = true;
-  auto status = db.Put(unlogged, codec::chunk_key(id_, next_chunk_), rocksdb::Slice(data.data(), data.size()));
+  // The first chunks of a blob go through the write-ahead log, so a small blob commits with one
+  // synced log write. Past options.logged_chunk_bytes chunks skip the log (which would write and
+  // checksum every byte once more); commit() then flushes them before logging the meta.
+  rocksdb::WriteOptions options;
+  options.disableWAL = static_cast<std::uint64_t>(next_chunk_) * chunk_size_ >= core_->options.logged_chunk_bytes;
+  unlogged_ = unlogged_ || options.disableWAL;
+  auto status = db.Put(options, codec::chunk_key(id_, next_chunk_), rocksdb::Slice(data.data(), data.size()));
   if (!status.ok()) {
     state_ = State::failed;
     return db_error("cannot stage chunk " + std::to_string(next_chunk_) + " of blob " + digest_, status);
@@ -669,7 +672,7 @@ Status Writer::commit() {
 }
 
 Status Writer::flush_staged(rocksdb::DB& db) {
-  if (next_chunk_ == 0) return ok_status();  // the whole blob goes into the logged commit batch
+  if (!unlogged_) return ok_status();  // every chunk is in the log already
   auto status = db.Flush(rocksdb::FlushOptions());
   if (!status.ok()) return db_error("cannot flush the chunks of blob " + digest_, status);
   return ok_status();

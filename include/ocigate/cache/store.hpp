@@ -30,6 +30,10 @@ struct Options {
   // against their digest when written, `ocigate cache verify` re-checks them, and the software
   // CRC32C of Debian's RocksDB costs more CPU than the rest of a warm read.
   bool verify_reads = false;
+  // A blob's first chunks, up to this many bytes, are staged through the write-ahead log: a blob
+  // that fits commits with one synced log write (commits run concurrently share it). Bigger blobs'
+  // further chunks skip the log, and their commit flushes them to disk first (tens of ms).
+  std::uint64_t logged_chunk_bytes = 16ull << 20;
 };
 
 struct ManifestEntry {

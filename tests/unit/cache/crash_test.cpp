@@ -25,8 +25,9 @@ constexpr std::size_t staged_size = 5 * test_chunk + 1234;
 
 std::string staged_bytes() { return pattern_bytes(staged_size, 99); }
 
-// Staged chunks skip the write-ahead log, so they reach disk only when a memtable is flushed, as
-// another blob's commit does. This commits a two-chunk blob for that.
+// Modes ending in "-unlogged" stage every chunk outside the write-ahead log (as a big blob's
+// chunks past logged_chunk_bytes are): those reach disk only when a memtable is flushed, as an
+// unlogged blob's commit does. This commits a two-chunk unlogged blob for that.
 bool commit_flusher(Store& store) {
   auto writer = store.begin_blob("sha256:flusher");
   return writer && (*writer)->append(pattern_bytes(2 * test_chunk, 5)) && (*writer)->commit();
@@ -34,19 +35,22 @@ bool commit_flusher(Store& store) {
 
 // Child side. Exit codes: 0 = reached the crash point, anything else = setup failed.
 [[noreturn]] void run_child(const std::string& path, const std::string& mode) {
-  auto opened = Store::open(test_options(path));
+  auto options = test_options(path);
+  const bool unlogged = mode.ends_with("-unlogged");
+  if (unlogged) options.logged_chunk_bytes = 0;
+  auto opened = Store::open(options);
   if (!opened) _exit(10);
   Store* store = opened->release();  // never destroyed: the process dies holding it
-  if (mode == "stage" || mode == "stage-flushed" || mode == "commit" || mode == "commit-then-stage") {
+  const std::string base = unlogged ? mode.substr(0, mode.size() - std::strlen("-unlogged")) : mode;
+  if (base == "stage" || base == "stage-flushed" || base == "commit" || base == "commit-then-stage") {
     auto writer = store->begin_blob("sha256:crash");
     if (!writer) _exit(11);
     if (!(*writer)->append(staged_bytes())) _exit(12);
-    if (mode == "stage-flushed" && !commit_flusher(*store)) _exit(18);
-    if (mode.starts_with("commit") && !(*writer)->commit()) _exit(13);
-    if (mode == "commit-then-stage") {
+    if (base == "stage-flushed" && !commit_flusher(*store)) _exit(18);
+    if (base.starts_with("commit") && !(*writer)->commit()) _exit(13);
+    if (base == "commit-then-stage") {
       auto other = store->begin_blob("sha256:other");
       if (!other || !(*other)->append(staged_bytes())) _exit(14);
-      if (!commit_flusher(*store)) _exit(19);
       other->release();
     }
     writer->release();
@@ -95,10 +99,27 @@ const bool child_checked = [] {
   return ::testing::AssertionSuccess();
 }
 
-TEST(CacheCrash, UnflushedStagingChunksAreLostAndTheirMarkerRemovedAtOpen) {
+TEST(CacheCrash, StagingChunksLeftByAKilledWriterAreRemovedAtOpen) {
   ASSERT_TRUE(child_checked);
   TempDir dir;
   ASSERT_TRUE(crash_child(dir.path(), "stage"));
+  // The crash really left staged (logged) chunks behind.
+  EXPECT_EQ(key_count(dir.path(), "c/"), 5u);
+  EXPECT_EQ(key_count(dir.path(), "w/"), 1u);
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    EXPECT_FALSE(store->blob_size("sha256:crash"));
+    EXPECT_FALSE(store->open_blob("sha256:crash"));
+    EXPECT_EQ(store->stats().size_bytes, 0u);
+  }
+  EXPECT_EQ(key_count(dir.path(), "c/"), 0u);
+  EXPECT_EQ(key_count(dir.path(), "w/"), 0u);
+}
+
+TEST(CacheCrash, UnflushedUnloggedStagingChunksAreLostAndTheirMarkerRemovedAtOpen) {
+  TempDir dir;
+  ASSERT_TRUE(crash_child(dir.path(), "stage-unlogged"));
   // Unlogged, never flushed: the chunks died with the process; the logged marker survived.
   EXPECT_EQ(key_count(dir.path(), "c/"), 0u);
   EXPECT_EQ(key_count(dir.path(), "w/"), 1u);
@@ -111,9 +132,9 @@ TEST(CacheCrash, UnflushedStagingChunksAreLostAndTheirMarkerRemovedAtOpen) {
   EXPECT_EQ(key_count(dir.path(), "w/"), 0u);
 }
 
-TEST(CacheCrash, FlushedStagingChunksLeftByAKilledWriterAreRemovedAtOpen) {
+TEST(CacheCrash, FlushedUnloggedStagingChunksLeftByAKilledWriterAreRemovedAtOpen) {
   TempDir dir;
-  ASSERT_TRUE(crash_child(dir.path(), "stage-flushed"));
+  ASSERT_TRUE(crash_child(dir.path(), "stage-flushed-unlogged"));
   // The crash really left staged chunks behind: 5 of the killed writer, 2 of the committed flusher.
   EXPECT_EQ(key_count(dir.path(), "c/"), 7u);
   EXPECT_EQ(key_count(dir.path(), "w/"), 1u);
@@ -129,23 +150,25 @@ TEST(CacheCrash, FlushedStagingChunksLeftByAKilledWriterAreRemovedAtOpen) {
   EXPECT_EQ(key_count(dir.path(), "w/"), 0u);
 }
 
-TEST(CacheCrash, BlobCommittedRightBeforeTheCrashSurvives) {
-  TempDir dir;
-  ASSERT_TRUE(crash_child(dir.path(), "commit"));
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
-  EXPECT_EQ(store->blob_size("sha256:crash"), staged_size);
-  auto reader = store->open_blob("sha256:crash");
-  ASSERT_TRUE(reader);
-  std::string all;
-  ASSERT_TRUE(read_blob(*reader, all));
-  EXPECT_TRUE(all == staged_bytes());
+TEST(CacheCrash, BlobCommittedRightBeforeTheCrashSurvivesLoggedOrNot) {
+  for (const char* mode : {"commit", "commit-unlogged"}) {
+    TempDir dir;
+    ASSERT_TRUE(crash_child(dir.path(), mode));
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    EXPECT_EQ(store->blob_size("sha256:crash"), staged_size) << mode;
+    auto reader = store->open_blob("sha256:crash");
+    ASSERT_TRUE(reader) << mode;
+    std::string all;
+    ASSERT_TRUE(read_blob(*reader, all));
+    EXPECT_TRUE(all == staged_bytes()) << mode;
+  }
 }
 
 TEST(CacheCrash, OnlyTheUncommittedWritersChunksAreRemoved) {
   TempDir dir;
   ASSERT_TRUE(crash_child(dir.path(), "commit-then-stage"));
-  EXPECT_EQ(key_count(dir.path(), "c/"), 13u);  // 6 committed, 5 staged, 2 of the flusher
+  EXPECT_EQ(key_count(dir.path(), "c/"), 11u);  // 6 committed, 5 staged
   {
     auto store = open_store(test_options(dir.path()));
     ASSERT_TRUE(store);
@@ -157,7 +180,7 @@ TEST(CacheCrash, OnlyTheUncommittedWritersChunksAreRemoved) {
     ASSERT_TRUE(read_blob(*reader, all));
     EXPECT_TRUE(all == staged_bytes());
   }
-  EXPECT_EQ(key_count(dir.path(), "c/"), 8u);
+  EXPECT_EQ(key_count(dir.path(), "c/"), 6u);
   EXPECT_EQ(key_count(dir.path(), "w/"), 0u);
 }
 

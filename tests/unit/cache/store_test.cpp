@@ -203,6 +203,37 @@ TEST(CacheBlobs, WholeChunkReadsReturnExactBytesWithAndWithoutChecksums) {
   }
 }
 
+// Past logged_chunk_bytes a blob's chunks skip the write-ahead log; its commit flushes them, so
+// the blob reads back whole, before and after a restart, like a fully logged one.
+TEST(CacheBlobs, BlobCrossingTheLoggedLimitReadsBackBeforeAndAfterReopen) {
+  TempDir dir;
+  auto options = test_options(dir.path());
+  options.logged_chunk_bytes = 2 * test_chunk;
+  const std::string big = pattern_bytes(5 * test_chunk + 99, 21), small = pattern_bytes(test_chunk + 7, 22);
+  {
+    auto store = open_store(options);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(put_blob(*store, "sha256:big", big));
+    ASSERT_TRUE(put_blob(*store, "sha256:small", small));
+    for (auto [digest, bytes] : {std::pair{"sha256:big", &big}, std::pair{"sha256:small", &small}}) {
+      auto reader = store->open_blob(digest);
+      ASSERT_TRUE(reader);
+      std::string all;
+      ASSERT_TRUE(read_blob(*reader, all));
+      EXPECT_TRUE(all == *bytes) << digest;
+    }
+  }
+  auto store = open_store(options);
+  ASSERT_TRUE(store);
+  for (auto [digest, bytes] : {std::pair{"sha256:big", &big}, std::pair{"sha256:small", &small}}) {
+    auto reader = store->open_blob(digest);
+    ASSERT_TRUE(reader) << digest;
+    std::string all;
+    ASSERT_TRUE(read_blob(*reader, all));
+    EXPECT_TRUE(all == *bytes) << digest;
+  }
+}
+
 TEST(CacheBlobs, WholeChunkReadOfAMissingOrShortChunkIsAStorageError) {
   TempDir dir;
   {
