@@ -27,6 +27,7 @@ TEST(ExampleConfig, LoadsAndEqualsTheBuiltInDefault) {
   EXPECT_EQ(example.storage.path, builtin.storage.path);
   EXPECT_EQ(example.storage.max_size, builtin.storage.max_size);
   EXPECT_EQ(example.storage.chunk_size, builtin.storage.chunk_size);
+  EXPECT_EQ(example.storage.verify_reads, builtin.storage.verify_reads);
   EXPECT_EQ(example.default_upstream, builtin.default_upstream);
   EXPECT_EQ(example.log.access_log, builtin.log.access_log);
   EXPECT_EQ(example.log.audit_log, builtin.log.audit_log);
