@@ -725,6 +725,7 @@ class StoreImpl final : public Store {
   std::optional<std::string> get_record(std::string_view space, std::string_view key) override;
   Status put_record(std::string_view space, std::string_view key, std::string_view value) override;
   Status remove_record(std::string_view space, std::string_view key) override;
+  Status remove_records_outside(std::string_view space, std::string_view keep) override;
   Result<std::vector<std::string>> blob_digests() override;
   Result<std::vector<std::string>> manifest_digests() override;
   std::unique_ptr<BlobReader> inspect_blob(const std::string& digest) override;
@@ -854,6 +855,30 @@ Status StoreImpl::put_record(std::string_view space, std::string_view key, std::
   auto status = db->Put(rocksdb::WriteOptions(), codec::record_key(space, key),
                         rocksdb::Slice(value.data(), value.size()));
   if (!status.ok()) return db_error("cannot store record in " + std::string(space), status);
+  return ok_status();
+}
+
+// The first key after every key that starts with prefix; empty when there is none.
+std::string prefix_end(std::string prefix) {
+  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
+  if (!prefix.empty()) prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
+  return prefix;
+}
+
+Status StoreImpl::remove_records_outside(std::string_view space, std::string_view keep) {
+  if (has_nul(space)) return Error{Errc::internal, "record space contains a NUL byte"};
+  if (keep.empty()) return ok_status();
+  DbLease db(*core_);
+  if (!db) return closed_error();
+  const std::string space_begin = codec::record_key(space, "");
+  const std::string space_end = prefix_end(space_begin);
+  const std::string keep_begin = codec::record_key(space, keep);
+  const std::string keep_end = prefix_end(keep_begin);
+  rocksdb::WriteBatch batch;
+  batch.DeleteRange(space_begin, keep_begin);
+  if (keep_end < space_end) batch.DeleteRange(keep_end, space_end);
+  auto status = db->Write(rocksdb::WriteOptions(), &batch);
+  if (!status.ok()) return db_error("cannot remove stale records from " + std::string(space), status);
   return ok_status();
 }
 

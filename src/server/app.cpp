@@ -158,6 +158,8 @@ class App {
     return ok_status();
   }
 
+  void purge_stale_verdicts() { proxy_.purge_stale_verdicts(); }
+
   void start_signals() {
     signals_ = std::make_unique<asio::signal_set>(ioc_, SIGINT, SIGTERM);
     signals_->async_wait([this](const beast::error_code& ec, int signal) {
@@ -198,6 +200,7 @@ class App {
     log::info("policy reloaded", {{"policy_version", next->version}, {"previous", policy_.get()->version},
                                   {"trust", trust->fingerprint}});
     policy_.set(std::move(*next), std::move(*trust));
+    proxy_.purge_stale_verdicts();
     metrics_.record_policy_reload("ok");
   }
 
@@ -802,6 +805,7 @@ int serve(const config::Config& config, policy::Policy policy, signature::TrustS
       code = 1;
     } else {
       app.start_signals();
+      app.purge_stale_verdicts();
       log::info("ocigate started", {{"config", config.source}, {"threads", threads},
                                     {"upstreams", config.upstreams.size()}, {"storage", config.storage.path}});
       run_contexts(contexts);

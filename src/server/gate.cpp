@@ -203,6 +203,16 @@ void Gate::block_layer(const std::string& digest, const std::string& why) {
   (void)store_.put_record(blocked_layer_space, policy_.get()->version + "/" + digest, why);
 }
 
+void Gate::purge_stale() {
+  const std::string version = policy_.get()->version + "/";
+  auto verdicts = store_.remove_records_outside(verdict_space, version + policy_.trust()->fingerprint + "/");
+  auto layers = store_.remove_records_outside(blocked_layer_space, version);
+  if (!verdicts || !layers) {
+    log::warn("cannot drop the verdicts of other policy versions",
+              {{"error", !verdicts ? verdicts.error().message : layers.error().message}});
+  }
+}
+
 std::optional<std::string> Gate::blocked_layer(const std::string& digest) {
   return store_.get_record(blocked_layer_space, policy_.get()->version + "/" + digest);
 }

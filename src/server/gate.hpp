@@ -82,6 +82,9 @@ class Gate {
   // refused under the policy version in force; `why` is the 403's message.
   void block_layer(const std::string& digest, const std::string& why);
   std::optional<std::string> blocked_layer(const std::string& digest);
+  // Verdicts and layer refusals kept under another policy version or other trust keys can never be
+  // read again: drops them. Call at start and after each reload.
+  void purge_stale();
   // Audit line for a served request whose verdict came from the cache.
   void audit(const policy::Verdict& verdict, const std::string& client, bool cached);
 

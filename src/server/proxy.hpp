@@ -48,6 +48,8 @@ class Proxy {
   boost::asio::awaitable<Reply> handle(const http::request<http::empty_body>& request, const std::string& client);
   // The latest verdict stored for a manifest digest, as JSON.
   std::optional<std::string> verdict(const std::string& digest);
+  // Drops verdicts no longer readable under the current policy (Gate::purge_stale).
+  void purge_stale_verdicts() { gate_.purge_stale(); }
   // Fetches and judges one image the way a pull would (`ocigate check`). An index is resolved to
   // its platform entry for os/architecture.
   boost::asio::awaitable<Result<policy::Verdict>> inspect(const Target& target, const std::string& reference,

@@ -113,6 +113,9 @@ class Store {
   virtual std::optional<std::string> get_record(std::string_view space, std::string_view key) = 0;
   virtual Status put_record(std::string_view space, std::string_view key, std::string_view value) = 0;
   virtual Status remove_record(std::string_view space, std::string_view key) = 0;
+  // Removes every record of space whose key does not start with keep (two range deletes, however
+  // many records there are). An empty keep keeps everything.
+  virtual Status remove_records_outside(std::string_view space, std::string_view keep) = 0;
 
   // Maintenance (`ocigate cache verify`). Digests of every committed blob and every cached
   // manifest, in key order; a snapshot, so entries may come and go while the caller walks it.

@@ -124,6 +124,26 @@ TEST(CacheRecords, SpacesDoNotBleedIntoEachOther) {
   EXPECT_FALSE(store->get_record(std::string_view("a\0b", 3), "c"));
 }
 
+TEST(CacheRecords, RemoveOutsideKeepsOnlyThePrefixAndOnlyInItsSpace) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  for (const char* key : {"a/1", "b", "b/1", "b/2/x", "b0", "c/1", "\xff\xff"}) {
+    ASSERT_TRUE(store->put_record("verdict", key, "v"));
+    ASSERT_TRUE(store->put_record("other", key, "o"));
+  }
+  ASSERT_TRUE(store->put_record("verdict-latest", "a/1", "l"));
+  ASSERT_TRUE(store->remove_records_outside("verdict", ""));  // empty keep: nothing removed
+  EXPECT_TRUE(store->get_record("verdict", "a/1"));
+  ASSERT_TRUE(store->remove_records_outside("verdict", "b/"));
+  for (const char* gone : {"a/1", "b", "b0", "c/1", "\xff\xff"}) EXPECT_FALSE(store->get_record("verdict", gone)) << gone;
+  for (const char* kept : {"b/1", "b/2/x"}) EXPECT_EQ(store->get_record("verdict", kept), "v") << kept;
+  for (const char* key : {"a/1", "b", "b/1", "b/2/x", "b0", "c/1", "\xff\xff"}) {
+    EXPECT_EQ(store->get_record("other", key), "o") << key;
+  }
+  EXPECT_EQ(store->get_record("verdict-latest", "a/1"), "l") << "a space that extends the name is another space";
+}
+
 TEST(CacheRecords, DoNotCountTowardSize) {
   TempDir dir;
   auto store = open_store(test_options(dir.path()));

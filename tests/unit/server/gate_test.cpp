@@ -91,6 +91,24 @@ TEST_F(GateCache, ANewPolicyVersionMissesTheCache) {
   EXPECT_FALSE(gate.cached(facts(expiry_day)).has_value());
 }
 
+TEST_F(GateCache, PurgeDropsVerdictsAndRefusalsOfOtherPolicyVersionsOnly) {
+  server::PolicyHolder holder(only_non_root("block"));
+  server::Gate gate(*store_, metrics_, holder);
+  (void)gate.judge(facts(expiry_day), "127.0.0.1", 0.0);
+  gate.block_layer("sha256:" + std::string(64, 'b'), "setuid");
+  const auto old_version = holder.get();
+  holder.set(only_non_root("warn"), {});
+  (void)gate.judge(facts(expiry_day), "127.0.0.1", 0.0);
+  gate.block_layer("sha256:" + std::string(64, 'c'), "setuid");
+  gate.purge_stale();
+  EXPECT_TRUE(gate.cached(facts(expiry_day)).has_value()) << "the current version's verdict stays";
+  EXPECT_TRUE(gate.blocked_layer("sha256:" + std::string(64, 'c')).has_value());
+  EXPECT_TRUE(gate.stored_verdict(facts(expiry_day).digest).has_value()) << "the latest verdict is kept apart";
+  holder.set(*old_version, {});
+  EXPECT_FALSE(gate.cached(facts(expiry_day)).has_value()) << "the old version's verdict was dropped";
+  EXPECT_FALSE(gate.blocked_layer("sha256:" + std::string(64, 'b')).has_value());
+}
+
 TEST_F(GateCache, AMaxAgeBoundsAVerdictWithinItsDay) {
   server::PolicyHolder holder(only_non_root("block"));
   server::Gate gate(*store_, metrics_, holder);
