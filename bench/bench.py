@@ -976,8 +976,8 @@ class Bench:
                                                                            os.path.join(self.workdir, "copy")))
             if t:
                 self.add("gate_first_pull", name, t)
-            # HEAD, not GET: a GET's latency is dominated by a 40 ms Nagle/delayed-ACK stall in ocigate's
-            # reply (see bench/README.md, "what limits the figures"), which would drown a 0.2 ms target.
+            # HEAD, not GET: the figure is the gate's lookup, not the body write (kept comparable with the
+            # runs of builds that had a 40 ms Nagle stall on small GET bodies).
             r = self.attempt(f"verdict-cache hits, policy {name}", lambda: self.tools.load(
                 server.port, gate_paths_file, "HEAD", self.mode["hit_s"], 1, 1,
                 headers=[f"Accept: {OCI_ACCEPT}"]))
