@@ -4,8 +4,9 @@ namespace ocigate::cache::codec {
 
 namespace {
 
-constexpr char meta_version = 1;
-constexpr std::size_t meta_encoded_size = 1 + 8 + 4 + 8 + 8;
+// Version 1 metas described blobs stored as RocksDB chunks; open() drops them (and their chunks).
+constexpr char meta_version = 2;
+constexpr std::size_t meta_encoded_size = 1 + 8 + 8 + 8;
 
 void put_u32(std::string& out, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -77,16 +78,7 @@ std::string tag_key(std::string_view repo_key, std::string_view tag) {
 
 std::string meta_key(std::string_view digest) { return join(meta_prefix, digest); }
 
-std::string chunk_key(std::uint64_t writer_id, std::uint64_t index) {
-  return chunks_begin(writer_id) + hex16(index);
-}
-
-std::string chunks_begin(std::uint64_t writer_id) { return join(chunk_prefix, hex16(writer_id)) + '/'; }
-
-// '0' sorts right after '/', so this bounds exactly the keys starting with chunks_begin().
-std::string chunks_end(std::uint64_t writer_id) { return join(chunk_prefix, hex16(writer_id)) + '0'; }
-
-std::string marker_key(std::uint64_t writer_id) { return join(marker_prefix, hex16(writer_id)); }
+std::string blob_file_name(std::uint64_t writer_id) { return hex16(writer_id); }
 
 std::string record_key(std::string_view space, std::string_view key) {
   std::string out = join(record_prefix, space);
@@ -95,9 +87,7 @@ std::string record_key(std::string_view space, std::string_view key) {
   return out;
 }
 
-std::optional<std::uint64_t> parse_marker_key(std::string_view key) {
-  if (key.substr(0, marker_prefix.size()) != marker_prefix) return std::nullopt;
-  key.remove_prefix(marker_prefix.size());
+std::optional<std::uint64_t> parse_blob_file_name(std::string_view key) {
   if (key.size() != 16) return std::nullopt;
   std::uint64_t v = 0;
   for (char c : key) {
@@ -164,7 +154,6 @@ std::string encode_meta(const BlobMeta& meta) {
   out.reserve(meta_encoded_size);
   out.push_back(meta_version);
   put_u64(out, meta.size);
-  put_u32(out, meta.chunk_size);
   put_u64(out, meta.writer_id);
   put_u64(out, meta.last_access);
   return out;
@@ -175,10 +164,8 @@ std::optional<BlobMeta> decode_meta(std::string_view value) {
   Reader in(value.substr(1));
   BlobMeta meta;
   meta.size = *in.u64();
-  meta.chunk_size = *in.u32();
   meta.writer_id = *in.u64();
   meta.last_access = *in.u64();
-  if (meta.chunk_size == 0) return std::nullopt;
   return meta;
 }
 

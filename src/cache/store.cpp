@@ -1,15 +1,21 @@
 #include "ocigate/cache/store.hpp"
 
+#include <fcntl.h>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <list>
 #include <mutex>
 #include <shared_mutex>
 #include <tuple>
+#include <utility>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -27,9 +33,14 @@ constexpr std::uint32_t max_chunk_size = 256u << 20;
 // A touch is written back to the meta only when the stored value is this stale: LRU order across
 // restarts is approximate, and hot blobs do not cost a write per read. close() writes the rest.
 constexpr std::uint64_t persist_access_after_ms = 60'000;
+constexpr const char* blob_dir_name = "blobs";
 
 Error db_error(const std::string& what, const rocksdb::Status& status) {
   return {Errc::storage_error, what + ": " + status.ToString()};
+}
+
+Error errno_error(const std::string& what) {
+  return {Errc::storage_error, what + ": " + std::strerror(errno)};
 }
 
 Error closed_error() { return {Errc::storage_error, "the cache is closed"}; }
@@ -43,104 +54,82 @@ bool has_prefix(const rocksdb::Slice& key, std::string_view prefix) {
   return key.size() >= prefix.size() && std::string_view(key.data(), prefix.size()) == prefix;
 }
 
-// Which chunks make up a blob: the writer that staged them, their size, and the blob size.
-struct ChunkSpan {
-  std::uint64_t writer_id = 0;
-  std::uint32_t chunk_size = 0;
-  std::uint64_t size = 0;
-};
-
-// The last chunk a reader fetched: sequential reads smaller than a chunk fetch it once.
-struct ChunkCache {
-  std::uint64_t index = UINT64_MAX;
-  std::string data;
-};
-
-rocksdb::ReadOptions chunk_read_options(bool verify) {
-  rocksdb::ReadOptions read;
-  read.verify_checksums = verify;
-  return read;
-}
-
-// Fetches chunk index of span into value (which may point into RocksDB's memory or at the
-// caller's buffer) and checks its length: anything but the expected length means lost data.
-Status fetch_chunk(rocksdb::DB& db, const rocksdb::ReadOptions& read, const ChunkSpan& span, std::uint64_t index,
-                   rocksdb::PinnableSlice& value) {
-  const std::uint64_t expected = std::min<std::uint64_t>(span.chunk_size, span.size - index * span.chunk_size);
-  value.Reset();
-  auto status = db.Get(read, db.DefaultColumnFamily(), codec::chunk_key(span.writer_id, index), &value);
-  if (status.IsNotFound()) {
-    return Error{Errc::storage_error, "chunk " + std::to_string(index) + " of a cached blob is missing"};
+// An open file descriptor, closed with its owner.
+class FileHandle {
+ public:
+  FileHandle() = default;
+  explicit FileHandle(int fd) : fd_(fd) {}
+  ~FileHandle() { reset(); }
+  FileHandle(FileHandle&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  FileHandle& operator=(FileHandle&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
   }
-  if (!status.ok()) return db_error("cannot read chunk " + std::to_string(index) + " of a cached blob", status);
-  if (value.size() != expected) {
-    return Error{Errc::storage_error, "chunk " + std::to_string(index) + " of a cached blob has " +
-                                          std::to_string(value.size()) + " bytes, expected " +
-                                          std::to_string(expected)};
+  int get() const { return fd_; }
+  explicit operator bool() const { return fd_ >= 0; }
+  void reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+Status write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return errno_error("cannot write blob file");
+    bytes.remove_prefix(static_cast<std::size_t>(n));
   }
   return ok_status();
 }
 
-// Reads one whole chunk straight into out (RocksDB copies it there once).
-Result<std::size_t> read_whole_chunk(rocksdb::DB& db, const rocksdb::ReadOptions& read, const ChunkSpan& span,
-                                     std::uint64_t index, std::string& out) {
-  rocksdb::PinnableSlice value(&out);
-  if (auto fetched = fetch_chunk(db, read, span, index, value); !fetched) {
+// Reads up to max bytes at offset of a blob file holding size bytes into out (replacing what it
+// held; a reused buffer is not cleared first, so a full-size one costs no fill). A file shorter
+// than size is lost data: an error, never a short read.
+Result<std::size_t> read_file(int fd, std::uint64_t size, std::uint64_t offset, std::size_t max, std::string& out) {
+  if (offset >= size) {
     out.clear();
-    return fetched.error();
+    return std::size_t{0};
   }
-  if (value.IsPinned()) out.assign(value.data(), value.size());
-  return out.size();
+  const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(max, size - offset));
+  out.resize(want);
+  std::size_t got = 0;
+  while (got < want) {
+    const ssize_t n = ::pread(fd, out.data() + got, want - got, static_cast<off_t>(offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      out.clear();
+      return errno_error("cannot read a cached blob");
+    }
+    if (n == 0) {
+      out.clear();
+      return Error{Errc::storage_error, "the file of a cached blob ends at byte " + std::to_string(offset + got) +
+                                            ", expected " + std::to_string(size)};
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  return want;
 }
 
-// Reads up to max bytes at offset, across chunk boundaries; stops early only at span.size.
-// A read of exactly one whole chunk (the common case: readers ask for chunk-aligned pieces) goes
-// straight into out; other reads go through cache, which keeps the last chunk for the next read.
-Result<std::size_t> read_chunks(rocksdb::DB& db, const rocksdb::ReadOptions& read, const ChunkSpan& span,
-                                std::uint64_t offset, std::size_t max, std::string& out, ChunkCache* cache) {
-  out.clear();
-  if (offset >= span.size) return std::size_t{0};
-  const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(max, span.size - offset));
-  const std::uint64_t first = offset / span.chunk_size;
-  const std::uint64_t first_length = std::min<std::uint64_t>(span.chunk_size, span.size - first * span.chunk_size);
-  if (offset % span.chunk_size == 0 && want == first_length && !(cache && cache->index == first)) {
-    return read_whole_chunk(db, read, span, first, out);
-  }
-  out.reserve(want);
-  rocksdb::PinnableSlice fetched;
-  while (out.size() < want) {
-    const std::uint64_t position = offset + out.size();
-    const std::uint64_t index = position / span.chunk_size;
-    const std::uint64_t chunk_start = index * span.chunk_size;
-    const std::uint64_t expected = std::min<std::uint64_t>(span.chunk_size, span.size - chunk_start);
-    std::string_view data;
-    if (cache && cache->index == index) {
-      data = cache->data;
-    } else {
-      if (auto got = fetch_chunk(db, read, span, index, fetched); !got) return got.error();
-      if (cache) {
-        cache->data.assign(fetched.data(), fetched.size());
-        cache->index = index;
-        data = cache->data;
-      } else {
-        data = std::string_view(fetched.data(), fetched.size());
-      }
-    }
-    const std::uint64_t within = position - chunk_start;
-    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(want - out.size(), expected - within));
-    out.append(data.substr(static_cast<std::size_t>(within), n));
-  }
-  return out.size();
-}
+// A committed blob opened for reading: its file stays readable while open, even once removed.
+struct OpenBlob {
+  std::uint64_t writer_id = 0;
+  std::uint64_t size = 0;
+  FileHandle file;
+};
 
 struct Entry {
   std::string digest;
   BlobMeta meta;
   std::uint64_t persisted_access = 0;
   std::uint32_t pins = 0;
-  // False once removed while pinned: invisible, its chunks wait for the last reader.
-  bool live = true;
-  std::list<std::uint64_t>::iterator lru_position;  // valid only while live
+  std::list<std::uint64_t>::iterator lru_position;
 };
 
 // State shared by the store and every reader and writer, so those may outlive close() and the Store.
@@ -148,21 +137,27 @@ struct Entry {
 // A thread never takes db_mutex twice.
 class Core {
  public:
-  explicit Core(const Options& options) : options(options), chunk_reads(chunk_read_options(options.verify_reads)) {}
+  explicit Core(const Options& options)
+      : options(options), blob_dir((std::filesystem::path(options.path) / blob_dir_name).string()) {}
 
   const Options options;
-  const rocksdb::ReadOptions chunk_reads;
+  const std::string blob_dir;
   mutable std::shared_mutex db_mutex;
   std::unique_ptr<rocksdb::DB> db;  // null once closed
+  std::atomic<bool> closed{false};  // readers and writers fail once set
 
   Status load();
   void close();
 
   std::uint64_t allocate_writer_id() { return next_writer_id_.fetch_add(1); }
+  std::string file_path(std::uint64_t writer_id) const { return blob_dir + "/" + codec::blob_file_name(writer_id); }
+  // Makes the names of files created since the last call durable.
+  Status sync_dir();
 
-  // Finds a live blob and pins it; touch moves it to the most recently used end.
-  std::optional<ChunkSpan> pin(const std::string& digest, bool touch, rocksdb::DB* db);
-  // db may be null (closed): then only the count drops; open() later cleans what is left.
+  // Finds a live blob, pins it and opens its file; touch moves it to the most recently used end.
+  // A blob whose file is gone is dropped from the index (and so fetched again).
+  std::optional<OpenBlob> pin(const std::string& digest, bool touch, rocksdb::DB* db);
+  // db may be null (closed): then only the count drops.
   void unpin(std::uint64_t writer_id, rocksdb::DB* db);
 
   std::optional<std::uint64_t> blob_size(const std::string& digest) const;
@@ -177,6 +172,10 @@ class Core {
   void cancel_commit(const std::string& digest);
   void finish_commit(const std::string& digest, const BlobMeta& meta, rocksdb::DB& db);
 
+  // Deletes the files of blobs dropped from the index, outside the index lock (a big file takes
+  // a while to unlink). Readers that have one open keep reading it.
+  void reap();
+
   Stats stats() const;
 
  private:
@@ -185,14 +184,20 @@ class Core {
   void erase_locked(std::unordered_map<std::uint64_t, Entry>::iterator it);
   void evict_locked(rocksdb::DB& db, const std::string* keep);
   std::uint64_t size_locked() const { return blob_bytes_ + manifest_bytes_; }
+  Status load_metas(std::unordered_set<std::uint64_t>& live_ids, std::uint64_t& max_id);
+  Status drop_legacy_chunks();
+  Status load_manifest_bytes();
+  void remove_orphan_files(const std::unordered_set<std::uint64_t>& live_ids, std::uint64_t& max_id);
 
   std::atomic<std::uint64_t> next_writer_id_{1};
+  FileHandle dir_;  // blob_dir, for fsync
 
   mutable std::mutex index_mutex_;
-  std::unordered_map<std::uint64_t, Entry> by_id_;          // committed blobs, incl. removed but pinned
+  std::unordered_map<std::uint64_t, Entry> by_id_;            // live blobs
   std::unordered_map<std::string, std::uint64_t> by_digest_;  // live blobs
-  std::list<std::uint64_t> lru_;                            // live blobs, least recently used first
+  std::list<std::uint64_t> lru_;                              // least recently used first
   std::unordered_set<std::string> committing_;
+  std::vector<std::uint64_t> doomed_;  // dropped from the index, files not yet deleted
   std::uint64_t last_tick_ = 0;
   std::uint64_t blob_bytes_ = 0;
   std::uint64_t manifest_bytes_ = 0;
@@ -215,23 +220,37 @@ class DbLease {
 };
 
 Status Core::load() {
+  dir_ = FileHandle(::open(blob_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir_) return errno_error("cannot open blob directory " + blob_dir);
+  std::unordered_set<std::uint64_t> live_ids;
+  std::uint64_t max_id = 0;
+  if (auto loaded = load_metas(live_ids, max_id); !loaded) return loaded;
+  if (auto dropped = drop_legacy_chunks(); !dropped) return dropped;
+  if (auto sized = load_manifest_bytes(); !sized) return sized;
+  remove_orphan_files(live_ids, max_id);
+  next_writer_id_ = max_id + 1;
+  return ok_status();
+}
+
+// Loads every blob meta whose file is there whole into the index; drops the others.
+Status Core::load_metas(std::unordered_set<std::uint64_t>& live_ids, std::uint64_t& max_id) {
   struct Loaded {
     std::string digest;
     BlobMeta meta;
   };
   std::vector<Loaded> loaded;
-  std::unordered_set<std::uint64_t> live_ids;
-  std::uint64_t max_id = 0;
-  std::uint64_t manifest_bytes = 0;
   rocksdb::WriteBatch cleanup;
-
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(std::string(codec::meta_prefix)); it->Valid() && has_prefix(it->key(), codec::meta_prefix);
        it->Next()) {
     std::string digest = it->key().ToString().substr(codec::meta_prefix.size());
     auto meta = codec::decode_meta(std::string_view(it->value().data(), it->value().size()));
-    if (!meta || digest.empty() || live_ids.contains(meta->writer_id)) {
-      // Unreadable, or claiming another blob's chunks: only dropping the meta keeps the index sound.
+    struct stat file {};
+    // Unreadable (or an older format), claiming another blob's file, or its file lost or cut short
+    // by a crash: dropping the meta keeps the index sound, and the blob is fetched again.
+    if (!meta || digest.empty() || live_ids.contains(meta->writer_id) ||
+        ::stat(file_path(meta->writer_id).c_str(), &file) != 0 ||
+        static_cast<std::uint64_t>(file.st_size) != meta->size) {
       cleanup.Delete(it->key());
       continue;
     }
@@ -240,18 +259,44 @@ Status Core::load() {
     loaded.push_back({std::move(digest), *meta});
   }
   if (!it->status().ok()) return db_error("cannot scan cached blobs", it->status());
-
-  for (it->Seek(std::string(codec::marker_prefix)); it->Valid() && has_prefix(it->key(), codec::marker_prefix);
-       it->Next()) {
-    auto id = codec::parse_marker_key(std::string_view(it->key().data(), it->key().size()));
-    cleanup.Delete(it->key());
-    if (!id) continue;
-    max_id = std::max(max_id, *id);
-    // A marker whose chunks a meta owns cannot come from our writes; keep the blob, drop the marker.
-    if (!live_ids.contains(*id)) cleanup.DeleteRange(codec::chunks_begin(*id), codec::chunks_end(*id));
+  it.reset();
+  if (cleanup.Count() > 0) {
+    auto status = db->Write(rocksdb::WriteOptions(), &cleanup);
+    if (!status.ok()) return db_error("cannot drop unusable blob entries", status);
   }
-  if (!it->status().ok()) return db_error("cannot scan staging markers", it->status());
+  std::sort(loaded.begin(), loaded.end(), [](const Loaded& a, const Loaded& b) {
+    return std::tie(a.meta.last_access, a.meta.writer_id) < std::tie(b.meta.last_access, b.meta.writer_id);
+  });
+  std::lock_guard lock(index_mutex_);
+  for (auto& blob : loaded) {
+    last_tick_ = std::max(last_tick_, blob.meta.last_access);
+    insert_locked(std::move(blob.digest), blob.meta);
+  }
+  return ok_status();
+}
 
+// Blobs of earlier versions lived in the database as chunks: two range deletes drop them all.
+Status Core::drop_legacy_chunks() {
+  rocksdb::WriteBatch batch;
+  for (std::string_view prefix : {codec::legacy_chunk_prefix, codec::legacy_marker_prefix}) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    it->Seek(std::string(prefix));
+    if (!it->status().ok()) return db_error("cannot scan for old blob chunks", it->status());
+    if (!it->Valid() || !has_prefix(it->key(), prefix)) continue;
+    std::string end(prefix);
+    end.back() = static_cast<char>(end.back() + 1);
+    batch.DeleteRange(std::string(prefix), end);
+  }
+  if (batch.Count() == 0) return ok_status();
+  auto status = db->Write(rocksdb::WriteOptions(), &batch);
+  if (!status.ok()) return db_error("cannot drop old blob chunks", status);
+  return ok_status();
+}
+
+Status Core::load_manifest_bytes() {
+  std::uint64_t manifest_bytes = 0;
+  rocksdb::WriteBatch cleanup;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(std::string(codec::manifest_prefix));
        it->Valid() && has_prefix(it->key(), codec::manifest_prefix); it->Next()) {
     auto bytes = codec::manifest_bytes_size(std::string_view(it->value().data(), it->value().size()));
@@ -263,23 +308,24 @@ Status Core::load() {
   }
   if (!it->status().ok()) return db_error("cannot scan cached manifests", it->status());
   it.reset();
-
   if (cleanup.Count() > 0) {
     auto status = db->Write(rocksdb::WriteOptions(), &cleanup);
-    if (!status.ok()) return db_error("cannot remove orphaned staging chunks", status);
+    if (!status.ok()) return db_error("cannot drop unreadable manifests", status);
   }
-
-  std::sort(loaded.begin(), loaded.end(), [](const Loaded& a, const Loaded& b) {
-    return std::tie(a.meta.last_access, a.meta.writer_id) < std::tie(b.meta.last_access, b.meta.writer_id);
-  });
   std::lock_guard lock(index_mutex_);
-  for (auto& blob : loaded) {
-    last_tick_ = std::max(last_tick_, blob.meta.last_access);
-    insert_locked(std::move(blob.digest), blob.meta);
-  }
   manifest_bytes_ = manifest_bytes;
-  next_writer_id_ = max_id + 1;
   return ok_status();
+}
+
+// Files no meta owns: a writer killed before its commit, or a removal cut short by a crash.
+void Core::remove_orphan_files(const std::unordered_set<std::uint64_t>& live_ids, std::uint64_t& max_id) {
+  std::error_code ec;
+  for (const auto& file : std::filesystem::directory_iterator(blob_dir, ec)) {
+    auto id = codec::parse_blob_file_name(file.path().filename().string());
+    if (!id) continue;  // not ours
+    max_id = std::max(max_id, *id);
+    if (!live_ids.contains(*id)) std::filesystem::remove(file.path(), ec);
+  }
 }
 
 void Core::close() {
@@ -289,7 +335,7 @@ void Core::close() {
     std::lock_guard lock(index_mutex_);
     rocksdb::WriteBatch touched;
     for (auto& [id, entry] : by_id_) {
-      if (entry.live && entry.meta.last_access != entry.persisted_access) {
+      if (entry.meta.last_access != entry.persisted_access) {
         touched.Put(codec::meta_key(entry.digest), codec::encode_meta(entry.meta));
       }
     }
@@ -301,6 +347,24 @@ void Core::close() {
   (void)db->SyncWAL();
   (void)db->Close();
   db.reset();
+  closed = true;
+  db_lock.unlock();
+  reap();
+}
+
+Status Core::sync_dir() {
+  if (::fsync(dir_.get()) != 0) return errno_error("cannot sync blob directory " + blob_dir);
+  return ok_status();
+}
+
+void Core::reap() {
+  std::vector<std::uint64_t> doomed;
+  {
+    std::lock_guard lock(index_mutex_);
+    doomed.swap(doomed_);
+  }
+  // A failed unlink leaves an orphan that the next open() deletes.
+  for (std::uint64_t id : doomed) (void)::unlink(file_path(id).c_str());
 }
 
 std::uint64_t Core::tick_locked() {
@@ -320,21 +384,30 @@ void Core::insert_locked(std::string digest, const BlobMeta& meta) {
   by_id_[id] = std::move(entry);
 }
 
+// Drops a blob from the index; its file is deleted by the next reap().
 void Core::erase_locked(std::unordered_map<std::uint64_t, Entry>::iterator it) {
   Entry& entry = it->second;
-  if (entry.live) {
-    lru_.erase(entry.lru_position);
-    by_digest_.erase(entry.digest);
-    blob_bytes_ -= entry.meta.size;
-  }
+  lru_.erase(entry.lru_position);
+  by_digest_.erase(entry.digest);
+  blob_bytes_ -= entry.meta.size;
+  doomed_.push_back(it->first);
   by_id_.erase(it);
 }
 
-std::optional<ChunkSpan> Core::pin(const std::string& digest, bool touch, rocksdb::DB* db) {
+std::optional<OpenBlob> Core::pin(const std::string& digest, bool touch, rocksdb::DB* db) {
   std::lock_guard lock(index_mutex_);
   auto found = by_digest_.find(digest);
   if (found == by_digest_.end()) return std::nullopt;
-  Entry& entry = by_id_.at(found->second);
+  auto it = by_id_.find(found->second);
+  Entry& entry = it->second;
+  // Opened under the index lock, so no eviction can delete the file in between.
+  FileHandle file(::open(file_path(entry.meta.writer_id).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!file) {
+    // Lost from under us (deleted by hand, a broken disk): forget it, so it is fetched again.
+    if (db && db->Delete(rocksdb::WriteOptions(), codec::meta_key(digest)).ok()) erase_locked(it);
+    return std::nullopt;
+  }
+  (void)::posix_fadvise(file.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   ++entry.pins;
   if (touch) {
     entry.meta.last_access = tick_locked();
@@ -345,29 +418,21 @@ std::optional<ChunkSpan> Core::pin(const std::string& digest, bool touch, rocksd
       if (status.ok()) entry.persisted_access = entry.meta.last_access;
     }
   }
-  return ChunkSpan{entry.meta.writer_id, entry.meta.chunk_size, entry.meta.size};
+  return OpenBlob{entry.meta.writer_id, entry.meta.size, std::move(file)};
 }
 
 void Core::unpin(std::uint64_t writer_id, rocksdb::DB* db) {
-  std::lock_guard lock(index_mutex_);
-  auto it = by_id_.find(writer_id);
-  if (it == by_id_.end()) return;
-  Entry& entry = it->second;
-  if (entry.pins > 0) --entry.pins;
-  if (entry.pins > 0) return;
-  if (!entry.live) {
-    if (db) {
-      rocksdb::WriteBatch batch;
-      batch.DeleteRange(codec::chunks_begin(writer_id), codec::chunks_end(writer_id));
-      batch.Delete(codec::marker_key(writer_id));
-      // On failure the marker written by remove_blob stays, and the next open() deletes the chunks.
-      (void)db->Write(rocksdb::WriteOptions(), &batch);
-    }
-    by_id_.erase(it);
-    return;
+  {
+    std::lock_guard lock(index_mutex_);
+    auto it = by_id_.find(writer_id);
+    if (it == by_id_.end()) return;  // removed meanwhile
+    Entry& entry = it->second;
+    if (entry.pins > 0) --entry.pins;
+    if (entry.pins > 0) return;
+    // A blob kept only because it was pinned (or just committed) may go now.
+    if (db) evict_locked(*db, nullptr);
   }
-  // A blob kept only because it was pinned (or just committed) may go now.
-  if (db) evict_locked(*db, nullptr);
+  reap();
 }
 
 std::optional<std::uint64_t> Core::blob_size(const std::string& digest) const {
@@ -377,47 +442,36 @@ std::optional<std::uint64_t> Core::blob_size(const std::string& digest) const {
   return by_id_.at(found->second).meta.size;
 }
 
+// Removal does not wait for readers: they hold the file open and finish reading it.
 Status Core::remove_blob(const std::string& digest, rocksdb::DB& db) {
-  std::lock_guard lock(index_mutex_);
-  auto found = by_digest_.find(digest);
-  if (found == by_digest_.end()) return ok_status();
-  const std::uint64_t id = found->second;
-  auto it = by_id_.find(id);
-  rocksdb::WriteBatch batch;
-  batch.Delete(codec::meta_key(digest));
-  if (it->second.pins == 0) {
-    batch.DeleteRange(codec::chunks_begin(id), codec::chunks_end(id));
-  } else {
-    // Readers still use the chunks: the marker makes them orphans if we crash before the last unpin.
-    batch.Put(codec::marker_key(id), "");
+  {
+    std::lock_guard lock(index_mutex_);
+    auto found = by_digest_.find(digest);
+    if (found == by_digest_.end()) return ok_status();
+    auto status = db.Delete(rocksdb::WriteOptions(), codec::meta_key(digest));
+    if (!status.ok()) return db_error("cannot remove blob " + digest, status);
+    erase_locked(by_id_.find(found->second));
   }
-  auto status = db.Write(rocksdb::WriteOptions(), &batch);
-  if (!status.ok()) return db_error("cannot remove blob " + digest, status);
-  if (it->second.pins == 0) {
-    erase_locked(it);
-  } else {
-    Entry& entry = it->second;
-    lru_.erase(entry.lru_position);
-    by_digest_.erase(entry.digest);
-    blob_bytes_ -= entry.meta.size;
-    entry.live = false;
-  }
+  reap();
   return ok_status();
 }
 
 Status Core::put_manifest(const std::string& digest, const ManifestEntry& entry, rocksdb::DB& db) {
   const std::string key = codec::manifest_key(digest);
-  // Serialized with other manifest writes so the size accounting sees each replacement once.
-  std::lock_guard lock(index_mutex_);
-  rocksdb::PinnableSlice old;
-  auto status = db.Get(rocksdb::ReadOptions(), db.DefaultColumnFamily(), key, &old);
-  if (!status.ok() && !status.IsNotFound()) return db_error("cannot read manifest " + digest, status);
-  std::uint64_t old_bytes = 0;
-  if (status.ok()) old_bytes = codec::manifest_bytes_size(std::string_view(old.data(), old.size())).value_or(0);
-  status = db.Put(rocksdb::WriteOptions(), key, codec::encode_manifest(entry));
-  if (!status.ok()) return db_error("cannot store manifest " + digest, status);
-  manifest_bytes_ = manifest_bytes_ - std::min(manifest_bytes_, old_bytes) + entry.bytes.size();
-  evict_locked(db, nullptr);
+  {
+    // Serialized with other manifest writes so the size accounting sees each replacement once.
+    std::lock_guard lock(index_mutex_);
+    rocksdb::PinnableSlice old;
+    auto status = db.Get(rocksdb::ReadOptions(), db.DefaultColumnFamily(), key, &old);
+    if (!status.ok() && !status.IsNotFound()) return db_error("cannot read manifest " + digest, status);
+    std::uint64_t old_bytes = 0;
+    if (status.ok()) old_bytes = codec::manifest_bytes_size(std::string_view(old.data(), old.size())).value_or(0);
+    status = db.Put(rocksdb::WriteOptions(), key, codec::encode_manifest(entry));
+    if (!status.ok()) return db_error("cannot store manifest " + digest, status);
+    manifest_bytes_ = manifest_bytes_ - std::min(manifest_bytes_, old_bytes) + entry.bytes.size();
+    evict_locked(db, nullptr);
+  }
+  reap();
   return ok_status();
 }
 
@@ -458,13 +512,16 @@ void Core::cancel_commit(const std::string& digest) {
 }
 
 void Core::finish_commit(const std::string& digest, const BlobMeta& meta, rocksdb::DB& db) {
-  std::lock_guard lock(index_mutex_);
-  committing_.erase(digest);
-  insert_locked(digest, meta);
-  evict_locked(db, &digest);
+  {
+    std::lock_guard lock(index_mutex_);
+    committing_.erase(digest);
+    insert_locked(digest, meta);
+    evict_locked(db, &digest);
+  }
+  reap();
 }
 
-// Evicts unpinned live blobs, least recently used first, until the size fits (or nothing else can
+// Evicts unpinned blobs, least recently used first, until the size fits (or nothing else can
 // go). `keep` is the blob just committed: it survives its own commit even if it alone is too big,
 // and becomes evictable on the next pass (any commit, manifest write or last unpin).
 void Core::evict_locked(rocksdb::DB& db, const std::string* keep) {
@@ -478,7 +535,6 @@ void Core::evict_locked(rocksdb::DB& db, const std::string* keep) {
     const Entry& entry = by_id_.at(id);
     if (entry.pins > 0 || (keep && entry.digest == *keep)) continue;
     batch.Delete(codec::meta_key(entry.digest));
-    batch.DeleteRange(codec::chunks_begin(id), codec::chunks_end(id));
     victims.push_back(id);
     freed += entry.meta.size;
   }
@@ -505,129 +561,88 @@ Stats Core::stats() const {
 
 class Reader final : public BlobReader {
  public:
-  Reader(std::shared_ptr<Core> core, ChunkSpan span) : core_(std::move(core)), span_(span) {}
+  Reader(std::shared_ptr<Core> core, OpenBlob blob) : core_(std::move(core)), blob_(std::move(blob)) {}
   ~Reader() override {
     DbLease db(*core_);
-    core_->unpin(span_.writer_id, db.get());
+    core_->unpin(blob_.writer_id, db.get());
   }
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
 
-  std::uint64_t size() const override { return span_.size; }
-  std::uint32_t chunk_size() const override { return span_.chunk_size; }
+  std::uint64_t size() const override { return blob_.size; }
+  std::uint32_t chunk_size() const override { return core_->options.chunk_size; }
 
   Result<std::size_t> read(std::uint64_t offset, std::size_t max, std::string& out) override {
-    std::lock_guard lock(mutex_);
-    DbLease db(*core_);
-    if (!db) {
+    if (core_->closed.load(std::memory_order_relaxed)) {
       out.clear();
       return closed_error();
     }
-    return read_chunks(*db, core_->chunk_reads, span_, offset, max, out, &cache_);
+    return read_file(blob_.file.get(), blob_.size, offset, max, out);
   }
 
  private:
   std::shared_ptr<Core> core_;
-  const ChunkSpan span_;  // pinned while this reader lives
-  std::mutex mutex_;  // guards cache_
-  ChunkCache cache_;
+  const OpenBlob blob_;  // pinned while this reader lives
 };
 
 class Writer final : public BlobWriter {
  public:
-  Writer(std::shared_ptr<Core> core, std::string digest, std::uint64_t writer_id)
-      : core_(std::move(core)), digest_(std::move(digest)), id_(writer_id), chunk_size_(core_->options.chunk_size) {}
+  Writer(std::shared_ptr<Core> core, std::string digest, std::uint64_t writer_id, FileHandle file)
+      : core_(std::move(core)), digest_(std::move(digest)), id_(writer_id), file_(std::move(file)) {}
   ~Writer() override;
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
 
   Status append(std::string_view bytes) override;
   std::uint64_t appended() const override { return appended_.load(std::memory_order_acquire); }
-  std::uint64_t staged() const override { return staged_.load(std::memory_order_acquire); }
-  std::uint32_t chunk_size() const override { return chunk_size_; }
+  std::uint64_t staged() const override { return appended(); }
+  std::uint32_t chunk_size() const override { return core_->options.chunk_size; }
   Result<std::size_t> read_staged(std::uint64_t offset, std::size_t max, std::string& out) override;
   Status commit() override;
 
  private:
   enum class State { open, committed, failed };
 
-  Status put_chunk(rocksdb::DB& db, std::string_view data);
-  Status flush_staged(rocksdb::DB& db);
-  Result<std::size_t> read_committed(rocksdb::DB& db, std::uint64_t offset, std::size_t max, std::string& out);
-  void drop_staging(rocksdb::DB& db);
+  Status fail(Error error) {
+    state_ = State::failed;
+    return error;
+  }
+  Status publish(rocksdb::DB& db, std::uint64_t size, std::uint64_t tick);
 
   std::shared_ptr<Core> core_;
   const std::string digest_;
   const std::uint64_t id_;
-  const std::uint32_t chunk_size_;
-  std::string buffer_;  // the partial chunk not yet written
-  std::uint64_t next_chunk_ = 0;
-  bool unlogged_ = false;  // some staged chunk skipped the write-ahead log
+  const FileHandle file_;
+  bool owns_file_ = true;  // false once the index owns it
   std::atomic<std::uint64_t> appended_{0};
-  std::atomic<std::uint64_t> staged_{0};
   std::atomic<State> state_{State::open};
 };
 
 Writer::~Writer() {
-  if (state_.load() == State::committed) return;
-  DbLease db(*core_);
-  // Closed: the staging marker stays and the next open() deletes the chunks.
-  if (db) drop_staging(*db);
-}
-
-void Writer::drop_staging(rocksdb::DB& db) {
-  rocksdb::WriteBatch batch;
-  batch.DeleteRange(codec::chunks_begin(id_), codec::chunks_end(id_));
-  batch.Delete(codec::marker_key(id_));
-  // On failure the marker stays, and the next open() deletes the chunks.
-  (void)db.Write(rocksdb::WriteOptions(), &batch);
-}
-
-Status Writer::put_chunk(rocksdb::DB& db, std::string_view data) {
-  // The first chunks of a blob go through the write-ahead log, so a small blob commits with one
-  // synced log write. Past options.logged_chunk_bytes chunks skip the log (which would write and
-  // checksum every byte once more); commit() then flushes them before logging the meta.
-  rocksdb::WriteOptions options;
-  options.disableWAL = static_cast<std::uint64_t>(next_chunk_) * chunk_size_ >= core_->options.logged_chunk_bytes;
-  unlogged_ = unlogged_ || options.disableWAL;
-  auto status = db.Put(options, codec::chunk_key(id_, next_chunk_), rocksdb::Slice(data.data(), data.size()));
-  if (!status.ok()) {
-    state_ = State::failed;
-    return db_error("cannot stage chunk " + std::to_string(next_chunk_) + " of blob " + digest_, status);
-  }
-  ++next_chunk_;
-  // Only now may read_staged see these bytes.
-  staged_.fetch_add(chunk_size_, std::memory_order_release);
-  return ok_status();
+  if (owns_file_) (void)::unlink(core_->file_path(id_).c_str());  // a failed unlink leaves an orphan for open()
 }
 
 Status Writer::append(std::string_view bytes) {
   if (state_.load() != State::open) {
     return Error{Errc::internal, "append to a blob writer that was committed or failed"};
   }
-  DbLease db(*core_);
-  if (!db) {
-    state_ = State::failed;
+  if (core_->closed.load(std::memory_order_relaxed)) return fail(closed_error());
+  if (auto written = write_all(file_.get(), bytes); !written) {
+    return fail({Errc::storage_error, written.error().message + " of blob " + digest_});
+  }
+  // Only now may read_staged see these bytes.
+  appended_.fetch_add(bytes.size(), std::memory_order_release);
+  return ok_status();
+}
+
+Result<std::size_t> Writer::read_staged(std::uint64_t offset, std::size_t max, std::string& out) {
+  // The file stays open (and readable) whatever happens to it: a racing writer of the same digest
+  // may have won the commit and this one's file was unlinked; its bytes are the same.
+  if (core_->closed.load(std::memory_order_relaxed)) {
+    out.clear();
     return closed_error();
   }
-  appended_.fetch_add(bytes.size(), std::memory_order_release);
-  while (!bytes.empty()) {
-    if (buffer_.empty() && bytes.size() >= chunk_size_) {
-      // A whole chunk straight from the caller's bytes, without copying it into the buffer.
-      if (auto put = put_chunk(*db, bytes.substr(0, chunk_size_)); !put) return put;
-      bytes.remove_prefix(chunk_size_);
-      continue;
-    }
-    if (buffer_.capacity() < chunk_size_) buffer_.reserve(chunk_size_);
-    const std::size_t take = std::min<std::size_t>(chunk_size_ - buffer_.size(), bytes.size());
-    buffer_.append(bytes.substr(0, take));
-    bytes.remove_prefix(take);
-    if (buffer_.size() == chunk_size_) {
-      if (auto put = put_chunk(*db, buffer_); !put) return put;
-      buffer_.clear();
-    }
-  }
-  return ok_status();
+  return read_file(file_.get(), appended(), offset, max, out);
 }
 
 Status Writer::commit() {
@@ -635,76 +650,38 @@ Status Writer::commit() {
   if (state == State::committed) return Error{Errc::internal, "blob writer for " + digest_ + " committed twice"};
   if (state == State::failed) return Error{Errc::storage_error, "blob writer for " + digest_ + " failed earlier"};
   DbLease db(*core_);
-  if (!db) {
-    state_ = State::failed;
-    return closed_error();
-  }
+  if (!db) return fail(closed_error());
   const std::uint64_t size = appended_.load();
   auto tick = core_->reserve_commit(digest_);
-  if (!tick) {
-    // Another writer committed (or is committing) the same digest: its bytes are ours.
-    drop_staging(*db);
-  } else if (auto flushed = flush_staged(*db); !flushed) {
-    core_->cancel_commit(digest_);
-    state_ = State::failed;
-    return flushed;
-  } else {
-    BlobMeta meta{size, chunk_size_, id_, *tick};
-    rocksdb::WriteBatch batch;
-    if (!buffer_.empty()) batch.Put(codec::chunk_key(id_, next_chunk_), buffer_);
-    batch.Put(codec::meta_key(digest_), codec::encode_meta(meta));
-    batch.Delete(codec::marker_key(id_));
-    rocksdb::WriteOptions durable;
-    durable.sync = true;  // a commit that returned survives a crash right after
-    auto status = db->Write(durable, &batch);
-    if (!status.ok()) {
+  if (tick) {
+    if (auto published = publish(*db, size, *tick); !published) {
       core_->cancel_commit(digest_);
-      state_ = State::failed;
-      return db_error("cannot commit blob " + digest_, status);
+      return fail(published.error());
     }
-    core_->finish_commit(digest_, meta, *db);
   }
-  buffer_.clear();
-  buffer_.shrink_to_fit();
-  staged_.store(size, std::memory_order_release);
+  if (!tick && owns_file_) {
+    // Another writer committed (or is committing) the same digest: its bytes are ours. This file
+    // goes; it stays readable through file_ for read_staged.
+    (void)::unlink(core_->file_path(id_).c_str());
+    owns_file_ = false;
+  }
   state_.store(State::committed, std::memory_order_release);
   return ok_status();
 }
 
-Status Writer::flush_staged(rocksdb::DB& db) {
-  if (!unlogged_) return ok_status();  // every chunk is in the log already
-  auto status = db.Flush(rocksdb::FlushOptions());
-  if (!status.ok()) return db_error("cannot flush the chunks of blob " + digest_, status);
+// Makes the file durable, then logs its meta with a synced write: a commit that returned survives
+// a crash right after, and a crash before leaves at most an orphan file.
+Status Writer::publish(rocksdb::DB& db, std::uint64_t size, std::uint64_t tick) {
+  if (::fdatasync(file_.get()) != 0) return errno_error("cannot sync the file of blob " + digest_);
+  if (auto synced = core_->sync_dir(); !synced) return synced;
+  BlobMeta meta{size, id_, tick};
+  rocksdb::WriteOptions durable;
+  durable.sync = true;
+  auto status = db.Put(durable, codec::meta_key(digest_), codec::encode_meta(meta));
+  if (!status.ok()) return db_error("cannot commit blob " + digest_, status);
+  owns_file_ = false;
+  core_->finish_commit(digest_, meta, db);
   return ok_status();
-}
-
-Result<std::size_t> Writer::read_committed(rocksdb::DB& db, std::uint64_t offset, std::size_t max,
-                                           std::string& out) {
-  auto pinned = core_->pin(digest_, false, &db);
-  if (!pinned) {
-    out.clear();
-    return Error{Errc::storage_error, "blob " + digest_ + " left the cache after its commit"};
-  }
-  auto read = read_chunks(db, core_->chunk_reads, *pinned, offset, max, out, nullptr);
-  core_->unpin(pinned->writer_id, &db);
-  return read;
-}
-
-Result<std::size_t> Writer::read_staged(std::uint64_t offset, std::size_t max, std::string& out) {
-  DbLease db(*core_);
-  if (!db) {
-    out.clear();
-    return closed_error();
-  }
-  // After commit the bytes are read through the index: a racing writer of the same digest may
-  // have committed them, and this writer's own chunks were dropped.
-  if (state_.load(std::memory_order_acquire) == State::committed) return read_committed(*db, offset, max, out);
-  const std::uint64_t staged = staged_.load(std::memory_order_acquire);
-  auto read = read_chunks(*db, core_->chunk_reads, {id_, chunk_size_, staged}, offset, max, out, nullptr);
-  if (!read && state_.load(std::memory_order_acquire) == State::committed) {
-    return read_committed(*db, offset, max, out);
-  }
-  return read;
 }
 
 class StoreImpl final : public Store {
@@ -790,7 +767,7 @@ std::unique_ptr<BlobReader> StoreImpl::open_blob(const std::string& digest) {
   if (!db) return nullptr;
   auto pinned = core_->pin(digest, true, db.get());
   if (!pinned) return nullptr;
-  return std::make_unique<Reader>(core_, *pinned);
+  return std::make_unique<Reader>(core_, std::move(*pinned));
 }
 
 Result<std::vector<std::string>> StoreImpl::blob_digests() {
@@ -817,7 +794,7 @@ std::unique_ptr<BlobReader> StoreImpl::inspect_blob(const std::string& digest) {
   if (!db) return nullptr;
   auto pinned = core_->pin(digest, false, db.get());
   if (!pinned) return nullptr;
-  return std::make_unique<Reader>(core_, *pinned);
+  return std::make_unique<Reader>(core_, std::move(*pinned));
 }
 
 Status StoreImpl::remove_manifest(const std::string& digest) {
@@ -831,10 +808,9 @@ Result<std::unique_ptr<BlobWriter>> StoreImpl::begin_blob(const std::string& dig
   DbLease db(*core_);
   if (!db) return closed_error();
   const std::uint64_t id = core_->allocate_writer_id();
-  // Written before any chunk, so a crash can never leave chunks that open() would not find.
-  auto status = db->Put(rocksdb::WriteOptions(), codec::marker_key(id), "");
-  if (!status.ok()) return db_error("cannot start staging blob " + digest, status);
-  return std::unique_ptr<BlobWriter>(std::make_unique<Writer>(core_, digest, id));
+  FileHandle file(::open(core_->file_path(id).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!file) return errno_error("cannot create a file for blob " + digest + " in " + core_->blob_dir);
+  return std::unique_ptr<BlobWriter>(std::make_unique<Writer>(core_, digest, id, std::move(file)));
 }
 
 Status StoreImpl::remove_blob(const std::string& digest) {
@@ -900,8 +876,9 @@ Result<std::unique_ptr<Store>> Store::open(const Options& options) {
                                            std::to_string(max_chunk_size) + " bytes"};
   }
   std::error_code ec;
-  std::filesystem::create_directories(options.path, ec);
-  if (ec) return Error{Errc::storage_error, "cannot create cache directory " + options.path + ": " + ec.message()};
+  const auto blob_dir = std::filesystem::path(options.path) / blob_dir_name;
+  std::filesystem::create_directories(blob_dir, ec);
+  if (ec) return Error{Errc::storage_error, "cannot create cache directory " + blob_dir.string() + ": " + ec.message()};
 
   rocksdb::DB* raw = nullptr;
   auto status = rocksdb::DB::Open(cache_db_options(), options.path, &raw);

@@ -775,7 +775,7 @@ int serve(const config::Config& config, policy::Policy policy, signature::TrustS
     return 1;
   }
   auto store = cache::Store::open(
-      {config.storage.path, config.storage.max_size, config.storage.chunk_size, config.storage.verify_reads});
+      {config.storage.path, config.storage.max_size, config.storage.chunk_size});
   if (!store) {
     log::error("cannot open the cache", {{"path", config.storage.path}, {"error", store.error().message}});
     return 1;

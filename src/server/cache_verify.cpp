@@ -22,7 +22,7 @@ int verify_cache(const config::Config& config) {
                  path.c_str(), static_cast<int>(*holder));
     return 2;
   }
-  auto opened = cache::Store::open({path, config.storage.max_size, config.storage.chunk_size, true});
+  auto opened = cache::Store::open({path, config.storage.max_size, config.storage.chunk_size});
   if (!opened) {
     std::fprintf(stderr, "ocigate: %s\n", opened.error().message.c_str());
     return 2;

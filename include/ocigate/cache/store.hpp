@@ -1,11 +1,12 @@
 #pragma once
-// The local cache: blobs in chunks, manifests by digest, tag->digest answers, and small records
-// (verdicts, tag lists) in one RocksDB database. Thread-safe: every method may be called from any
-// thread. Calls block on local disk only (RocksDB); none of them does network I/O.
+// The local cache: one RocksDB database holds the index of blobs (size, LRU order), manifests by
+// digest, tag->digest answers and small records (verdicts, tag lists); each blob's bytes are one
+// plain file under <path>/blobs that the index owns. Thread-safe: every method may be called from
+// any thread. Calls block on local disk only; none of them does network I/O.
 //
 // Invariant: a blob is visible (blob_size/open_blob find it) only once all of it was written and
-// the caller verified its digest and called commit(). A crash at any moment leaves at most
-// unreferenced staging chunks, which open() deletes.
+// synced, the caller verified its digest and called commit(). A crash at any moment leaves at most
+// files no index entry owns, which open() deletes.
 
 #include <chrono>
 #include <cstdint>
@@ -25,15 +26,9 @@ struct Options {
   // Bytes of blobs + manifests before LRU eviction. Pinned blobs and the blob just committed are
   // skipped; a blob bigger than the whole budget is evicted once its last reader goes.
   std::uint64_t max_size = 20ull << 30;
-  std::uint32_t chunk_size = 1u << 20;     // bytes per stored blob chunk (1 MiB)
-  // Check RocksDB's block checksums on every chunk read. Off by default: blob bytes were verified
-  // against their digest when written, `ocigate cache verify` re-checks them, and the software
-  // CRC32C of Debian's RocksDB costs more CPU than the rest of a warm read.
-  bool verify_reads = false;
-  // A blob's first chunks, up to this many bytes, are staged through the write-ahead log: a blob
-  // that fits commits with one synced log write (commits run concurrently share it). Bigger blobs'
-  // further chunks skip the log, and their commit flushes them to disk first (tens of ms).
-  std::uint64_t logged_chunk_bytes = 16ull << 20;
+  // The piece readers take at a time (BlobReader/BlobWriter::chunk_size): what one stream holds
+  // in memory.
+  std::uint32_t chunk_size = 1u << 20;
 };
 
 struct ManifestEntry {
@@ -61,7 +56,7 @@ class BlobReader {
  public:
   virtual ~BlobReader() = default;
   virtual std::uint64_t size() const = 0;
-  // Reads of exactly one stored chunk, from a multiple of this size, are the cheapest (one copy).
+  // The piece size readers should ask for.
   virtual std::uint32_t chunk_size() const = 0;
   // Appends up to max bytes starting at offset to out (out is cleared first).
   // Returns the number of bytes read; 0 only when offset >= size().
@@ -69,22 +64,22 @@ class BlobReader {
   virtual Result<std::size_t> read(std::uint64_t offset, std::size_t max, std::string& out) = 0;
 };
 
-// Fills one blob. Chunks are written as they fill; nothing is visible to open_blob until
-// commit(). Destroying an uncommitted writer deletes what it staged.
+// Fills one blob. Appended bytes go to the blob's file at once; nothing is visible to open_blob
+// until commit(). Destroying an uncommitted writer deletes its file.
 class BlobWriter {
  public:
   virtual ~BlobWriter() = default;
   virtual Status append(std::string_view bytes) = 0;
-  // Bytes appended so far (staged or buffered).
+  // Bytes appended so far.
   virtual std::uint64_t appended() const = 0;
-  // Bytes readable with read_staged (whole chunks written to the database).
+  // Bytes readable with read_staged: everything appended.
   virtual std::uint64_t staged() const = 0;
   virtual std::uint32_t chunk_size() const = 0;
   // Reads staged bytes, like BlobReader::read; offset+max is clamped to staged().
   // Safe to call from other threads while append() runs.
   virtual Result<std::size_t> read_staged(std::uint64_t offset, std::size_t max, std::string& out) = 0;
-  // Writes the remaining bytes and makes the blob visible in one atomic batch. The caller must have
-  // verified the digest of exactly the appended bytes. After commit, read_staged sees everything.
+  // Syncs the file and makes the blob visible with one synced index write. The caller must have
+  // verified the digest of exactly the appended bytes. read_staged keeps working after it.
   virtual Status commit() = 0;
 };
 
@@ -92,7 +87,8 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // Opens (or creates) the database, removes orphaned staging chunks, loads the LRU index.
+  // Opens (or creates) the database, loads the LRU index (dropping entries whose file is missing
+  // or short), and deletes blob files no entry owns.
   static Result<std::unique_ptr<Store>> open(const Options& options);
 
   // Manifests, keyed by their digest string ("sha256:...").

@@ -5,34 +5,23 @@
 namespace ocigate::cache::codec {
 namespace {
 
-TEST(CacheCodec, ChunkKeysSortByIndexAndStayInsideTheirWritersRange) {
-  EXPECT_LT(chunk_key(7, 9), chunk_key(7, 10));
-  EXPECT_LT(chunk_key(7, 0xff), chunk_key(7, 0x100));
-  for (std::uint64_t index : {std::uint64_t{0}, std::uint64_t{1}, UINT64_MAX}) {
-    EXPECT_LE(chunks_begin(7), chunk_key(7, index));
-    EXPECT_LT(chunk_key(7, index), chunks_end(7));
-  }
-  EXPECT_LE(chunks_end(7), chunk_key(8, 0));
-  EXPECT_LT(chunk_key(6, UINT64_MAX), chunks_begin(7));
+TEST(CacheCodec, BlobFileNamesRoundTripAndRejectOtherNames) {
+  EXPECT_EQ(blob_file_name(0x2a), "000000000000002a");
+  EXPECT_EQ(parse_blob_file_name(blob_file_name(0)), 0u);
+  EXPECT_EQ(parse_blob_file_name(blob_file_name(0xdeadbeef12345678)), 0xdeadbeef12345678u);
+  EXPECT_FALSE(parse_blob_file_name("123"));
+  EXPECT_FALSE(parse_blob_file_name("00000000000000G0"));
+  EXPECT_FALSE(parse_blob_file_name("00000000000000A0"));
+  EXPECT_FALSE(parse_blob_file_name("00000000000000000"));
+  EXPECT_FALSE(parse_blob_file_name("lost+found"));
 }
 
-TEST(CacheCodec, MarkerKeysRoundTripAndRejectMalformedOnes) {
-  EXPECT_EQ(parse_marker_key(marker_key(0)), 0u);
-  EXPECT_EQ(parse_marker_key(marker_key(0xdeadbeef12345678)), 0xdeadbeef12345678u);
-  EXPECT_FALSE(parse_marker_key("w/123"));
-  EXPECT_FALSE(parse_marker_key("w/00000000000000G0"));
-  EXPECT_FALSE(parse_marker_key("w/00000000000000A0"));
-  EXPECT_FALSE(parse_marker_key("b/0000000000000000"));
-  EXPECT_FALSE(parse_marker_key("w/00000000000000000"));
-}
-
-TEST(CacheCodec, MetaRoundTripsAndRejectsTruncatedOrZeroChunk) {
-  BlobMeta meta{123456789012, 65536, 42, 1700000000000};
+TEST(CacheCodec, MetaRoundTripsAndRejectsTruncatedOrOlderVersions) {
+  BlobMeta meta{123456789012, 42, 1700000000000};
   std::string encoded = encode_meta(meta);
   auto decoded = decode_meta(encoded);
   ASSERT_TRUE(decoded);
   EXPECT_EQ(decoded->size, meta.size);
-  EXPECT_EQ(decoded->chunk_size, meta.chunk_size);
   EXPECT_EQ(decoded->writer_id, meta.writer_id);
   EXPECT_EQ(decoded->last_access, meta.last_access);
   EXPECT_FALSE(decode_meta(encoded.substr(0, encoded.size() - 1)));
@@ -41,7 +30,10 @@ TEST(CacheCodec, MetaRoundTripsAndRejectsTruncatedOrZeroChunk) {
   std::string wrong_version = encoded;
   wrong_version[0] = 9;
   EXPECT_FALSE(decode_meta(wrong_version));
-  EXPECT_FALSE(decode_meta(encode_meta({1, 0, 1, 1})));
+  // Version 1 (chunked blobs) had a chunk size too.
+  std::string version_one(1 + 8 + 4 + 8 + 8, '\0');
+  version_one[0] = 1;
+  EXPECT_FALSE(decode_meta(version_one));
 }
 
 TEST(CacheCodec, ManifestAndTagRoundTripAndRejectTruncation) {

@@ -25,30 +25,17 @@ constexpr std::size_t staged_size = 5 * test_chunk + 1234;
 
 std::string staged_bytes() { return pattern_bytes(staged_size, 99); }
 
-// Modes ending in "-unlogged" stage every chunk outside the write-ahead log (as a big blob's
-// chunks past logged_chunk_bytes are): those reach disk only when a memtable is flushed, as an
-// unlogged blob's commit does. This commits a two-chunk unlogged blob for that.
-bool commit_flusher(Store& store) {
-  auto writer = store.begin_blob("sha256:flusher");
-  return writer && (*writer)->append(pattern_bytes(2 * test_chunk, 5)) && (*writer)->commit();
-}
-
 // Child side. Exit codes: 0 = reached the crash point, anything else = setup failed.
 [[noreturn]] void run_child(const std::string& path, const std::string& mode) {
-  auto options = test_options(path);
-  const bool unlogged = mode.ends_with("-unlogged");
-  if (unlogged) options.logged_chunk_bytes = 0;
-  auto opened = Store::open(options);
+  auto opened = Store::open(test_options(path));
   if (!opened) _exit(10);
   Store* store = opened->release();  // never destroyed: the process dies holding it
-  const std::string base = unlogged ? mode.substr(0, mode.size() - std::strlen("-unlogged")) : mode;
-  if (base == "stage" || base == "stage-flushed" || base == "commit" || base == "commit-then-stage") {
+  if (mode == "stage" || mode == "commit" || mode == "commit-then-stage") {
     auto writer = store->begin_blob("sha256:crash");
     if (!writer) _exit(11);
     if (!(*writer)->append(staged_bytes())) _exit(12);
-    if (base == "stage-flushed" && !commit_flusher(*store)) _exit(18);
-    if (base.starts_with("commit") && !(*writer)->commit()) _exit(13);
-    if (base == "commit-then-stage") {
+    if (mode.starts_with("commit") && !(*writer)->commit()) _exit(13);
+    if (mode == "commit-then-stage") {
       auto other = store->begin_blob("sha256:other");
       if (!other || !(*other)->append(staged_bytes())) _exit(14);
       other->release();
@@ -99,79 +86,44 @@ const bool child_checked = [] {
   return ::testing::AssertionSuccess();
 }
 
-TEST(CacheCrash, StagingChunksLeftByAKilledWriterAreRemovedAtOpen) {
+TEST(CacheCrash, TheFileOfAKilledWriterIsRemovedAtOpen) {
   ASSERT_TRUE(child_checked);
   TempDir dir;
   ASSERT_TRUE(crash_child(dir.path(), "stage"));
-  // The crash really left staged (logged) chunks behind.
-  EXPECT_EQ(key_count(dir.path(), "c/"), 5u);
-  EXPECT_EQ(key_count(dir.path(), "w/"), 1u);
+  // The crash really left the staged file behind.
+  EXPECT_EQ(blob_file_count(dir.path()), 1u);
   {
     auto store = open_store(test_options(dir.path()));
     ASSERT_TRUE(store);
     EXPECT_FALSE(store->blob_size("sha256:crash"));
     EXPECT_FALSE(store->open_blob("sha256:crash"));
     EXPECT_EQ(store->stats().size_bytes, 0u);
+    EXPECT_EQ(blob_file_count(dir.path()), 0u);
   }
-  EXPECT_EQ(key_count(dir.path(), "c/"), 0u);
-  EXPECT_EQ(key_count(dir.path(), "w/"), 0u);
+  EXPECT_EQ(key_count(dir.path(), "b/"), 0u);
 }
 
-TEST(CacheCrash, UnflushedUnloggedStagingChunksAreLostAndTheirMarkerRemovedAtOpen) {
+TEST(CacheCrash, BlobCommittedRightBeforeTheCrashSurvives) {
   TempDir dir;
-  ASSERT_TRUE(crash_child(dir.path(), "stage-unlogged"));
-  // Unlogged, never flushed: the chunks died with the process; the logged marker survived.
-  EXPECT_EQ(key_count(dir.path(), "c/"), 0u);
-  EXPECT_EQ(key_count(dir.path(), "w/"), 1u);
-  {
-    auto store = open_store(test_options(dir.path()));
-    ASSERT_TRUE(store);
-    EXPECT_FALSE(store->blob_size("sha256:crash"));
-    EXPECT_EQ(store->stats().size_bytes, 0u);
-  }
-  EXPECT_EQ(key_count(dir.path(), "w/"), 0u);
+  ASSERT_TRUE(crash_child(dir.path(), "commit"));
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->blob_size("sha256:crash"), staged_size);
+  auto reader = store->open_blob("sha256:crash");
+  ASSERT_TRUE(reader);
+  std::string all;
+  ASSERT_TRUE(read_blob(*reader, all));
+  EXPECT_TRUE(all == staged_bytes());
 }
 
-TEST(CacheCrash, FlushedUnloggedStagingChunksLeftByAKilledWriterAreRemovedAtOpen) {
-  TempDir dir;
-  ASSERT_TRUE(crash_child(dir.path(), "stage-flushed-unlogged"));
-  // The crash really left staged chunks behind: 5 of the killed writer, 2 of the committed flusher.
-  EXPECT_EQ(key_count(dir.path(), "c/"), 7u);
-  EXPECT_EQ(key_count(dir.path(), "w/"), 1u);
-  {
-    auto store = open_store(test_options(dir.path()));
-    ASSERT_TRUE(store);
-    EXPECT_FALSE(store->blob_size("sha256:crash"));
-    EXPECT_FALSE(store->open_blob("sha256:crash"));
-    EXPECT_EQ(store->blob_size("sha256:flusher"), 2 * test_chunk);
-    EXPECT_EQ(store->stats().size_bytes, 2 * test_chunk);
-  }
-  EXPECT_EQ(key_count(dir.path(), "c/"), 2u);
-  EXPECT_EQ(key_count(dir.path(), "w/"), 0u);
-}
-
-TEST(CacheCrash, BlobCommittedRightBeforeTheCrashSurvivesLoggedOrNot) {
-  for (const char* mode : {"commit", "commit-unlogged"}) {
-    TempDir dir;
-    ASSERT_TRUE(crash_child(dir.path(), mode));
-    auto store = open_store(test_options(dir.path()));
-    ASSERT_TRUE(store);
-    EXPECT_EQ(store->blob_size("sha256:crash"), staged_size) << mode;
-    auto reader = store->open_blob("sha256:crash");
-    ASSERT_TRUE(reader) << mode;
-    std::string all;
-    ASSERT_TRUE(read_blob(*reader, all));
-    EXPECT_TRUE(all == staged_bytes()) << mode;
-  }
-}
-
-TEST(CacheCrash, OnlyTheUncommittedWritersChunksAreRemoved) {
+TEST(CacheCrash, OnlyTheUncommittedWritersFileIsRemoved) {
   TempDir dir;
   ASSERT_TRUE(crash_child(dir.path(), "commit-then-stage"));
-  EXPECT_EQ(key_count(dir.path(), "c/"), 11u);  // 6 committed, 5 staged
+  EXPECT_EQ(blob_file_count(dir.path()), 2u);
   {
     auto store = open_store(test_options(dir.path()));
     ASSERT_TRUE(store);
+    EXPECT_EQ(blob_file_count(dir.path()), 1u);
     EXPECT_EQ(store->blob_size("sha256:crash"), staged_size);
     EXPECT_FALSE(store->blob_size("sha256:other"));
     auto reader = store->open_blob("sha256:crash");
@@ -179,22 +131,21 @@ TEST(CacheCrash, OnlyTheUncommittedWritersChunksAreRemoved) {
     std::string all;
     ASSERT_TRUE(read_blob(*reader, all));
     EXPECT_TRUE(all == staged_bytes());
+    // A new writer after the restart never reuses a file name.
+    ASSERT_TRUE(put_blob(*store, "sha256:next", pattern_bytes(1000, 3)));
+    EXPECT_EQ(blob_file_count(dir.path()), 2u);
   }
-  EXPECT_EQ(key_count(dir.path(), "c/"), 6u);
-  EXPECT_EQ(key_count(dir.path(), "w/"), 0u);
 }
 
-TEST(CacheCrash, BlobRemovedWhilePinnedLeavesNoChunksAfterACrash) {
+TEST(CacheCrash, BlobRemovedWhilePinnedLeavesNothingAfterACrash) {
   TempDir dir;
   ASSERT_TRUE(crash_child(dir.path(), "remove-pinned"));
-  EXPECT_EQ(key_count(dir.path(), "c/"), 6u);
   {
     auto store = open_store(test_options(dir.path()));
     ASSERT_TRUE(store);
     EXPECT_FALSE(store->blob_size("sha256:crash"));
   }
-  EXPECT_EQ(key_count(dir.path(), "c/"), 0u);
-  EXPECT_EQ(key_count(dir.path(), "w/"), 0u);
+  EXPECT_EQ(blob_file_count(dir.path()), 0u);
   EXPECT_EQ(key_count(dir.path(), "b/"), 0u);
 }
 

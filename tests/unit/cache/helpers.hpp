@@ -86,11 +86,28 @@ inline ::testing::AssertionResult read_blob(BlobReader& reader, std::string& all
   return ::testing::AssertionSuccess();
 }
 
-// Keys under a prefix in a closed store's database ("c/" chunks, "w/" staging markers, "b/" metas).
+// Keys under a prefix in a closed store's database ("b/" metas, "m/" manifests, ...).
 inline std::size_t key_count(const std::string& path, std::string_view prefix) {
   auto keys = test_access::keys_with_prefix(path, prefix);
   EXPECT_TRUE(keys.ok()) << (keys.ok() ? "" : keys.error().message);
   return keys.ok() ? keys->size() : 0;
+}
+
+inline std::filesystem::path blob_dir(const std::string& path) { return std::filesystem::path(path) / "blobs"; }
+
+// Blob files in a store's directory, committed or not.
+inline std::size_t blob_file_count(const std::string& path) {
+  std::size_t count = 0;
+  std::error_code ec;
+  for (const auto& file : std::filesystem::directory_iterator(blob_dir(path), ec)) count += file.is_regular_file();
+  return count;
+}
+
+// The one blob file of a store holding a single blob.
+inline std::filesystem::path only_blob_file(const std::string& path) {
+  std::error_code ec;
+  for (const auto& file : std::filesystem::directory_iterator(blob_dir(path), ec)) return file.path();
+  return {};
 }
 
 }  // namespace ocigate::cache::test

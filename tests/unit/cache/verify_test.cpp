@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "../../../src/cache/codec.hpp"
@@ -23,17 +25,25 @@ Blob make_blob(std::size_t size, std::uint32_t seed) {
   return {oci::sha256_digest(bytes), bytes};
 }
 
-// The chunk keys of the committed blob stored under digest (store closed).
-std::vector<std::string> chunk_keys_of(const std::string& path, const std::string& digest) {
+// The file of the committed blob stored under digest (store closed).
+std::filesystem::path file_of(const std::string& path, const std::string& digest) {
   auto meta_value = test_access::get_raw(path, codec::meta_key(digest));
   EXPECT_TRUE(meta_value.ok());
   if (!meta_value.ok()) return {};
   auto meta = codec::decode_meta(*meta_value);
   EXPECT_TRUE(meta);
   if (!meta) return {};
-  auto keys = test_access::keys_with_prefix(path, codec::chunks_begin(meta->writer_id));
-  EXPECT_TRUE(keys.ok());
-  return keys.ok() ? *keys : std::vector<std::string>{};
+  return blob_dir(path) / codec::blob_file_name(meta->writer_id);
+}
+
+void flip_byte(const std::filesystem::path& file, std::uint64_t offset) {
+  std::fstream stream(file, std::ios::in | std::ios::out | std::ios::binary);
+  stream.seekg(static_cast<std::streamoff>(offset));
+  char c = 0;
+  stream.get(c);
+  stream.seekp(static_cast<std::streamoff>(offset));
+  stream.put(static_cast<char>(c ^ 0x01));
+  ASSERT_TRUE(stream.good());
 }
 
 std::set<std::string> bad_digests(const VerifyReport& report) {
@@ -65,7 +75,7 @@ TEST(CacheVerify, CleanCacheHasNoBadEntriesAndKeepsEverything) {
   EXPECT_TRUE(store->get_manifest(oci::sha256_digest(manifest)));
 }
 
-TEST(CacheVerify, CorruptedChunkIsFoundAndRemoved) {
+TEST(CacheVerify, CorruptedBlobFileIsFoundAndRemoved) {
   TempDir dir;
   auto a = make_blob(4 * test_chunk + 99, 4);
   auto b = make_blob(2 * test_chunk, 5);
@@ -75,13 +85,8 @@ TEST(CacheVerify, CorruptedChunkIsFoundAndRemoved) {
     ASSERT_TRUE(put_blob(*store, a.digest, a.bytes));
     ASSERT_TRUE(put_blob(*store, b.digest, b.bytes));
   }
-  // One flipped byte in the middle chunk of a: same length, wrong content.
-  auto chunks = chunk_keys_of(dir.path(), a.digest);
-  ASSERT_EQ(chunks.size(), 5u);
-  auto chunk = test_access::get_raw(dir.path(), chunks[2]);
-  ASSERT_TRUE(chunk.ok());
-  (*chunk)[100] = static_cast<char>((*chunk)[100] ^ 0x01);
-  ASSERT_TRUE(test_access::put_raw(dir.path(), chunks[2], *chunk));
+  // One flipped byte in the middle of a: same length, wrong content.
+  flip_byte(file_of(dir.path(), a.digest), 2 * test_chunk + 100);
 
   auto store = open_store(test_options(dir.path()));
   ASSERT_TRUE(store);
@@ -98,17 +103,19 @@ TEST(CacheVerify, CorruptedChunkIsFoundAndRemoved) {
   EXPECT_FALSE(store->open_blob(a.digest));
   EXPECT_TRUE(store->blob_size(b.digest));
 
-  // A second pass is clean, and the chunks are gone from disk after a restart.
+  // A second pass is clean, and a's file is gone from disk.
   auto again = verify(*store);
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->bad.empty());
   EXPECT_EQ(again->blobs, 1u);
+  EXPECT_EQ(blob_file_count(dir.path()), 1u);
   store.reset();
-  EXPECT_EQ(key_count(dir.path(), "c/"), 2u);  // only b's chunks
   EXPECT_EQ(key_count(dir.path(), "b/"), 1u);
 }
 
-TEST(CacheVerify, MissingAndTruncatedChunksAreBad) {
+// Files cut short or deleted while the cache is open: the short one is reported and removed; the
+// missing one is dropped from the index when opened (and fetched again on its next pull).
+TEST(CacheVerify, TruncatedAndMissingBlobFilesLeaveTheCache) {
   TempDir dir;
   auto missing = make_blob(3 * test_chunk, 6);
   auto truncated = make_blob(3 * test_chunk + 5, 7);
@@ -120,18 +127,15 @@ TEST(CacheVerify, MissingAndTruncatedChunksAreBad) {
     ASSERT_TRUE(put_blob(*store, truncated.digest, truncated.bytes));
     ASSERT_TRUE(put_blob(*store, good.digest, good.bytes));
   }
-  auto missing_chunks = chunk_keys_of(dir.path(), missing.digest);
-  ASSERT_EQ(missing_chunks.size(), 3u);
-  ASSERT_TRUE(test_access::delete_raw(dir.path(), missing_chunks[1]));
-  auto truncated_chunks = chunk_keys_of(dir.path(), truncated.digest);
-  ASSERT_EQ(truncated_chunks.size(), 4u);
-  ASSERT_TRUE(test_access::put_raw(dir.path(), truncated_chunks[3], "x"));  // 5 bytes expected
-
+  const auto missing_file = file_of(dir.path(), missing.digest);
+  const auto truncated_file = file_of(dir.path(), truncated.digest);
   auto store = open_store(test_options(dir.path()));
   ASSERT_TRUE(store);
+  std::filesystem::remove(missing_file);
+  std::filesystem::resize_file(truncated_file, 3 * test_chunk);
   auto report = verify(*store);
   ASSERT_TRUE(report.ok()) << report.error().message;
-  EXPECT_EQ(bad_digests(*report), (std::set<std::string>{missing.digest, truncated.digest}));
+  EXPECT_EQ(bad_digests(*report), (std::set<std::string>{truncated.digest}));
   for (const auto& bad : report->bad) EXPECT_TRUE(bad.removed) << bad.digest;
   EXPECT_EQ(store->stats().blob_count, 1u);
   EXPECT_TRUE(store->open_blob(good.digest));
