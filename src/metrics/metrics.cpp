@@ -54,6 +54,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   blobs_denied_ = &family(prometheus::BuildCounter(), r, "ocigate_unreferenced_blob_requests_total",
                           "Blob requests no allowed manifest references (refused under enforce, counted under audit)")
                       .Add({});
+  corrupt_cached_blobs_ = &family(prometheus::BuildCounter(), r, "ocigate_corrupt_cached_blobs_total",
+                                  "Cached blobs whose bytes no longer matched their digest when served "
+                                  "(storage.verify_reads); each was cut and removed from the cache")
+                              .Add({});
   layer_scans_ = &family(prometheus::BuildCounter(), r, "ocigate_layer_scans_total",
                          "Layers inspected for the gate, by result (ok, foreign, error, timeout)");
   signatures_ = &family(prometheus::BuildCounter(), r, "ocigate_signature_verifications_total",
@@ -139,6 +143,8 @@ void Metrics::record_policy_reload(std::string_view result) {
 }
 
 void Metrics::record_blob_denied() { blobs_denied_->Increment(); }
+
+void Metrics::record_corrupt_cached_blob() { corrupt_cached_blobs_->Increment(); }
 
 void Metrics::record_signature(std::string_view format, std::string_view result) {
   signatures_->Add({{"format", std::string(format)}, {"result", std::string(result)}}).Increment();

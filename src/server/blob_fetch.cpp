@@ -15,7 +15,7 @@ namespace {
 
 constexpr std::size_t piece_size = 256 * 1024;  // upstream reads
 
-// Readers of the cache ask for the rest of the current stored chunk: whole chunks cost one copy.
+// Readers of the cache ask for the rest of the current chunk: one stream holds one chunk at most.
 std::uint64_t to_chunk_end(std::uint64_t offset, std::uint32_t chunk_size) { return chunk_size - offset % chunk_size; }
 
 std::string status_text(unsigned status) { return std::to_string(status); }
@@ -55,7 +55,10 @@ BlobFetch::Snapshot BlobFetch::snapshot() const {
   s.size = size_;
   s.error = error_;
   s.writer = writer_;
-  if (phase_ == Phase::streaming && writer_ && size_known_ && size_ > 0) {
+  s.verified = verified_ || phase_ == Phase::done;
+  if (phase_ == Phase::streaming && verified_) {
+    s.readable = size_;
+  } else if (phase_ == Phase::streaming && writer_ && size_known_ && size_ > 0) {
     // Hold back the last byte until the digest is verified.
     s.readable = std::min<std::uint64_t>(writer_->staged(), size_ - 1);
   } else if (phase_ == Phase::done) {
@@ -77,6 +80,16 @@ void BlobFetch::start_streaming(std::shared_ptr<cache::BlobWriter> writer, bool 
 
 void BlobFetch::progressed() { notifier_.notify_all(); }
 
+void BlobFetch::verified(std::uint64_t size) {
+  {
+    std::lock_guard lock(mutex_);
+    size_ = size;
+    size_known_ = true;
+    verified_ = true;
+  }
+  notifier_.notify_all();
+}
+
 void BlobFetch::finish(std::unique_ptr<cache::BlobReader> pin) {
   {
     std::lock_guard lock(mutex_);
@@ -93,7 +106,7 @@ void BlobFetch::fail(Error error) {
     std::lock_guard lock(mutex_);
     error_ = std::move(error);
     phase_ = Phase::failed;
-    writer_.reset();  // an uncommitted writer deletes its staged chunks
+    writer_.reset();  // an uncommitted writer deletes its file
   }
   notifier_.notify_all();
 }
@@ -200,6 +213,7 @@ asio::awaitable<Status> BlobFetches::stream_body(BlobFetch& fetch, upstream::Res
   if (actual != fetch.digest()) {
     co_return Error{Errc::digest_mismatch, "upstream sent bytes hashing to " + actual};
   }
+  fetch.verified(writer.appended());
   std::optional<Status> committed;
   auto committing = asio::co_spawn(commit_pool_, commit_blob(&writer, &committed), asio::use_awaitable);
   co_await std::move(committing);
@@ -244,6 +258,10 @@ class FollowSource final : public BodySource {
       auto snap = fetch_->snapshot();
       if (snap.phase == BlobFetch::Phase::failed) co_return snap.error;
       if (snap.phase == BlobFetch::Phase::done) co_return read_committed(out);
+      if (snap.verified && offset_ >= snap.size) {
+        out.clear();
+        co_return std::size_t{0};  // the end; the commit may still be running
+      }
       if (offset_ < snap.readable) {
         const std::uint64_t want = std::min(to_chunk_end(offset_, snap.writer->chunk_size()), snap.readable - offset_);
         auto n = snap.writer->read_staged(offset_, want, out);
@@ -283,8 +301,16 @@ class FollowSource final : public BodySource {
 
 class CacheSource final : public BodySource {
  public:
-  CacheSource(std::unique_ptr<cache::BlobReader> reader, std::uint64_t first, std::uint64_t length)
-      : reader_(std::move(reader)), offset_(first), end_(first + length) {}
+  CacheSource(std::unique_ptr<cache::BlobReader> reader, std::uint64_t first, std::uint64_t length,
+              std::optional<ReadCheck> check)
+      : reader_(std::move(reader)), offset_(first), end_(first + length) {
+    if (check && first == 0 && length == reader_->size()) {
+      if (auto digest = oci::Digest::parse(check->digest)) {
+        hasher_.emplace(digest->algorithm);
+        check_ = std::move(check);
+      }
+    }
+  }
 
   const char* source() const override { return "cache"; }
 
@@ -297,6 +323,15 @@ class CacheSource final : public BodySource {
     if (!n) co_return n.error();
     if (*n == 0) co_return Error{Errc::storage_error, "cached blob shorter than recorded"};
     offset_ += *n;
+    if (hasher_) {
+      hasher_->update(out.data(), *n);
+      if (offset_ == end_) {
+        if (auto actual = hasher_->finish(); actual != check_->digest) {
+          check_->on_mismatch(actual);
+          co_return Error{Errc::storage_error, "cached bytes hash to " + actual + "; removed from the cache"};
+        }
+      }
+    }
     co_return *n;
   }
 
@@ -304,6 +339,8 @@ class CacheSource final : public BodySource {
   std::unique_ptr<cache::BlobReader> reader_;
   std::uint64_t offset_;
   std::uint64_t end_;
+  std::optional<ReadCheck> check_;
+  std::optional<oci::Hasher> hasher_;
 };
 
 }  // namespace
@@ -315,8 +352,8 @@ std::unique_ptr<BodySource> BlobFetches::follow(std::shared_ptr<BlobFetch> fetch
 }
 
 std::unique_ptr<BodySource> cache_source(std::unique_ptr<cache::BlobReader> reader, std::uint64_t first,
-                                         std::uint64_t length) {
-  return std::make_unique<CacheSource>(std::move(reader), first, length);
+                                         std::uint64_t length, std::optional<ReadCheck> check) {
+  return std::make_unique<CacheSource>(std::move(reader), first, length, std::move(check));
 }
 
 }  // namespace ocigate::server

@@ -1,11 +1,13 @@
 #pragma once
 // Single-flight blob fetches. One coroutine per uncached digest streams the upstream body,
-// hashes it inline and appends it to a cache BlobWriter. Clients follow the staged chunks at
+// hashes it inline and appends it to a cache BlobWriter. Clients follow the staged bytes at
 // their own pace; the final byte is withheld until the digest is verified, so no client ever
-// holds a complete wrong blob. The fetch does not depend on any client: a client that leaves
+// holds a complete wrong blob. The commit (a sync to disk) runs after that, off their path. The fetch does not depend on any client: a client that leaves
 // does not stop it.
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -31,6 +33,7 @@ class BlobFetch {
     bool size_known = false;
     std::uint64_t size = 0;
     std::uint64_t readable = 0;  // bytes a follower may read now
+    bool verified = false;       // all size bytes are readable and match the digest
     Error error;
     std::shared_ptr<cache::BlobWriter> writer;
   };
@@ -45,6 +48,8 @@ class BlobFetch {
   // Called by the fetch coroutine only.
   void start_streaming(std::shared_ptr<cache::BlobWriter> writer, bool size_known, std::uint64_t size);
   void progressed();
+  // Every byte arrived and matches the digest: followers may read to the end while it commits.
+  void verified(std::uint64_t size);
   void finish(std::unique_ptr<cache::BlobReader> pin);
   void fail(Error error);
 
@@ -54,6 +59,7 @@ class BlobFetch {
   std::string upstream_;
   Phase phase_ = Phase::connecting;
   bool size_known_ = false;
+  bool verified_ = false;
   std::uint64_t size_ = 0;
   Error error_;
   std::shared_ptr<cache::BlobWriter> writer_;
@@ -103,9 +109,18 @@ class BlobFetches {
   boost::asio::thread_pool commit_pool_{2};
 };
 
-// Serves a committed blob from the cache, range-limited, pinned while alive.
+// Rehashing a whole cached blob as it is served (storage.verify_reads): the last piece is held
+// back until the bytes match digest; on a mismatch on_mismatch hears the actual digest and the
+// transfer is cut, so no client gets the whole corrupted blob.
+struct ReadCheck {
+  std::string digest;
+  std::function<void(const std::string& actual)> on_mismatch;
+};
+
+// Serves a committed blob from the cache, range-limited, pinned while alive. A check applies only
+// to a read of the whole blob.
 std::unique_ptr<BodySource> cache_source(std::unique_ptr<cache::BlobReader> reader, std::uint64_t first,
-                                         std::uint64_t length);
+                                         std::uint64_t length, std::optional<ReadCheck> check = std::nullopt);
 
 // Maps a non-2xx upstream status to the client-facing error.
 Error upstream_status_error(const upstream::Response& response, Errc not_found, const std::string& what);

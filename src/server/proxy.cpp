@@ -564,8 +564,21 @@ Reply Proxy::blob_from_cache(const Request& req, const std::string& digest) {
     reply.head.result(http::status::ok);
   }
   reply.head.content_length(length);
-  if (req.method() != http::verb::head) reply.stream = cache_source(std::move(reader), first, length);
+  if (req.method() != http::verb::head) reply.stream = cache_source(std::move(reader), first, length, read_check(digest));
   return reply;
+}
+
+// storage.verify_reads: a whole-blob read from the cache is rehashed; a blob whose bytes changed
+// on disk is cut before its last byte, counted, logged and removed, so the next pull fetches it.
+std::optional<ReadCheck> Proxy::read_check(const std::string& digest) {
+  if (!config_.storage.verify_reads) return std::nullopt;
+  return ReadCheck{digest, [this, digest](const std::string& actual) {
+                     metrics_.record_corrupt_cached_blob();
+                     auto removed = store_.remove_blob(digest);
+                     log::error("cached blob no longer matches its digest; transfer cut, blob removed from the cache",
+                                {{"digest", digest}, {"actual", actual},
+                                 {"removed", removed.ok() ? "yes" : "no: " + removed.error().message}});
+                   }};
 }
 
 asio::awaitable<Reply> Proxy::blob_head_upstream(const Target& target, const std::string& digest) {

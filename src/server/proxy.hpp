@@ -129,6 +129,7 @@ class Proxy {
                                                                                     upstream::Request request);
 
   Reply blob_from_cache(const http::request<http::empty_body>& req, const std::string& digest);
+  std::optional<ReadCheck> read_check(const std::string& digest);
   boost::asio::awaitable<Reply> blob_head_upstream(const Target& target, const std::string& digest);
 
   const config::Config& config_;

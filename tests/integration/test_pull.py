@@ -1,9 +1,11 @@
 """Pulls through ocigate in front of real docker-registry upstreams, with skopeo and with the
 assertions of the OCI distribution-spec conformance suite's pull workflow."""
 
+import http.client
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 import unittest
@@ -239,6 +241,59 @@ class OpenUpstream(PullTestCase):
         self.assertTrue(manifest_lines)
         for key in ("method", "name", "reference", "status", "bytes", "duration_ms", "cache", "upstream"):
             self.assertIn(key, manifest_lines[-1])
+
+
+class CachedBlobRot(unittest.TestCase):
+    """A cached blob whose file changed on disk after it was cached (bit rot, a careless hand)."""
+
+    def corrupt_cached_copy(self, gate, digest, size):
+        r = request("GET", f"{gate.url}/v2/team/rot/blobs/{digest}")
+        self.assertEqual(harness.sha256(r.body), digest)
+        harness.wait_until(lambda: request("HEAD", f"{gate.url}/v2/team/rot/blobs/{digest}").status == 200 and
+                           gate.metric_sum("ocigate_cache_blobs") >= 1, 10, "the blob's commit")
+        blob_dir = os.path.join(gate.storage_path, "blobs")
+        files = [f for f in os.listdir(blob_dir) if os.path.getsize(os.path.join(blob_dir, f)) == size]
+        self.assertEqual(len(files), 1, os.listdir(blob_dir))
+        with open(os.path.join(blob_dir, files[0]), "r+b") as f:
+            f.seek(size // 2)
+            byte = f.read(1)
+            f.seek(size // 2)
+            f.write(bytes([byte[0] ^ 1]))
+
+    def test_verify_reads_cuts_counts_removes_and_fetches_again(self):
+        with harness.Registry() as registry:
+            image = harness.push_image(registry, "team/rot", "v1", layers=[{"big": os.urandom(300_000)}])
+            digest = image.layer_digests[0]
+            size = int(request("HEAD", f"{registry.url}/v2/team/rot/blobs/{digest}").header("Content-Length"))
+            gate = harness.Ocigate([{"name": "up", "url": registry.url}], default_upstream="up")
+            gate.config["storage"]["verify_reads"] = True
+            gate._write_config()
+            with gate:
+                self.corrupt_cached_copy(gate, digest, size)
+                with self.assertRaises(http.client.HTTPException):  # cut before the last byte
+                    request("GET", f"{gate.url}/v2/team/rot/blobs/{digest}")
+                self.assertEqual(gate.metric_sum("ocigate_corrupt_cached_blobs_total"), 1)
+                self.assertIn("no longer matches its digest", gate.stderr())
+                # Removed from the cache: the next pull fetches it again, whole and right.
+                r = request("GET", f"{gate.url}/v2/team/rot/blobs/{digest}")
+                self.assertEqual(r.status, 200)
+                self.assertEqual(harness.sha256(r.body), digest)
+                self.assertEqual(registry.blob_gets(digest), 2)
+
+    def test_without_verify_reads_a_range_is_served_and_cache_verify_finds_it(self):
+        with harness.Registry() as registry:
+            image = harness.push_image(registry, "team/rot", "v1", layers=[{"big": os.urandom(300_000)}])
+            digest = image.layer_digests[0]
+            size = int(request("HEAD", f"{registry.url}/v2/team/rot/blobs/{digest}").header("Content-Length"))
+            with harness.Ocigate([{"name": "up", "url": registry.url}], default_upstream="up") as gate:
+                self.corrupt_cached_copy(gate, digest, size)
+                r = request("GET", f"{gate.url}/v2/team/rot/blobs/{digest}", headers={"Range": "bytes=0-99"})
+                self.assertEqual(r.status, 206)
+                gate.stop()
+                verify = subprocess.run([gate.bin, "cache", "verify", "--config", gate.config_path],
+                                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+                self.assertNotEqual(verify.returncode, 0)
+                self.assertIn(digest, verify.stdout + verify.stderr)
 
 
 class NoDefaultUpstream(unittest.TestCase):

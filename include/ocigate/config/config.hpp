@@ -105,7 +105,7 @@ struct Storage {
   std::string path = "./ocigate-data";
   std::uint64_t max_size = 20ull << 30;
   std::uint32_t chunk_size = 1u << 20;
-  bool verify_reads = false;  // RocksDB checksums on every chunk read (see cache::Options)
+  bool verify_reads = false;  // rehash whole-blob reads from the cache (server: ReadCheck)
 };
 
 struct Log {
