@@ -34,10 +34,6 @@ constexpr std::uint32_t max_chunk_size = 256u << 20;
 // restarts is approximate, and hot blobs do not cost a write per read. close() writes the rest.
 constexpr std::uint64_t persist_access_after_ms = 60'000;
 constexpr const char* blob_dir_name = "blobs";
-// A blob file's written bytes are handed to the disk in steps of this size while it fills (write-
-// behind), so its commit syncs only the tail, and a big blob never leaves a burst of dirty pages
-// that stalls every other disk user at once.
-constexpr std::uint64_t write_behind_bytes = 8u << 20;
 
 Error db_error(const std::string& what, const rocksdb::Status& status) {
   return {Errc::storage_error, what + ": " + status.ToString()};
@@ -618,7 +614,6 @@ class Writer final : public BlobWriter {
   const std::uint64_t id_;
   const FileHandle file_;
   bool owns_file_ = true;  // false once the index owns it
-  std::uint64_t written_behind_ = 0;  // bytes handed to the disk so far (append only)
   std::atomic<std::uint64_t> appended_{0};
   std::atomic<State> state_{State::open};
 };
@@ -636,13 +631,7 @@ Status Writer::append(std::string_view bytes) {
     return fail({Errc::storage_error, written.error().message + " of blob " + digest_});
   }
   // Only now may read_staged see these bytes.
-  const std::uint64_t appended = appended_.fetch_add(bytes.size(), std::memory_order_release) + bytes.size();
-  if (appended - written_behind_ >= write_behind_bytes) {
-    // Starts writeback of the range without waiting for it; errors surface at commit's fdatasync.
-    (void)::sync_file_range(file_.get(), static_cast<off_t>(written_behind_),
-                            static_cast<off_t>(appended - written_behind_), SYNC_FILE_RANGE_WRITE);
-    written_behind_ = appended;
-  }
+  appended_.fetch_add(bytes.size(), std::memory_order_release);
   return ok_status();
 }
 

@@ -297,9 +297,9 @@ TEST(CacheBlobs, ChunkedBlobsOfAnOlderVersionAreDroppedAtOpen) {
   EXPECT_EQ(key_count(dir.path(), "w/"), 0u);
 }
 
-// Past 8 MiB a filling blob's written bytes are handed to the disk as it goes (write-behind);
-// the blob reads back the same before and after a restart.
-TEST(CacheBlobs, BlobPastTheWriteBehindStepReadsBackBeforeAndAfterReopen) {
+// A blob of many default-size chunks, appended in odd pieces, reads back the same before and after
+// a restart.
+TEST(CacheBlobs, TwentyMebibyteBlobReadsBackBeforeAndAfterReopen) {
   TempDir dir;
   const std::string bytes = pattern_bytes((20u << 20) + 12345, 23);
   {
