@@ -70,10 +70,11 @@ asio::awaitable<Result<layers::LayerReport>> Proxy::scan_fetch(std::shared_ptr<B
     if (*n == 0) break;
     more = co_await asio::co_spawn(scan_pool_, feed_scanner(&scanner, &piece), asio::use_awaitable);
   }
-  // A scan that stopped early (a bad archive) still needs the verified blob before its report counts.
+  // A scan that stopped early (a bad archive) still needs the verified blob before its report counts
+  // (not its commit: the report is about the bytes, which match).
   if (!co_await wait_fetch(fetch, deadline)) co_return Error{Errc::upstream_timeout, "deadline passed"};
   auto snap = fetch->snapshot();
-  if (snap.phase != BlobFetch::Phase::done) co_return snap.error;
+  if (snap.phase == BlobFetch::Phase::failed) co_return snap.error;
   layers::LayerReport report = co_await asio::co_spawn(scan_pool_, finish_scanner(&scanner), asio::use_awaitable);
   store_report(report);
   co_return report;
@@ -87,12 +88,13 @@ std::optional<layers::LayerReport> Proxy::stored_report(const std::string& diges
   return layers::LayerReport::from_json(json);
 }
 
-// True once the fetch is over (done or failed) or false when the deadline passed first.
+// True once the fetch's bytes are verified (its commit may still run) or it failed; false when the
+// deadline passed first.
 asio::awaitable<bool> Proxy::wait_fetch(const std::shared_ptr<BlobFetch>& fetch, Clock::time_point deadline) {
   for (;;) {
     auto seen = fetch->notifier().generation();
-    auto phase = fetch->snapshot().phase;
-    if (phase == BlobFetch::Phase::done || phase == BlobFetch::Phase::failed) co_return true;
+    auto snap = fetch->snapshot();
+    if (snap.verified || snap.phase == BlobFetch::Phase::failed) co_return true;
     auto now = Clock::now();
     if (now >= deadline) co_return false;
     co_await fetch->notifier().wait(seen, std::min<Clock::duration>(deadline - now, std::chrono::seconds(1)));

@@ -304,21 +304,25 @@ asio::awaitable<std::optional<nlohmann::json>> Proxy::load_config(const Target& 
 asio::awaitable<std::optional<std::string>> Proxy::small_blob(const Target& target, const oci::Descriptor& descriptor,
                                                               std::int64_t max_size) {
   if (descriptor.size > max_size) co_return std::nullopt;
-  if (!store_.blob_size(descriptor.digest)) {
+  std::unique_ptr<BodySource> source;
+  if (auto reader = store_.open_blob(descriptor.digest)) {
+    const std::uint64_t size = reader->size();
+    source = cache_source(std::move(reader), 0, size);
+  } else {
+    // Followed like a client would: the bytes are ours once verified, before the commit's sync.
     auto fetch = blob_fetches_.join(descriptor.digest, *target.client, target.repo, scope_for(target.repo));
-    auto snap = co_await blob_fetches_.wait_finished(fetch);
-    if (snap.phase != BlobFetch::Phase::done) {
-      log::warn("blob unavailable for the policy gate", {{"digest", descriptor.digest}, {"error", snap.error.message}});
+    source = blob_fetches_.follow(fetch);
+  }
+  std::string bytes, piece;
+  for (;;) {
+    auto n = co_await source->next(piece);
+    if (!n) {
+      log::warn("blob unavailable for the policy gate", {{"digest", descriptor.digest}, {"error", n.error().message}});
       co_return std::nullopt;
     }
-  }
-  auto reader = store_.open_blob(descriptor.digest);
-  if (!reader || reader->size() > static_cast<std::uint64_t>(max_size)) co_return std::nullopt;
-  std::string bytes, piece;
-  while (bytes.size() < reader->size()) {
-    auto n = reader->read(bytes.size(), 1 << 20, piece);
-    if (!n || *n == 0) co_return std::nullopt;
+    if (*n == 0) break;
     bytes += piece;
+    if (bytes.size() > static_cast<std::uint64_t>(max_size)) co_return std::nullopt;
   }
   co_return bytes;
 }
