@@ -54,6 +54,21 @@ bool has_prefix(const rocksdb::Slice& key, std::string_view prefix) {
   return key.size() >= prefix.size() && std::string_view(key.data(), prefix.size()) == prefix;
 }
 
+// The first key after every key that starts with prefix; empty when there is none.
+std::string prefix_end(std::string prefix) {
+  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
+  if (!prefix.empty()) prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
+  return prefix;
+}
+
+// Writes a batch of clean-up deletes found while opening; an empty one costs nothing.
+Status write_cleanup(rocksdb::DB& db, rocksdb::WriteBatch& batch, const std::string& what) {
+  if (batch.Count() == 0) return ok_status();
+  auto status = db.Write(rocksdb::WriteOptions(), &batch);
+  if (!status.ok()) return db_error(what, status);
+  return ok_status();
+}
+
 // An open file descriptor, closed with its owner.
 class FileHandle {
  public:
@@ -260,10 +275,7 @@ Status Core::load_metas(std::unordered_set<std::uint64_t>& live_ids, std::uint64
   }
   if (!it->status().ok()) return db_error("cannot scan cached blobs", it->status());
   it.reset();
-  if (cleanup.Count() > 0) {
-    auto status = db->Write(rocksdb::WriteOptions(), &cleanup);
-    if (!status.ok()) return db_error("cannot drop unusable blob entries", status);
-  }
+  if (auto written = write_cleanup(*db, cleanup, "cannot drop unusable blob entries"); !written) return written;
   std::sort(loaded.begin(), loaded.end(), [](const Loaded& a, const Loaded& b) {
     return std::tie(a.meta.last_access, a.meta.writer_id) < std::tie(b.meta.last_access, b.meta.writer_id);
   });
@@ -283,14 +295,9 @@ Status Core::drop_legacy_chunks() {
     it->Seek(std::string(prefix));
     if (!it->status().ok()) return db_error("cannot scan for old blob chunks", it->status());
     if (!it->Valid() || !has_prefix(it->key(), prefix)) continue;
-    std::string end(prefix);
-    end.back() = static_cast<char>(end.back() + 1);
-    batch.DeleteRange(std::string(prefix), end);
+    batch.DeleteRange(std::string(prefix), prefix_end(std::string(prefix)));
   }
-  if (batch.Count() == 0) return ok_status();
-  auto status = db->Write(rocksdb::WriteOptions(), &batch);
-  if (!status.ok()) return db_error("cannot drop old blob chunks", status);
-  return ok_status();
+  return write_cleanup(*db, batch, "cannot drop old blob chunks");
 }
 
 Status Core::load_manifest_bytes() {
@@ -308,10 +315,7 @@ Status Core::load_manifest_bytes() {
   }
   if (!it->status().ok()) return db_error("cannot scan cached manifests", it->status());
   it.reset();
-  if (cleanup.Count() > 0) {
-    auto status = db->Write(rocksdb::WriteOptions(), &cleanup);
-    if (!status.ok()) return db_error("cannot drop unreadable manifests", status);
-  }
+  if (auto written = write_cleanup(*db, cleanup, "cannot drop unreadable manifests"); !written) return written;
   std::lock_guard lock(index_mutex_);
   manifest_bytes_ = manifest_bytes;
   return ok_status();
@@ -832,13 +836,6 @@ Status StoreImpl::put_record(std::string_view space, std::string_view key, std::
                         rocksdb::Slice(value.data(), value.size()));
   if (!status.ok()) return db_error("cannot store record in " + std::string(space), status);
   return ok_status();
-}
-
-// The first key after every key that starts with prefix; empty when there is none.
-std::string prefix_end(std::string prefix) {
-  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
-  if (!prefix.empty()) prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
-  return prefix;
 }
 
 Status StoreImpl::remove_records_outside(std::string_view space, std::string_view keep) {
