@@ -866,6 +866,19 @@ Status StoreImpl::remove_record(std::string_view space, std::string_view key) {
 
 }  // namespace
 
+namespace {
+
+// RocksDB starts a pool's threads at its first job. A thread inherits the CPU mask of the thread
+// that starts it, and the server pins its I/O threads (server.pin_threads): start them now, from
+// the opening thread, so flushes and compactions may run on any CPU.
+void start_background_threads(rocksdb::DB& db) {
+  for (auto priority : {rocksdb::Env::Priority::LOW, rocksdb::Env::Priority::HIGH}) {
+    db.GetEnv()->Schedule([](void*) {}, nullptr, priority);
+  }
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Store>> Store::open(const Options& options) {
   if (options.path.empty()) return Error{Errc::config_invalid, "cache path is empty"};
   if (options.chunk_size == 0 || options.chunk_size > max_chunk_size) {
@@ -885,6 +898,7 @@ Result<std::unique_ptr<Store>> Store::open(const Options& options) {
                            : "";
     return Error{Errc::storage_error, "cannot open cache database at " + options.path + ": " + status.ToString() + hint};
   }
+  start_background_threads(*raw);
   auto core = std::make_shared<Core>(options);
   core->db.reset(raw);
   if (auto loaded = core->load(); !loaded) {

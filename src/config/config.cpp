@@ -283,7 +283,7 @@ bool both_bind(const Endpoint& a, const Endpoint& b) {
 }
 
 void load_server(const Loader& l, const YAML::Node& node, Server& s) {
-  l.only_keys(node, "server", {"listen", "metrics_listen", "threads", "max_header_bytes", "header_timeout",
+  l.only_keys(node, "server", {"listen", "metrics_listen", "threads", "pin_threads", "max_header_bytes", "header_timeout",
                                "idle_timeout", "shutdown_grace", "malformed_per_minute", "tls", "max_uri_bytes",
                                "requests_per_second", "burst", "max_connections_per_client"});
   if (node.IsNull()) return;
@@ -296,6 +296,7 @@ void load_server(const Loader& l, const YAML::Node& node, Server& s) {
     }
   }
   if (node["threads"]) s.threads = static_cast<unsigned>(l.unsigned_int(node["threads"], "server.threads", 0, 256));
+  if (node["pin_threads"]) s.pin_threads = l.boolean(node["pin_threads"], "server.pin_threads");
   if (node["max_header_bytes"]) {
     s.max_header_bytes = l.size(node["max_header_bytes"], "server.max_header_bytes");
     if (s.max_header_bytes < 1024 || s.max_header_bytes > (1u << 20)) {

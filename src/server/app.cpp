@@ -33,6 +33,7 @@
 #include "ocigate/server/errors.hpp"
 #include "ocigate/server/log.hpp"
 #include "ocigate/upstream/client.hpp"
+#include "cpus.hpp"
 #include "limiter.hpp"
 #include "proxy.hpp"
 
@@ -752,20 +753,55 @@ class App {
 
 }  // namespace
 
+// asio starts an io_context's resolver thread (blocking getaddrinfo) at its first resolve, from
+// the resolving thread, whose CPU pin it would inherit. Started here, before any thread is pinned.
+void start_resolver_threads(const std::vector<std::unique_ptr<asio::io_context>>& contexts) {
+  for (const auto& context : contexts) {
+    auto resolver = std::make_shared<tcp::resolver>(*context);
+    resolver->async_resolve("127.0.0.1", "0", tcp::resolver::numeric_host | tcp::resolver::numeric_service,
+                            [resolver](const boost::system::error_code&, const tcp::resolver::results_type&) {});
+  }
+}
+
 // Runs every context on its own thread (the first on this one) until the first runs out of work or
 // is stopped; the others are kept alive by work guards until then, as connections come and go.
-void run_contexts(const std::vector<std::unique_ptr<asio::io_context>>& contexts) {
+// With a plan, thread i is pinned to CPU plan[i] (after every pool was started, so none inherits it).
+void run_contexts(const std::vector<std::unique_ptr<asio::io_context>>& contexts,
+                  const std::optional<std::vector<int>>& plan) {
   using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
+  auto pin = [&plan](std::size_t i) {
+    if (!plan) return;
+    if (auto refused = pin_current_thread((*plan)[i])) {
+      log::warn("cannot pin an I/O thread; it runs unpinned", {{"cpu", (*plan)[i]}, {"error", *refused}});
+    }
+  };
+  if (plan) start_resolver_threads(contexts);
   std::vector<Guard> guards;
   std::vector<std::thread> workers;
   for (std::size_t i = 1; i < contexts.size(); ++i) {
     guards.push_back(asio::make_work_guard(*contexts[i]));
-    workers.emplace_back([context = contexts[i].get()] { context->run(); });
+    workers.emplace_back([context = contexts[i].get(), pin, i] {
+      pin(i);
+      context->run();
+    });
   }
+  pin(0);
   contexts.front()->run();
   guards.clear();
   for (std::size_t i = 1; i < contexts.size(); ++i) contexts[i]->stop();
   for (auto& worker : workers) worker.join();
+}
+
+// The CPUs the I/O threads are pinned to (server.pin_threads), or nullopt, with the reason logged.
+std::optional<std::vector<int>> pin_plan(const config::Config& config, unsigned threads,
+                                         const std::vector<int>& allowed) {
+  if (!config.server.pin_threads) return std::nullopt;
+  auto plan = cpu_plan(threads, allowed);
+  if (!plan) {
+    log::info("I/O threads not pinned: fewer allowed CPUs than threads",
+              {{"threads", threads}, {"cpus", allowed.size()}});
+  }
+  return plan;
 }
 
 int serve(const config::Config& config, policy::Policy policy, signature::TrustStore trust) {
@@ -780,7 +816,8 @@ int serve(const config::Config& config, policy::Policy policy, signature::TrustS
     log::error("cannot open the cache", {{"path", config.storage.path}, {"error", store.error().message}});
     return 1;
   }
-  unsigned threads = config.server.threads ? config.server.threads : std::max(1u, std::thread::hardware_concurrency());
+  const auto cpus = allowed_cpus();
+  const unsigned threads = io_thread_count(config.server.threads, cpus);
   // One io_context per thread; the first also runs the shared work.
   std::vector<std::unique_ptr<asio::io_context>> contexts;
   std::vector<asio::io_context*> session_contexts;
@@ -806,9 +843,11 @@ int serve(const config::Config& config, policy::Policy policy, signature::TrustS
     } else {
       app.start_signals();
       app.purge_stale_verdicts();
+      const auto plan = pin_plan(config, threads, cpus);
       log::info("ocigate started", {{"config", config.source}, {"threads", threads},
+                                    {"pinned_cpus", plan ? nlohmann::json(*plan) : nlohmann::json(nullptr)},
                                     {"upstreams", config.upstreams.size()}, {"storage", config.storage.path}});
-      run_contexts(contexts);
+      run_contexts(contexts, plan);
     }
   }
   (*store)->close();

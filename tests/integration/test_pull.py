@@ -309,6 +309,54 @@ class NoDefaultUpstream(unittest.TestCase):
                 self.assertEqual(r.status, 200)
 
 
+def cpu_list(text):
+    """The CPUs of a /proc Cpus_allowed_list value such as "0-1,4"."""
+    cpus = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+class IoThreadPlacement(unittest.TestCase):
+    """server.pin_threads: each I/O thread on a CPU of its own; the pools (commits, scans, bcrypt)
+    and RocksDB's threads keep every CPU, and a pull works either way."""
+
+    def thread_masks(self, gate):
+        masks = []
+        task_dir = f"/proc/{gate.proc.pid}/task"
+        for tid in os.listdir(task_dir):
+            with open(os.path.join(task_dir, tid, "status")) as f:
+                line = next(l for l in f if l.startswith("Cpus_allowed_list:"))
+            masks.append(cpu_list(line.split(":", 1)[1].strip()))
+        return masks
+
+    def serve(self, registry, pin):
+        extra = {"server": {"threads": 2, "shutdown_grace": "5s", "pin_threads": pin}}
+        gate = harness.Ocigate([{"name": "up", "url": registry.url}], default_upstream="up", extra=extra)
+        self.addCleanup(gate.close)
+        gate.start()
+        r = request("GET", f"{gate.url}/v2/team/app/manifests/v1", headers=ACCEPT)
+        self.assertEqual(r.status, 200)
+        return gate
+
+    def test_pinned_and_unpinned(self):
+        allowed = os.sched_getaffinity(0)
+        if len(allowed) < 2:
+            self.skipTest("needs two CPUs to tell a pinned thread from a free one")
+        with harness.Registry() as registry:
+            harness.push_image(registry, "team/app", "v1")
+            masks = self.thread_masks(self.serve(registry, True))
+            pinned = sorted(next(iter(m)) for m in masks if len(m) == 1)
+            self.assertEqual(pinned, sorted(allowed)[:2], "two I/O threads, each on its own CPU")
+            self.assertGreater(len(masks), 5, "the pools and RocksDB run threads of their own")
+            for mask in masks:
+                self.assertIn(mask, ({pinned[0]}, {pinned[1]}, allowed))
+
+            masks = self.thread_masks(self.serve(registry, False))
+            self.assertTrue(all(mask == allowed for mask in masks), masks)
+
+
 class AuthenticatedUpstreams(PullTestCase):
     def test_htpasswd_upstream_with_credentials(self):
         with harness.Registry(htpasswd=("mirror", "s3cret-pass")) as registry:

@@ -117,6 +117,7 @@ upstreams:
   EXPECT_EQ(config.source, "test.yaml");
   EXPECT_EQ(config.server.listen.port, 5000);
   EXPECT_EQ(config.server.threads, 0u);
+  EXPECT_TRUE(config.server.pin_threads);
   EXPECT_EQ(config.server.header_timeout, seconds(15));
   EXPECT_EQ(config.storage.path, "./ocigate-data");
   ASSERT_EQ(config.upstreams.size(), 1u);
@@ -525,6 +526,13 @@ TEST(ConfigUpstream, AcceptsHostLikeNames) {
     auto config = parsed("upstreams:\n  - url: https://x.example\n    name: \"" + std::string(name) + "\"\n");
     EXPECT_EQ(config.upstreams.at(0).name, name);
   }
+}
+
+TEST(ConfigParse, PinThreadsCanBeTurnedOff) {
+  EXPECT_FALSE(parsed(with_upstream("server:\n  pin_threads: false\n")).server.pin_threads);
+  EXPECT_TRUE(parsed(with_upstream("server:\n  pin_threads: yes\n")).server.pin_threads);
+  EXPECT_TRUE(refused(with_upstream("server:\n  pin_threads: sometimes\n"), 5, "server.pin_threads",
+                      "must be true or false"));
 }
 
 TEST(ConfigRefusal, ThreadsAboveTheLimit) {

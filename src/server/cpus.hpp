@@ -1,0 +1,25 @@
+#pragma once
+// Where the I/O threads run. Each thread keeps its own connections (sockets, buffers, coroutines);
+// pinned to its own CPU it keeps their caches warm and is not moved next to whatever it talks to
+// (a loopback client, the upstream), which on a small machine costs a stream up to a quarter of
+// its rate. Pinning applies only when every thread gets a CPU of its own.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ocigate::server {
+
+// The CPUs this process may run on (its affinity mask: a container's cpuset), in order.
+std::vector<int> allowed_cpus();
+
+// How many I/O threads to run: configured, or one per allowed CPU (at least one).
+unsigned io_thread_count(unsigned configured, const std::vector<int>& allowed);
+
+// The CPU for each of `threads` threads, or nullopt when there are fewer allowed CPUs than threads.
+std::optional<std::vector<int>> cpu_plan(unsigned threads, const std::vector<int>& allowed);
+
+// Pins the calling thread to cpu; an error text when the kernel refuses.
+std::optional<std::string> pin_current_thread(int cpu);
+
+}  // namespace ocigate::server
