@@ -798,7 +798,7 @@ std::optional<std::vector<int>> pin_plan(const config::Config& config, unsigned 
   if (!config.server.pin_threads) return std::nullopt;
   auto plan = cpu_plan(threads, allowed);
   if (!plan) {
-    log::info("I/O threads not pinned: fewer allowed CPUs than threads",
+    log::info("I/O threads not pinned: pinning needs exactly one thread per allowed CPU",
               {{"threads", threads}, {"cpus", allowed.size()}});
   }
   return plan;

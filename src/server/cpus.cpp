@@ -24,8 +24,8 @@ unsigned io_thread_count(unsigned configured, const std::vector<int>& allowed) {
 }
 
 std::optional<std::vector<int>> cpu_plan(unsigned threads, const std::vector<int>& allowed) {
-  if (threads == 0 || threads > allowed.size()) return std::nullopt;
-  return std::vector<int>(allowed.begin(), allowed.begin() + threads);
+  if (threads == 0 || threads != allowed.size()) return std::nullopt;
+  return allowed;
 }
 
 std::optional<std::string> pin_current_thread(int cpu) {

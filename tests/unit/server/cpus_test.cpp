@@ -17,7 +17,7 @@ TEST(CpusTest, ThreadCountFollowsTheAllowedCpus) {
 
 TEST(CpusTest, PlanGivesEachThreadAnAllowedCpuOfItsOwn) {
   EXPECT_EQ(cpu_plan(2, {0, 1}), (std::vector<int>{0, 1}));
-  EXPECT_EQ(cpu_plan(2, {2, 5, 7}), (std::vector<int>{2, 5}));  // a cpuset: its own CPU numbers
+  EXPECT_EQ(cpu_plan(3, {2, 5, 7}), (std::vector<int>{2, 5, 7}));  // a cpuset: its own CPU numbers
   EXPECT_EQ(cpu_plan(1, {3}), (std::vector<int>{3}));
 }
 
@@ -25,6 +25,12 @@ TEST(CpusTest, NoPlanWhenThreadsWouldShareACpu) {
   EXPECT_EQ(cpu_plan(3, {0, 1}), std::nullopt);
   EXPECT_EQ(cpu_plan(1, {}), std::nullopt);
   EXPECT_EQ(cpu_plan(0, {0, 1}), std::nullopt);
+}
+
+TEST(CpusTest, NoPlanWhenThreadsLeaveCpusFree) {
+  // Two such processes on one host would both pin to CPUs 0 and 1.
+  EXPECT_EQ(cpu_plan(2, {0, 1, 2, 3}), std::nullopt);
+  EXPECT_EQ(cpu_plan(1, {0, 1}), std::nullopt);
 }
 
 TEST(CpusTest, AllowedCpusAreThisProcessMask) {
