@@ -864,10 +864,6 @@ Status StoreImpl::remove_record(std::string_view space, std::string_view key) {
   return ok_status();
 }
 
-}  // namespace
-
-namespace {
-
 // RocksDB starts a pool's threads at its first job. A thread inherits the CPU mask of the thread
 // that starts it, and the server pins its I/O threads (server.pin_threads): start them now, from
 // the opening thread, so flushes and compactions may run on any CPU.
