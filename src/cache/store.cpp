@@ -583,6 +583,7 @@ class Reader final : public BlobReader {
     }
     return read_file(blob_.file.get(), blob_.size, offset, max, out);
   }
+  int file_descriptor() const override { return blob_.file.get(); }
 
  private:
   std::shared_ptr<Core> core_;
@@ -602,6 +603,7 @@ class Writer final : public BlobWriter {
   std::uint64_t staged() const override { return appended(); }
   std::uint32_t chunk_size() const override { return core_->options.chunk_size; }
   Result<std::size_t> read_staged(std::uint64_t offset, std::size_t max, std::string& out) override;
+  int file_descriptor() const override { return file_.get(); }
   Status commit() override;
 
  private:

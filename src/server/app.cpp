@@ -36,6 +36,7 @@
 #include "cpus.hpp"
 #include "limiter.hpp"
 #include "proxy.hpp"
+#include "send_file.hpp"
 
 namespace ocigate::server {
 
@@ -162,6 +163,9 @@ class App {
   void purge_stale_verdicts() { proxy_.purge_stale_verdicts(); }
 
   void start_signals() {
+    // sendfile(2) cannot be told MSG_NOSIGNAL: a client that left must be an EPIPE for its
+    // session, not a signal that ends the process.
+    std::signal(SIGPIPE, SIG_IGN);
     signals_ = std::make_unique<asio::signal_set>(ioc_, SIGINT, SIGTERM);
     signals_->async_wait([this](const beast::error_code& ec, int signal) {
       if (!ec) shutdown(signal);
@@ -627,6 +631,36 @@ class App {
   template <class Stream>
   asio::awaitable<bool> stream_body(Stream& stream, Reply& reply) {
     metrics_.inflight_streams().Increment();
+    bool ok = true;
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      ok = reply.stream->has_spans() ? co_await send_spans(stream, reply) : co_await copy_pieces(stream, reply);
+    } else {
+      ok = co_await copy_pieces(stream, reply);
+    }
+    metrics_.inflight_streams().Decrement();
+    co_return ok;
+  }
+
+  // Plain TCP and a body in the cache's files: each piece goes from the page cache to the socket
+  // with sendfile(2).
+  asio::awaitable<bool> send_spans(beast::tcp_stream& stream, Reply& reply) {
+    for (;;) {
+      auto span = co_await reply.stream->next_span();
+      if (!span) {
+        reply.error = span.error().message;
+        co_return false;
+      }
+      if (span->length == 0) co_return true;
+      if (auto sent = co_await send_file(stream.socket(), *span, config_.server.idle_timeout); !sent) {
+        reply.error = sent.error().message;
+        co_return false;
+      }
+      metrics_.record_bytes_served(reply.stream->source(), static_cast<double>(span->length));
+    }
+  }
+
+  template <class Stream>
+  asio::awaitable<bool> copy_pieces(Stream& stream, Reply& reply) {
     std::string piece;
     bool ok = true;
     for (;;) {
@@ -646,7 +680,6 @@ class App {
       }
       metrics_.record_bytes_served(reply.stream->source(), static_cast<double>(written));
     }
-    metrics_.inflight_streams().Decrement();
     co_return ok;
   }
 

@@ -252,22 +252,40 @@ class FollowSource final : public BodySource {
   const char* source() const override { return "upstream"; }
 
   asio::awaitable<Result<std::size_t>> next(std::string& out) override {
+    auto piece = co_await wait_piece();
+    if (!piece) co_return piece.error();
+    if (piece->length == 0) {
+      out.clear();
+      co_return std::size_t{0};
+    }
+    auto n = reader_ ? reader_->read(offset_, piece->length, out) : writer_->read_staged(offset_, piece->length, out);
+    if (n) offset_ += *n;
+    co_return n;
+  }
+
+  bool has_spans() const override { return true; }
+
+  asio::awaitable<Result<FileSpan>> next_span() override {
+    auto piece = co_await wait_piece();
+    if (piece) offset_ += piece->length;
+    co_return piece;
+  }
+
+ private:
+  // Waits until bytes past offset_ may be read and says where they are: in the writer's file
+  // while the fetch runs, in the committed blob's file once it is done. Length 0 at the end.
+  asio::awaitable<Result<FileSpan>> wait_piece() {
     auto stalled_since = std::chrono::steady_clock::now();
     for (;;) {
       auto seen = fetch_->notifier().generation();
       auto snap = fetch_->snapshot();
       if (snap.phase == BlobFetch::Phase::failed) co_return snap.error;
-      if (snap.phase == BlobFetch::Phase::done) co_return read_committed(out);
-      if (snap.verified && offset_ >= snap.size) {
-        out.clear();
-        co_return std::size_t{0};  // the end; the commit may still be running
-      }
+      if (snap.phase == BlobFetch::Phase::done) co_return committed_piece();
+      if (snap.verified && offset_ >= snap.size) co_return FileSpan{};  // the commit may still be running
       if (offset_ < snap.readable) {
-        const std::uint64_t want = std::min(to_chunk_end(offset_, snap.writer->chunk_size()), snap.readable - offset_);
-        auto n = snap.writer->read_staged(offset_, want, out);
-        if (!n) co_return n.error();
-        offset_ += *n;
-        co_return *n;
+        writer_ = snap.writer;
+        const std::uint64_t want = std::min(to_chunk_end(offset_, writer_->chunk_size()), snap.readable - offset_);
+        co_return FileSpan{writer_->file_descriptor(), offset_, want};
       }
       const auto now = std::chrono::steady_clock::now();
       if (now - stalled_since > idle_timeout_) {
@@ -279,15 +297,15 @@ class FollowSource final : public BodySource {
     }
   }
 
- private:
-  Result<std::size_t> read_committed(std::string& out) {
+  Result<FileSpan> committed_piece() {
     if (!reader_) {
       reader_ = store_.open_blob(fetch_->digest());
       if (!reader_) return Error{Errc::storage_error, "committed blob vanished from the cache"};
+      writer_.reset();
     }
-    auto n = reader_->read(offset_, to_chunk_end(offset_, reader_->chunk_size()), out);
-    if (n) offset_ += *n;
-    return n;
+    if (offset_ >= reader_->size()) return FileSpan{};
+    const std::uint64_t want = std::min(to_chunk_end(offset_, reader_->chunk_size()), reader_->size() - offset_);
+    return FileSpan{reader_->file_descriptor(), offset_, want};
   }
 
   std::shared_ptr<BlobFetch> fetch_;
@@ -295,7 +313,8 @@ class FollowSource final : public BodySource {
   metrics::Metrics& metrics_;
   std::chrono::seconds idle_timeout_;
   std::chrono::steady_clock::time_point deadline_;
-  std::unique_ptr<cache::BlobReader> reader_;
+  std::shared_ptr<cache::BlobWriter> writer_;  // the staged bytes' file, kept open while followed
+  std::unique_ptr<cache::BlobReader> reader_;  // the committed blob, once done
   std::uint64_t offset_ = 0;
 };
 
@@ -333,6 +352,15 @@ class CacheSource final : public BodySource {
       }
     }
     co_return *n;
+  }
+
+  bool has_spans() const override { return !hasher_; }
+
+  asio::awaitable<Result<FileSpan>> next_span() override {
+    const std::uint64_t want = offset_ >= end_ ? 0 : std::min(to_chunk_end(offset_, reader_->chunk_size()), end_ - offset_);
+    FileSpan span{reader_->file_descriptor(), offset_, want};
+    offset_ += want;
+    co_return span;
   }
 
  private:

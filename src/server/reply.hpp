@@ -2,6 +2,7 @@
 // What a handler answers: a response head, and either a small body or a body source that the
 // session drains piece by piece (blobs). The session owns the socket; handlers never see it.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,15 @@ namespace ocigate::server {
 
 namespace http = boost::beast::http;
 
+// Where the next piece of a body lies: length bytes at offset of an open file (the cache's file
+// of the blob). A plain-TCP session sends such a piece with sendfile(2), without copying it
+// through user space.
+struct FileSpan {
+  int fd = -1;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;  // 0: the end of the body
+};
+
 class BodySource {
  public:
   virtual ~BodySource() = default;
@@ -24,6 +34,14 @@ class BodySource {
   virtual boost::asio::awaitable<Result<std::size_t>> next(std::string& out) = 0;
   // Where the bytes come from, for metrics: "cache" or "upstream".
   virtual const char* source() const = 0;
+  // Whether next_span may be used instead of next (sources that must see every byte, to hash or
+  // judge it, say no). A session uses one or the other for a whole body.
+  virtual bool has_spans() const { return false; }
+  // Like next, but says where the piece lies instead of copying it. The span stays valid until
+  // the next call or the source's end.
+  virtual boost::asio::awaitable<Result<FileSpan>> next_span() {
+    co_return Error{Errc::internal, "this body source has no file spans"};
+  }
 };
 
 struct Reply {

@@ -209,6 +209,29 @@ class Faults(unittest.TestCase):
             self.assertEqual(harness.sha256(r.body), layer)
             self.assertEqual(slow.gets(layer), 1)
 
+    def test_clients_leaving_a_cached_blob_mid_body_harm_nothing(self):
+        # Cache hits go out with sendfile(2), which cannot ask for MSG_NOSIGNAL: a client that
+        # resets or closes mid-body must cost its own connection only, not the process.
+        image = harness.push_image(self.registry, "team/app", "v1", layers=[{"big": os.urandom(8 << 20)}])
+        layer = image.layer_digests[0]
+        gate = self.gate()
+        path = f"/v2/team/app/blobs/{layer}"
+        self.assertEqual(harness.sha256(request("GET", gate.url + path, timeout=60).body), layer)  # now cached
+        for reset in (True, False, True):
+            leaver = socket.create_connection(("127.0.0.1", gate.port), timeout=30)
+            leaver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 10)
+            leaver.sendall(f"GET {path} HTTP/1.1\r\nHost: {gate.host}\r\n\r\n".encode())
+            received = leaver.recv(65536)
+            self.assertTrue(received.startswith(b"HTTP/1.1 200"), received[:100])
+            time.sleep(0.2)  # ocigate is now blocked on the full socket, mid-body
+            if reset:
+                leaver.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+            leaver.close()
+        time.sleep(0.3)
+        self.assertTrue(gate.running(), gate.stderr()[-2000:])
+        r = request("GET", gate.url + path, timeout=60)
+        self.assertEqual((r.status, harness.sha256(r.body)), (200, layer))
+
     def test_sigterm_shuts_down_cleanly(self):
         gate = self.gate()
         self.assertEqual(gate.stop(), 0)

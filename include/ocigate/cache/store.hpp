@@ -62,6 +62,9 @@ class BlobReader {
   // Returns the number of bytes read; 0 only when offset >= size().
   // Reads span chunk boundaries: fewer than max bytes come back only at the end of the blob.
   virtual Result<std::size_t> read(std::uint64_t offset, std::size_t max, std::string& out) = 0;
+  // The open file holding the blob's bytes from offset 0, for sends that skip the copy through
+  // user space (sendfile(2)). Valid while this reader lives; never written to.
+  virtual int file_descriptor() const = 0;
 };
 
 // Fills one blob. Appended bytes go to the blob's file at once; nothing is visible to open_blob
@@ -78,6 +81,9 @@ class BlobWriter {
   // Reads staged bytes, like BlobReader::read; offset+max is clamped to staged().
   // Safe to call from other threads while append() runs.
   virtual Result<std::size_t> read_staged(std::uint64_t offset, std::size_t max, std::string& out) = 0;
+  // The open file the staged bytes are in, from offset 0, like BlobReader::file_descriptor. Bytes
+  // up to staged() are in it; valid while this writer lives, even after a failure unlinked it.
+  virtual int file_descriptor() const = 0;
   // Syncs the file and makes the blob visible with one synced index write. The caller must have
   // verified the digest of exactly the appended bytes. read_staged keeps working after it.
   virtual Status commit() = 0;

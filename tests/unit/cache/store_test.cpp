@@ -4,6 +4,8 @@
 #include <fstream>
 #include <thread>
 
+#include <unistd.h>
+
 #include "helpers.hpp"
 
 namespace ocigate::cache::test {
@@ -526,6 +528,36 @@ TEST(CacheBlobs, RemoveDeletesAnUnpinnedBlob) {
   EXPECT_EQ(blob_file_count(dir.path()), 0u);
   store->close();
   EXPECT_EQ(key_count(dir.path(), "b/"), 0u);
+}
+
+// The descriptors handed out for sendfile(2) hold exactly the blob's bytes: the writer's while
+// it stages (and after its file is unlinked by a failure elsewhere), the reader's once committed,
+// even after the blob was removed from the index.
+std::string pread_all(int fd, std::size_t size) {
+  std::string out(size + 16, '\0');
+  const ssize_t n = ::pread(fd, out.data(), out.size(), 0);
+  out.resize(n < 0 ? 0 : static_cast<std::size_t>(n));
+  return out;
+}
+
+TEST(CacheBlobs, FileDescriptorsHoldTheStagedAndCommittedBytes) {
+  TempDir dir;
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  const std::string bytes = pattern_bytes(3 * test_chunk + 9, 12);
+  auto writer = store->begin_blob("sha256:aa");
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE((*writer)->append(std::string_view(bytes).substr(0, test_chunk)));
+  ASSERT_GE((*writer)->file_descriptor(), 0);
+  EXPECT_TRUE(pread_all((*writer)->file_descriptor(), bytes.size()) == bytes.substr(0, test_chunk));
+  ASSERT_TRUE((*writer)->append(std::string_view(bytes).substr(test_chunk)));
+  ASSERT_TRUE((*writer)->commit());
+  EXPECT_TRUE(pread_all((*writer)->file_descriptor(), bytes.size()) == bytes);
+  auto reader = store->open_blob("sha256:aa");
+  ASSERT_TRUE(reader);
+  ASSERT_GE(reader->file_descriptor(), 0);
+  ASSERT_TRUE(store->remove_blob("sha256:aa"));
+  EXPECT_TRUE(pread_all(reader->file_descriptor(), bytes.size()) == bytes);
 }
 
 TEST(CacheBlobs, RemovingAPinnedBlobHidesItButLetsTheReaderFinish) {

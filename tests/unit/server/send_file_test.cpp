@@ -1,0 +1,242 @@
+// sendfile(2) sends for plain-TCP sessions, and the file spans the cache's body sources hand out.
+#include "send_file.hpp"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include "blob_fetch.hpp"
+#include "ocigate/cache/store.hpp"
+
+namespace ocigate::server {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+std::string random_bytes(std::size_t size, unsigned seed) {
+  std::mt19937 random(seed);
+  std::string out(size, '\0');
+  for (auto& c : out) c = static_cast<char>(random() & 0xff);
+  return out;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "ocigate-sendfile-XXXXXX").string();
+    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A file with known bytes, open for reading.
+class File {
+ public:
+  File(const std::string& dir, const std::string& bytes) {
+    const std::string path = dir + "/blob";
+    FILE* f = std::fopen(path.c_str(), "wb");
+    std::fwrite(bytes.data(), 1, bytes.size(), f);
+    std::fclose(f);
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  }
+  ~File() { ::close(fd_); }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+// A loopback TCP connection: `sender` on the io_context, `receiver` a blocking socket for a thread.
+class Connection {
+ public:
+  Connection() : sender(ioc), receiver(ioc) {
+    tcp::acceptor acceptor(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    receiver.connect(acceptor.local_endpoint());
+    acceptor.accept(sender);
+  }
+  // Small buffers on both sides, so a send of a few MiB must wait for the reader.
+  void shrink_buffers() {
+    sender.set_option(asio::socket_base::send_buffer_size(16 * 1024));
+    receiver.set_option(asio::socket_base::receive_buffer_size(16 * 1024));
+  }
+  std::string receive(std::size_t size) {
+    std::string out(size, '\0');
+    boost::system::error_code ec;
+    const std::size_t n = asio::read(receiver, asio::buffer(out), ec);
+    out.resize(n);
+    return out;
+  }
+  Status send(FileSpan span, std::chrono::steady_clock::duration idle) {
+    std::optional<Status> result;
+    auto done = asio::co_spawn(
+        ioc, [&]() -> asio::awaitable<void> { result = co_await send_file(sender, span, idle); }, asio::use_future);
+    ioc.run();
+    ioc.restart();
+    done.get();
+    return result.value_or(Error{Errc::internal, "send_file did not finish"});
+  }
+
+  asio::io_context ioc;
+  tcp::socket sender;
+  tcp::socket receiver;
+};
+
+TEST(SendFile, SendsExactlyTheSpan) {
+  TempDir dir;
+  const std::string bytes = random_bytes(3 << 20, 1);
+  File file(dir.path(), bytes);
+  Connection c;
+  const std::uint64_t offset = 12345, length = (2 << 20) + 7;
+  std::string got;
+  std::thread reader([&] { got = c.receive(length); });
+  auto sent = c.send({file.fd(), offset, length}, 5s);
+  reader.join();
+  ASSERT_TRUE(sent) << sent.error().message;
+  EXPECT_TRUE(got == bytes.substr(offset, length));
+}
+
+TEST(SendFile, WaitsForASlowReaderAndCompletes) {
+  TempDir dir;
+  const std::string bytes = random_bytes(4 << 20, 2);
+  File file(dir.path(), bytes);
+  Connection c;
+  c.shrink_buffers();
+  std::string got;
+  std::thread reader([&] {
+    std::this_thread::sleep_for(300ms);  // the socket fills long before this
+    got = c.receive(bytes.size());
+  });
+  auto sent = c.send({file.fd(), 0, bytes.size()}, 5s);
+  reader.join();
+  ASSERT_TRUE(sent) << sent.error().message;
+  EXPECT_TRUE(got == bytes);
+}
+
+TEST(SendFile, GivesUpOnAClientThatStopsReading) {
+  TempDir dir;
+  const std::string bytes = random_bytes(8 << 20, 3);
+  File file(dir.path(), bytes);
+  Connection c;
+  c.shrink_buffers();
+  const auto started = std::chrono::steady_clock::now();
+  auto sent = c.send({file.fd(), 0, bytes.size()}, 200ms);
+  ASSERT_FALSE(sent);
+  EXPECT_EQ(sent.error().code, Errc::cancelled);
+  EXPECT_EQ(sent.error().message.rfind("client: ", 0), 0u) << sent.error().message;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
+}
+
+TEST(SendFile, AClientThatLeftIsAnErrorNotASignal) {
+  std::signal(SIGPIPE, SIG_IGN);  // as the server does before it serves
+  TempDir dir;
+  const std::string bytes = random_bytes(8 << 20, 4);
+  File file(dir.path(), bytes);
+  Connection c;
+  c.shrink_buffers();
+  c.receiver.close();
+  auto sent = c.send({file.fd(), 0, bytes.size()}, 2s);
+  ASSERT_FALSE(sent);
+  EXPECT_EQ(sent.error().code, Errc::cancelled);
+}
+
+TEST(SendFile, AFileShorterThanTheSpanIsAStorageError) {
+  TempDir dir;
+  const std::string bytes = random_bytes(1000, 5);
+  File file(dir.path(), bytes);
+  Connection c;
+  std::string got;
+  std::thread reader([&] { got = c.receive(bytes.size()); });
+  auto sent = c.send({file.fd(), 0, 5000}, 2s);
+  reader.join();
+  ASSERT_FALSE(sent);
+  EXPECT_EQ(sent.error().code, Errc::storage_error);
+  EXPECT_NE(sent.error().message.find("ends at byte 1000"), std::string::npos) << sent.error().message;
+  EXPECT_TRUE(got == bytes);  // what there was went out; the session then cuts the connection
+}
+
+// Cache hits: spans cover exactly the requested range, piece by piece, from the blob's file.
+class CacheSpans : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cache::Options options;
+    options.path = dir.path() + "/cache";
+    options.chunk_size = 64 * 1024;
+    auto opened = cache::Store::open(options);
+    ASSERT_TRUE(opened) << opened.error().message;
+    store = std::move(*opened);
+    auto writer = store->begin_blob("sha256:aa");
+    ASSERT_TRUE(writer);
+    ASSERT_TRUE((*writer)->append(bytes));
+    ASSERT_TRUE((*writer)->commit());
+  }
+
+  std::string drain_spans(BodySource& source) {
+    asio::io_context ioc;
+    std::string all;
+    auto done = asio::co_spawn(
+        ioc,
+        [&]() -> asio::awaitable<void> {
+          for (;;) {
+            auto span = co_await source.next_span();
+            if (!span || span->length == 0) co_return;
+            EXPECT_LE(span->length, 64u * 1024);
+            std::string piece(span->length, '\0');
+            EXPECT_EQ(::pread(span->fd, piece.data(), piece.size(), static_cast<off_t>(span->offset)),
+                      static_cast<ssize_t>(span->length));
+            EXPECT_EQ(span->offset, spans_start + all.size());
+            all += piece;
+          }
+        },
+        asio::use_future);
+    ioc.run();
+    done.get();
+    return all;
+  }
+
+  TempDir dir;
+  std::unique_ptr<cache::Store> store;
+  const std::string bytes = random_bytes(5 * 64 * 1024 + 321, 6);
+  std::uint64_t spans_start = 0;
+};
+
+TEST_F(CacheSpans, WholeBlobAndRange) {
+  auto whole = cache_source(store->open_blob("sha256:aa"), 0, bytes.size());
+  ASSERT_TRUE(whole->has_spans());
+  EXPECT_TRUE(drain_spans(*whole) == bytes);
+  spans_start = 70000;
+  auto range = cache_source(store->open_blob("sha256:aa"), 70000, 200000);
+  EXPECT_TRUE(drain_spans(*range) == bytes.substr(70000, 200000));
+}
+
+TEST_F(CacheSpans, AReadCheckNeedsTheBytesSoNoSpans) {
+  auto checked = cache_source(store->open_blob("sha256:aa"), 0, bytes.size(), ReadCheck{"sha256:" + std::string(64, 'a'), {}});
+  EXPECT_FALSE(checked->has_spans());
+  // A check applies to whole-blob reads only: a range may go by sendfile.
+  auto range = cache_source(store->open_blob("sha256:aa"), 10, 100, ReadCheck{"sha256:" + std::string(64, 'a'), {}});
+  EXPECT_TRUE(range->has_spans());
+}
+
+}  // namespace
+}  // namespace ocigate::server
