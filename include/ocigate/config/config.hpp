@@ -67,7 +67,7 @@ struct Server {
   std::optional<Tls> tls;
   std::optional<Endpoint> metrics_listen;  // /metrics on its own listener; default: same listener
   unsigned threads = 0;                    // 0 = one per allowed CPU
-  bool pin_threads = true;                 // each I/O thread on its own CPU, with one thread per allowed CPU
+  bool pin_threads = false;                // each I/O thread on its own CPU, with one thread per allowed CPU
   std::size_t max_header_bytes = 16 * 1024;
   std::chrono::seconds header_timeout{15};  // a request's header must arrive within this (slowloris)
   std::chrono::seconds idle_timeout{60};    // keep-alive idle and stalled writes

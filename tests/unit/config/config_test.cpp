@@ -117,7 +117,7 @@ upstreams:
   EXPECT_EQ(config.source, "test.yaml");
   EXPECT_EQ(config.server.listen.port, 5000);
   EXPECT_EQ(config.server.threads, 0u);
-  EXPECT_TRUE(config.server.pin_threads);
+  EXPECT_FALSE(config.server.pin_threads);
   EXPECT_EQ(config.server.header_timeout, seconds(15));
   EXPECT_EQ(config.storage.path, "./ocigate-data");
   ASSERT_EQ(config.upstreams.size(), 1u);
