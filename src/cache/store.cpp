@@ -166,6 +166,10 @@ class Core {
 
   std::uint64_t allocate_writer_id() { return next_writer_id_.fetch_add(1); }
   std::string file_path(std::uint64_t writer_id) const { return blob_dir + "/" + codec::blob_file_name(writer_id); }
+  void report_lost(const std::string& digest, const std::string& why) {
+    lost_files_.fetch_add(1, std::memory_order_relaxed);
+    if (options.on_lost_file) options.on_lost_file(digest, why);
+  }
   // Makes the names of files created since the last call durable.
   Status sync_dir();
 
@@ -217,6 +221,7 @@ class Core {
   std::uint64_t blob_bytes_ = 0;
   std::uint64_t manifest_bytes_ = 0;
   std::uint64_t evictions_ = 0;
+  std::atomic<std::uint64_t> lost_files_{0};
   std::uint64_t evicted_bytes_ = 0;
 };
 
@@ -263,9 +268,15 @@ Status Core::load_metas(std::unordered_set<std::uint64_t>& live_ids, std::uint64
     struct stat file {};
     // Unreadable (or an older format), claiming another blob's file, or its file lost or cut short
     // by a crash: dropping the meta keeps the index sound, and the blob is fetched again.
-    if (!meta || digest.empty() || live_ids.contains(meta->writer_id) ||
-        ::stat(file_path(meta->writer_id).c_str(), &file) != 0 ||
-        static_cast<std::uint64_t>(file.st_size) != meta->size) {
+    if (!meta || digest.empty() || live_ids.contains(meta->writer_id)) {
+      cleanup.Delete(it->key());
+      continue;
+    }
+    const bool present = ::stat(file_path(meta->writer_id).c_str(), &file) == 0;
+    if (!present || static_cast<std::uint64_t>(file.st_size) != meta->size) {
+      report_lost(digest, present ? "its file has " + std::to_string(file.st_size) + " of " +
+                                        std::to_string(meta->size) + " bytes"
+                                  : "its file is missing");
       cleanup.Delete(it->key());
       continue;
     }
@@ -408,6 +419,7 @@ std::optional<OpenBlob> Core::pin(const std::string& digest, bool touch, rocksdb
   FileHandle file(::open(file_path(entry.meta.writer_id).c_str(), O_RDONLY | O_CLOEXEC));
   if (!file) {
     // Lost from under us (deleted by hand, a broken disk): forget it, so it is fetched again.
+    report_lost(digest, std::string("its file cannot be opened: ") + std::strerror(errno));
     if (db && db->Delete(rocksdb::WriteOptions(), codec::meta_key(digest)).ok()) erase_locked(it);
     return std::nullopt;
   }
@@ -559,6 +571,7 @@ Stats Core::stats() const {
   stats.size_bytes = size_locked();
   stats.blob_count = by_digest_.size();
   stats.evictions = evictions_;
+  stats.lost_files = lost_files_.load(std::memory_order_relaxed);
   stats.evicted_bytes = evicted_bytes_;
   return stats;
 }

@@ -54,6 +54,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   blobs_denied_ = &family(prometheus::BuildCounter(), r, "ocigate_unreferenced_blob_requests_total",
                           "Blob requests no allowed manifest references (refused under enforce, counted under audit)")
                       .Add({});
+  lost_files_ = &family(prometheus::BuildCounter(), r, "ocigate_cache_lost_files_total",
+                        "Cached blobs dropped because their file was missing or shorter than recorded (at start "
+                        "or when next read); each is fetched again")
+                     .Add({});
   corrupt_cached_blobs_ = &family(prometheus::BuildCounter(), r, "ocigate_corrupt_cached_blobs_total",
                                   "Cached blobs whose bytes no longer matched their digest when served "
                                   "(storage.verify_reads); each was cut and removed from the cache")
@@ -145,6 +149,10 @@ void Metrics::record_policy_reload(std::string_view result) {
 void Metrics::record_blob_denied() { blobs_denied_->Increment(); }
 
 void Metrics::record_corrupt_cached_blob() { corrupt_cached_blobs_->Increment(); }
+
+void Metrics::set_lost_files(double lost) {
+  if (lost > lost_files_->Value()) lost_files_->Increment(lost - lost_files_->Value());
+}
 
 void Metrics::record_signature(std::string_view format, std::string_view result) {
   signatures_->Add({{"format", std::string(format)}, {"result", std::string(result)}}).Increment();

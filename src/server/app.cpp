@@ -568,6 +568,7 @@ class App {
     metrics_.cache_size_bytes().Set(static_cast<double>(stats.size_bytes));
     metrics_.cache_blobs().Set(static_cast<double>(stats.blob_count));
     metrics_.set_evictions(static_cast<double>(stats.evictions), static_cast<double>(stats.evicted_bytes));
+    metrics_.set_lost_files(static_cast<double>(stats.lost_files));
     for (const auto& upstream : config_.upstreams) {
       if (upstream.max_concurrent_fetches == 0) continue;
       // The proxy owns the clients; resolving "?ns=<upstream>" is its public way to reach one.
@@ -843,8 +844,11 @@ int serve(const config::Config& config, policy::Policy policy, signature::TrustS
     log::error("cannot start", {{"error", log_error}});
     return 1;
   }
-  auto store = cache::Store::open(
-      {config.storage.path, config.storage.max_size, config.storage.chunk_size});
+  auto store = cache::Store::open({config.storage.path, config.storage.max_size, config.storage.chunk_size,
+                                   [](const std::string& digest, const std::string& why) {
+                                     log::warn("cached blob dropped; it will be fetched again",
+                                               {{"digest", digest}, {"reason", why}});
+                                   }});
   if (!store) {
     log::error("cannot open the cache", {{"path", config.storage.path}, {"error", store.error().message}});
     return 1;

@@ -500,9 +500,10 @@ asio::awaitable<Reply> Proxy::blob(const Request& req, const Target& target, con
   if (gate_.policy()->layer_scan != policy::LayerScan::off) {
     if (auto why = gate_.blocked_layer(digest)) co_return error_reply(Errc::denied, *why);
   }
-  if (store_.blob_size(digest)) {
+  // Opened, not only looked up: a blob whose file was lost is dropped here and fetched again.
+  if (auto reader = store_.open_blob(digest)) {
     metrics_.record_cache("blob", "hit");
-    Reply reply = blob_from_cache(req, digest);
+    Reply reply = blob_from_cache(req, digest, std::move(reader));
     reply.cache = "hit";
     co_return co_await gate_streamed_blob(std::move(reply), digest);
   }
@@ -545,6 +546,10 @@ asio::awaitable<Reply> Proxy::blob(const Request& req, const Target& target, con
 Reply Proxy::blob_from_cache(const Request& req, const std::string& digest) {
   auto reader = store_.open_blob(digest);
   if (!reader) return error_reply(Errc::blob_unknown, "blob " + digest + " was evicted; retry");
+  return blob_from_cache(req, digest, std::move(reader));
+}
+
+Reply Proxy::blob_from_cache(const Request& req, const std::string& digest, std::unique_ptr<cache::BlobReader> reader) {
   const std::uint64_t size = reader->size();
   Reply reply;
   reply.head.set(http::field::content_type, "application/octet-stream");

@@ -129,6 +129,8 @@ class Proxy {
                                                                                     upstream::Request request);
 
   Reply blob_from_cache(const http::request<http::empty_body>& req, const std::string& digest);
+  Reply blob_from_cache(const http::request<http::empty_body>& req, const std::string& digest,
+                        std::unique_ptr<cache::BlobReader> reader);
   std::optional<ReadCheck> read_check(const std::string& digest);
   boost::asio::awaitable<Reply> blob_head_upstream(const Target& target, const std::string& digest);
 

@@ -282,6 +282,25 @@ class CachedBlobRot(unittest.TestCase):
                 harness.wait_until(lambda: registry.blob_gets(digest) >= 2, 10, "the refetch in the upstream's log")
                 self.assertEqual(registry.blob_gets(digest), 2)
 
+    def test_a_blob_file_deleted_by_hand_is_fetched_again_logged_and_counted(self):
+        with harness.Registry() as registry:
+            image = harness.push_image(registry, "team/rot", "v1", layers=[{"big": os.urandom(300_000)}])
+            digest = image.layer_digests[0]
+            size = int(request("HEAD", f"{registry.url}/v2/team/rot/blobs/{digest}").header("Content-Length"))
+            with harness.Ocigate([{"name": "up", "url": registry.url}], default_upstream="up") as gate:
+                self.corrupt_cached_copy(gate, digest, size)
+                blob_dir = os.path.join(gate.storage_path, "blobs")
+                for name in os.listdir(blob_dir):
+                    if os.path.getsize(os.path.join(blob_dir, name)) == size:
+                        os.unlink(os.path.join(blob_dir, name))
+                # Not a 404 for a blob the index still named: the client gets it, from the upstream.
+                r = request("GET", f"{gate.url}/v2/team/rot/blobs/{digest}")
+                self.assertEqual((r.status, harness.sha256(r.body)), (200, digest))
+                self.assertEqual(gate.metric_sum("ocigate_cache_lost_files_total"), 1)
+                self.assertIn("cached blob dropped; it will be fetched again", gate.stderr())
+                harness.wait_until(lambda: registry.blob_gets(digest) >= 2, 10, "the refetch in the upstream's log")
+                self.assertEqual(registry.blob_gets(digest), 2)
+
     def test_without_verify_reads_a_range_is_served_and_cache_verify_finds_it(self):
         with harness.Registry() as registry:
             image = harness.push_image(registry, "team/rot", "v1", layers=[{"big": os.urandom(300_000)}])

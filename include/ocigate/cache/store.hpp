@@ -29,6 +29,11 @@ struct Options {
   // The piece readers take at a time (BlobReader/BlobWriter::chunk_size): what one stream holds
   // in memory.
   std::uint32_t chunk_size = 1u << 20;
+  // Told of every indexed blob dropped because its file is missing or shorter than recorded
+  // (deleted by hand, a broken disk, a crash before the file reached the disk), at open or when
+  // it is next read. The blob is fetched again; this is for the log and a metric. Called under
+  // the cache's lock: it must be quick and must not call the store.
+  std::function<void(const std::string& digest, const std::string& why)> on_lost_file;
 };
 
 struct ManifestEntry {
@@ -47,6 +52,7 @@ struct Stats {
   std::uint64_t blob_count = 0;
   std::uint64_t evictions = 0;       // blobs evicted since open
   std::uint64_t evicted_bytes = 0;
+  std::uint64_t lost_files = 0;      // blobs dropped since open because their file was missing or short
 };
 
 class Store;

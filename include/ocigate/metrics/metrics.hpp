@@ -33,6 +33,7 @@ class Metrics {
   void record_upstream_fetch(std::string_view upstream, std::string_view kind);  // kind: blob|manifest
   void record_digest_mismatch(std::string_view upstream);
   void record_corrupt_cached_blob();  // storage.verify_reads found cached bytes that no longer match
+  void set_lost_files(double lost);    // the cache's count since open (cache::Stats::lost_files)
   void record_malformed(std::string_view reason);
 
   // Policy gate. verdict: allow|warn|block; action: warn|block; result: hit|miss; reload: ok|error.
@@ -87,6 +88,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* policy_reloads_;
   prometheus::Counter* blobs_denied_;
   prometheus::Counter* corrupt_cached_blobs_;
+  prometheus::Counter* lost_files_;
   prometheus::Family<prometheus::Counter>* layer_scans_;
   prometheus::Family<prometheus::Counter>* signatures_;
   prometheus::Family<prometheus::Histogram>* signature_seconds_;

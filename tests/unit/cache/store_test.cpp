@@ -269,6 +269,42 @@ TEST(CacheBlobs, MissingBlobFileDropsTheEntryOnOpenBlobAndAtOpen) {
   EXPECT_EQ(store->stats().size_bytes, 1000u);
 }
 
+// Every blob dropped for a lost file is reported (for the log) and counted (for a metric): one
+// deleted by hand is found when next read, one cut short is found at open. Nothing else is.
+TEST(CacheBlobs, LostFilesAreReportedAndCounted) {
+  TempDir dir;
+  std::vector<std::pair<std::string, std::string>> lost;
+  Options options = test_options(dir.path());
+  options.on_lost_file = [&lost](const std::string& digest, const std::string& why) { lost.emplace_back(digest, why); };
+  {
+    auto store = open_store(options);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(put_blob(*store, "sha256:aa", pattern_bytes(1000, 1)));
+    std::filesystem::remove(only_blob_file(dir.path()));
+    ASSERT_TRUE(put_blob(*store, "sha256:bb", pattern_bytes(3000, 2)));
+    ASSERT_TRUE(put_blob(*store, "sha256:cc", pattern_bytes(500, 3)));
+    EXPECT_TRUE(lost.empty());
+    EXPECT_FALSE(store->open_blob("sha256:aa"));
+    ASSERT_EQ(lost.size(), 1u);
+    EXPECT_EQ(lost[0].first, "sha256:aa");
+    EXPECT_NE(lost[0].second.find("cannot be opened"), std::string::npos) << lost[0].second;
+    EXPECT_EQ(store->stats().lost_files, 1u);
+    EXPECT_FALSE(store->open_blob("sha256:aa"));  // gone from the index: not reported twice
+    EXPECT_EQ(store->stats().lost_files, 1u);
+    ASSERT_TRUE(store->remove_blob("sha256:cc"));  // removed on purpose: not lost
+    EXPECT_EQ(store->stats().lost_files, 1u);
+  }
+  std::filesystem::resize_file(only_blob_file(dir.path()), 2000);
+  lost.clear();
+  auto store = open_store(options);
+  ASSERT_TRUE(store);
+  ASSERT_EQ(lost.size(), 1u);
+  EXPECT_EQ(lost[0].first, "sha256:bb");
+  EXPECT_EQ(lost[0].second, "its file has 2000 of 3000 bytes");
+  EXPECT_EQ(store->stats().lost_files, 1u);
+  EXPECT_FALSE(store->blob_size("sha256:bb"));
+}
+
 // A cache written by an older version (blobs as RocksDB chunks, version-1 metas) opens: the old
 // blobs are dropped, and everything else (manifests, tags, records) stays.
 TEST(CacheBlobs, ChunkedBlobsOfAnOlderVersionAreDroppedAtOpen) {
