@@ -1,6 +1,7 @@
 """Faults: the upstream down, lying or slow; ocigate killed mid-fetch; a tiny cache; clients that
 leave. Nothing wrong may be served whole or cached, and other clients must not be harmed."""
 
+import json
 import os
 import shutil
 import socket
@@ -230,6 +231,28 @@ class Faults(unittest.TestCase):
         time.sleep(0.3)
         self.assertTrue(gate.running(), gate.stderr()[-2000:])
         r = request("GET", gate.url + path, timeout=60)
+        self.assertEqual((r.status, harness.sha256(r.body)), (200, layer))
+
+    def test_a_client_that_stops_reading_a_cached_blob_is_cut_after_the_idle_timeout(self):
+        image = harness.push_image(self.registry, "team/app", "v1", layers=[{"big": os.urandom(8 << 20)}])
+        layer = image.layer_digests[0]
+        gate = self.gate(extra={"server": {"threads": 2, "shutdown_grace": "5s", "idle_timeout": "1s"}})
+        path = f"/v2/team/app/blobs/{layer}"
+        self.assertEqual(harness.sha256(request("GET", gate.url + path, timeout=60).body), layer)  # now cached
+        staller = socket.create_connection(("127.0.0.1", gate.port), timeout=30)
+        self.addCleanup(staller.close)
+        staller.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 10)
+        staller.sendall(f"GET {path} HTTP/1.1\r\nHost: {gate.host}\r\n\r\n".encode())
+        self.assertTrue(staller.recv(65536).startswith(b"HTTP/1.1 200"))
+
+        def cut_line():
+            with open(gate.stdout_path) as f:
+                lines = [json.loads(l) for l in f if l.startswith("{") and '"route"' in l]
+            return [l for l in lines if l.get("completed") is False]
+
+        harness.wait_until(lambda: cut_line(), 15, "the stalled stream's access-log line")
+        self.assertIn("idle timeout", cut_line()[0].get("error", ""))
+        r = request("GET", gate.url + path, timeout=60)  # others are served as before
         self.assertEqual((r.status, harness.sha256(r.body)), (200, layer))
 
     def test_sigterm_shuts_down_cleanly(self):
