@@ -35,9 +35,13 @@ asio::awaitable<bool> wait_writable(asio::ip::tcp::socket& socket, std::chrono::
 
 asio::awaitable<Status> send_file(asio::ip::tcp::socket& socket, FileSpan span,
                                   std::chrono::steady_clock::duration idle_timeout) {
-  boost::system::error_code ec;
-  socket.native_non_blocking(true, ec);
-  if (ec) co_return Error{Errc::cancelled, "client: " + ec.message()};
+  // asio has usually made the descriptor non-blocking already (its own async writes do); the
+  // getter reads asio's flag, so only the first span of a connection may cost a syscall.
+  if (!socket.native_non_blocking()) {
+    boost::system::error_code ec;
+    socket.native_non_blocking(true, ec);
+    if (ec) co_return Error{Errc::cancelled, "client: " + ec.message()};
+  }
   auto offset = static_cast<off_t>(span.offset);
   std::uint64_t left = span.length;
   while (left > 0) {
