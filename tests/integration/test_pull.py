@@ -246,7 +246,15 @@ class OpenUpstream(PullTestCase):
 class CachedBlobRot(unittest.TestCase):
     """A cached blob whose file changed on disk after it was cached (bit rot, a careless hand)."""
 
-    def corrupt_cached_copy(self, gate, digest, size):
+    def push_layer(self, registry):
+        """One image with one 300 kB layer; returns the layer's digest and size."""
+        image = harness.push_image(registry, "team/rot", "v1", layers=[{"big": os.urandom(300_000)}])
+        digest = image.layer_digests[0]
+        size = int(request("HEAD", f"{registry.url}/v2/team/rot/blobs/{digest}").header("Content-Length"))
+        return digest, size
+
+    def cached_file(self, gate, digest, size):
+        """Pulls the layer through gate, waits for its commit, and returns the path of its file."""
         r = request("GET", f"{gate.url}/v2/team/rot/blobs/{digest}")
         self.assertEqual(harness.sha256(r.body), digest)
         harness.wait_until(lambda: request("HEAD", f"{gate.url}/v2/team/rot/blobs/{digest}").status == 200 and
@@ -254,17 +262,26 @@ class CachedBlobRot(unittest.TestCase):
         blob_dir = os.path.join(gate.storage_path, "blobs")
         files = [f for f in os.listdir(blob_dir) if os.path.getsize(os.path.join(blob_dir, f)) == size]
         self.assertEqual(len(files), 1, os.listdir(blob_dir))
-        with open(os.path.join(blob_dir, files[0]), "r+b") as f:
+        return os.path.join(blob_dir, files[0])
+
+    def corrupt_cached_copy(self, gate, digest, size):
+        with open(self.cached_file(gate, digest, size), "r+b") as f:
             f.seek(size // 2)
             byte = f.read(1)
             f.seek(size // 2)
             f.write(bytes([byte[0] ^ 1]))
 
+    def assert_fetched_again(self, gate, registry, digest):
+        """The next pull gets the blob whole and right, with a second upstream GET."""
+        r = request("GET", f"{gate.url}/v2/team/rot/blobs/{digest}")
+        self.assertEqual((r.status, harness.sha256(r.body)), (200, digest))
+        # The registry logs a GET after its last byte, which may be after we have ours.
+        harness.wait_until(lambda: registry.blob_gets(digest) >= 2, 10, "the refetch in the upstream's log")
+        self.assertEqual(registry.blob_gets(digest), 2)
+
     def test_verify_reads_cuts_counts_removes_and_fetches_again(self):
         with harness.Registry() as registry:
-            image = harness.push_image(registry, "team/rot", "v1", layers=[{"big": os.urandom(300_000)}])
-            digest = image.layer_digests[0]
-            size = int(request("HEAD", f"{registry.url}/v2/team/rot/blobs/{digest}").header("Content-Length"))
+            digest, size = self.push_layer(registry)
             gate = harness.Ocigate([{"name": "up", "url": registry.url}], default_upstream="up")
             gate.config["storage"]["verify_reads"] = True
             gate._write_config()
@@ -274,38 +291,21 @@ class CachedBlobRot(unittest.TestCase):
                     request("GET", f"{gate.url}/v2/team/rot/blobs/{digest}")
                 self.assertEqual(gate.metric_sum("ocigate_corrupt_cached_blobs_total"), 1)
                 self.assertIn("no longer matches its digest", gate.stderr())
-                # Removed from the cache: the next pull fetches it again, whole and right.
-                r = request("GET", f"{gate.url}/v2/team/rot/blobs/{digest}")
-                self.assertEqual(r.status, 200)
-                self.assertEqual(harness.sha256(r.body), digest)
-                # The registry logs a GET after its last byte, which may be after we have ours.
-                harness.wait_until(lambda: registry.blob_gets(digest) >= 2, 10, "the refetch in the upstream's log")
-                self.assertEqual(registry.blob_gets(digest), 2)
+                self.assert_fetched_again(gate, registry, digest)  # removed from the cache
 
     def test_a_blob_file_deleted_by_hand_is_fetched_again_logged_and_counted(self):
         with harness.Registry() as registry:
-            image = harness.push_image(registry, "team/rot", "v1", layers=[{"big": os.urandom(300_000)}])
-            digest = image.layer_digests[0]
-            size = int(request("HEAD", f"{registry.url}/v2/team/rot/blobs/{digest}").header("Content-Length"))
+            digest, size = self.push_layer(registry)
             with harness.Ocigate([{"name": "up", "url": registry.url}], default_upstream="up") as gate:
-                self.corrupt_cached_copy(gate, digest, size)
-                blob_dir = os.path.join(gate.storage_path, "blobs")
-                for name in os.listdir(blob_dir):
-                    if os.path.getsize(os.path.join(blob_dir, name)) == size:
-                        os.unlink(os.path.join(blob_dir, name))
+                os.unlink(self.cached_file(gate, digest, size))
                 # Not a 404 for a blob the index still named: the client gets it, from the upstream.
-                r = request("GET", f"{gate.url}/v2/team/rot/blobs/{digest}")
-                self.assertEqual((r.status, harness.sha256(r.body)), (200, digest))
+                self.assert_fetched_again(gate, registry, digest)
                 self.assertEqual(gate.metric_sum("ocigate_cache_lost_files_total"), 1)
                 self.assertIn("cached blob dropped; it will be fetched again", gate.stderr())
-                harness.wait_until(lambda: registry.blob_gets(digest) >= 2, 10, "the refetch in the upstream's log")
-                self.assertEqual(registry.blob_gets(digest), 2)
 
     def test_without_verify_reads_a_range_is_served_and_cache_verify_finds_it(self):
         with harness.Registry() as registry:
-            image = harness.push_image(registry, "team/rot", "v1", layers=[{"big": os.urandom(300_000)}])
-            digest = image.layer_digests[0]
-            size = int(request("HEAD", f"{registry.url}/v2/team/rot/blobs/{digest}").header("Content-Length"))
+            digest, size = self.push_layer(registry)
             with harness.Ocigate([{"name": "up", "url": registry.url}], default_upstream="up") as gate:
                 self.corrupt_cached_copy(gate, digest, size)
                 r = request("GET", f"{gate.url}/v2/team/rot/blobs/{digest}", headers={"Range": "bytes=0-99"})

@@ -1,47 +1,23 @@
 #pragma once
-// Shared fixtures for the cache tests: a fresh temporary directory per test and deterministic bytes.
+// Shared fixtures for the cache tests (TempDir and pattern_bytes come from ../support.hpp).
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <cstdint>
 #include <filesystem>
 #include <memory>
-#include <random>
 #include <string>
 
 #include "../../../src/cache/test_access.hpp"
+#include "../support.hpp"
 #include "ocigate/cache/store.hpp"
 
 namespace ocigate::cache::test {
 
 inline constexpr std::uint32_t test_chunk = 64 * 1024;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "ocigate-cache-XXXXXX").string();
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-inline std::string pattern_bytes(std::size_t size, std::uint32_t seed) {
-  std::mt19937 random(seed);
-  std::string out(size, '\0');
-  for (auto& c : out) c = static_cast<char>(random() & 0xff);
-  return out;
-}
+using ::ocigate::test::pattern_bytes;
+using ::ocigate::test::TempDir;
 
 inline Options test_options(const std::string& path, std::uint64_t max_size = 1ull << 30) {
   Options options;

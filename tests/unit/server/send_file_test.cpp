@@ -2,15 +2,13 @@
 #include "send_file.hpp"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
-#include <sys/socket.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <csignal>
-#include <filesystem>
+#include <fstream>
 #include <optional>
-#include <random>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
@@ -18,6 +16,7 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include "../support.hpp"
 #include "blob_fetch.hpp"
 #include "ocigate/cache/store.hpp"
 
@@ -28,40 +27,23 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
-std::string random_bytes(std::size_t size, unsigned seed) {
-  std::mt19937 random(seed);
-  std::string out(size, '\0');
-  for (auto& c : out) c = static_cast<char>(random() & 0xff);
-  return out;
-}
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "ocigate-sendfile-XXXXXX").string();
-    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using ::ocigate::test::pattern_bytes;
+using ::ocigate::test::TempDir;
 
 // A file with known bytes, open for reading.
 class File {
  public:
   File(const std::string& dir, const std::string& bytes) {
     const std::string path = dir + "/blob";
-    FILE* f = std::fopen(path.c_str(), "wb");
-    std::fwrite(bytes.data(), 1, bytes.size(), f);
-    std::fclose(f);
+    std::ofstream(path, std::ios::binary) << bytes;
     fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    EXPECT_GE(fd_, 0) << "cannot open " << path;
   }
-  ~File() { ::close(fd_); }
+  ~File() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
   int fd() const { return fd_; }
 
  private:
@@ -103,72 +85,74 @@ class Connection {
   tcp::socket receiver;
 };
 
-TEST(SendFile, SendsExactlyTheSpan) {
+// A file of size seeded bytes and a loopback connection to send it over.
+class SendFile : public ::testing::Test {
+ protected:
+  void with_file(std::size_t size, std::uint32_t seed) {
+    bytes = pattern_bytes(size, seed);
+    file.emplace(dir.path(), bytes);
+  }
+  Status send(std::uint64_t offset, std::uint64_t length, std::chrono::steady_clock::duration idle) {
+    return c.send({file->fd(), offset, length}, idle);
+  }
+
   TempDir dir;
-  const std::string bytes = random_bytes(3 << 20, 1);
-  File file(dir.path(), bytes);
+  std::string bytes;
+  std::optional<File> file;
   Connection c;
+};
+
+TEST_F(SendFile, SendsExactlyTheSpan) {
+  with_file(3 << 20, 1);
   const std::uint64_t offset = 12345, length = (2 << 20) + 7;
   std::string got;
   std::thread reader([&] { got = c.receive(length); });
-  auto sent = c.send({file.fd(), offset, length}, 5s);
+  auto sent = send(offset, length, 5s);
   reader.join();
   ASSERT_TRUE(sent) << sent.error().message;
   EXPECT_TRUE(got == bytes.substr(offset, length));
 }
 
-TEST(SendFile, WaitsForASlowReaderAndCompletes) {
-  TempDir dir;
-  const std::string bytes = random_bytes(4 << 20, 2);
-  File file(dir.path(), bytes);
-  Connection c;
+TEST_F(SendFile, WaitsForASlowReaderAndCompletes) {
+  with_file(4 << 20, 2);
   c.shrink_buffers();
   std::string got;
   std::thread reader([&] {
     std::this_thread::sleep_for(300ms);  // the socket fills long before this
     got = c.receive(bytes.size());
   });
-  auto sent = c.send({file.fd(), 0, bytes.size()}, 5s);
+  auto sent = send(0, bytes.size(), 5s);
   reader.join();
   ASSERT_TRUE(sent) << sent.error().message;
   EXPECT_TRUE(got == bytes);
 }
 
-TEST(SendFile, GivesUpOnAClientThatStopsReading) {
-  TempDir dir;
-  const std::string bytes = random_bytes(8 << 20, 3);
-  File file(dir.path(), bytes);
-  Connection c;
+TEST_F(SendFile, GivesUpOnAClientThatStopsReading) {
+  with_file(8 << 20, 3);
   c.shrink_buffers();
   const auto started = std::chrono::steady_clock::now();
-  auto sent = c.send({file.fd(), 0, bytes.size()}, 200ms);
+  auto sent = send(0, bytes.size(), 200ms);
   ASSERT_FALSE(sent);
   EXPECT_EQ(sent.error().code, Errc::cancelled);
   EXPECT_EQ(sent.error().message.rfind("client: ", 0), 0u) << sent.error().message;
   EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
 }
 
-TEST(SendFile, AClientThatLeftIsAnErrorNotASignal) {
+TEST_F(SendFile, AClientThatLeftIsAnErrorNotASignal) {
   std::signal(SIGPIPE, SIG_IGN);  // as the server does before it serves
-  TempDir dir;
-  const std::string bytes = random_bytes(8 << 20, 4);
-  File file(dir.path(), bytes);
-  Connection c;
+  with_file(8 << 20, 4);
   c.shrink_buffers();
   c.receiver.close();
-  auto sent = c.send({file.fd(), 0, bytes.size()}, 2s);
+  auto sent = send(0, bytes.size(), 2s);
   ASSERT_FALSE(sent);
   EXPECT_EQ(sent.error().code, Errc::cancelled);
 }
 
-TEST(SendFile, AFileShorterThanTheSpanIsAStorageError) {
-  TempDir dir;
-  const std::string bytes = random_bytes(1000, 5);
-  File file(dir.path(), bytes);
-  Connection c;
+TEST_F(SendFile, AFileShorterThanTheSpanIsAStorageError) {
+  with_file(1000, 5);
   std::string got;
   std::thread reader([&] { got = c.receive(bytes.size()); });
-  auto sent = c.send({file.fd(), 0, 5000}, 2s);
+  auto sent = send(0, 5000, 2s);
   reader.join();
   ASSERT_FALSE(sent);
   EXPECT_EQ(sent.error().code, Errc::storage_error);
@@ -217,7 +201,7 @@ class CacheSpans : public ::testing::Test {
 
   TempDir dir;
   std::unique_ptr<cache::Store> store;
-  const std::string bytes = random_bytes(5 * 64 * 1024 + 321, 6);
+  const std::string bytes = pattern_bytes(5 * 64 * 1024 + 321, 6);
   std::uint64_t spans_start = 0;
 };
 
