@@ -143,9 +143,10 @@ class ResponseImpl final : public Response {
   }
 
   asio::awaitable<Result<std::size_t>> read_some(asio::mutable_buffer buffer) override {
-    if (parser_->is_done()) co_return std::size_t{0};
+    if (body_done()) co_return std::size_t{0};
     if (!connection_) co_return Error{Errc::upstream_error, "upstream " + served_by_ + " body already failed"};
     if (buffer.size() == 0) co_return Error{Errc::internal, "read_some needs a non-empty buffer"};
+    if (raw_left_ || start_raw()) co_return co_await read_raw_some(buffer);
     for (;;) {
       auto& body = parser_->get().body();
       body.data = buffer.data();
@@ -167,7 +168,7 @@ class ResponseImpl final : public Response {
   }
 
   asio::awaitable<Result<std::string>> read_all(std::size_t limit) override {
-    if (auto length = content_length(); length && *length > limit && !parser_->is_done()) {
+    if (auto length = content_length(); length && *length > limit && !body_done()) {
       connection_.reset();
       co_return Error{Errc::size_invalid, "upstream body of " + std::to_string(*length) + " bytes exceeds the " +
                                               std::to_string(limit) + "-byte limit"};
@@ -209,8 +210,35 @@ class ResponseImpl final : public Response {
     return Error{Errc::upstream_error, "upstream " + served_by_ + " body failed: " + ec.message()};
   }
 
+  bool body_done() const { return parser_->is_done() || (raw_left_ && *raw_left_ == 0); }
+
+  // Once the parser has taken the header and every byte it buffered, the rest of a Content-Length
+  // body is read straight into the caller's buffer: no copy through the parser, and reads as large
+  // as that buffer (Beast reads at most 64 KiB at a time).
+  bool start_raw() {
+    if (connection_->buffer.size() != 0 || parser_->get().chunked()) return false;
+    auto left = parser_->content_length_remaining();
+    if (!left || *left == 0) return false;
+    raw_left_ = *left;
+    return true;
+  }
+
+  asio::awaitable<Result<std::size_t>> read_raw_some(asio::mutable_buffer buffer) {
+    connection_->lowest().expires_after(idle_timeout_);
+    const std::size_t want = std::min<std::uint64_t>(buffer.size(), *raw_left_);
+    auto [ec, n] = co_await read_raw(*connection_, asio::buffer(buffer.data(), want));
+    if (ec) {
+      connection_.reset();
+      const bool closed = ec == asio::error::eof || ec == ssl::error::stream_truncated;
+      co_return body_error(closed ? beast::error_code(http::error::partial_message) : ec);
+    }
+    *raw_left_ -= n;
+    if (*raw_left_ == 0) release();
+    co_return n;
+  }
+
   void release() {
-    if (connection_ && parser_->is_done() && parser_->get().keep_alive() && connection_->buffer.size() == 0) {
+    if (connection_ && body_done() && parser_->get().keep_alive() && connection_->buffer.size() == 0) {
       pool_->give_back(std::move(connection_));
     }
     connection_.reset();
@@ -224,6 +252,7 @@ class ResponseImpl final : public Response {
   std::string served_by_;
   std::string auth_error_;
   std::shared_ptr<void> permit_;  // a max_concurrent_fetches slot, held until the body is done
+  std::optional<std::uint64_t> raw_left_;  // body bytes still to come once reading past the parser
 };
 
 class ClientImpl final : public Client {

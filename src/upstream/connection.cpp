@@ -89,6 +89,16 @@ asio::awaitable<beast::error_code> read_body_step(Connection& connection, Parser
   co_return ec;
 }
 
+asio::awaitable<std::pair<beast::error_code, std::size_t>> read_raw(Connection& connection,
+                                                                    asio::mutable_buffer buffer) {
+  if (connection.plain) {
+    auto [ec, n] = co_await connection.plain->async_read_some(buffer, use_tuple);
+    co_return std::pair{ec, n};
+  }
+  auto [ec, n] = co_await connection.tls->async_read_some(buffer, use_tuple);
+  co_return std::pair{ec, n};
+}
+
 // An idle connection must have nothing to read: bytes that arrived after the last response (an
 // upstream that sent more than Content-Length) would be taken as the next answer. Such a
 // connection, or one with a socket error, is dropped.

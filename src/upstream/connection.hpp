@@ -69,6 +69,10 @@ asio::awaitable<beast::error_code> read_header(Connection& connection, Parser& p
 // One read step: returns once some bytes were parsed, the body buffer is full (need_buffer) or
 // the message is complete.
 asio::awaitable<beast::error_code> read_body_step(Connection& connection, Parser& parser);
+// Some bytes straight from the stream into `buffer`, bypassing the parser and the connection's
+// buffer (which must be empty): for the rest of a body whose length the caller tracks.
+asio::awaitable<std::pair<beast::error_code, std::size_t>> read_raw(Connection& connection,
+                                                                    asio::mutable_buffer buffer);
 
 // Idle keep-alive connections per endpoint, most recently used first out.
 class Pool {

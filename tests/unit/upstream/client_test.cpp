@@ -164,6 +164,29 @@ TEST_F(UpstreamClient, StreamsABodyThroughSmallReadSomeBuffers) {
   EXPECT_EQ(header(requests[0], http::field::host), "127.0.0.1:" + std::to_string(server.port()));
 }
 
+// Past the bytes Beast buffered with the header, a Content-Length body is read straight into the
+// caller's buffer; the connection still goes back to the pool once the last byte is read.
+TEST_F(UpstreamClient, ReadsALargeBodyInLargePiecesAndReusesTheConnection) {
+  const std::string body = pattern(3 * 1024 * 1024 + 5);
+  TestServer server([&](const ServerRequest&) { return Reply::ok(body); });
+  auto client = client_for(upstream_for(server));
+  for (int round = 0; round < 2; ++round) {
+    auto response = send(*client, get("/v2/r/blobs/sha256:big"));
+    ASSERT_TRUE(response.ok()) << response.error().message;
+    std::string received;
+    for (int reads = 0;; ++reads) {
+      ASSERT_LT(reads, 100000);
+      auto n = read_some(**response, received, 256 * 1024);
+      ASSERT_TRUE(n.ok()) << n.error().message;
+      if (*n == 0) break;
+      EXPECT_LE(*n, 256u * 1024);
+    }
+    EXPECT_EQ(received, body);
+  }
+  EXPECT_EQ(client->stats().connections_opened, 1u);
+  EXPECT_EQ(server.connections(), 1);
+}
+
 TEST_F(UpstreamClient, SendsAcceptRangeAndThePrefixedBasePath) {
   TestServer server([](const ServerRequest&) { return Reply::ok("x"); });
   auto upstream = upstream_for(server);
@@ -617,6 +640,25 @@ TEST_F(UpstreamClient, ShortBodyFailsReadSome) {
   EXPECT_LE(received.size(), 50u);
 }
 
+TEST_F(UpstreamClient, ALargeBodyCutShortFailsReadSomeWithAClearMessage) {
+  TestServer server([](const ServerRequest&) {
+    return Reply::bytes("HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n" + std::string(300 * 1024, 'x'), true);
+  });
+  auto client = client_for(upstream_for(server));
+  auto response = send(*client, get("/v2/r/blobs/sha256:abc"));
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  std::string received;
+  Result<std::size_t> n = std::size_t{0};
+  for (int i = 0; i < 10000; ++i) {
+    n = read_some(**response, received, 256 * 1024);
+    if (!n.ok() || *n == 0) break;
+  }
+  ASSERT_FALSE(n.ok()) << "a short body ended without an error";
+  EXPECT_EQ(n.error().code, Errc::upstream_error);
+  EXPECT_THAT(n.error().message, HasSubstr("closed the connection before the body ended"));
+  EXPECT_EQ(received, std::string(300 * 1024, 'x'));
+}
+
 TEST_F(UpstreamClient, StalledBodyIsAnUpstreamTimeout) {
   TestServer server([](const ServerRequest&) {
     Reply reply = Reply::bytes("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + std::string(10, 'x'), false);
@@ -955,6 +997,27 @@ TEST_F(UpstreamTls, TrustsAServerSignedByTheConfiguredCa) {
     auto body = read_all(**response);
     ASSERT_TRUE(body.ok()) << body.error().message;
     EXPECT_EQ(*body, "secure");
+  }
+  EXPECT_EQ(client->stats().connections_opened, 1u);
+}
+
+TEST_F(UpstreamTls, ReadsALargeBodyAndReusesTheConnection) {
+  const std::string body = pattern(2 * 1024 * 1024 + 3);
+  TestServer server([&](const ServerRequest&) { return Reply::ok(body); }, &server_tls_);
+  auto upstream = tls_upstream_for(server);
+  upstream.ca_file = (dir_ / "cert.pem").string();
+  auto client = client_for(upstream);
+  for (int round = 0; round < 2; ++round) {
+    auto response = send(*client, get("/v2/r/blobs/sha256:big"));
+    ASSERT_TRUE(response.ok()) << response.error().message;
+    std::string received;
+    for (int reads = 0;; ++reads) {
+      ASSERT_LT(reads, 100000);
+      auto n = read_some(**response, received, 256 * 1024);
+      ASSERT_TRUE(n.ok()) << n.error().message;
+      if (*n == 0) break;
+    }
+    EXPECT_EQ(received, body);
   }
   EXPECT_EQ(client->stats().connections_opened, 1u);
 }
