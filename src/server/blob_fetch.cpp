@@ -194,17 +194,25 @@ asio::awaitable<Status> BlobFetches::stream_body(BlobFetch& fetch, upstream::Res
   oci::Hasher hasher(expected->algorithm);
   std::string buffer(piece_size, '\0');
   auto length = response.content_length();
+  // Followers are woken once a quarter chunk more is staged (one cross-thread post and one
+  // sendfile of that size, not one per socket read), or when a read drained the socket: the
+  // upstream is slower than we are, so they see its bytes as they come.
+  const std::uint64_t wake_step = writer.chunk_size() / 4;
+  std::uint64_t woken_at = 0;
   for (;;) {
     auto n = co_await response.read_some(asio::buffer(buffer));
     if (!n) co_return n.error();
     if (*n == 0) break;
     hasher.update(buffer.data(), *n);
-    std::uint64_t staged_before = writer.staged();
     if (auto appended = writer.append(std::string_view(buffer.data(), *n)); !appended) co_return appended.error();
     if (length && writer.appended() > *length) {
       co_return Error{Errc::upstream_error, "upstream sent more bytes than its Content-Length"};
     }
-    if (writer.staged() != staged_before) fetch.progressed();
+    const bool drained = *n < buffer.size();
+    if (writer.staged() > woken_at && (drained || writer.staged() - woken_at >= wake_step)) {
+      woken_at = writer.staged();
+      fetch.progressed();
+    }
   }
   if (length && writer.appended() != *length) {
     co_return Error{Errc::upstream_error, "upstream body ended early"};

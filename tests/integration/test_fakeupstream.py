@@ -603,6 +603,36 @@ class FakeUpstreamFaults(unittest.TestCase):
         self.assertEqual((r.status, harness.sha256(r.body)), (200, digest))
         self.assertEqual(self.fake.count("GET", digest), 1, "one fetch served the leavers and the latecomer")
 
+    def test_a_client_gets_the_bytes_that_came_before_an_upstream_stall_at_once(self):
+        # The fetch wakes its followers once per quarter chunk while the upstream is fast, and at
+        # every read that drains the socket while it is slow: a trickle that then stalls must reach
+        # the client as it comes, not at the followers' one-second recheck or when the stall is cut.
+        pieces, size, gap = 10, 10_000, 0.03
+        data = os.urandom(3 * MIB)
+        digest = harness.sha256(data)
+
+        def trickle(req):
+            def body():
+                for i in range(pieces):
+                    time.sleep(gap)
+                    yield data[i * size:(i + 1) * size]
+            return Reply(200, {}, body(), length=len(data), stall_at=pieces * size)
+
+        self.blobs[digest] = (data, trickle)
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", self.gate.port), timeout=BOUND) as s:
+            s.sendall(f"GET /v2/team/app/blobs/{digest} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            received = b""
+            while len(received.partition(b"\r\n\r\n")[2]) < pieces * size:
+                chunk = s.recv(1 << 20)
+                self.assertTrue(chunk, "ocigate closed the stream before the stall")
+                received += chunk
+            seconds = time.monotonic() - started
+        head, _, body = received.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        self.assertEqual(body, data[:pieces * size])
+        self.assertLess(seconds, pieces * gap + 0.5, "bytes before the stall were held back")
+
 
 if __name__ == "__main__":
     unittest.main()
