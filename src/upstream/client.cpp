@@ -9,6 +9,9 @@
 #include <openssl/x509.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
@@ -87,6 +90,36 @@ Error transport_error(const Endpoint& endpoint, const beast::error_code& ec, std
 // a slot in the channel's buffer; sending blocks while every slot is taken, and dropping a permit
 // takes one element out again, which wakes the next waiter. A waiter gives up after
 // fetch_slot_timeout: the send races a timer, and the loser is cancelled.
+using Endpoints = std::vector<tcp::endpoint>;
+
+asio::awaitable<Result<Endpoints>> system_resolve(asio::any_io_executor executor, std::string host,
+                                                  std::string service) {
+  tcp::resolver resolver(executor);
+  auto [ec, results] = co_await resolver.async_resolve(host, service, use_tuple);
+  if (ec) co_return Error{Errc::upstream_error, "cannot resolve upstream " + host + ": " + ec.message()};
+  if (results.empty()) co_return Error{Errc::upstream_error, "upstream " + host + " has no address"};
+  Endpoints out;
+  for (const auto& entry : results) out.push_back(entry.endpoint());
+  co_return out;
+}
+
+// One lookup's answer, handed from the lookup to the request waiting for it (on the request's
+// strand, through the timer's executor).
+struct LookupWait {
+  explicit LookupWait(asio::any_io_executor executor) : timer(std::move(executor)) {}
+  asio::steady_timer timer;
+  std::optional<Result<Endpoints>> result;
+};
+
+asio::awaitable<void> run_lookup(Resolve resolve, std::shared_ptr<LookupWait> wait, std::string host,
+                                 std::string service) {
+  auto result = co_await resolve(std::move(host), std::move(service));
+  asio::post(wait->timer.get_executor(), [wait, result = std::move(result)]() mutable {
+    wait->result = std::move(result);
+    wait->timer.cancel();
+  });
+}
+
 class FetchLimiter : public std::enable_shared_from_this<FetchLimiter> {
  public:
   FetchLimiter(asio::any_io_executor executor, unsigned limit) : slots_(std::move(executor), limit) {}
@@ -257,8 +290,9 @@ class ResponseImpl final : public Response {
 
 class ClientImpl final : public Client {
  public:
-  ClientImpl(asio::any_io_executor executor, config::Upstream upstream)
+  ClientImpl(asio::any_io_executor executor, config::Upstream upstream, Resolve resolve)
       : executor_(std::move(executor)),
+        resolve_(std::move(resolve)),
         upstream_(std::move(upstream)),
         tls_context_(ssl::context::tls_client),
         pool_(std::make_shared<Pool>(upstream_.max_connections)),
@@ -459,16 +493,30 @@ class ClientImpl final : public Client {
     co_return Error{Errc::upstream_error, "upstream " + endpoint.host + " closed the connection without answering"};
   }
 
+  // getaddrinfo cannot be interrupted, and asio runs one at a time per io_context: the wait for a
+  // lookup ends after connect_timeout, and an answer that comes later is dropped.
+  asio::awaitable<Result<Endpoints>> resolve(const Endpoint& endpoint) {
+    auto wait = std::make_shared<LookupWait>(co_await asio::this_coro::executor);
+    wait->timer.expires_after(upstream_.connect_timeout);
+    asio::co_spawn(executor_, run_lookup(resolve_, wait, endpoint.host, std::to_string(endpoint.port)),
+                   asio::detached);
+    co_await wait->timer.async_wait(use_tuple);
+    if (!wait->result) {
+      co_return Error{Errc::upstream_timeout, "resolving upstream " + endpoint.host + " timed out after " +
+                                                  seconds_text(upstream_.connect_timeout)};
+    }
+    co_return std::move(*wait->result);
+  }
+
   asio::awaitable<Result<std::unique_ptr<Connection>>> open(const Endpoint& endpoint, bool& retryable) {
     retryable = true;
-    tcp::resolver resolver(executor_);
-    const std::string service = std::to_string(endpoint.port);
-    auto [rec, results] = co_await resolver.async_resolve(endpoint.host, service, use_tuple);
-    if (rec) co_return Error{Errc::upstream_error, "cannot resolve upstream " + endpoint.host + ": " + rec.message()};
+    auto resolved = co_await resolve(endpoint);
+    if (!resolved) co_return resolved.error();
+    const auto& results = *resolved;
     // The upstream itself may live on an internal network; a host it redirects to may not, unless
     // the upstream does too. Judged on the addresses we are about to connect to (no DNS rebinding).
-    for (const auto& entry : results) {
-      const AddressClass address_class = classify_address(entry.endpoint().address());
+    for (const auto& address : results) {
+      const AddressClass address_class = classify_address(address.address());
       if (endpoint == home_) {
         home_classes_ |= class_bit(address_class);
       } else if (!redirect_allowed(address_class, home_classes_.load())) {
@@ -647,6 +695,7 @@ class ClientImpl final : public Client {
   }
 
   asio::any_io_executor executor_;
+  Resolve resolve_;
   config::Upstream upstream_;
   ssl::context tls_context_;
   std::string setup_error_;
@@ -667,8 +716,14 @@ class ClientImpl final : public Client {
 
 }  // namespace
 
-std::shared_ptr<Client> Client::create(asio::any_io_executor executor, const config::Upstream& upstream) {
-  return std::make_shared<ClientImpl>(std::move(executor), upstream);
+std::shared_ptr<Client> Client::create(asio::any_io_executor executor, const config::Upstream& upstream,
+                                       Resolve resolve) {
+  if (!resolve) {
+    resolve = [executor](std::string host, std::string service) {
+      return system_resolve(executor, std::move(host), std::move(service));
+    };
+  }
+  return std::make_shared<ClientImpl>(std::move(executor), upstream, std::move(resolve));
 }
 
 }  // namespace ocigate::upstream

@@ -32,7 +32,7 @@ struct Upstream {
   std::string password_file;
   std::string ca_file;      // extra CA bundle (PEM) trusted for this upstream
   std::chrono::seconds tag_ttl{300};
-  std::chrono::seconds connect_timeout{10};
+  std::chrono::seconds connect_timeout{10};   // each of: the name lookup, the TCP connect, the TLS handshake
   std::chrono::seconds response_timeout{30};  // until the response header arrives
   std::chrono::seconds idle_timeout{60};      // between body reads
   unsigned max_connections = 32;              // pooled keep-alive connections

@@ -8,13 +8,16 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/verb.hpp>
 
@@ -69,10 +72,18 @@ struct ClientStats {
 // Seconds a client is asked to wait (Retry-After) after upstream_busy.
 inline constexpr unsigned busy_retry_after = 5;
 
+// Turns a host name and port into addresses to connect to. The default is getaddrinfo on asio's
+// resolver thread; tests pass their own. Errors are upstream_error with the reason.
+using Resolve = std::function<asio::awaitable<Result<std::vector<asio::ip::tcp::endpoint>>>(std::string host,
+                                                                                         std::string service)>;
+
 class Client {
  public:
   virtual ~Client() = default;
-  static std::shared_ptr<Client> create(asio::any_io_executor executor, const config::Upstream& upstream);
+  // Name lookups go through `resolve` (default: the system's); each wait for one is bounded by
+  // the upstream's connect_timeout.
+  static std::shared_ptr<Client> create(asio::any_io_executor executor, const config::Upstream& upstream,
+                                        Resolve resolve = {});
 
   // Sends the request and returns once the response header arrived. Every status is returned as a
   // Response (the caller maps 404, 429, ...), except 401 after auth was tried, which is returned too.

@@ -10,6 +10,7 @@
 #include <thread>
 #include <atomic>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/strand.hpp>
 
@@ -564,6 +565,64 @@ TEST_F(UpstreamClient, Returns429WithRetryAfterAndDoesNotRetry) {
   EXPECT_EQ((*response)->headers()[http::field::retry_after], "17");
   EXPECT_EQ(server.requests().size(), 1u);
   EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
+}
+
+using Endpoints = std::vector<tcp::endpoint>;
+
+asio::awaitable<Result<Endpoints>> loopback_lookup(std::uint16_t port) {
+  co_return Endpoints{tcp::endpoint(asio::ip::make_address("127.0.0.1"), port)};
+}
+
+asio::awaitable<Result<Endpoints>> lookup_that_never_answers(asio::any_io_executor executor) {
+  asio::steady_timer timer(executor, std::chrono::hours(1));
+  co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  co_return Error{Errc::internal, "test: the stuck lookup ended"};
+}
+
+TEST_F(UpstreamClient, ConnectsToTheAddressesTheLookupGivesAndKeepsTheNameInTheHostHeader) {
+  TestServer server([](const ServerRequest&) { return Reply::ok("found"); });
+  auto upstream = upstream_for(server);
+  upstream.host = "registry.example";
+  std::vector<std::string> lookups;
+  auto client = Client::create(io_.get_executor(), upstream, [&lookups, port = server.port()](std::string host,
+                                                                                               std::string service) {
+    lookups.push_back(host + ":" + service);
+    return loopback_lookup(port);
+  });
+  for (int i = 0; i < 2; ++i) {
+    auto response = send(*client, get("/v2/"));
+    ASSERT_TRUE(response.ok()) << response.error().message;
+    auto body = read_all(**response);
+    ASSERT_TRUE(body.ok()) << body.error().message;
+    EXPECT_EQ(*body, "found");
+  }
+  // The second request reused the pooled connection: no second lookup.
+  EXPECT_EQ(lookups, std::vector<std::string>{"registry.example:" + std::to_string(server.port())});
+  ASSERT_EQ(server.requests().size(), 2u);
+  EXPECT_EQ(header(server.requests()[0], http::field::host), "registry.example:" + std::to_string(server.port()));
+}
+
+TEST_F(UpstreamClient, ALookupThatNeverAnswersIsAnUpstreamTimeoutAfterTheConnectTimeout) {
+  TestServer server([](const ServerRequest&) { return Reply::ok("unreachable"); });
+  auto upstream = upstream_for(server);
+  upstream.host = "registry.example";
+  upstream.connect_timeout = 1s;
+  int lookups = 0;
+  auto client = Client::create(io_.get_executor(), upstream, [this, &lookups](std::string, std::string) {
+    ++lookups;
+    return lookup_that_never_answers(io_.get_executor());
+  });
+  auto started = std::chrono::steady_clock::now();
+  auto response = send(*client, get("/v2/"), 10s);
+  const auto elapsed = std::chrono::steady_clock::now() - started;
+  ASSERT_FALSE(response.ok());
+  EXPECT_EQ(response.error().code, Errc::upstream_timeout);
+  EXPECT_THAT(response.error().message, HasSubstr("resolving upstream registry.example timed out after 1s"));
+  EXPECT_EQ(lookups, 3) << "a lookup timeout is retried like a connect timeout";
+  EXPECT_GE(elapsed, 3s);
+  EXPECT_LT(elapsed, 6s);
+  EXPECT_TRUE(server.requests().empty());
+  EXPECT_EQ(client->stats().connections_opened, 0u);
 }
 
 TEST_F(UpstreamClient, ConnectionRefusedIsAnUpstreamErrorQuickly) {
