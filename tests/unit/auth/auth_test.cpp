@@ -250,7 +250,7 @@ TEST(CertificateUser, RefusesASubjectWithoutOrWithSeveralCommonNames) {
 }
 
 TEST(CertificateUser, RefusesNamesThatAreNotPlainUserNames) {
-  for (const std::string bad : {std::string(""), std::string("Alice Smith"), std::string("alice:admin"),
+  for (const std::string& bad : {std::string(""), std::string("Alice Smith"), std::string("alice:admin"),
                                 std::string("../alice"), std::string("alice\nadmin"), std::string("al\0ice", 6),
                                 std::string(129, 'a'), std::string("\xc3\xa9lodie")}) {
     auto cert = cert_with_subject({{NID_commonName, bad}});
