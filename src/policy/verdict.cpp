@@ -69,8 +69,13 @@ std::string warning_value(std::string_view text) { return "299 - \"ocigate: " + 
 
 }  // namespace
 
+nlohmann::json Verdict::violations_json() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const Finding* f : violations()) out.push_back(violation_json(*f));
+  return out;
+}
+
 nlohmann::json Verdict::to_json() const {
-  nlohmann::json violations_json = nlohmann::json::array();
   nlohmann::json exempted = nlohmann::json::array();
   nlohmann::json checks = nlohmann::json::array();
   for (const auto& f : findings) {
@@ -84,21 +89,17 @@ nlohmann::json Verdict::to_json() const {
       check["exemption_reason"] = f.exemption_reason;
     }
     checks.push_back(std::move(check));
-    if (f.outcome != Outcome::fail || f.action == Action::off) continue;
-    if (f.exempted) {
-      auto item = violation_json(f);
-      item["reason"] = f.exemption_reason;
-      exempted.push_back(std::move(item));
-    } else {
-      violations_json.push_back(violation_json(f));
-    }
+    if (f.outcome != Outcome::fail || f.action == Action::off || !f.exempted) continue;
+    auto item = violation_json(f);
+    item["reason"] = f.exemption_reason;
+    exempted.push_back(std::move(item));
   }
   return {{"verdict", decision_text(decision)},
           {"digest", digest},
           {"reference", reference},
           {"image", image},
           {"policy_version", policy_version},
-          {"violations", violations_json},
+          {"violations", violations_json()},
           {"exempted", exempted},
           {"notes", notes},
           {"checks", checks}};

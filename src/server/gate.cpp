@@ -35,6 +35,7 @@ constexpr std::string_view latest_space = "verdict-latest";
 constexpr std::string_view allowed_space = "allowed-blob";
 constexpr std::string_view inventory_space = "inventory";
 constexpr std::string_view blocked_layer_space = "blocked-layer";
+constexpr std::size_t memo_limit = 4096;  // parsed verdicts kept in memory
 
 // What the image is made of, kept with its verdict for the verdict API and `ocigate check` (and
 // for a future vulnerabilities check): the OS and the packages of the final filesystem.
@@ -91,34 +92,63 @@ std::string Gate::cache_key(const policy::Policy& policy, const policy::ImageFac
          reference_key(facts.reference);
 }
 
+// Record: "<day> <unix seconds> <json>", one per image and tag, not one a day.
+std::optional<Gate::Remembered> Gate::parse_record(std::string_view record) {
+  const auto day_end = record.find(' ');
+  if (day_end == std::string_view::npos) return std::nullopt;
+  std::string_view rest = record.substr(day_end + 1);
+  const auto space = rest.find(' ');
+  long long judged_at = 0;
+  if (space == std::string_view::npos) return std::nullopt;
+  if (std::from_chars(rest.data(), rest.data() + space, judged_at).ec != std::errc{}) return std::nullopt;
+  auto json = nlohmann::json::parse(rest.substr(space + 1), nullptr, false);
+  auto verdict = json.is_discarded() ? std::nullopt : policy::Verdict::from_json(json);
+  if (!verdict) return std::nullopt;
+  return Remembered{std::string(record.substr(0, day_end)), judged_at, std::move(*verdict)};
+}
+
+std::optional<Gate::Remembered> Gate::recall(const std::string& key) {
+  {
+    std::lock_guard lock(memo_mutex_);
+    if (auto it = memo_.find(key); it != memo_.end()) return it->second;
+  }
+  auto record = store_.get_record(verdict_space, key);
+  if (!record) return std::nullopt;
+  auto entry = parse_record(*record);
+  // Never over a newer verdict that judge() remembered while this record was being read.
+  if (entry) remember(key, *entry, false);
+  return entry;
+}
+
+void Gate::remember(const std::string& key, Remembered entry, bool replace) {
+  std::lock_guard lock(memo_mutex_);
+  if (memo_.size() >= memo_limit && !memo_.contains(key)) memo_.clear();
+  if (replace) {
+    memo_.insert_or_assign(key, std::move(entry));
+  } else {
+    memo_.try_emplace(key, std::move(entry));
+  }
+}
+
+void Gate::forget_all() {
+  std::lock_guard lock(memo_mutex_);
+  memo_.clear();
+}
+
 std::optional<policy::Verdict> Gate::cached(const policy::ImageFacts& facts,
                                             std::optional<std::chrono::seconds> max_age) {
   auto current = policy_.get();
-  auto record = store_.get_record(verdict_space, cache_key(*current, facts));
+  auto entry = recall(cache_key(*current, facts));
   // A verdict holds for the UTC day it was reached on: image-age and exemption expiry move with
-  // the date. Record: "<day> <unix seconds> <json>", one per image and tag, not one a day.
-  const std::string day = utc_day(facts.now);
-  if (!record || record->compare(0, day.size() + 1, day + " ") != 0) {
+  // the date.
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(facts.now.time_since_epoch()).count();
+  if (!entry || entry->day != utc_day(facts.now) || (max_age && now - entry->judged_at > max_age->count())) {
     metrics_.record_verdict_cache("miss");
     return std::nullopt;
   }
-  std::string_view rest = std::string_view(*record).substr(day.size() + 1);
-  const auto space = rest.find(' ');
-  long long judged_at = 0;
-  if (space == std::string_view::npos || std::from_chars(rest.data(), rest.data() + space, judged_at).ec != std::errc{}) {
-    metrics_.record_verdict_cache("miss");
-    return std::nullopt;
-  }
-  const auto age = std::chrono::duration_cast<std::chrono::seconds>(facts.now.time_since_epoch()).count() - judged_at;
-  if (max_age && age > max_age->count()) {
-    metrics_.record_verdict_cache("miss");
-    return std::nullopt;
-  }
-  auto json = nlohmann::json::parse(rest.substr(space + 1), nullptr, false);
-  auto verdict = json.is_discarded() ? std::nullopt : policy::Verdict::from_json(json);
-  metrics_.record_verdict_cache(verdict ? "hit" : "miss");
-  if (verdict) verdict->reference = facts.reference;  // pulls by digest share one verdict
-  return verdict;
+  metrics_.record_verdict_cache("hit");
+  entry->verdict.reference = facts.reference;  // pulls by digest share one verdict
+  return std::move(entry->verdict);
 }
 
 policy::Verdict Gate::judge(const policy::ImageFacts& facts, const std::string& client, double started_seconds_ago) {
@@ -128,9 +158,15 @@ policy::Verdict Gate::judge(const policy::ImageFacts& facts, const std::string& 
   // A signature lookup that failed upstream fails the check closed, but must be retried soon.
   const bool keep = !(facts.signature && facts.signature->incomplete);
   const auto judged_at = std::chrono::duration_cast<std::chrono::seconds>(facts.now.time_since_epoch()).count();
-  const std::string record = utc_day(facts.now) + " " + std::to_string(judged_at) + " " + json;
-  if (auto stored = keep ? store_.put_record(verdict_space, cache_key(*current, facts), record) : ok_status(); !stored) {
-    log::warn("cannot store verdict", {{"digest", facts.digest}, {"error", stored.error().message}});
+  const std::string day = utc_day(facts.now);
+  const std::string key = cache_key(*current, facts);
+  if (keep) {
+    if (auto stored = store_.put_record(verdict_space, key, day + " " + std::to_string(judged_at) + " " + json)) {
+      remember(key, Remembered{day, judged_at, verdict}, true);
+    } else {
+      forget_all();  // the record may or may not have changed: read it again
+      log::warn("cannot store verdict", {{"digest", facts.digest}, {"error", stored.error().message}});
+    }
   }
   (void)store_.put_record(latest_space, facts.digest, json);
   if (facts.filesystem) {
@@ -147,14 +183,13 @@ policy::Verdict Gate::judge(const policy::ImageFacts& facts, const std::string& 
 }
 
 void Gate::audit(const policy::Verdict& verdict, const std::string& client, bool cached) {
-  nlohmann::json line = verdict.to_json();
   nlohmann::json out = {{"log", "audit"},
                         {"client", client},
                         {"image", verdict.image},
                         {"reference", verdict.reference},
                         {"digest", verdict.digest},
                         {"verdict", policy::decision_text(verdict.decision)},
-                        {"violations", line.value("violations", nlohmann::json::array())},
+                        {"violations", verdict.violations_json()},
                         {"policy_version", verdict.policy_version},
                         {"cached", cached}};
   log::audit(out);
@@ -204,6 +239,7 @@ void Gate::block_layer(const std::string& digest, const std::string& why) {
 }
 
 void Gate::purge_stale() {
+  forget_all();
   const std::string version = policy_.get()->version + "/";
   auto verdicts = store_.remove_records_outside(verdict_space, version + policy_.trust()->fingerprint + "/");
   auto layers = store_.remove_records_outside(blocked_layer_space, version);

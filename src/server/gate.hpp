@@ -8,6 +8,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -92,11 +94,27 @@ class Gate {
   std::shared_ptr<const signature::TrustStore> trust() const { return policy_.trust(); }
 
  private:
+  // A stored verdict as read back: the UTC day it holds for, when it was reached, the verdict.
+  struct Remembered {
+    std::string day;
+    long long judged_at = 0;
+    policy::Verdict verdict;
+  };
+
   std::string cache_key(const policy::Policy& policy, const policy::ImageFacts& facts) const;
+  static std::optional<Remembered> parse_record(std::string_view record);
+  std::optional<Remembered> recall(const std::string& key);
+  void remember(const std::string& key, Remembered entry, bool replace);
+  void forget_all();
 
   cache::Store& store_;
   metrics::Metrics& metrics_;
   PolicyHolder& policy_;
+  // Parsed verdict records by cache key, in front of the store: a verdict-cache hit is a map
+  // lookup, not a RocksDB get and a JSON parse. Mirrors what judge() stores; bounded (cleared
+  // when full) and cleared with the records of other policy versions.
+  std::mutex memo_mutex_;
+  std::unordered_map<std::string, Remembered> memo_;
 };
 
 }  // namespace ocigate::server

@@ -58,6 +58,8 @@ struct Verdict {
   //  "checks":[{check,result:"pass|fail|unknown",action,message,(remediation,evidence,origin,
   //             exempted,exemption_reason when set)}]}
   nlohmann::json to_json() const;
+  // to_json()'s "violations" alone (failed, not exempted, not off): what the audit line carries.
+  nlohmann::json violations_json() const;
   // Inverse of to_json (reads "checks" for the findings); nullopt on anything malformed.
   static std::optional<Verdict> from_json(const nlohmann::json& json);
 

@@ -34,7 +34,10 @@ class GateCache : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() / ("ocigate-gate-" + std::to_string(std::random_device{}()));
-    auto opened = cache::Store::open({dir_.string(), 1ull << 30, 1u << 20});
+    cache::Options options;
+    options.path = dir_.string();
+    options.max_size = 1ull << 30;
+    auto opened = cache::Store::open(options);
     ASSERT_TRUE(opened.ok()) << opened.error().message;
     store_ = std::move(*opened);
   }
@@ -117,6 +120,28 @@ TEST_F(GateCache, AMaxAgeBoundsAVerdictWithinItsDay) {
   later.now += minutes(10);
   EXPECT_TRUE(gate.cached(later, minutes(15)).has_value());
   EXPECT_FALSE(gate.cached(later, minutes(5)).has_value()) << "signature verdicts follow the tag TTL";
+}
+
+// Hits are served from memory once read; a new process (a new Gate over the same store) reads the
+// stored record back with its day and time.
+TEST_F(GateCache, AStoredVerdictIsReadBackAfterARestart) {
+  server::PolicyHolder holder(only_non_root("block"));
+  {
+    server::Gate first(*store_, metrics_, holder);
+    EXPECT_EQ(first.judge(facts(expiry_day), "127.0.0.1", 0.0).decision, policy::Decision::block);
+  }
+  server::Gate second(*store_, metrics_, holder);
+  auto later = facts(expiry_day);
+  later.now += minutes(10);
+  EXPECT_FALSE(second.cached(later, minutes(5)).has_value()) << "the stored time of judgement counts";
+  auto same = facts(expiry_day);
+  same.now += minutes(10);
+  auto cached = second.cached(same, minutes(15));
+  ASSERT_TRUE(cached.has_value());
+  EXPECT_EQ(cached->decision, policy::Decision::block);
+  EXPECT_EQ(cached->reference, "v1");
+  ASSERT_FALSE(cached->findings.empty());
+  EXPECT_FALSE(second.cached(facts(expiry_day + days(1))).has_value()) << "the stored day counts";
 }
 
 TEST_F(GateCache, AVerdictFromAFailedSignatureLookupIsNotKept) {
