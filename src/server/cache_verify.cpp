@@ -22,7 +22,11 @@ int verify_cache(const config::Config& config) {
                  path.c_str(), static_cast<int>(*holder));
     return 2;
   }
-  auto opened = cache::Store::open({path, config.storage.max_size, config.storage.chunk_size});
+  cache::Options options;
+  options.path = path;
+  options.max_size = config.storage.max_size;
+  options.chunk_size = config.storage.chunk_size;
+  auto opened = cache::Store::open(options);
   if (!opened) {
     std::fprintf(stderr, "ocigate: %s\n", opened.error().message.c_str());
     return 2;

@@ -97,7 +97,10 @@ int check_image(const config::Config& config, policy::Policy policy, signature::
   std::error_code ec;
   auto dir = std::filesystem::temp_directory_path(ec) /
              ("ocigate-check-" + std::to_string(std::random_device{}()));
-  auto store = cache::Store::open({dir.string(), 1ull << 40, 1u << 20});
+  cache::Options scratch;
+  scratch.path = dir.string();
+  scratch.max_size = 1ull << 40;
+  auto store = cache::Store::open(scratch);
   if (!store) {
     std::fprintf(stderr, "ocigate check: cannot open a scratch cache: %s\n", store.error().message.c_str());
     return 2;
