@@ -98,8 +98,8 @@ std::optional<Gate::Remembered> Gate::parse_record(std::string_view record) {
   if (day_end == std::string_view::npos) return std::nullopt;
   std::string_view rest = record.substr(day_end + 1);
   const auto space = rest.find(' ');
-  long long judged_at = 0;
   if (space == std::string_view::npos) return std::nullopt;
+  long long judged_at = 0;
   if (std::from_chars(rest.data(), rest.data() + space, judged_at).ec != std::errc{}) return std::nullopt;
   auto json = nlohmann::json::parse(rest.substr(space + 1), nullptr, false);
   auto verdict = json.is_discarded() ? std::nullopt : policy::Verdict::from_json(json);

@@ -10,12 +10,12 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -86,12 +86,9 @@ Error transport_error(const Endpoint& endpoint, const beast::error_code& ec, std
   return Error{Errc::upstream_error, "upstream " + endpoint.host + ": " + ec.message()};
 }
 
-// upstreams[].max_concurrent_fetches: a counting semaphore over a thread-safe channel. A permit is
-// a slot in the channel's buffer; sending blocks while every slot is taken, and dropping a permit
-// takes one element out again, which wakes the next waiter. A waiter gives up after
-// fetch_slot_timeout: the send races a timer, and the loser is cancelled.
 using Endpoints = std::vector<tcp::endpoint>;
 
+// The default Resolve: getaddrinfo on the io_context's resolver thread.
 asio::awaitable<Result<Endpoints>> system_resolve(asio::any_io_executor executor, std::string host,
                                                   std::string service) {
   tcp::resolver resolver(executor);
@@ -120,6 +117,10 @@ asio::awaitable<void> run_lookup(Resolve resolve, std::shared_ptr<LookupWait> wa
   });
 }
 
+// upstreams[].max_concurrent_fetches: a counting semaphore over a thread-safe channel. A permit is
+// a slot in the channel's buffer; sending blocks while every slot is taken, and dropping a permit
+// takes one element out again, which wakes the next waiter. A waiter gives up after
+// fetch_slot_timeout: the send races a timer, and the loser is cancelled.
 class FetchLimiter : public std::enable_shared_from_this<FetchLimiter> {
  public:
   FetchLimiter(asio::any_io_executor executor, unsigned limit) : slots_(std::move(executor), limit) {}

@@ -105,6 +105,17 @@ class UpstreamClient : public ::testing::Test {
     return std::move(*result);
   }
 
+  // Reads the body to its end in pieces of at most `piece` bytes, appended to `into`; returns the
+  // last read's result: 0 at the end, or the error.
+  Result<std::size_t> read_to_end(Response& response, std::string& into, std::size_t piece) {
+    for (int reads = 0; reads < 100000; ++reads) {
+      auto n = read_some(response, into, piece);
+      if (!n.ok() || *n == 0) return n;
+      EXPECT_LE(*n, piece);
+    }
+    return Error{Errc::internal, "test: the body did not end"};
+  }
+
   static config::Upstream upstream_for(const TestServer& server) {
     config::Upstream u;
     u.name = "test.local";
@@ -175,13 +186,8 @@ TEST_F(UpstreamClient, ReadsALargeBodyInLargePiecesAndReusesTheConnection) {
     auto response = send(*client, get("/v2/r/blobs/sha256:big"));
     ASSERT_TRUE(response.ok()) << response.error().message;
     std::string received;
-    for (int reads = 0;; ++reads) {
-      ASSERT_LT(reads, 100000);
-      auto n = read_some(**response, received, 256 * 1024);
-      ASSERT_TRUE(n.ok()) << n.error().message;
-      if (*n == 0) break;
-      EXPECT_LE(*n, 256u * 1024);
-    }
+    auto end = read_to_end(**response, received, 256 * 1024);
+    ASSERT_TRUE(end.ok()) << end.error().message;
     EXPECT_EQ(received, body);
   }
   EXPECT_EQ(client->stats().connections_opened, 1u);
@@ -707,11 +713,7 @@ TEST_F(UpstreamClient, ALargeBodyCutShortFailsReadSomeWithAClearMessage) {
   auto response = send(*client, get("/v2/r/blobs/sha256:abc"));
   ASSERT_TRUE(response.ok()) << response.error().message;
   std::string received;
-  Result<std::size_t> n = std::size_t{0};
-  for (int i = 0; i < 10000; ++i) {
-    n = read_some(**response, received, 256 * 1024);
-    if (!n.ok() || *n == 0) break;
-  }
+  auto n = read_to_end(**response, received, 256 * 1024);
   ASSERT_FALSE(n.ok()) << "a short body ended without an error";
   EXPECT_EQ(n.error().code, Errc::upstream_error);
   EXPECT_THAT(n.error().message, HasSubstr("closed the connection before the body ended"));
@@ -1070,12 +1072,8 @@ TEST_F(UpstreamTls, ReadsALargeBodyAndReusesTheConnection) {
     auto response = send(*client, get("/v2/r/blobs/sha256:big"));
     ASSERT_TRUE(response.ok()) << response.error().message;
     std::string received;
-    for (int reads = 0;; ++reads) {
-      ASSERT_LT(reads, 100000);
-      auto n = read_some(**response, received, 256 * 1024);
-      ASSERT_TRUE(n.ok()) << n.error().message;
-      if (*n == 0) break;
-    }
+    auto end = read_to_end(**response, received, 256 * 1024);
+    ASSERT_TRUE(end.ok()) << end.error().message;
     EXPECT_EQ(received, body);
   }
   EXPECT_EQ(client->stats().connections_opened, 1u);
