@@ -733,6 +733,7 @@ class Bench:
             self.gate_figures(r)
             self.prefetch_figures(r)
         self.layer_scan_figures()
+        self.fetch_path_figures()
         self.ceiling.close()
         for server in self.warm.values():
             server.stop()
@@ -924,6 +925,25 @@ class Bench:
                 if res.get(fmt):
                     self.add("layer_scan", fmt, res[fmt])
 
+    # ---- the cold fetch path without sockets (bench/fetch_path.cpp): hash inline vs piped ----
+
+    def fetch_path_figures(self):
+        binary = self.args.fetch_path
+        if not binary or not os.access(binary, os.X_OK):
+            log("no fetch-path program (bench/run builds it); fetch-path row is n/a")
+            return
+        mib = {"full": 1024, "quick": 1024, "smoke": 64}[self.mode_name]
+        cmd = [binary, str(mib), self.workdir]
+
+        def run():
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, check=True)
+            return json.loads(out.stdout)
+        for _ in range(1 if self.mode_name == "smoke" else self.mode["runs"]):
+            res = self.attempt("fetch path", run)
+            if res:
+                self.add("fetch_path", "inline", res["inline_gib_s"] * GiB)
+                self.add("fetch_path", "piped", res["piped_gib_s"] * GiB)
+
     # (sample key, image): the prefetch figure's images, each pulled once per run through a fresh ocigate
     PREFETCH_IMAGES = (("prefetch_first_pull", "bench/twenty:v1"), ("prefetch_big", "bench/scan-big:v1"),
                        ("prefetch_many", "bench/scan-many:v1"))
@@ -1041,6 +1061,11 @@ def build_table(bench):
     rows.append(("cold1", "cold blob, 1 client", gib_s(o), gib_s(p), fmt_ratio(rr),
                  f"≥ 1.7× (direct from upstream: {gib_s(d)})", met(rr is not None and rr >= 1.7),
                  {"ocigate": o, "peer": p, "direct": d}))
+    o, i = med("fetch_path", "piped"), med("fetch_path", "inline")
+    rows.append(("fetch_path", "cold fetch path without sockets (hash + cache write), piped ÷ inline hash",
+                 f"{gib_s(o)} piped, {gib_s(i)} inline" if o and i else "n/a (fetch-path program not built)",
+                 "n/a", fmt_ratio(ratio(o, i)), "— (what the cold path allows with a core to spare)", None,
+                 {"piped": o, "inline": i}))
     o, p = med("cold16", "ocigate"), med("cold16", "peer")
     rows.append(("cold16", f"cold blob, {CONCURRENT} clients (aggregate)", gib_s(o), gib_s(p), fmt_ratio(ratio(o, p)),
                  "—", None, {"ocigate": o, "peer": p}))
@@ -1271,6 +1296,7 @@ def main():
     ap.add_argument("--runs", type=int, help="override the number of runs")
     ap.add_argument("--ocigate", default=os.environ.get("OCIGATE_BIN", DEFAULT_BIN), help="ocigate binary")
     ap.add_argument("--layer-scan", help="the bench/layer_scan.cpp program (bench/run builds it)")
+    ap.add_argument("--fetch-path", help="the bench/fetch_path.cpp program (bench/run builds it)")
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite the results section of bench/README.md")
     ap.add_argument("--load", action="store_true",
                     help="only the load figure (issue #7): 1,000 idle connections + 100 pulls, some slow")

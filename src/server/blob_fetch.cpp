@@ -3,8 +3,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include "ocigate/oci/digest.hpp"
+#include "piped_hash.hpp"
 #include "ocigate/server/log.hpp"
 
 namespace ocigate::server {
@@ -14,6 +16,7 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr std::size_t piece_size = 256 * 1024;  // upstream reads
+constexpr std::size_t hash_depth = 3;            // pieces read ahead of the hash: 768 KiB per fetch
 
 // Readers of the cache ask for the rest of the current chunk: one stream holds one chunk at most.
 std::uint64_t to_chunk_end(std::uint64_t offset, std::uint32_t chunk_size) { return chunk_size - offset % chunk_size; }
@@ -191,8 +194,8 @@ asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, upstrea
 asio::awaitable<Status> BlobFetches::stream_body(BlobFetch& fetch, upstream::Response& response,
                                                  cache::BlobWriter& writer) {
   auto expected = oci::Digest::parse(fetch.digest());
-  oci::Hasher hasher(expected->algorithm);
-  std::string buffer(piece_size, '\0');
+  PipedHasher hasher(co_await asio::this_coro::executor, asio::make_strand(hash_pool_), expected->algorithm,
+                     piece_size, hash_depth);
   auto length = response.content_length();
   // Followers are woken once a quarter chunk more is staged (one cross-thread post and one
   // sendfile of that size, not one per socket read), or when a read drained the socket: the
@@ -200,10 +203,11 @@ asio::awaitable<Status> BlobFetches::stream_body(BlobFetch& fetch, upstream::Res
   const std::uint64_t wake_step = writer.chunk_size() / 4;
   std::uint64_t woken_at = 0;
   for (;;) {
-    auto n = co_await response.read_some(asio::buffer(buffer));
+    auto buffer = co_await hasher.next_buffer();
+    auto n = co_await response.read_some(asio::buffer(buffer.data(), buffer.size()));
     if (!n) co_return n.error();
     if (*n == 0) break;
-    hasher.update(buffer.data(), *n);
+    hasher.submit(*n);  // hashed on the pool while the piece is written and the next one read
     if (auto appended = writer.append(std::string_view(buffer.data(), *n)); !appended) co_return appended.error();
     if (length && writer.appended() > *length) {
       co_return Error{Errc::upstream_error, "upstream sent more bytes than its Content-Length"};
@@ -217,7 +221,7 @@ asio::awaitable<Status> BlobFetches::stream_body(BlobFetch& fetch, upstream::Res
   if (length && writer.appended() != *length) {
     co_return Error{Errc::upstream_error, "upstream body ended early"};
   }
-  std::string actual = hasher.finish();
+  std::string actual = co_await hasher.finish();
   if (actual != fetch.digest()) {
     co_return Error{Errc::digest_mismatch, "upstream sent bytes hashing to " + actual};
   }

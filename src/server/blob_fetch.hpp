@@ -1,9 +1,9 @@
 #pragma once
 // Single-flight blob fetches. One coroutine per uncached digest streams the upstream body,
-// hashes it inline and appends it to a cache BlobWriter. Clients follow the staged bytes at
-// their own pace; the final byte is withheld until the digest is verified, so no client ever
-// holds a complete wrong blob. The commit (a sync to disk) runs after that, off their path. The fetch does not depend on any client: a client that leaves
-// does not stop it.
+// hashes it on the hash pool as it reads, and appends it to a cache BlobWriter. Clients follow the
+// staged bytes at their own pace; the final byte is withheld until the digest is verified, so no
+// client ever holds a complete wrong blob. The commit (a sync to disk) runs after that, off their
+// path. The fetch does not depend on any client: a client that leaves does not stop it.
 
 #include <functional>
 #include <memory>
@@ -75,8 +75,8 @@ struct FetchContext {
 
 class BlobFetches {
  public:
-  BlobFetches(FetchContext context, boost::asio::any_io_executor executor)
-      : context_(context), executor_(std::move(executor)) {}
+  BlobFetches(FetchContext context, boost::asio::any_io_executor executor, unsigned hash_threads)
+      : context_(context), executor_(std::move(executor)), hash_pool_(std::max(hash_threads, 1U)) {}
 
   // Returns the fetch under way for digest, or starts one on its own strand.
   std::shared_ptr<BlobFetch> join(const std::string& digest, upstream::Client& client, const std::string& repo,
@@ -104,6 +104,8 @@ class BlobFetches {
   boost::asio::any_io_executor executor_;
   std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<BlobFetch>> fetches_;
+  // Each fetch hashes its body on a strand of this pool, beside the I/O thread that reads it.
+  boost::asio::thread_pool hash_pool_;
   // Commits flush and sync to disk (tens of ms): kept off the I/O threads, which carry every other
   // transfer meanwhile. Last member: joined first, while what its work refers to still exists.
   boost::asio::thread_pool commit_pool_{2};

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cpus.hpp"
 #include "ocigate/oci/digest.hpp"
 #include "ocigate/oci/manifest.hpp"
 #include "ocigate/oci/range.hpp"
@@ -115,7 +116,8 @@ Proxy::Proxy(const config::Config& config, cache::Store& store, metrics::Metrics
       metrics_(metrics),
       executor_(executor),
       gate_(store, metrics, policy),
-      blob_fetches_(FetchContext{store, metrics, config.server.idle_timeout}, executor) {
+      blob_fetches_(FetchContext{store, metrics, config.server.idle_timeout}, executor,
+                    static_cast<unsigned>(allowed_cpus().size())) {
   for (const auto& upstream : config_.upstreams) {
     clients_.emplace(upstream.name, upstream::Client::create(executor_, upstream));
   }
