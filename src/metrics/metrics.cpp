@@ -37,6 +37,8 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                               "Content fetched from upstreams into the cache, by upstream and kind");
   digest_mismatches_ = &family(prometheus::BuildCounter(), r, "ocigate_digest_mismatches_total",
                                "Upstream content whose bytes did not match its digest, by upstream");
+  cache_write_failures_ = &family(prometheus::BuildCounter(), r, "ocigate_cache_write_failures_total",
+                                  "Blobs being fetched that the cache could not take, by stage (begin, append, commit)");
   malformed_ = &family(prometheus::BuildCounter(), r, "ocigate_malformed_requests_total",
                        "Requests refused before routing, by reason");
   decisions_ = &family(prometheus::BuildCounter(), r, "ocigate_policy_decisions_total",
@@ -117,6 +119,10 @@ void Metrics::record_upstream_fetch(std::string_view upstream, std::string_view 
 
 void Metrics::record_digest_mismatch(std::string_view upstream) {
   digest_mismatches_->Add({{"upstream", std::string(upstream)}}).Increment();
+}
+
+void Metrics::record_cache_write_failure(std::string_view stage) {
+  cache_write_failures_->Add({{"stage", std::string(stage)}}).Increment();
 }
 
 void Metrics::record_malformed(std::string_view reason) {

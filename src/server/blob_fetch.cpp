@@ -59,7 +59,7 @@ BlobFetch::Snapshot BlobFetch::snapshot() const {
   s.error = error_;
   s.writer = writer_;
   s.verified = verified_ || phase_ == Phase::done;
-  if (phase_ == Phase::streaming && verified_) {
+  if ((phase_ == Phase::streaming || phase_ == Phase::uncached) && verified_) {
     s.readable = size_;
   } else if (phase_ == Phase::streaming && writer_ && size_known_ && size_ > 0) {
     // Hold back the last byte until the digest is verified.
@@ -100,6 +100,15 @@ void BlobFetch::finish(std::unique_ptr<cache::BlobReader> pin) {
     size_known_ = true;
     pin_ = std::move(pin);
     phase_ = Phase::done;
+  }
+  notifier_.notify_all();
+}
+
+void BlobFetch::finish_uncached(Error why) {
+  {
+    std::lock_guard lock(mutex_);
+    error_ = std::move(why);
+    phase_ = Phase::uncached;  // the writer stays: its file is what followers read
   }
   notifier_.notify_all();
 }
@@ -157,6 +166,7 @@ asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, upstrea
   }
   auto writer_result = context_.store.begin_blob(digest);
   if (!writer_result) {
+    context_.metrics.record_cache_write_failure("begin");
     log::error("cache cannot stage blob", {{"digest", digest}, {"error", writer_result.error().message}});
     fetch->fail(writer_result.error());
     forget(digest);
@@ -179,6 +189,14 @@ asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, upstrea
     }
     writer.reset();
     fetch->fail(streamed.error());
+    forget(digest);
+    co_return;
+  }
+  if (Status committed = co_await commit(*writer); !committed) {
+    context_.metrics.record_cache_write_failure("commit");
+    log::error("cache cannot commit a verified blob; its clients get it from the staged file, the next pull "
+               "fetches it again", {{"digest", digest}, {"error", committed.error().message}});
+    fetch->finish_uncached(committed.error());
     forget(digest);
     co_return;
   }
@@ -208,7 +226,10 @@ asio::awaitable<Status> BlobFetches::stream_body(BlobFetch& fetch, upstream::Res
     if (!n) co_return n.error();
     if (*n == 0) break;
     hasher.submit(*n);  // hashed on the pool while the piece is written and the next one read
-    if (auto appended = writer.append(std::string_view(buffer.data(), *n)); !appended) co_return appended.error();
+    if (auto appended = writer.append(std::string_view(buffer.data(), *n)); !appended) {
+      context_.metrics.record_cache_write_failure("append");
+      co_return appended.error();
+    }
     if (length && writer.appended() > *length) {
       co_return Error{Errc::upstream_error, "upstream sent more bytes than its Content-Length"};
     }
@@ -226,6 +247,11 @@ asio::awaitable<Status> BlobFetches::stream_body(BlobFetch& fetch, upstream::Res
     co_return Error{Errc::digest_mismatch, "upstream sent bytes hashing to " + actual};
   }
   fetch.verified(writer.appended());
+  co_return ok_status();
+}
+
+// On the commit pool: a sync to disk and an index write, tens of ms.
+asio::awaitable<Status> BlobFetches::commit(cache::BlobWriter& writer) {
   std::optional<Status> committed;
   auto committing = asio::co_spawn(commit_pool_, commit_blob(&writer, &committed), asio::use_awaitable);
   co_await std::move(committing);
@@ -245,7 +271,10 @@ asio::awaitable<BlobFetch::Snapshot> BlobFetches::wait_finished(const std::share
   for (;;) {
     auto seen = fetch->notifier().generation();
     auto snap = fetch->snapshot();
-    if (snap.phase == BlobFetch::Phase::done || snap.phase == BlobFetch::Phase::failed) co_return snap;
+    if (snap.phase == BlobFetch::Phase::done || snap.phase == BlobFetch::Phase::uncached ||
+        snap.phase == BlobFetch::Phase::failed) {
+      co_return snap;
+    }
     co_await fetch->notifier().wait(seen, std::chrono::seconds(1));
   }
 }

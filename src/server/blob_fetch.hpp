@@ -26,7 +26,9 @@ namespace ocigate::server {
 
 class BlobFetch {
  public:
-  enum class Phase { connecting, streaming, done, failed };
+  // uncached: every byte arrived and matched, but the cache could not commit the blob; its
+  // followers read the staged file to the end, and the next pull fetches it again.
+  enum class Phase { connecting, streaming, done, uncached, failed };
 
   struct Snapshot {
     Phase phase = Phase::connecting;
@@ -51,6 +53,7 @@ class BlobFetch {
   // Every byte arrived and matches the digest: followers may read to the end while it commits.
   void verified(std::uint64_t size);
   void finish(std::unique_ptr<cache::BlobReader> pin);
+  void finish_uncached(Error why);
   void fail(Error error);
 
  private:
@@ -84,7 +87,7 @@ class BlobFetches {
 
   // Waits until the fetch has a response (streaming, done or failed).
   boost::asio::awaitable<BlobFetch::Snapshot> wait_started(const std::shared_ptr<BlobFetch>& fetch);
-  // Waits until the fetch is done or failed.
+  // Waits until the fetch is done, uncached or failed.
   boost::asio::awaitable<BlobFetch::Snapshot> wait_finished(const std::shared_ptr<BlobFetch>& fetch);
 
   // A body source following the fetch from offset 0. Waiting for bytes past the deadline is an
@@ -98,6 +101,7 @@ class BlobFetches {
                                    std::string scope);
   boost::asio::awaitable<Status> stream_body(BlobFetch& fetch, upstream::Response& response,
                                              cache::BlobWriter& writer);
+  boost::asio::awaitable<Status> commit(cache::BlobWriter& writer);
   void forget(const std::string& digest);
 
   FetchContext context_;

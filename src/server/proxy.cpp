@@ -514,26 +514,24 @@ asio::awaitable<Reply> Proxy::blob(const Request& req, const Target& target, con
 
   auto fetch = blob_fetches_.join(digest, *target.client, target.repo, scope_for(target.repo));
   const bool ranged = !req[http::field::range].empty();
-  // (Two statements: GCC 12 miscompiles co_await inside a conditional expression.)
-  BlobFetch::Snapshot snap;
-  if (ranged) {
-    snap = co_await blob_fetches_.wait_finished(fetch);
-  } else {
-    snap = co_await blob_fetches_.wait_started(fetch);
-  }
+  BlobFetch::Snapshot snap = co_await blob_fetches_.wait_started(fetch);
+  // A range, or a body of unknown length, waits for the whole fetch.
+  if (ranged || !snap.size_known) snap = co_await blob_fetches_.wait_finished(fetch);
   if (snap.phase == BlobFetch::Phase::failed) {
     if (snap.error.code == Errc::digest_mismatch) {
       co_return error_reply(Errc::upstream_error, "upstream bytes for " + digest + " do not match the digest");
     }
     co_return error_reply(snap.error);
   }
-  if (snap.phase == BlobFetch::Phase::done || !snap.size_known) {
-    if (snap.phase != BlobFetch::Phase::done) snap = co_await blob_fetches_.wait_finished(fetch);
-    if (snap.phase == BlobFetch::Phase::failed) co_return error_reply(snap.error);
+  if (snap.phase == BlobFetch::Phase::done) {
     Reply reply = blob_from_cache(req, digest);
     reply.cache = "miss";
     co_return co_await gate_streamed_blob(std::move(reply), digest);
   }
+  // Streaming, or uncached (every byte verified, but the cache could not commit the blob): a whole
+  // body follows the fetch's staged file. A range needs the committed blob: 503, and the next pull
+  // fetches it again.
+  if (ranged) co_return error_reply(snap.error);
   Reply reply;
   reply.head.result(http::status::ok);
   reply.head.set(http::field::content_type, "application/octet-stream");

@@ -32,6 +32,10 @@ class Metrics {
   void record_upstream(std::string_view upstream, std::string_view status, double seconds);
   void record_upstream_fetch(std::string_view upstream, std::string_view kind);  // kind: blob|manifest
   void record_digest_mismatch(std::string_view upstream);
+  // The cache could not take a blob being fetched. stage: begin (no file for it), append (a write
+  // failed: the fetch fails), commit (sync or index write failed after the bytes were verified: its
+  // clients are still served, from the staged file, and the next pull fetches it again).
+  void record_cache_write_failure(std::string_view stage);
   void record_corrupt_cached_blob();  // storage.verify_reads found cached bytes that no longer match
   void set_lost_files(double lost);    // the cache's count since open (cache::Stats::lost_files)
   void record_malformed(std::string_view reason);
@@ -78,6 +82,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* upstream_requests_;
   prometheus::Family<prometheus::Histogram>* upstream_seconds_;
   prometheus::Family<prometheus::Counter>* upstream_fetches_;
+  prometheus::Family<prometheus::Counter>* cache_write_failures_;
   prometheus::Family<prometheus::Counter>* digest_mismatches_;
   prometheus::Family<prometheus::Counter>* malformed_;
   prometheus::Family<prometheus::Counter>* decisions_;
