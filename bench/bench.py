@@ -1178,8 +1178,16 @@ def render_table(rows):
     return "\n".join(lines)
 
 
+def run_span(started):
+    """'YYYY-MM-DD HH:MM-HH:MM UTC' from the run's start (a monotonic time) to now: drift on a shared
+    host shows in it."""
+    end = datetime.datetime.now(datetime.timezone.utc)
+    start = end - datetime.timedelta(seconds=time.monotonic() - started)
+    return f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC"
+
+
 def write_outputs(bench, rows, started, update_readme):
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    date = run_span(started)
     cores = os.cpu_count()
     mode = bench.mode
     table = render_table(rows)
@@ -1247,7 +1255,7 @@ def load_main(args, started):
     finally:
         _cleanup()
     r["nofile_soft_limit_script"] = nofile
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    date = run_span(started)
     r["date"], r["cores"] = date, os.cpu_count()
     a, m = r["phases"]["alone"], r["phases"]["mixed"]
     errors = a["errors"] + m["errors"] + m["slow_errors"] + r["idle_open_errors"]
