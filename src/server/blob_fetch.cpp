@@ -6,8 +6,8 @@
 #include <boost/asio/this_coro.hpp>
 
 #include "ocigate/oci/digest.hpp"
-#include "piped_hash.hpp"
 #include "ocigate/server/log.hpp"
+#include "piped_hash.hpp"
 
 namespace ocigate::server {
 

@@ -1,5 +1,6 @@
 #include "piped_hash.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <vector>
 
