@@ -1,5 +1,7 @@
 #include "blob_fetch.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/strand.hpp>
@@ -212,9 +214,12 @@ asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, upstrea
 asio::awaitable<Status> BlobFetches::stream_body(BlobFetch& fetch, upstream::Response& response,
                                                  cache::BlobWriter& writer) {
   auto expected = oci::Digest::parse(fetch.digest());
-  PipedHasher hasher(co_await asio::this_coro::executor, asio::make_strand(hash_pool_), expected->algorithm,
-                     piece_size, hash_depth);
   auto length = response.content_length();
+  // A small blob's buffer is its size: a config or a small layer does not take a whole piece.
+  const std::size_t piece =
+      length ? static_cast<std::size_t>(std::clamp<std::uint64_t>(*length, 1, piece_size)) : piece_size;
+  PipedHasher hasher(co_await asio::this_coro::executor, asio::make_strand(hash_pool_), expected->algorithm, piece,
+                     hash_depth);
   // Followers are woken once a quarter chunk more is staged (one cross-thread post and one
   // sendfile of that size, not one per socket read), or when a read drained the socket: the
   // upstream is slower than we are, so they see its bytes as they come.
