@@ -18,7 +18,7 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr std::size_t piece_size = 256 * 1024;  // upstream reads
-constexpr std::size_t hash_depth = 3;            // pieces read ahead of the hash: 768 KiB per fetch
+constexpr std::size_t hash_depth = 3;            // pieces read ahead of the hash: at most 768 KiB per fetch
 
 // Readers of the cache ask for the rest of the current chunk: one stream holds one chunk at most.
 std::uint64_t to_chunk_end(std::uint64_t offset, std::uint32_t chunk_size) { return chunk_size - offset % chunk_size; }
@@ -276,10 +276,7 @@ asio::awaitable<BlobFetch::Snapshot> BlobFetches::wait_finished(const std::share
   for (;;) {
     auto seen = fetch->notifier().generation();
     auto snap = fetch->snapshot();
-    if (snap.phase == BlobFetch::Phase::done || snap.phase == BlobFetch::Phase::uncached ||
-        snap.phase == BlobFetch::Phase::failed) {
-      co_return snap;
-    }
+    if (snap.ended()) co_return snap;
     co_await fetch->notifier().wait(seen, std::chrono::seconds(1));
   }
 }

@@ -38,6 +38,8 @@ class BlobFetch {
     bool verified = false;       // all size bytes are readable and match the digest
     Error error;
     std::shared_ptr<cache::BlobWriter> writer;
+
+    bool ended() const { return phase == Phase::done || phase == Phase::uncached || phase == Phase::failed; }
   };
 
   BlobFetch(std::string digest, std::string upstream) : digest_(std::move(digest)), upstream_(std::move(upstream)) {}

@@ -16,7 +16,7 @@ namespace ocigate::test {
 class TempDir {
  public:
   TempDir() {
-    // mkdtemp(3) replaces the trailing XXXXXX with a unique suffix and creates the directory.
+    // mkdtemp(3) turns the pattern's last six characters into a unique suffix and creates the directory.
     std::string pattern = (std::filesystem::temp_directory_path() / "ocigate-test-XXXXXX").string();
     if (mkdtemp(pattern.data()) != nullptr) {
       path_ = pattern;

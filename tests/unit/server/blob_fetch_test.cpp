@@ -116,16 +116,7 @@ class BlobFetchTest : public ::testing::Test {
   }
 
   std::shared_ptr<upstream::Client> client_for(const TestServer& server) {
-    config::Upstream u;
-    u.name = "test.local";
-    u.url = server.origin();
-    u.tls = false;
-    u.host = "127.0.0.1";
-    u.port = server.port();
-    u.connect_timeout = 2s;
-    u.response_timeout = 2s;
-    u.idle_timeout = 2s;
-    return upstream::Client::create(io_.get_executor(), u);
+    return upstream::Client::create(io_.get_executor(), upstream::test::upstream_for(server));
   }
 
   std::shared_ptr<BlobFetch> join(BlobFetches& fetches, upstream::Client& client, const std::string& digest) {
@@ -148,9 +139,7 @@ class BlobFetchTest : public ::testing::Test {
     const auto deadline = std::chrono::steady_clock::now() + 10s;
     for (;;) {
       auto snap = fetch->snapshot();
-      const bool final = snap.phase == BlobFetch::Phase::done || snap.phase == BlobFetch::Phase::uncached ||
-                         snap.phase == BlobFetch::Phase::failed;
-      if (final || std::chrono::steady_clock::now() >= deadline) return snap;
+      if (snap.ended() || std::chrono::steady_clock::now() >= deadline) return snap;
       io_.restart();
       io_.run_one_until(std::min(deadline, std::chrono::steady_clock::now() + 10ms));
     }

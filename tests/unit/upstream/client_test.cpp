@@ -116,19 +116,6 @@ class UpstreamClient : public ::testing::Test {
     return Error{Errc::internal, "test: the body did not end"};
   }
 
-  static config::Upstream upstream_for(const TestServer& server) {
-    config::Upstream u;
-    u.name = "test.local";
-    u.url = server.origin();
-    u.tls = false;
-    u.host = "127.0.0.1";
-    u.port = server.port();
-    u.connect_timeout = 2s;
-    u.response_timeout = 2s;
-    u.idle_timeout = 2s;
-    return u;
-  }
-
   std::shared_ptr<Client> client_for(const config::Upstream& upstream) {
     return Client::create(io_.get_executor(), upstream);
   }

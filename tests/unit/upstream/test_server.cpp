@@ -1,5 +1,7 @@
 #include "test_server.hpp"
 
+#include <chrono>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ssl/stream.hpp>
@@ -104,6 +106,19 @@ asio::awaitable<void> TestServer::serve(Stream& stream) {
     auto [wec, written] = co_await asio::async_write(stream, asio::buffer(bytes), use_tuple);
     if (wec || reply.close) co_return;
   }
+}
+
+config::Upstream upstream_for(const TestServer& server) {
+  config::Upstream u;
+  u.name = "test.local";
+  u.url = server.origin();
+  u.tls = false;
+  u.host = "127.0.0.1";
+  u.port = server.port();
+  u.connect_timeout = std::chrono::seconds(2);
+  u.response_timeout = std::chrono::seconds(2);
+  u.idle_timeout = std::chrono::seconds(2);
+  return u;
 }
 
 }  // namespace ocigate::upstream::test

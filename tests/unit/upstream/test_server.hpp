@@ -22,6 +22,8 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "ocigate/config/config.hpp"
+
 namespace ocigate::upstream::test {
 
 namespace asio = boost::asio;
@@ -99,5 +101,8 @@ class TestServer {
   std::atomic<int> connections_{0};
   std::thread thread_;
 };
+
+// A plain-HTTP upstream "test.local" at server's address, with 2 s connect, response and idle timeouts.
+config::Upstream upstream_for(const TestServer& server);
 
 }  // namespace ocigate::upstream::test
