@@ -25,8 +25,10 @@ std::uint64_t to_chunk_end(std::uint64_t offset, std::uint32_t chunk_size) { ret
 
 std::string status_text(unsigned status) { return std::to_string(status); }
 
-asio::awaitable<void> commit_blob(cache::BlobWriter* writer, std::optional<Status>* outcome) {
+asio::awaitable<void> commit_blob(cache::BlobWriter* writer, std::optional<Status>* outcome,
+                                  std::atomic<unsigned>* pending) {
   outcome->emplace(writer->commit());
+  --*pending;
   co_return;
 }
 
@@ -133,6 +135,16 @@ std::shared_ptr<BlobFetch> BlobFetches::join(const std::string& digest, upstream
   slot = std::make_shared<BlobFetch>(digest, client.upstream().name);
   asio::co_spawn(asio::make_strand(executor_), run(slot, client, repo, scope), asio::detached);
   return slot;
+}
+
+// asio's thread_pool destructor stops the pool before joining it, which would drop a commit still
+// queued behind two running ones. join() first runs the queue out: each commit is a sync, and
+// its blob was verified and served.
+BlobFetches::~BlobFetches() {
+  if (unsigned pending = commits_pending_.load(); pending > 0) {
+    log::info("finishing cache commits before exit", {{"commits", pending}});
+  }
+  commit_pool_.join();
 }
 
 void BlobFetches::forget(const std::string& digest) {
@@ -258,7 +270,9 @@ asio::awaitable<Status> BlobFetches::stream_body(BlobFetch& fetch, upstream::Res
 // On the commit pool: a sync to disk and an index write, tens of ms.
 asio::awaitable<Status> BlobFetches::commit(cache::BlobWriter& writer) {
   std::optional<Status> committed;
-  auto committing = asio::co_spawn(commit_pool_, commit_blob(&writer, &committed), asio::use_awaitable);
+  ++commits_pending_;
+  auto committing =
+      asio::co_spawn(commit_pool_, commit_blob(&writer, &committed, &commits_pending_), asio::use_awaitable);
   co_await std::move(committing);
   co_return std::move(*committed);
 }

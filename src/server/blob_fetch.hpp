@@ -5,16 +5,17 @@
 // client ever holds a complete wrong blob. The commit (a sync to disk) runs after that, off their
 // path. The fetch does not depend on any client: a client that leaves does not stop it.
 
+#include <atomic>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "notifier.hpp"
 #include "ocigate/cache/store.hpp"
@@ -82,6 +83,10 @@ class BlobFetches {
  public:
   BlobFetches(FetchContext context, boost::asio::any_io_executor executor, unsigned hash_threads)
       : context_(context), executor_(std::move(executor)), hash_pool_(std::max(hash_threads, 1U)) {}
+  // Runs the commits still queued before it returns (at shutdown: a verified blob stays cached).
+  ~BlobFetches();
+  BlobFetches(const BlobFetches&) = delete;
+  BlobFetches& operator=(const BlobFetches&) = delete;
 
   // Returns the fetch under way for digest, or starts one on its own strand.
   std::shared_ptr<BlobFetch> join(const std::string& digest, upstream::Client& client, const std::string& repo,
@@ -112,6 +117,7 @@ class BlobFetches {
   std::unordered_map<std::string, std::shared_ptr<BlobFetch>> fetches_;
   // Each fetch hashes its body on a strand of this pool, beside the I/O thread that reads it.
   boost::asio::thread_pool hash_pool_;
+  std::atomic<unsigned> commits_pending_{0};  // queued or running on commit_pool_
   // Commits flush and sync to disk (tens of ms): kept off the I/O threads, which carry every other
   // transfer meanwhile. Last member: joined first, while what its work refers to still exists.
   boost::asio::thread_pool commit_pool_{2};

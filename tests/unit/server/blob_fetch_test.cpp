@@ -4,8 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -24,10 +29,13 @@ using UpstreamReply = upstream::test::Reply;
 using upstream::test::ServerRequest;
 using upstream::test::TestServer;
 
-// A writer whose commit fails, as a sync on a failing disk would; the rest is the real writer's.
-class CommitFailsWriter final : public cache::BlobWriter {
+// The real writer, but its commit goes through a hook (a failing or a slow disk).
+using CommitHook = std::function<Status(cache::BlobWriter& inner)>;
+
+class HookedWriter final : public cache::BlobWriter {
  public:
-  explicit CommitFailsWriter(std::unique_ptr<cache::BlobWriter> inner) : inner_(std::move(inner)) {}
+  HookedWriter(std::unique_ptr<cache::BlobWriter> inner, CommitHook hook)
+      : inner_(std::move(inner)), hook_(std::move(hook)) {}
   Status append(std::string_view bytes) override { return inner_->append(bytes); }
   std::uint64_t appended() const override { return inner_->appended(); }
   std::uint64_t staged() const override { return inner_->staged(); }
@@ -36,16 +44,17 @@ class CommitFailsWriter final : public cache::BlobWriter {
     return inner_->read_staged(offset, max, out);
   }
   int file_descriptor() const override { return inner_->file_descriptor(); }
-  Status commit() override { return Error{Errc::storage_error, "test: cannot sync the blob's file"}; }
+  Status commit() override { return hook_(*inner_); }
 
  private:
   std::unique_ptr<cache::BlobWriter> inner_;
+  CommitHook hook_;
 };
 
-// The real cache, but every blob commit fails.
-class CommitFailsStore final : public cache::Store {
+// The real cache, but every blob commit goes through the hook.
+class CommitHookStore final : public cache::Store {
  public:
-  explicit CommitFailsStore(cache::Store& inner) : inner_(inner) {}
+  CommitHookStore(cache::Store& inner, CommitHook hook) : inner_(inner), hook_(std::move(hook)) {}
   std::optional<cache::ManifestEntry> get_manifest(const std::string& d) override { return inner_.get_manifest(d); }
   Status put_manifest(const std::string& d, const cache::ManifestEntry& e) override {
     return inner_.put_manifest(d, e);
@@ -61,7 +70,7 @@ class CommitFailsStore final : public cache::Store {
   Result<std::unique_ptr<cache::BlobWriter>> begin_blob(const std::string& d) override {
     auto writer = inner_.begin_blob(d);
     if (!writer) return writer.error();
-    return std::unique_ptr<cache::BlobWriter>(std::make_unique<CommitFailsWriter>(std::move(*writer)));
+    return std::unique_ptr<cache::BlobWriter>(std::make_unique<HookedWriter>(std::move(*writer), hook_));
   }
   Status remove_blob(const std::string& d) override { return inner_.remove_blob(d); }
   std::optional<std::string> get_record(std::string_view s, std::string_view k) override {
@@ -83,6 +92,37 @@ class CommitFailsStore final : public cache::Store {
 
  private:
   cache::Store& inner_;
+  CommitHook hook_;
+};
+
+Status commit_fails(cache::BlobWriter&) { return Error{Errc::storage_error, "test: cannot sync the blob's file"}; }
+
+// Holds every commit until opened, as a stalled disk would, and counts the commits that began.
+class CommitGate {
+ public:
+  Status pass(cache::BlobWriter& inner) {
+    {
+      std::unique_lock lock(mutex_);
+      ++began_;
+      changed_.wait_for(lock, 10s, [this] { return open_; });
+    }
+    return inner.commit();
+  }
+  void open() {
+    std::lock_guard lock(mutex_);
+    open_ = true;
+    changed_.notify_all();
+  }
+  unsigned began() {
+    std::lock_guard lock(mutex_);
+    return began_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  unsigned began_ = 0;
+  bool open_ = false;
 };
 
 struct Followed {
@@ -134,21 +174,28 @@ class BlobFetchTest : public ::testing::Test {
     return out;
   }
 
-  // Runs io_ until the fetch reaches a final phase, within 10 s.
-  BlobFetch::Snapshot settle(const std::shared_ptr<BlobFetch>& fetch) {
+  // Runs io_ until done() holds, within 10 s; returns done().
+  bool run_until(const std::function<bool()>& done) {
     const auto deadline = std::chrono::steady_clock::now() + 10s;
-    for (;;) {
-      auto snap = fetch->snapshot();
-      if (snap.ended() || std::chrono::steady_clock::now() >= deadline) return snap;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
       io_.restart();
       io_.run_one_until(std::min(deadline, std::chrono::steady_clock::now() + 10ms));
     }
+    return done();
   }
 
+  // Runs io_ until the fetch reaches a final phase, within 10 s.
+  BlobFetch::Snapshot settle(const std::shared_ptr<BlobFetch>& fetch) {
+    run_until([&] { return fetch->snapshot().ended(); });
+    return fetch->snapshot();
+  }
+
+  // io_ last: destroyed first, with any coroutine it still holds, while the cache and the metrics
+  // those refer to still exist.
   test::TempDir dir_;
-  asio::io_context io_;
   std::unique_ptr<cache::Store> store_;
   metrics::Metrics metrics_;
+  asio::io_context io_;
 };
 
 std::string blob_reply_for(const ServerRequest& request, const std::string& digest, const std::string& bytes) {
@@ -190,7 +237,7 @@ TEST_F(BlobFetchTest, BytesThatDoNotMatchTheDigestAreNeverDeliveredWholeNorCache
 }
 
 TEST_F(BlobFetchTest, AVerifiedBlobWhoseCommitFailsStillReachesItsClient) {
-  CommitFailsStore failing(*store_);
+  CommitHookStore failing(*store_, commit_fails);
   const std::string bytes = test::pattern_bytes(3 * 1024 * 1024 + 5, 13);
   const std::string digest = oci::sha256_digest(bytes);
   TestServer server([&](const ServerRequest& r) { return UpstreamReply::ok(blob_reply_for(r, digest, bytes)); });
@@ -212,6 +259,46 @@ TEST_F(BlobFetchTest, AVerifiedBlobWhoseCommitFailsStillReachesItsClient) {
   EXPECT_NE(next, fetch);
   EXPECT_TRUE(follow(fetches, next)->bytes == bytes);
   EXPECT_EQ(server.requests().size(), 2U);
+}
+
+// At shutdown the I/O threads stop and the fetches are destroyed. A commit still queued behind two
+// running ones (the pool has two threads) must run before that returns: its blob was verified
+// and served, and dropping it would only make the next pull fetch it again.
+TEST_F(BlobFetchTest, CommitsStillQueuedAtShutdownAreWritten) {
+  CommitGate gate;
+  CommitHookStore slow(*store_, [&gate](cache::BlobWriter& inner) { return gate.pass(inner); });
+  std::vector<std::string> blobs;
+  std::vector<std::string> digests;
+  for (int i = 0; i < 3; ++i) {
+    blobs.push_back(test::pattern_bytes(64 * 1024 + i, 20 + i));
+    digests.push_back(oci::sha256_digest(blobs.back()));
+  }
+  TestServer server([&](const ServerRequest& r) {
+    for (std::size_t i = 0; i < blobs.size(); ++i) {
+      if (!blob_reply_for(r, digests[i], blobs[i]).empty()) return UpstreamReply::ok(blobs[i]);
+    }
+    return UpstreamReply::ok("");
+  });
+  auto client = client_for(server);
+  auto fetches = std::make_unique<BlobFetches>(FetchContext{slow, metrics_, 5s}, io_.get_executor(), 2);
+  std::vector<std::shared_ptr<BlobFetch>> joined;
+  for (const auto& digest : digests) joined.push_back(join(*fetches, *client, digest));
+  // Every blob verified (so each commit was handed to the pool), two commits holding both threads.
+  ASSERT_TRUE(run_until([&] {
+    for (const auto& fetch : joined) {
+      if (!fetch->snapshot().verified) return false;
+    }
+    return gate.began() == 2;
+  })) << gate.began() << " commits began";
+
+  std::thread opener([&gate] {
+    std::this_thread::sleep_for(200ms);
+    gate.open();
+  });
+  fetches.reset();  // as at shutdown: io_ no longer runs, the fetches go
+  opener.join();
+  EXPECT_EQ(gate.began(), 3U);
+  for (const auto& digest : digests) EXPECT_TRUE(store_->open_blob(digest)) << digest << " was not cached";
 }
 
 }  // namespace ocigate::server
