@@ -162,30 +162,19 @@ Credentials parse_authorization(std::string_view header) {
 
 std::optional<bool> VerifyCache::find(const std::string& key, std::chrono::steady_clock::time_point now) {
   std::lock_guard lock(mutex_);
-  auto it = entries_.find(key);
-  if (it == entries_.end()) return std::nullopt;
-  if (now >= it->second.expires) {
-    order_.erase(it->second.order);
-    entries_.erase(it);
+  const Entry* entry = entries_.find(key);
+  if (!entry) return std::nullopt;
+  if (now >= entry->expires) {
+    entries_.erase(key);
     return std::nullopt;
   }
-  return it->second.ok;
+  return entry->ok;
 }
 
 void VerifyCache::store(const std::string& key, bool ok, std::chrono::steady_clock::time_point now) {
-  if (capacity_ == 0 || ttl_.count() == 0) return;
+  if (ttl_.count() == 0) return;
   std::lock_guard lock(mutex_);
-  auto it = entries_.find(key);
-  if (it != entries_.end()) {
-    order_.erase(it->second.order);
-    entries_.erase(it);
-  }
-  while (entries_.size() >= capacity_) {
-    entries_.erase(order_.front());
-    order_.pop_front();
-  }
-  order_.push_back(key);
-  entries_.emplace(key, Entry{ok, now + ttl_, std::prev(order_.end())});
+  entries_.put(key, Entry{ok, now + ttl_});
 }
 
 std::size_t VerifyCache::size() {
@@ -196,7 +185,8 @@ std::size_t VerifyCache::size() {
 Result<std::shared_ptr<Authenticator>> Authenticator::build(const config::Auth& auth, const std::string& source) {
   auto check = [&](const config::Located& glob) -> std::optional<Error> {
     if (auto why = policy::glob_error(glob.value)) {
-      std::string where = source + (glob.line ? ":" + std::to_string(glob.line) : std::string());
+      std::string where = source;
+      if (glob.line) where += ':' + std::to_string(glob.line);
       return Error{Errc::config_invalid, where + ": " + glob.key + ": '" + glob.value + "' " + *why};
     }
     return std::nullopt;

@@ -35,7 +35,6 @@ constexpr std::string_view latest_space = "verdict-latest";
 constexpr std::string_view allowed_space = "allowed-blob";
 constexpr std::string_view inventory_space = "inventory";
 constexpr std::string_view blocked_layer_space = "blocked-layer";
-constexpr std::size_t memo_limit = 4096;  // parsed verdicts kept in memory
 
 // What the image is made of, kept with its verdict for the verdict API and `ocigate check` (and
 // for a future vulnerabilities check): the OS and the packages of the final filesystem.
@@ -110,7 +109,7 @@ std::optional<Gate::Remembered> Gate::parse_record(std::string_view record) {
 std::optional<Gate::Remembered> Gate::recall(const std::string& key) {
   {
     std::lock_guard lock(memo_mutex_);
-    if (auto it = memo_.find(key); it != memo_.end()) return it->second;
+    if (const Remembered* hit = memo_.find(key)) return *hit;
   }
   auto record = store_.get_record(verdict_space, key);
   if (!record) return std::nullopt;
@@ -122,12 +121,7 @@ std::optional<Gate::Remembered> Gate::recall(const std::string& key) {
 
 void Gate::remember(const std::string& key, Remembered entry, bool replace) {
   std::lock_guard lock(memo_mutex_);
-  if (memo_.size() >= memo_limit && !memo_.contains(key)) memo_.clear();
-  if (replace) {
-    memo_.insert_or_assign(key, std::move(entry));
-  } else {
-    memo_.try_emplace(key, std::move(entry));
-  }
+  if (replace || !memo_.contains(key)) memo_.put(key, std::move(entry));
 }
 
 void Gate::forget_all() {

@@ -9,12 +9,12 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "ocigate/cache/store.hpp"
+#include "ocigate/common/lru_map.hpp"
 #include "ocigate/config/config.hpp"
 #include "ocigate/metrics/metrics.hpp"
 #include "ocigate/oci/manifest.hpp"
@@ -111,10 +111,10 @@ class Gate {
   metrics::Metrics& metrics_;
   PolicyHolder& policy_;
   // Parsed verdict records by cache key, in front of the store: a verdict-cache hit is a map
-  // lookup, not a RocksDB get and a JSON parse. Mirrors what judge() stores; bounded (cleared
-  // when full) and cleared with the records of other policy versions.
+  // lookup, not a RocksDB get and a JSON parse. Mirrors what judge() stores; bounded (the least
+  // recently used goes) and cleared with the records of other policy versions.
   std::mutex memo_mutex_;
-  std::unordered_map<std::string, Remembered> memo_;
+  LruMap<Remembered> memo_{4096};
 };
 
 }  // namespace ocigate::server

@@ -9,7 +9,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -20,6 +19,7 @@
 
 #include <openssl/types.h>
 
+#include "ocigate/common/lru_map.hpp"
 #include "ocigate/common/result.hpp"
 #include "ocigate/config/config.hpp"
 
@@ -55,10 +55,10 @@ Credentials parse_authorization(std::string_view header);
 Result<std::string> certificate_user(const X509* certificate);
 
 // Remembers recent password verifications, keyed by a hash of user and password, so a client
-// pulling 50 layers costs one bcrypt, not 50. Bounded: when full, the oldest entry goes.
+// pulling 50 layers costs one bcrypt, not 50. Bounded: when full, the least recently used entry goes.
 class VerifyCache {
  public:
-  VerifyCache(std::size_t capacity, std::chrono::seconds ttl) : capacity_(capacity), ttl_(ttl) {}
+  VerifyCache(std::size_t capacity, std::chrono::seconds ttl) : ttl_(ttl), entries_(capacity) {}
   std::optional<bool> find(const std::string& key, std::chrono::steady_clock::time_point now);
   void store(const std::string& key, bool ok, std::chrono::steady_clock::time_point now);
   std::size_t size();
@@ -67,13 +67,10 @@ class VerifyCache {
   struct Entry {
     bool ok;
     std::chrono::steady_clock::time_point expires;
-    std::list<std::string>::iterator order;
   };
-  std::size_t capacity_;
   std::chrono::seconds ttl_;
   std::mutex mutex_;
-  std::list<std::string> order_;  // oldest first
-  std::unordered_map<std::string, Entry> entries_;
+  LruMap<Entry> entries_;
 };
 
 class Authenticator {
