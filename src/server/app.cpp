@@ -787,16 +787,6 @@ class App {
 
 }  // namespace
 
-// asio starts an io_context's resolver thread (blocking getaddrinfo) at its first resolve, from
-// the resolving thread, whose CPU pin it would inherit. Started here, before any thread is pinned.
-void start_resolver_threads(const std::vector<std::unique_ptr<asio::io_context>>& contexts) {
-  for (const auto& context : contexts) {
-    auto resolver = std::make_shared<tcp::resolver>(*context);
-    resolver->async_resolve("127.0.0.1", "0", tcp::resolver::numeric_host | tcp::resolver::numeric_service,
-                            [resolver](const boost::system::error_code&, const tcp::resolver::results_type&) {});
-  }
-}
-
 // Runs every context on its own thread (the first on this one) until the first runs out of work or
 // is stopped; the others are kept alive by work guards until then, as connections come and go.
 // With a plan, thread i is pinned to CPU plan[i] (after every pool was started, so none inherits it).
@@ -809,7 +799,6 @@ void run_contexts(const std::vector<std::unique_ptr<asio::io_context>>& contexts
       log::warn("cannot pin an I/O thread; it runs unpinned", {{"cpu", (*plan)[i]}, {"error", *refused}});
     }
   };
-  if (plan) start_resolver_threads(contexts);
   std::vector<Guard> guards;
   std::vector<std::thread> workers;
   for (std::size_t i = 1; i < contexts.size(); ++i) {

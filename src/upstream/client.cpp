@@ -17,6 +17,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/url/parse.hpp>
@@ -24,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "connection.hpp"
+#include "ocigate/common/lru_map.hpp"
 #include "ocigate/oci/challenge.hpp"
 #include "ocigate/upstream/address.hpp"
 
@@ -88,16 +90,35 @@ Error transport_error(const Endpoint& endpoint, const beast::error_code& ec, std
 
 using Endpoints = std::vector<tcp::endpoint>;
 
-// The default Resolve: getaddrinfo on the io_context's resolver thread.
-asio::awaitable<Result<Endpoints>> system_resolve(asio::any_io_executor executor, std::string host,
-                                                  std::string service) {
-  tcp::resolver resolver(executor);
-  auto [ec, results] = co_await resolver.async_resolve(host, service, use_tuple);
-  if (ec) co_return Error{Errc::upstream_error, "cannot resolve upstream " + host + ": " + ec.message()};
-  if (results.empty()) co_return Error{Errc::upstream_error, "upstream " + host + " has no address"};
-  Endpoints out;
-  for (const auto& entry : results) out.push_back(entry.endpoint());
-  co_return out;
+// Addresses of a looked-up name are reused for this long (getaddrinfo gives no TTL): a burst of
+// new connections, such as a cold pull's layers or a redirect to a CDN, does not wait on a lookup
+// each time, and a host that moves is seen within it.
+constexpr auto lookup_ttl = std::chrono::seconds(30);
+constexpr std::size_t lookup_cache_size = 256;  // names, upstream and redirect hosts together
+constexpr int lookup_threads = 4;               // lookups of one client that may block at once
+
+// getaddrinfo, run on a thread of the lookup pool, where it may block.
+asio::awaitable<void> blocking_lookup(std::string host, std::string service, std::optional<Result<Endpoints>>* out) {
+  tcp::resolver resolver(co_await asio::this_coro::executor);
+  boost::system::error_code ec;
+  auto results = resolver.resolve(host, service, ec);
+  if (ec) {
+    out->emplace(Error{Errc::upstream_error, "cannot resolve upstream " + host + ": " + ec.message()});
+  } else if (results.empty()) {
+    out->emplace(Error{Errc::upstream_error, "upstream " + host + " has no address"});
+  } else {
+    Endpoints endpoints;
+    for (const auto& entry : results) endpoints.push_back(entry.endpoint());
+    out->emplace(std::move(endpoints));
+  }
+}
+
+// The default Resolve. asio's own async_resolve runs one getaddrinfo at a time per io_context,
+// so one slow answer held every other name's lookup behind it; the pool runs several at once.
+asio::awaitable<Result<Endpoints>> system_resolve(asio::thread_pool& pool, std::string host, std::string service) {
+  std::optional<Result<Endpoints>> out;
+  co_await asio::co_spawn(pool, blocking_lookup(std::move(host), std::move(service), &out), asio::use_awaitable);
+  co_return std::move(*out);
 }
 
 // One lookup's answer, handed from the lookup to the request waiting for it (on the request's
@@ -293,7 +314,8 @@ class ClientImpl final : public Client {
  public:
   ClientImpl(asio::any_io_executor executor, config::Upstream upstream, Resolve resolve)
       : executor_(std::move(executor)),
-        resolve_(std::move(resolve)),
+        lookup_pool_(resolve ? nullptr : std::make_unique<asio::thread_pool>(lookup_threads)),
+        resolve_(resolve ? std::move(resolve) : system_resolver(*lookup_pool_)),
         upstream_(std::move(upstream)),
         tls_context_(ssl::context::tls_client),
         pool_(std::make_shared<Pool>(upstream_.max_connections)),
@@ -494,9 +516,42 @@ class ClientImpl final : public Client {
     co_return Error{Errc::upstream_error, "upstream " + endpoint.host + " closed the connection without answering"};
   }
 
-  // getaddrinfo cannot be interrupted, and asio runs one at a time per io_context: the wait for a
+  static Resolve system_resolver(asio::thread_pool& pool) {
+    return [&pool](std::string host, std::string service) {
+      return system_resolve(pool, std::move(host), std::move(service));
+    };
+  }
+
+  static std::string lookup_key(const Endpoint& endpoint) {
+    return endpoint.host + ':' + std::to_string(endpoint.port);
+  }
+
+  std::optional<Endpoints> cached_lookup(const std::string& key) {
+    std::lock_guard lock(lookups_mutex_);
+    const Lookup* found = lookups_.find(key);
+    if (!found) return std::nullopt;
+    if (std::chrono::steady_clock::now() >= found->expires) {
+      lookups_.erase(key);
+      return std::nullopt;
+    }
+    return found->endpoints;
+  }
+
+  void remember_lookup(const std::string& key, const Endpoints& endpoints) {
+    std::lock_guard lock(lookups_mutex_);
+    lookups_.put(key, Lookup{endpoints, std::chrono::steady_clock::now() + lookup_ttl});
+  }
+
+  void forget_lookup(const std::string& key) {
+    std::lock_guard lock(lookups_mutex_);
+    lookups_.erase(key);
+  }
+
+  // A fresh cached answer, else a lookup. getaddrinfo cannot be interrupted: the wait for a
   // lookup ends after connect_timeout, and an answer that comes later is dropped.
   asio::awaitable<Result<Endpoints>> resolve(const Endpoint& endpoint) {
+    const std::string key = lookup_key(endpoint);
+    if (auto cached = cached_lookup(key)) co_return std::move(*cached);
     auto wait = std::make_shared<LookupWait>(co_await asio::this_coro::executor);
     wait->timer.expires_after(upstream_.connect_timeout);
     asio::co_spawn(executor_, run_lookup(resolve_, wait, endpoint.host, std::to_string(endpoint.port)),
@@ -506,6 +561,7 @@ class ClientImpl final : public Client {
       co_return Error{Errc::upstream_timeout, "resolving upstream " + endpoint.host + " timed out after " +
                                                   seconds_text(upstream_.connect_timeout)};
     }
+    if (*wait->result) remember_lookup(key, **wait->result);
     co_return std::move(*wait->result);
   }
 
@@ -534,6 +590,7 @@ class ClientImpl final : public Client {
     stream.expires_after(upstream_.connect_timeout);
     auto [cec, ep] = co_await stream.async_connect(results, use_tuple);
     if (cec) {
+      forget_lookup(lookup_key(endpoint));  // the retry looks the name up again
       if (cec == beast::error::timeout) {
         co_return Error{Errc::upstream_timeout, "connecting to upstream " + endpoint.host + " timed out after " +
                                                     seconds_text(upstream_.connect_timeout)};
@@ -695,8 +752,16 @@ class ClientImpl final : public Client {
     return authorization;
   }
 
+  struct Lookup {
+    Endpoints endpoints;
+    std::chrono::steady_clock::time_point expires;
+  };
+
   asio::any_io_executor executor_;
+  std::unique_ptr<asio::thread_pool> lookup_pool_;  // for the system's lookups (no Resolve given)
   Resolve resolve_;
+  std::mutex lookups_mutex_;
+  LruMap<Lookup> lookups_{lookup_cache_size};  // by host:port, each for lookup_ttl
   config::Upstream upstream_;
   ssl::context tls_context_;
   std::string setup_error_;
@@ -719,11 +784,6 @@ class ClientImpl final : public Client {
 
 std::shared_ptr<Client> Client::create(asio::any_io_executor executor, const config::Upstream& upstream,
                                        Resolve resolve) {
-  if (!resolve) {
-    resolve = [executor](std::string host, std::string service) {
-      return system_resolve(executor, std::move(host), std::move(service));
-    };
-  }
   return std::make_shared<ClientImpl>(std::move(executor), upstream, std::move(resolve));
 }
 

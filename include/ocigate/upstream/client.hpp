@@ -72,8 +72,8 @@ struct ClientStats {
 // Seconds a client is asked to wait (Retry-After) after upstream_busy.
 inline constexpr unsigned busy_retry_after = 5;
 
-// Turns a host name and port into addresses to connect to. The default is getaddrinfo on asio's
-// resolver thread; tests pass their own. Errors are upstream_error with the reason.
+// Turns a host name and port into addresses to connect to. The default is getaddrinfo on the
+// client's own lookup threads; tests pass their own. Errors are upstream_error with the reason.
 using Resolve = std::function<asio::awaitable<Result<std::vector<asio::ip::tcp::endpoint>>>(std::string host,
                                                                                          std::string service)>;
 
@@ -81,7 +81,8 @@ class Client {
  public:
   virtual ~Client() = default;
   // Name lookups go through `resolve` (default: the system's); each wait for one is bounded by
-  // the upstream's connect_timeout.
+  // the upstream's connect_timeout. An answer is reused by new connections for 30 s, and
+  // forgotten when a connect to its addresses fails.
   static std::shared_ptr<Client> create(asio::any_io_executor executor, const config::Upstream& upstream,
                                         Resolve resolve = {});
 

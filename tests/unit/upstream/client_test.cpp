@@ -562,6 +562,9 @@ TEST_F(UpstreamClient, Returns429WithRetryAfterAndDoesNotRetry) {
 
 using Endpoints = std::vector<tcp::endpoint>;
 
+// A body read with read_all, or its error as text, for one EXPECT.
+std::string text(const Result<std::string>& body) { return body ? *body : "error: " + body.error().message; }
+
 asio::awaitable<Result<Endpoints>> loopback_lookup(std::uint16_t port) {
   co_return Endpoints{tcp::endpoint(asio::ip::make_address("127.0.0.1"), port)};
 }
@@ -593,6 +596,67 @@ TEST_F(UpstreamClient, ConnectsToTheAddressesTheLookupGivesAndKeepsTheNameInTheH
   EXPECT_EQ(lookups, std::vector<std::string>{"registry.example:" + std::to_string(server.port())});
   ASSERT_EQ(server.requests().size(), 2u);
   EXPECT_EQ(header(server.requests()[0], http::field::host), "registry.example:" + std::to_string(server.port()));
+}
+
+// A new connection within the lookup's TTL (here: the upstream closes each one) reuses its answer.
+TEST_F(UpstreamClient, NewConnectionsReuseARecentLookup) {
+  TestServer server([](const ServerRequest&) {
+    auto reply = Reply::ok("found");
+    reply.close = true;
+    return reply;
+  });
+  auto upstream = upstream_for(server);
+  upstream.host = "registry.example";
+  int lookups = 0;
+  auto client = Client::create(io_.get_executor(), upstream, [&lookups, port = server.port()](std::string,
+                                                                                              std::string) {
+    ++lookups;
+    return loopback_lookup(port);
+  });
+  for (int i = 0; i < 3; ++i) {
+    auto response = send(*client, get("/v2/"));
+    ASSERT_TRUE(response.ok()) << response.error().message;
+    EXPECT_EQ(text(read_all(**response)), "found");
+  }
+  EXPECT_EQ(client->stats().connections_opened, 3u);
+  EXPECT_EQ(lookups, 1);
+}
+
+// A host that moved: the remembered addresses refuse the connection, and the retry looks the name
+// up again instead of trying them until the TTL ends.
+TEST_F(UpstreamClient, AConnectFailureForgetsTheRememberedAddresses) {
+  TestServer server([](const ServerRequest&) { return Reply::ok("moved here"); });
+  std::uint16_t gone_port = 0;
+  {
+    tcp::acceptor closed(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    gone_port = closed.local_endpoint().port();
+  }
+  auto upstream = upstream_for(server);
+  upstream.host = "registry.example";
+  int lookups = 0;
+  auto client = Client::create(io_.get_executor(), upstream, [&](std::string, std::string) {
+    return loopback_lookup(++lookups == 1 ? gone_port : server.port());
+  });
+  auto response = send(*client, get("/v2/"), 10s);
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ(text(read_all(**response)), "moved here");
+  EXPECT_EQ(lookups, 2);
+}
+
+// The system's lookup (no Resolve given), on the client's own lookup threads.
+TEST_F(UpstreamClient, TheSystemLookupFindsLocalhost) {
+  TestServer server([](const ServerRequest&) {
+    auto reply = Reply::ok("local");
+    reply.close = true;
+    return reply;
+  });
+  auto upstream = upstream_for(server);
+  upstream.host = "localhost";
+  auto client = Client::create(io_.get_executor(), upstream);
+  auto response = send(*client, get("/v2/"), 10s);
+  ASSERT_TRUE(response.ok()) << response.error().message;
+  EXPECT_EQ(text(read_all(**response)), "local");
+  EXPECT_EQ(server.requests().size(), 1u);
 }
 
 TEST_F(UpstreamClient, ALookupThatNeverAnswersIsAnUpstreamTimeoutAfterTheConnectTimeout) {
