@@ -49,11 +49,11 @@ GiB = 1 << 30
 # many-small-layers image (64 KiB to scan_small_max of tar each). Both are compressible, like real layers.
 MODES = {
     "full": {"runs": 3, "big": 1 * GiB, "layers": 20, "layer": 5 * MiB, "small": 300, "load_s": 10, "hit_s": 5,
-             "scan_big": 256 * MiB, "scan_layers": 50, "scan_small_max": 8 * MiB},
+             "copies": 3, "scan_big": 256 * MiB, "scan_layers": 50, "scan_small_max": 8 * MiB},
     "quick": {"runs": 1, "big": 256 * MiB, "layers": 20, "layer": 1 * MiB, "small": 100, "load_s": 4, "hit_s": 3,
-              "scan_big": 64 * MiB, "scan_layers": 50, "scan_small_max": 2 * MiB},
+              "copies": 1, "scan_big": 64 * MiB, "scan_layers": 50, "scan_small_max": 2 * MiB},
     "smoke": {"runs": 1, "big": 8 * MiB, "layers": 4, "layer": 64 * 1024, "small": 8, "load_s": 1, "hit_s": 1,
-              "scan_big": 2 * MiB, "scan_layers": 5, "scan_small_max": 256 * 1024},
+              "copies": 1, "scan_big": 2 * MiB, "scan_layers": 5, "scan_small_max": 256 * 1024},
 }
 # --load (issue #7): idle keep-alive connections held open, active pulls (fast + deliberately slow
 # readers), seconds per phase, each slow reader's rate. Seeded like --quick but with 2 MiB layers.
@@ -862,15 +862,11 @@ class Bench:
     def cold_figures(self, order):
         big = self.seed.big_path_url
         os.sync()
-        # Straight from the upstream: the reference for first byte and for skopeo.
+        # Straight from the upstream: the reference for first byte.
         r = self.attempt("direct cold GET", lambda: self.tools.get(self.upstream.port, big, 1))
         if r:
             self.add("ttfb", "direct", r["clients"][0]["ttfbb"])
             self.add("cold1", "direct", r["bytes_per_second"])
-        direct = self.attempt("skopeo direct", lambda: skopeo_copy(self.upstream.port, "bench/twenty:v1",
-                                                                   os.path.join(self.workdir, "copy")))
-        if direct:
-            self.add("skopeo", "direct", direct)
         for who in order:
             server = self.attempt(f"start cold {who}", lambda: self.fresh(who, "single"))
             if not server:
@@ -880,14 +876,7 @@ class Bench:
                 self.add("ttfb", who, r["clients"][0]["ttfbb"])
                 self.add("cold1", who, r["bytes_per_second"])
             server.destroy()
-            server = self.attempt(f"start cold {who}", lambda: self.fresh(who, "skopeo"))
-            if not server:
-                continue
-            t = self.attempt(f"skopeo via {who}", lambda: skopeo_copy(server.port, "bench/twenty:v1",
-                                                                      os.path.join(self.workdir, "copy")))
-            if t:
-                self.add("skopeo", who, t)
-            server.destroy()
+        self.skopeo_figures(order)
         for who in order:
             server = self.attempt(f"start cold {who}", lambda: self.fresh(who, "flight"))
             if not server:
@@ -901,6 +890,25 @@ class Bench:
                 self.add("single_flight", who, sent / self.seed.big_size)
                 self.add("single_flight_gets", who, gets)
             server.destroy()
+
+    def skopeo_figures(self, order):
+        """`skopeo copy` of the 20-layer image straight from the upstream, then through each proxy fresh,
+        interleaved, `copies` times a run: a copy takes about a second, and one copy a run left the figure
+        to one noisy second of a shared host."""
+        dest = os.path.join(self.workdir, "copy")
+        for _ in range(self.mode["copies"]):
+            os.sync()  # as fresh() does before each proxy: no writeback of the copy before
+            direct = self.attempt("skopeo direct", lambda: skopeo_copy(self.upstream.port, "bench/twenty:v1", dest))
+            if direct:
+                self.add("skopeo", "direct", direct)
+            for who in order:
+                server = self.attempt(f"start cold {who}", lambda: self.fresh(who, "skopeo"))
+                if not server:
+                    continue
+                t = self.attempt(f"skopeo via {who}", lambda: skopeo_copy(server.port, "bench/twenty:v1", dest))
+                if t:
+                    self.add("skopeo", who, t)
+                server.destroy()
 
     # ---- layer scan: the standalone scanner (bench/layer_scan.cpp), and the prefetch cost in a first pull ----
 
@@ -989,21 +997,28 @@ class Bench:
         gate_paths_file = os.path.join(self.workdir, "paths-gate.txt")  # the same, for the verdict-cache hits
         with open(gate_paths_file, "w") as f:
             f.write("\n".join(tag_paths) + "\n")
-        for name, policy in order:
-            directory = os.path.join(self.workdir, f"gate-{name}")
-            shutil.rmtree(directory, ignore_errors=True)
-            server = self.attempt(f"start gate {name}", lambda: ocigate(self.binary, directory, self.up_url,
-                                                                        policy).start())
-            if not server:
-                continue
+        for copy in range(self.mode["copies"]):
+            for name, policy in order:
+                self.gate_instance(name, policy, tag_paths, gate_paths_file, copy == 0)
+
+    def gate_instance(self, name, policy, tag_paths, gate_paths_file, with_manifests):
+        """A fresh ocigate with the policy on or off: first its cold `skopeo copy`, then (once a run) the first
+        manifest GETs of other images and the verdict-cache hits."""
+        directory = os.path.join(self.workdir, f"gate-{name}")
+        shutil.rmtree(directory, ignore_errors=True)
+        os.sync()
+        server = self.attempt(f"start gate {name}", lambda: ocigate(self.binary, directory, self.up_url, policy).start())
+        if not server:
+            return
+        t = self.attempt(f"skopeo, policy {name}", lambda: skopeo_copy(server.port, "bench/twenty:v1",
+                                                                       os.path.join(self.workdir, "copy")))
+        if t:
+            self.add("gate_first_pull", name, t)
+        if with_manifests:
             lat = self.attempt(f"first manifest GETs, policy {name}",
                                lambda: sequential_latencies(server.port, tag_paths, {"Accept": OCI_ACCEPT}))
             if lat:
                 self.add("gate_first_manifest", name, median(lat))
-            t = self.attempt(f"skopeo, policy {name}", lambda: skopeo_copy(server.port, "bench/twenty:v1",
-                                                                           os.path.join(self.workdir, "copy")))
-            if t:
-                self.add("gate_first_pull", name, t)
             # HEAD, not GET: the figure is the gate's lookup, not the body write (kept comparable with the
             # runs of builds that had a 40 ms Nagle stall on small GET bodies).
             r = self.attempt(f"verdict-cache hits, policy {name}", lambda: self.tools.load(
@@ -1011,7 +1026,7 @@ class Bench:
                 headers=[f"Accept: {OCI_ACCEPT}"]))
             if r:
                 self.add("gate_hit", name, r)
-            server.destroy()
+        server.destroy()
 
 
 # ---------------------------------------------------------------------------------------------
