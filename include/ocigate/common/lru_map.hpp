@@ -4,6 +4,7 @@
 // lookups (verdict records, password checks), where dropping one cold entry beats dropping all.
 
 #include <cstddef>
+#include <iterator>
 #include <list>
 #include <string>
 #include <unordered_map>
