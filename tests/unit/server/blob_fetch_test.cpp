@@ -18,6 +18,7 @@
 
 #include "../support.hpp"
 #include "../upstream/test_server.hpp"
+#include "hooked_store.hpp"
 #include "ocigate/oci/digest.hpp"
 
 namespace ocigate::server {
@@ -28,74 +29,8 @@ namespace asio = boost::asio;
 using UpstreamReply = upstream::test::Reply;
 using upstream::test::ServerRequest;
 using upstream::test::TestServer;
-
-// The real writer, but its commit goes through a hook (a failing or a slow disk).
-using CommitHook = std::function<Status(cache::BlobWriter& inner)>;
-
-class HookedWriter final : public cache::BlobWriter {
- public:
-  HookedWriter(std::unique_ptr<cache::BlobWriter> inner, CommitHook hook)
-      : inner_(std::move(inner)), hook_(std::move(hook)) {}
-  Status append(std::string_view bytes) override { return inner_->append(bytes); }
-  std::uint64_t appended() const override { return inner_->appended(); }
-  std::uint64_t staged() const override { return inner_->staged(); }
-  std::uint32_t chunk_size() const override { return inner_->chunk_size(); }
-  Result<std::size_t> read_staged(std::uint64_t offset, std::size_t max, std::string& out) override {
-    return inner_->read_staged(offset, max, out);
-  }
-  int file_descriptor() const override { return inner_->file_descriptor(); }
-  Status commit() override { return hook_(*inner_); }
-
- private:
-  std::unique_ptr<cache::BlobWriter> inner_;
-  CommitHook hook_;
-};
-
-// The real cache, but every blob commit goes through the hook.
-class CommitHookStore final : public cache::Store {
- public:
-  CommitHookStore(cache::Store& inner, CommitHook hook) : inner_(inner), hook_(std::move(hook)) {}
-  std::optional<cache::ManifestEntry> get_manifest(const std::string& d) override { return inner_.get_manifest(d); }
-  Status put_manifest(const std::string& d, const cache::ManifestEntry& e) override {
-    return inner_.put_manifest(d, e);
-  }
-  std::optional<cache::TagEntry> get_tag(const std::string& r, const std::string& t) override {
-    return inner_.get_tag(r, t);
-  }
-  Status put_tag(const std::string& r, const std::string& t, const cache::TagEntry& e) override {
-    return inner_.put_tag(r, t, e);
-  }
-  std::optional<std::uint64_t> blob_size(const std::string& d) override { return inner_.blob_size(d); }
-  std::unique_ptr<cache::BlobReader> open_blob(const std::string& d) override { return inner_.open_blob(d); }
-  Result<std::unique_ptr<cache::BlobWriter>> begin_blob(const std::string& d) override {
-    auto writer = inner_.begin_blob(d);
-    if (!writer) return writer.error();
-    return std::unique_ptr<cache::BlobWriter>(std::make_unique<HookedWriter>(std::move(*writer), hook_));
-  }
-  Status remove_blob(const std::string& d) override { return inner_.remove_blob(d); }
-  std::optional<std::string> get_record(std::string_view s, std::string_view k) override {
-    return inner_.get_record(s, k);
-  }
-  Status put_record(std::string_view s, std::string_view k, std::string_view v) override {
-    return inner_.put_record(s, k, v);
-  }
-  Status remove_record(std::string_view s, std::string_view k) override { return inner_.remove_record(s, k); }
-  Status remove_records_outside(std::string_view s, std::string_view keep) override {
-    return inner_.remove_records_outside(s, keep);
-  }
-  Result<std::vector<std::string>> blob_digests() override { return inner_.blob_digests(); }
-  Result<std::vector<std::string>> manifest_digests() override { return inner_.manifest_digests(); }
-  std::unique_ptr<cache::BlobReader> inspect_blob(const std::string& d) override { return inner_.inspect_blob(d); }
-  Status remove_manifest(const std::string& d) override { return inner_.remove_manifest(d); }
-  cache::Stats stats() const override { return inner_.stats(); }
-  void close() override { inner_.close(); }
-
- private:
-  cache::Store& inner_;
-  CommitHook hook_;
-};
-
-Status commit_fails(cache::BlobWriter&) { return Error{Errc::storage_error, "test: cannot sync the blob's file"}; }
+using test::CommitHookStore;
+using test::commit_fails;
 
 // Holds every commit until opened, as a stalled disk would, and counts the commits that began.
 class CommitGate {
@@ -149,10 +84,8 @@ asio::awaitable<void> read_follower(std::unique_ptr<BodySource> source, std::sha
 class BlobFetchTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto opened = cache::Store::open(cache::Options{.path = dir_.path(), .max_size = 1ull << 30,
-                                                    .chunk_size = 1u << 20, .on_lost_file = {}});
-    ASSERT_TRUE(opened) << opened.error().message;
-    store_ = std::move(*opened);
+    store_ = test::open_cache(dir_.path());
+    ASSERT_TRUE(store_);
   }
 
   std::shared_ptr<upstream::Client> client_for(const TestServer& server) {
