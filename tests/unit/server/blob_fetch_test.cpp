@@ -18,7 +18,7 @@
 
 #include "../support.hpp"
 #include "../upstream/test_server.hpp"
-#include "hooked_store.hpp"
+#include "fixtures.hpp"
 #include "ocigate/oci/digest.hpp"
 
 namespace ocigate::server {
@@ -68,16 +68,7 @@ struct Followed {
 
 // Reads a follower to its end (or its error) with next(), the path TLS sessions take.
 asio::awaitable<void> read_follower(std::unique_ptr<BodySource> source, std::shared_ptr<Followed> out) {
-  std::string piece;
-  for (;;) {
-    auto n = co_await source->next(piece);
-    if (!n) {
-      out->status = n.error();
-      break;
-    }
-    if (*n == 0) break;
-    out->bytes += piece;
-  }
+  out->status = co_await test::read_body(*source, out->bytes);
   out->done = true;
 }
 

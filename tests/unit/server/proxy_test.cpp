@@ -15,7 +15,7 @@
 
 #include "../support.hpp"
 #include "../upstream/test_server.hpp"
-#include "hooked_store.hpp"
+#include "fixtures.hpp"
 #include "ocigate/oci/digest.hpp"
 
 namespace ocigate::server {
@@ -43,16 +43,7 @@ struct Answer {
 asio::awaitable<void> ask(Proxy& proxy, http::request<http::empty_body> request, std::shared_ptr<Answer> out) {
   Reply reply = co_await proxy.handle(request, "127.0.0.1");
   if (reply.stream) {
-    std::string piece;
-    for (;;) {
-      auto n = co_await reply.stream->next(piece);
-      if (!n) {
-        out->read = n.error();
-        break;
-      }
-      if (*n == 0) break;
-      out->body += piece;
-    }
+    out->read = co_await test::read_body(*reply.stream, out->body);
     reply.stream.reset();
   } else {
     out->body = reply.body;

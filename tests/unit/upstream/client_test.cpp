@@ -600,11 +600,7 @@ TEST_F(UpstreamClient, ConnectsToTheAddressesTheLookupGivesAndKeepsTheNameInTheH
 
 // A new connection within the lookup's TTL (here: the upstream closes each one) reuses its answer.
 TEST_F(UpstreamClient, NewConnectionsReuseARecentLookup) {
-  TestServer server([](const ServerRequest&) {
-    auto reply = Reply::ok("found");
-    reply.close = true;
-    return reply;
-  });
+  TestServer server([](const ServerRequest&) { return Reply::ok_then_close("found"); });
   auto upstream = upstream_for(server);
   upstream.host = "registry.example";
   int lookups = 0;
@@ -645,11 +641,7 @@ TEST_F(UpstreamClient, AConnectFailureForgetsTheRememberedAddresses) {
 
 // The system's lookup (no Resolve given), on the client's own lookup threads.
 TEST_F(UpstreamClient, TheSystemLookupFindsLocalhost) {
-  TestServer server([](const ServerRequest&) {
-    auto reply = Reply::ok("local");
-    reply.close = true;
-    return reply;
-  });
+  TestServer server([](const ServerRequest&) { return Reply::ok_then_close("local"); });
   auto upstream = upstream_for(server);
   upstream.host = "localhost";
   auto client = Client::create(io_.get_executor(), upstream);

@@ -45,6 +45,12 @@ struct Reply {
     reply.body = std::move(body);
     return reply;
   }
+  // 200 with body, then the server hangs up: every request needs a new connection.
+  static Reply ok_then_close(std::string body) {
+    Reply reply = ok(std::move(body));
+    reply.close = true;
+    return reply;
+  }
   static Reply with_status(unsigned status,
                            std::initializer_list<std::pair<std::string, std::string>> headers = {}) {
     Reply reply;

@@ -1,6 +1,6 @@
 #pragma once
-// Caches for the server tests: a real one, and one whose blob commits go through a hook (a failing
-// or a stalled disk).
+// Fixtures shared by the server tests: a real cache, one whose blob commits go through a hook (a
+// failing or a stalled disk), and a reader of reply bodies.
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,10 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/asio/awaitable.hpp>
+
 #include "ocigate/cache/store.hpp"
+#include "reply.hpp"
 
 namespace ocigate::test {
 
@@ -91,6 +94,18 @@ inline std::unique_ptr<cache::Store> open_cache(const std::string& path) {
 // A commit that fails, as a sync on a failing disk would.
 inline Status commit_fails(cache::BlobWriter&) {
   return Error{Errc::storage_error, "test: cannot sync the blob's file"};
+}
+
+// Reads a body to its end with next(), the path TLS sessions take, appending to bytes; returns the
+// error that cut it, if one did.
+inline boost::asio::awaitable<Status> read_body(server::BodySource& source, std::string& bytes) {
+  std::string piece;
+  for (;;) {
+    auto n = co_await source.next(piece);
+    if (!n) co_return n.error();
+    if (*n == 0) co_return ok_status();
+    bytes += piece;
+  }
 }
 
 }  // namespace ocigate::test
