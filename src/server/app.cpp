@@ -643,21 +643,26 @@ class App {
   }
 
   // Plain TCP and a body in the cache's files: each piece goes from the page cache to the socket
-  // with sendfile(2).
+  // with sendfile(2). A cached body goes out corked (send_file.hpp, set_cork); a false return
+  // drops the connection, so only the end of a whole body uncorks.
   asio::awaitable<bool> send_spans(beast::tcp_stream& stream, Reply& reply) {
+    const bool corked = reply.stream->spans_at_hand();
+    if (corked) set_cork(stream.socket(), true);
     for (;;) {
       auto span = co_await reply.stream->next_span();
       if (!span) {
         reply.error = span.error().message;
         co_return false;
       }
-      if (span->length == 0) co_return true;
+      if (span->length == 0) break;
       if (auto sent = co_await send_file(stream.socket(), *span, config_.server.idle_timeout); !sent) {
         reply.error = sent.error().message;
         co_return false;
       }
       metrics_.record_bytes_served(reply.stream->source(), static_cast<double>(span->length));
     }
+    if (corked) set_cork(stream.socket(), false);
+    co_return true;
   }
 
   template <class Stream>

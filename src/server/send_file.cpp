@@ -1,6 +1,9 @@
 #include "send_file.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
@@ -64,6 +67,11 @@ asio::awaitable<Status> send_file(asio::ip::tcp::socket& socket, FileSpan span,
   // One span at a time, like one write: other connections on this thread get their turn.
   co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
   co_return ok_status();
+}
+
+void set_cork(asio::ip::tcp::socket& socket, bool on) {
+  const int value = on ? 1 : 0;
+  ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_CORK, &value, sizeof value);
 }
 
 }  // namespace ocigate::server

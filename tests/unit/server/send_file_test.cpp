@@ -160,6 +160,26 @@ TEST_F(SendFile, AFileShorterThanTheSpanIsAStorageError) {
   EXPECT_TRUE(got == bytes);  // what there was went out; the session then cuts the connection
 }
 
+// A short span on a corked socket waits in the kernel (for 200 ms, or a full segment); uncorking
+// sends it at once. The session corks cached bodies and uncorks at their end.
+TEST_F(SendFile, ACorkedTailWaitsUntilUncorked) {
+  with_file(100, 7);
+  set_cork(c.sender, true);
+  ASSERT_TRUE(send(0, bytes.size(), 2s));
+  c.receiver.non_blocking(true);
+  char probe[128];
+  boost::system::error_code ec;
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(c.receiver.read_some(asio::buffer(probe), ec), 0u);
+  EXPECT_EQ(ec, asio::error::would_block) << "a corked 100-byte tail went out at once";
+  set_cork(c.sender, false);
+  c.receiver.non_blocking(false);
+  std::string got;
+  std::thread reader([&] { got = c.receive(bytes.size()); });
+  reader.join();
+  EXPECT_TRUE(got == bytes);
+}
+
 // Cache hits: spans cover exactly the requested range, piece by piece, from the blob's file.
 class CacheSpans : public ::testing::Test {
  protected:
@@ -208,6 +228,7 @@ class CacheSpans : public ::testing::Test {
 TEST_F(CacheSpans, WholeBlobAndRange) {
   auto whole = cache_source(store->open_blob("sha256:aa"), 0, bytes.size());
   ASSERT_TRUE(whole->has_spans());
+  EXPECT_TRUE(whole->spans_at_hand());  // all in the file: sent corked
   EXPECT_TRUE(drain_spans(*whole) == bytes);
   spans_start = 70000;
   auto range = cache_source(store->open_blob("sha256:aa"), 70000, 200000);
