@@ -629,44 +629,50 @@ class App {
     co_return co_await stream_body(stream, reply);
   }
 
+  // Bodies go out corked where that saves short segments (send_file.hpp, set_cork): a body
+  // already whole in the cache, uncorked at its end; and over TLS, which writes each 16 KiB record
+  // with a call of its own, every piece, uncorked after it when the body is a fetch being
+  // followed, so no byte waits for the next. A false return drops the connection.
   template <class Stream>
   asio::awaitable<bool> stream_body(Stream& stream, Reply& reply) {
     metrics_.inflight_streams().Increment();
+    constexpr bool plain = std::is_same_v<Stream, beast::tcp_stream>;
+    auto& socket = beast::get_lowest_layer(stream).socket();
+    const bool whole = reply.stream->body_at_hand();
+    const bool corked = whole || !plain;
+    if (corked) set_cork(socket, true);
     bool ok = true;
-    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
-      ok = reply.stream->has_spans() ? co_await send_spans(stream, reply) : co_await copy_pieces(stream, reply);
+    if constexpr (plain) {
+      ok = reply.stream->has_spans() ? co_await send_spans(stream, reply) : co_await copy_pieces(stream, reply, false);
     } else {
-      ok = co_await copy_pieces(stream, reply);
+      ok = co_await copy_pieces(stream, reply, !whole);
     }
+    if (ok && corked) set_cork(socket, false);
     metrics_.inflight_streams().Decrement();
     co_return ok;
   }
 
   // Plain TCP and a body in the cache's files: each piece goes from the page cache to the socket
-  // with sendfile(2). A cached body goes out corked (send_file.hpp, set_cork); a false return
-  // drops the connection, so only the end of a whole body uncorks.
+  // with sendfile(2).
   asio::awaitable<bool> send_spans(beast::tcp_stream& stream, Reply& reply) {
-    const bool corked = reply.stream->spans_at_hand();
-    if (corked) set_cork(stream.socket(), true);
     for (;;) {
       auto span = co_await reply.stream->next_span();
       if (!span) {
         reply.error = span.error().message;
         co_return false;
       }
-      if (span->length == 0) break;
+      if (span->length == 0) co_return true;
       if (auto sent = co_await send_file(stream.socket(), *span, config_.server.idle_timeout); !sent) {
         reply.error = sent.error().message;
         co_return false;
       }
       metrics_.record_bytes_served(reply.stream->source(), static_cast<double>(span->length));
     }
-    if (corked) set_cork(stream.socket(), false);
-    co_return true;
   }
 
+  // push_each: the socket is corked; send what each piece leaves held before waiting for the next.
   template <class Stream>
-  asio::awaitable<bool> copy_pieces(Stream& stream, Reply& reply) {
+  asio::awaitable<bool> copy_pieces(Stream& stream, Reply& reply, bool push_each) {
     std::string piece;
     bool ok = true;
     for (;;) {
@@ -685,6 +691,10 @@ class App {
         break;
       }
       metrics_.record_bytes_served(reply.stream->source(), static_cast<double>(written));
+      if (push_each) {
+        set_cork(beast::get_lowest_layer(stream).socket(), false);
+        set_cork(beast::get_lowest_layer(stream).socket(), true);
+      }
     }
     co_return ok;
   }

@@ -413,7 +413,7 @@ class CacheSource final : public BodySource {
 
   bool has_spans() const override { return !hasher_; }
 
-  bool spans_at_hand() const override { return true; }
+  bool body_at_hand() const override { return true; }
 
   asio::awaitable<Result<FileSpan>> next_span() override {
     const std::uint64_t want = offset_ >= end_ ? 0 : std::min(to_chunk_end(offset_, reader_->chunk_size()), end_ - offset_);

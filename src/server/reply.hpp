@@ -42,9 +42,9 @@ class BodySource {
   virtual boost::asio::awaitable<Result<FileSpan>> next_span() {
     co_return Error{Errc::internal, "this body source has no file spans"};
   }
-  // Whether every span is already in place, so next_span never waits (a cached blob, not a
-  // fetch being followed). The session then sends the body corked: only full segments.
-  virtual bool spans_at_hand() const { return false; }
+  // Whether the whole body is already in place, so next and next_span never wait (a cached blob,
+  // not a fetch being followed). The session then sends it corked: only full segments.
+  virtual bool body_at_hand() const { return false; }
 };
 
 struct Reply {

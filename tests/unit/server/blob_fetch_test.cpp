@@ -135,7 +135,7 @@ TEST_F(BlobFetchTest, AVerifiedBlobIsServedAndCached) {
   auto client = client_for(server);
   BlobFetches fetches(FetchContext{*store_, metrics_, 5s}, io_.get_executor(), 2);
   auto fetch = join(fetches, *client, digest);
-  EXPECT_FALSE(fetches.follow(fetch)->spans_at_hand());  // its spans wait for the upstream: not corked
+  EXPECT_FALSE(fetches.follow(fetch)->body_at_hand());  // its spans wait for the upstream: not corked
   auto got = follow(fetches, fetch);
   EXPECT_TRUE(got->status) << got->status.error().message;
   EXPECT_TRUE(got->bytes == bytes) << got->bytes.size() << " bytes followed of " << bytes.size();

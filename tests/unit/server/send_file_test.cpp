@@ -228,7 +228,7 @@ class CacheSpans : public ::testing::Test {
 TEST_F(CacheSpans, WholeBlobAndRange) {
   auto whole = cache_source(store->open_blob("sha256:aa"), 0, bytes.size());
   ASSERT_TRUE(whole->has_spans());
-  EXPECT_TRUE(whole->spans_at_hand());  // all in the file: sent corked
+  EXPECT_TRUE(whole->body_at_hand());  // all in the file: sent corked
   EXPECT_TRUE(drain_spans(*whole) == bytes);
   spans_start = 70000;
   auto range = cache_source(store->open_blob("sha256:aa"), 70000, 200000);
