@@ -23,6 +23,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/span_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
@@ -595,10 +596,17 @@ class App {
     reply.head.keep_alive(false);
     reply.head.content_length(reply.body.size());
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
-    http::response_serializer<http::empty_body> serializer(reply.head);
-    auto [e1, n1] = co_await http::async_write_header(stream, serializer, use_tuple);
-    if (!e1) co_await asio::async_write(stream, asio::buffer(reply.body), use_tuple);
-    (void)n1;
+    co_await write_with_body(stream, reply);
+  }
+
+  // The head and an in-memory body in one write: one segment for a small reply, not two.
+  template <class Stream>
+  asio::awaitable<beast::error_code> write_with_body(Stream& stream, const Reply& reply) {
+    http::response<http::span_body<const char>> message(
+        reply.head.base(), http::span_body<const char>::value_type(reply.body.data(), reply.body.size()));
+    auto [ec, n] = co_await http::async_write(stream, message, use_tuple);
+    (void)n;
+    co_return ec;
   }
 
   // Writes the head and body. Returns false when the connection must be dropped: the client left,
@@ -614,18 +622,15 @@ class App {
     if (!head.has_content_length() && !reply.stream) head.content_length(reply.body.size());
     head.keep_alive(req.keep_alive() && !reply.close && !stopping_);
     const bool send_body = req.method() != http::verb::head;
-    http::response_serializer<http::empty_body> serializer(head);
     beast::get_lowest_layer(stream).expires_after(config_.server.idle_timeout);
+    if (send_body && !reply.stream) co_return !co_await write_with_body(stream, reply);
+    // A cached body is corked from its head on, so a small blob's head and body share a segment.
+    if (send_body && reply.stream->body_at_hand()) set_cork(beast::get_lowest_layer(stream).socket(), true);
+    http::response_serializer<http::empty_body> serializer(head);
     auto [ec, n] = co_await http::async_write_header(stream, serializer, use_tuple);
     (void)n;
     if (ec) co_return false;
     if (!send_body) co_return true;
-    if (!reply.stream) {
-      beast::get_lowest_layer(stream).expires_after(config_.server.idle_timeout);
-      auto [body_ec, written] = co_await asio::async_write(stream, asio::buffer(reply.body), use_tuple);
-      (void)written;
-      co_return !body_ec;
-    }
     co_return co_await stream_body(stream, reply);
   }
 

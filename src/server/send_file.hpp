@@ -22,7 +22,8 @@ boost::asio::awaitable<Status> send_file(boost::asio::ip::tcp::socket& socket, F
 // TCP_CORK (nginx's `tcp_nopush`): while on, the kernel sends only full segments, so the short
 // tail of each sendfile call waits for the next span instead of going out as a runt of its own
 // (on loopback one per MiB, plus the receiver's extra ACK for it). Turning it off sends what is
-// held at once. Only for bodies already whole in the cache: corked bytes may wait up to 200 ms.
+// held at once. Corked bytes may wait up to 200 ms, so a body that may wait for its next bytes (a
+// fetch being followed) is uncorked after each write.
 // Best effort: an error leaves the socket as it was.
 void set_cork(boost::asio::ip::tcp::socket& socket, bool on);
 
