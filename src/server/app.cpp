@@ -625,34 +625,34 @@ class App {
     beast::get_lowest_layer(stream).expires_after(config_.server.idle_timeout);
     if (send_body && !reply.stream) co_return !co_await write_with_body(stream, reply);
     // A cached body is corked from its head on, so a small blob's head and body share a segment.
-    if (send_body && reply.stream->body_at_hand()) set_cork(beast::get_lowest_layer(stream).socket(), true);
+    const bool whole = send_body && reply.stream->body_at_hand();
+    if (whole) set_cork(beast::get_lowest_layer(stream).socket(), true);
     http::response_serializer<http::empty_body> serializer(head);
     auto [ec, n] = co_await http::async_write_header(stream, serializer, use_tuple);
     (void)n;
     if (ec) co_return false;
     if (!send_body) co_return true;
-    co_return co_await stream_body(stream, reply);
+    co_return co_await stream_body(stream, reply, whole);
   }
 
   // Bodies go out corked where that saves short segments (send_file.hpp, set_cork): a body
-  // already whole in the cache, uncorked at its end; and over TLS, which writes each 16 KiB record
-  // with a call of its own, every piece, uncorked after it when the body is a fetch being
-  // followed, so no byte waits for the next. A false return drops the connection.
+  // already whole in the cache (corked by the caller from its head on), uncorked at its end; and
+  // over TLS, which writes each 16 KiB record with a call of its own, a fetch being followed too,
+  // uncorked after each piece so no byte waits for the next. A false return drops the connection.
   template <class Stream>
-  asio::awaitable<bool> stream_body(Stream& stream, Reply& reply) {
+  asio::awaitable<bool> stream_body(Stream& stream, Reply& reply, bool whole) {
     metrics_.inflight_streams().Increment();
     constexpr bool plain = std::is_same_v<Stream, beast::tcp_stream>;
     auto& socket = beast::get_lowest_layer(stream).socket();
-    const bool whole = reply.stream->body_at_hand();
-    const bool corked = whole || !plain;
-    if (corked) set_cork(socket, true);
+    const bool push_each = !plain && !whole;
+    if (push_each) set_cork(socket, true);
     bool ok = true;
     if constexpr (plain) {
       ok = reply.stream->has_spans() ? co_await send_spans(stream, reply) : co_await copy_pieces(stream, reply, false);
     } else {
-      ok = co_await copy_pieces(stream, reply, !whole);
+      ok = co_await copy_pieces(stream, reply, push_each);
     }
-    if (ok && corked) set_cork(socket, false);
+    if (ok && (whole || push_each)) set_cork(socket, false);
     metrics_.inflight_streams().Decrement();
     co_return ok;
   }
