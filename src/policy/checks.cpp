@@ -459,6 +459,24 @@ CheckResult check_signature(const CheckInput& in) {
   r.evidence = s.evidence;
   return r;
 }
+// Like check_signature, the attestations are verified by the signature module; a lookup that
+// failed is "unknown" here (the signature check already fails closed on the same lookup).
+CheckResult check_provenance(const CheckInput& in) {
+  if (!in.facts.provenance) return unknown("not evaluated: the image's attestations were not looked up");
+  const ProvenanceFacts& p = *in.facts.provenance;
+  if (!p.required) return pass("no provenance required: no policy.trust entry with provenance matches");
+  if (p.satisfied) {
+    CheckResult r = pass(p.message.empty() ? std::string("provenance verified") : p.message);
+    r.evidence = p.evidence;
+    return r;
+  }
+  if (p.incomplete) {
+    CheckResult r = unknown(p.message.empty() ? std::string("attestations could not be looked up") : p.message);
+    r.evidence = p.evidence;
+    return r;
+  }
+  return fail(p.message.empty() ? std::string("no verified provenance attestation") : p.message, p.remediation, p.evidence);
+}
 CheckResult check_vulnerabilities(const CheckInput&) { return unknown("not evaluated: vulnerability scanning is not built yet"); }
 
 const std::vector<CheckSpec>& registry() {
@@ -474,6 +492,7 @@ const std::vector<CheckSpec>& registry() {
       {"trusted-source", check_trusted_source, {}},
       {"image-age", check_image_age, {{"max_days", Kind::positive_int, 90}}},
       {"signature", check_signature, {}},
+      {"provenance", check_provenance, {}, Action::off},
       {"no-setuid", check_no_setuid, {{"allow", Kind::path_list, nlohmann::json::array()}}},
       {"no-package-manager", check_no_package_manager, {{"max_packages", Kind::positive_int, nullptr}}},
       {"vulnerabilities", check_vulnerabilities, {}},

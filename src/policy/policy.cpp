@@ -327,42 +327,122 @@ class Parser {
       const YAML::Node item = node[i];
       std::string path = "policy.trust[" + std::to_string(i) + "]";
       if (!item.IsMap()) refuse(item, path, "must be a mapping with match and cosign and/or notation");
-      only_keys(item, path, {"match", "cosign", "notation"});
+      only_keys(item, path, {"match", "cosign", "notation", "provenance"});
       TrustEntry entry;
       entry.where = where(item, path);
       if (!item["match"]) refuse(item, path + ".match", "is required (a repository glob)");
       entry.match = glob(item["match"], path + ".match");
-      if (auto cosign = item["cosign"]) {
-        std::string key = path + ".cosign";
-        if (!cosign.IsMap()) refuse(cosign, key, "must be a mapping with keys");
-        only_keys(cosign, key, {"keys"});
-        const YAML::Node keys = cosign["keys"];
-        if (!keys || !keys.IsSequence() || keys.size() == 0) {
-          refuse(keys ? keys : cosign, key + ".keys", "must be a non-empty list of PEM public key files");
-        }
-        entry.cosign = true;
-        for (std::size_t k = 0; k < keys.size(); ++k) {
-          entry.cosign_keys.push_back(trust_file(keys[k], key + ".keys[" + std::to_string(k) + "]"));
-        }
-      }
-      if (auto notation = item["notation"]) {
-        std::string key = path + ".notation";
-        if (!notation.IsMap()) refuse(notation, key, "must be a mapping with trust_store and identities");
-        only_keys(notation, key, {"trust_store", "identities"});
-        if (!notation["trust_store"]) refuse(notation, key + ".trust_store", "is required (a PEM file of CA certificates)");
-        entry.notation = true;
-        entry.notation_trust_store = trust_file(notation["trust_store"], key + ".trust_store");
-        const YAML::Node ids = notation["identities"];
-        if (!ids || !ids.IsSequence() || ids.size() == 0) {
-          refuse(ids ? ids : notation, key + ".identities",
-                 "must be a non-empty list like [\"x509.subject: CN=release,O=Acme\"] (or [\"*\"])");
-        }
-        for (std::size_t k = 0; k < ids.size(); ++k) {
-          entry.notation_identities.push_back(identity(ids[k], key + ".identities[" + std::to_string(k) + "]"));
-        }
-      }
+      if (auto cosign = item["cosign"]) parse_cosign(cosign, path + ".cosign", entry);
+      if (auto notation = item["notation"]) parse_notation(notation, path + ".notation", entry);
       if (!entry.cosign && !entry.notation) refuse(item, path, "needs cosign and/or notation: which signers satisfy it");
+      if (auto provenance = item["provenance"]) {
+        if (!entry.cosign) {
+          refuse(provenance, path + ".provenance", "needs cosign keys or keyless: attestations are verified with the entry's cosign signers");
+        }
+        parse_provenance(provenance, path + ".provenance", entry);
+      }
       policy.trust.push_back(std::move(entry));
+    }
+  }
+
+  void parse_cosign(const YAML::Node& cosign, const std::string& key, TrustEntry& entry) const {
+    if (!cosign.IsMap()) refuse(cosign, key, "must be a mapping with keys and/or keyless");
+    only_keys(cosign, key, {"keys", "keyless"});
+    if (!cosign["keys"] && !cosign["keyless"]) refuse(cosign, key, "needs keys and/or keyless");
+    if (const YAML::Node keys = cosign["keys"]) {
+      if (!keys.IsSequence() || keys.size() == 0) refuse(keys, key + ".keys", "must be a non-empty list of PEM public key files");
+      for (std::size_t k = 0; k < keys.size(); ++k) {
+        entry.cosign_keys.push_back(trust_file(keys[k], key + ".keys[" + std::to_string(k) + "]"));
+      }
+    }
+    if (const YAML::Node keyless = cosign["keyless"]) parse_keyless(keyless, key + ".keyless", entry);
+    entry.cosign = true;
+  }
+
+  void parse_keyless(const YAML::Node& node, const std::string& key, TrustEntry& entry) const {
+    if (!node.IsMap()) refuse(node, key, "must be a mapping with trusted_root and identities");
+    only_keys(node, key, {"trusted_root", "identities", "require_tlog"});
+    if (!node["trusted_root"]) refuse(node, key + ".trusted_root", "is required (Sigstore's trusted_root.json)");
+    entry.keyless_trusted_root = trust_file(node["trusted_root"], key + ".trusted_root");
+    const YAML::Node ids = node["identities"];
+    if (!ids || !ids.IsSequence() || ids.size() == 0) {
+      refuse(ids ? ids : node, key + ".identities", "must be a non-empty list of {issuer, subject | subject_regexp}");
+    }
+    for (std::size_t k = 0; k < ids.size(); ++k) {
+      entry.keyless_identities.push_back(keyless_identity(ids[k], key + ".identities[" + std::to_string(k) + "]"));
+    }
+    if (auto tlog = node["require_tlog"]) {
+      std::string v = scalar(tlog, key + ".require_tlog");
+      if (v != "true" && v != "false") refuse(tlog, key + ".require_tlog", "must be true or false, got '" + v + "'");
+      entry.require_tlog = v == "true";
+    }
+    entry.keyless = true;
+  }
+
+  KeylessIdentityConfig keyless_identity(const YAML::Node& node, const std::string& key) const {
+    if (!node.IsMap()) refuse(node, key, "must be a mapping {issuer, subject | subject_regexp}");
+    only_keys(node, key, {"issuer", "subject", "subject_regexp"});
+    KeylessIdentityConfig id;
+    id.where = where(node, key);
+    if (!node["issuer"]) refuse(node, key + ".issuer", "is required (the OIDC issuer URL, matched exactly)");
+    id.issuer = non_empty(node["issuer"], key + ".issuer");
+    if (node["subject"] && node["subject_regexp"]) refuse(node, key, "takes subject or subject_regexp, not both");
+    if (auto subject = node["subject"]) {
+      id.subject = non_empty(subject, key + ".subject");
+    } else if (auto regexp = node["subject_regexp"]) {
+      // Compiled (and a bad one refused, with this line) by signature::load_trust.
+      id.subject_regexp = non_empty(regexp, key + ".subject_regexp");
+    } else {
+      refuse(node, key + ".subject", "is required: subject (exact) or subject_regexp");
+    }
+    return id;
+  }
+
+  void parse_provenance(const YAML::Node& node, const std::string& key, TrustEntry& entry) const {
+    if (!node.IsMap()) refuse(node, key, "must be a mapping with builder_ids and source_repositories");
+    only_keys(node, key, {"builder_ids", "source_repositories"});
+    entry.provenance_builder_ids = provenance_globs(node["builder_ids"], node, key + ".builder_ids");
+    entry.provenance_source_repositories = provenance_globs(node["source_repositories"], node, key + ".source_repositories");
+    entry.provenance = true;
+  }
+
+  // Builder ids and repositories are URIs: any printable character, '*', '**' and '?' as in globs.
+  std::vector<std::string> provenance_globs(const YAML::Node& list, const YAML::Node& parent, const std::string& key) const {
+    if (!list || !list.IsSequence() || list.size() == 0) {
+      refuse(list ? list : parent, key, "must be a non-empty list of globs (e.g. \"https://github.com/acme/*\")");
+    }
+    std::vector<std::string> out;
+    for (std::size_t k = 0; k < list.size(); ++k) {
+      std::string item = key + "[" + std::to_string(k) + "]";
+      std::string v = non_empty(list[k], item);
+      for (char c : v) {
+        if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) refuse(list[k], item, "must not contain spaces or control characters");
+      }
+      if (v.find("***") != std::string::npos) refuse(list[k], item, "has '***': use '*' within a segment or '**' across");
+      out.push_back(std::move(v));
+    }
+    return out;
+  }
+
+  std::string non_empty(const YAML::Node& node, const std::string& key) const {
+    std::string v = scalar(node, key);
+    if (v.find_first_not_of(" \t") == std::string::npos) refuse(node, key, "must not be empty");
+    return v;
+  }
+
+  void parse_notation(const YAML::Node& notation, const std::string& key, TrustEntry& entry) const {
+    if (!notation.IsMap()) refuse(notation, key, "must be a mapping with trust_store and identities");
+    only_keys(notation, key, {"trust_store", "identities"});
+    if (!notation["trust_store"]) refuse(notation, key + ".trust_store", "is required (a PEM file of CA certificates)");
+    entry.notation = true;
+    entry.notation_trust_store = trust_file(notation["trust_store"], key + ".trust_store");
+    const YAML::Node ids = notation["identities"];
+    if (!ids || !ids.IsSequence() || ids.size() == 0) {
+      refuse(ids ? ids : notation, key + ".identities",
+             "must be a non-empty list like [\"x509.subject: CN=release,O=Acme\"] (or [\"*\"])");
+    }
+    for (std::size_t k = 0; k < ids.size(); ++k) {
+      entry.notation_identities.push_back(identity(ids[k], key + ".identities[" + std::to_string(k) + "]"));
     }
   }
 
@@ -404,6 +484,7 @@ Policy default_policy() {
   Policy policy;
   for (const auto& spec : registry()) {
     CheckSetting setting;
+    setting.action = spec.default_action;
     for (const auto& param : spec.params) setting.params[std::string(param.name)] = param.default_value;
     policy.checks.emplace(std::string(spec.id), std::move(setting));
   }
@@ -413,6 +494,14 @@ Policy default_policy() {
 
 namespace {
 
+nlohmann::json keyless_json(const TrustEntry& entry) {
+  nlohmann::json ids = nlohmann::json::array();
+  for (const auto& id : entry.keyless_identities) {
+    ids.push_back({{"issuer", id.issuer}, {"subject", id.subject}, {"subject_regexp", id.subject_regexp}});
+  }
+  return {{"trusted_root", entry.keyless_trusted_root.path}, {"identities", ids}, {"require_tlog", entry.require_tlog}};
+}
+
 nlohmann::json trust_json(const std::vector<TrustEntry>& trust) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& entry : trust) {
@@ -421,9 +510,15 @@ nlohmann::json trust_json(const std::vector<TrustEntry>& trust) {
       nlohmann::json keys = nlohmann::json::array();
       for (const auto& key : entry.cosign_keys) keys.push_back(key.path);
       item["cosign"] = {{"keys", keys}};
+      // Only present when configured, so policies without keyless keep their versions.
+      if (entry.keyless) item["cosign"]["keyless"] = keyless_json(entry);
     }
     if (entry.notation) {
       item["notation"] = {{"trust_store", entry.notation_trust_store.path}, {"identities", entry.notation_identities}};
+    }
+    if (entry.provenance) {
+      item["provenance"] = {{"builder_ids", entry.provenance_builder_ids},
+                            {"source_repositories", entry.provenance_source_repositories}};
     }
     out.push_back(std::move(item));
   }

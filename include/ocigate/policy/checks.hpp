@@ -70,6 +70,9 @@ struct CheckSpec {
   std::string_view id;
   CheckFn run;
   std::vector<ParamSpec> params;
+  // The action in the default policy; a check that needs configuration to mean anything
+  // (provenance) starts off.
+  Action default_action = Action::block;
 };
 
 const std::vector<CheckSpec>& registry();
@@ -103,6 +106,10 @@ const CheckSpec* find_check(std::string_view id);
 //                     matching the image has no valid signature; pass when none matches or all
 //                     are satisfied (a failed lookup is a failure: fail closed); "unknown"
 //                     without the facts
+//   provenance        ImageFacts::provenance (signature::evaluate): fail when a matching
+//                     policy.trust entry with `provenance:` accepts no verified SLSA provenance
+//                     attestation (the message names the field that did not match); "unknown"
+//                     without the facts or when attestations could not be looked up. Off by default.
 //   vulnerabilities: always "unknown" ("not evaluated")
 CheckResult check_non_root_user(const CheckInput& in);
 CheckResult check_healthcheck(const CheckInput& in);
@@ -114,6 +121,7 @@ CheckResult check_pinned_reference(const CheckInput& in);
 CheckResult check_trusted_source(const CheckInput& in);
 CheckResult check_image_age(const CheckInput& in);
 CheckResult check_signature(const CheckInput& in);
+CheckResult check_provenance(const CheckInput& in);
 CheckResult check_no_setuid(const CheckInput& in);
 CheckResult check_no_package_manager(const CheckInput& in);
 CheckResult check_vulnerabilities(const CheckInput& in);

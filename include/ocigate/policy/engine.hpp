@@ -27,6 +27,9 @@ struct ImageFacts {
   // From signature verification (signature::evaluate); nullopt when signatures were not looked
   // up, which makes the signature check "unknown".
   std::optional<SignatureFacts> signature;
+  // From attestation verification (signature::evaluate, Evaluation::provenance); nullopt when
+  // attestations were not looked up, which makes the provenance check "unknown".
+  std::optional<ProvenanceFacts> provenance;
   std::chrono::system_clock::time_point now;
 };
 

@@ -17,8 +17,14 @@
 //     metrics_repositories: [ <glob>... ]   # blocked pulls of these carry a repository label
 //     trust:                               # which images need which signers (signature check)
 //       - match: <glob>                    # every matching entry must be satisfied
-//         cosign: { keys: [<pem file>...] }                      # any one valid signature
+//         cosign:                                                # any one valid signature
+//           keys: [<pem file>...]                                # and/or
+//           keyless:                                             # Fulcio certificate + Rekor entry
+//             trusted_root: <Sigstore trusted_root.json>
+//             identities: [ { issuer: <exact>, subject: <exact> | subject_regexp: <RE2, anchored> } ]
+//             require_tlog: true                                 # default true
 //         notation: { trust_store: <pem file of CA certs>, identities: ["x509.subject: CN=..,O=.."] }
+//         provenance: { builder_ids: [<glob>...], source_repositories: [<glob>...] }   # `provenance` check
 // Unknown keys, check ids, actions, modes, malformed globs and dates are refused with
 // "<source>:<line>: policy.<key path>: why" (Errc::config_invalid).
 
@@ -71,6 +77,17 @@ struct TrustFile {
   std::string where;
 };
 
+// A keyless signer's identity: the certificate's OIDC issuer, exactly, and its subject (the SAN:
+// email, URI or username) exactly or matched by a regular expression in RE2 syntax (Go's, as in
+// cosign) that must match the whole subject (ocigate anchors it whether or not the user wrote
+// ^...$).
+struct KeylessIdentityConfig {
+  std::string issuer;
+  std::string subject;         // exact; or
+  std::string subject_regexp;  // whole-subject match
+  std::string where;           // "<source>:<line>: policy.trust[i].cosign.keyless.identities[j]"
+};
+
 // One policy.trust entry as configured. Parsing checks its shape only; the key and certificate
 // files are read and parsed by signature::load_trust (startup and reload), which refuses the
 // policy when one cannot be used.
@@ -78,10 +95,20 @@ struct TrustEntry {
   std::string match;  // glob over "<upstream>/<repo>"
   std::string where;  // "<source>:<line>: policy.trust[i]"
   bool cosign = false;
-  std::vector<TrustFile> cosign_keys;  // non-empty when cosign
+  std::vector<TrustFile> cosign_keys;  // keys and/or keyless when cosign
+  bool keyless = false;
+  TrustFile keyless_trusted_root;
+  std::vector<KeylessIdentityConfig> keyless_identities;  // non-empty when keyless
+  bool require_tlog = true;
   bool notation = false;
   TrustFile notation_trust_store;
   std::vector<std::string> notation_identities;  // "x509.subject: CN=..,O=.." or "*"; non-empty when notation
+  // The `provenance` check: an in-toto SLSA provenance attestation, verified with the cosign
+  // signers above, whose builder id and source repository match these globs ('*' within a path
+  // segment, '**' across, '?' one character; any other character matches itself).
+  bool provenance = false;
+  std::vector<std::string> provenance_builder_ids;
+  std::vector<std::string> provenance_source_repositories;
 };
 
 struct Policy {
@@ -108,7 +135,7 @@ struct Policy {
 // A null or undefined node gives default_policy(). source names the file in messages.
 Result<Policy> parse_policy(const YAML::Node& node, std::string_view source);
 
-// mode audit, every check on with action block, default parameters.
+// mode audit, every check at its default action (block; provenance off), default parameters.
 Policy default_policy();
 
 // Every check id, including the reserved ones whose logic is not built yet, in evaluation order.

@@ -18,4 +18,18 @@ struct SignatureFacts {
   std::string evidence;     // per entry: the signatures seen and each one's result
 };
 
+// What the `provenance` check reads: whether the image carries a verified SLSA provenance
+// attestation whose builder and source repository every matching policy.trust entry with a
+// `provenance:` rule accepts (signature::evaluate computes it with the signatures).
+struct ProvenanceFacts {
+  bool required = false;   // some matching policy.trust entry has a provenance rule
+  bool satisfied = false;  // every such entry accepts one verified attestation
+  // Attestations could not be looked up (upstream error) and none satisfied: "unknown", not a
+  // failure, and not worth caching for long.
+  bool incomplete = false;
+  std::string message;      // what matched, or which field did not
+  std::string remediation;  // for a failure
+  std::string evidence;     // per entry: the attestations seen and each one's result
+};
+
 }  // namespace ocigate::policy

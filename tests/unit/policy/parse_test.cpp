@@ -31,17 +31,18 @@ TEST(CheckIds, ListsEveryCheckIncludingReservedOnes) {
   const auto& ids = check_ids();
   for (const char* id : {"non-root-user", "healthcheck", "no-secrets", "copy-not-add", "no-update-alone",
                          "pinned-base", "pinned-reference", "trusted-source", "image-age", "signature", "no-setuid",
-                         "no-package-manager", "vulnerabilities"}) {
+                         "no-package-manager", "vulnerabilities", "provenance"}) {
     EXPECT_NE(std::find(ids.begin(), ids.end(), id), ids.end()) << id;
   }
-  EXPECT_EQ(ids.size(), 13u);
+  EXPECT_EQ(ids.size(), 14u);
 }
 
-TEST(DefaultPolicy, IsAuditWithEveryCheckBlocking) {
+TEST(DefaultPolicy, IsAuditWithEveryCheckBlockingButProvenance) {
   Policy p = default_policy();
   EXPECT_EQ(p.mode, Mode::audit);
   EXPECT_EQ(p.checks.size(), check_ids().size());
-  for (const auto& [id, setting] : p.checks) EXPECT_EQ(setting.action, Action::block) << id;
+  // provenance means nothing without a trust entry's provenance rule: off until turned on.
+  for (const auto& [id, setting] : p.checks) EXPECT_EQ(setting.action, id == "provenance" ? Action::off : Action::block) << id;
   EXPECT_EQ(p.checks.at("image-age").params.at("max_days"), 90);
   EXPECT_EQ(p.blob_access, BlobAccess::referenced);
   EXPECT_EQ(p.layer_scan, LayerScan::prefetch);

@@ -81,6 +81,98 @@ TEST(PolicyTrust, TrustIsPartOfTheVersion) {
   EXPECT_TRUE(canonical_json(*with).contains("trust"));
 }
 
+// ---- keyless and provenance
+
+namespace {
+
+const char* keyless_example = R"(policy:
+  trust:
+    - match: "ghcr.io/acme/**"
+      cosign:
+        keyless:
+          trusted_root: sigstore/trusted_root.json
+          identities:
+            - issuer: https://token.actions.githubusercontent.com
+              subject_regexp: '^https://github\.com/acme/[^/]+/\.github/workflows/release\.yml@refs/tags/v.*$'
+            - issuer: https://accounts.google.com
+              subject: release@acme.example
+          require_tlog: true
+      provenance: { builder_ids: ["https://github.com/acme/*/.github/workflows/release.yml@*"], source_repositories: ["https://github.com/acme/*"] }
+)";
+
+std::string keyless_entry(const std::string& keyless, const std::string& extra = "") {
+  return "policy:\n  trust:\n    - match: \"x/**\"\n      cosign:\n        keyless:\n" + keyless + extra;
+}
+
+}  // namespace
+
+TEST(PolicyTrust, ParsesTheKeylessIssueExample) {
+  auto p = parse(keyless_example);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  const auto& entry = p->trust.at(0);
+  EXPECT_TRUE(entry.cosign && entry.keyless);
+  EXPECT_TRUE(entry.cosign_keys.empty());
+  EXPECT_EQ(entry.keyless_trusted_root.path, "sigstore/trusted_root.json");
+  EXPECT_EQ(entry.keyless_trusted_root.where, "ocigate.yaml:6: policy.trust[0].cosign.keyless.trusted_root");
+  ASSERT_EQ(entry.keyless_identities.size(), 2u);
+  EXPECT_EQ(entry.keyless_identities[0].issuer, "https://token.actions.githubusercontent.com");
+  EXPECT_EQ(entry.keyless_identities[0].subject_regexp, R"(^https://github\.com/acme/[^/]+/\.github/workflows/release\.yml@refs/tags/v.*$)");
+  EXPECT_EQ(entry.keyless_identities[1].subject, "release@acme.example");
+  EXPECT_EQ(entry.keyless_identities[1].where, "ocigate.yaml:10: policy.trust[0].cosign.keyless.identities[1]");
+  EXPECT_TRUE(entry.require_tlog);
+  EXPECT_TRUE(entry.provenance);
+  EXPECT_EQ(entry.provenance_builder_ids, std::vector<std::string>{"https://github.com/acme/*/.github/workflows/release.yml@*"});
+  EXPECT_EQ(entry.provenance_source_repositories, std::vector<std::string>{"https://github.com/acme/*"});
+}
+
+TEST(PolicyTrust, KeysAndKeylessMayBothAppearAndRequireTlogDefaultsOn) {
+  auto p = parse("policy:\n  trust:\n    - match: \"x/**\"\n      cosign:\n        keys: [a.pub]\n        keyless:\n"
+                 "          trusted_root: r.json\n          identities: [{issuer: \"https://i\", subject: s}]\n");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->trust[0].cosign_keys.size(), 1u);
+  EXPECT_TRUE(p->trust[0].keyless);
+  EXPECT_TRUE(p->trust[0].require_tlog);
+  p = parse(keyless_entry("          trusted_root: r.json\n          identities: [{issuer: \"https://i\", subject: s}]\n          require_tlog: false\n"));
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_FALSE(p->trust[0].require_tlog);
+}
+
+TEST(PolicyTrust, RefusesMalformedKeylessAndProvenance) {
+  const std::string ids = "          identities: [{issuer: \"https://i\", subject: s}]\n";
+  expect_refused("policy:\n  trust:\n    - match: \"x/**\"\n      cosign: {}\n", {"policy.trust[0].cosign", "keys and/or keyless"});
+  expect_refused(keyless_entry(ids), {"policy.trust[0].cosign.keyless.trusted_root", "is required"});
+  expect_refused(keyless_entry("          trusted_root: r.json\n"), {"policy.trust[0].cosign.keyless.identities", "non-empty"});
+  expect_refused(keyless_entry("          trusted_root: r.json\n          identities: [{subject: s}]\n"),
+                 {"identities[0].issuer", "is required"});
+  expect_refused(keyless_entry("          trusted_root: r.json\n          identities: [{issuer: i}]\n"),
+                 {"identities[0].subject", "subject (exact) or subject_regexp"});
+  expect_refused(keyless_entry("          trusted_root: r.json\n          identities: [{issuer: i, subject: s, subject_regexp: r}]\n"),
+                 {"identities[0]", "not both"});
+  expect_refused(keyless_entry("          trusted_root: r.json\n          identities: [{issuer: i, subject: \"\"}]\n"),
+                 {"identities[0].subject", "must not be empty"});
+  expect_refused(keyless_entry("          trusted_root: r.json\n" + ids + "          require_tlog: maybe\n"),
+                 {"require_tlog", "true or false"});
+  expect_refused(keyless_entry("          trusted_root: r.json\n" + ids + "          rekor_url: x\n"), {"keyless.rekor_url", "unknown key"});
+  expect_refused("policy:\n  trust:\n    - match: \"x/**\"\n      notation: {trust_store: ca.pem, identities: [\"*\"]}\n"
+                 "      provenance: {builder_ids: [a], source_repositories: [b]}\n",
+                 {"policy.trust[0].provenance", "needs cosign"});
+  expect_refused(keyless_entry("          trusted_root: r.json\n" + ids, "      provenance: {builder_ids: [a]}\n"),
+                 {"policy.trust[0].provenance.source_repositories", "non-empty list of globs"});
+  expect_refused(keyless_entry("          trusted_root: r.json\n" + ids, "      provenance: {builder_ids: [\"a b\"], source_repositories: [b]}\n"),
+                 {"provenance.builder_ids[0]", "spaces"});
+}
+
+TEST(PolicyTrust, KeylessAndProvenanceArePartOfTheVersion) {
+  auto keys = parse("policy:\n  trust:\n    - match: \"x/**\"\n      cosign: {keys: [a.pub]}\n");
+  auto with = parse(keyless_example);
+  auto other = parse(std::string(keyless_example).replace(std::string(keyless_example).find("release@acme.example"), 20, "other@acme.example"));
+  ASSERT_TRUE(keys.ok() && with.ok() && other.ok());
+  EXPECT_NE(with->version, other->version);
+  EXPECT_FALSE(canonical_json(*keys)["trust"][0]["cosign"].contains("keyless")) << "keys-only entries keep their versions";
+  EXPECT_FALSE(canonical_json(*keys)["trust"][0].contains("provenance"));
+  EXPECT_TRUE(canonical_json(*with)["trust"][0].contains("provenance"));
+}
+
 // ---- check_signature
 
 namespace {
@@ -126,6 +218,28 @@ TEST(CheckSignature, MapsTheFacts) {
   r = run_signature(incomplete);
   EXPECT_EQ(r.outcome, Outcome::fail) << "a lookup broken by the upstream must not let an unsigned image through";
   EXPECT_NE(r.message.find("502"), std::string::npos);
+}
+
+TEST(CheckProvenance, MapsTheFacts) {
+  ImageFacts image;
+  Policy policy = default_policy();
+  nlohmann::json params = nlohmann::json::object();
+  std::optional<std::vector<HistoryEntry>> history;
+  auto run = [&](std::optional<ProvenanceFacts> facts) {
+    image.provenance = std::move(facts);
+    return check_provenance(CheckInput{image, policy, params, history});
+  };
+  EXPECT_EQ(run(std::nullopt).outcome, Outcome::unknown);
+  EXPECT_EQ(run(ProvenanceFacts{}).outcome, Outcome::pass);
+  auto r = run(ProvenanceFacts{true, true, false, "provenance: builder b from s", "", "trust 'x': ..."});
+  EXPECT_EQ(r.outcome, Outcome::pass);
+  EXPECT_EQ(r.evidence, "trust 'x': ...");
+  r = run(ProvenanceFacts{true, false, false, "provenance not accepted: builder id 'b' matches none", "attach", "e"});
+  EXPECT_EQ(r.outcome, Outcome::fail);
+  EXPECT_EQ(r.message, "provenance not accepted: builder id 'b' matches none");
+  EXPECT_EQ(r.remediation, "attach");
+  r = run(ProvenanceFacts{true, false, true, "attestations could not be looked up (502)", "", ""});
+  EXPECT_EQ(r.outcome, Outcome::unknown) << "no attestation could be looked up: unknown";
 }
 
 TEST(CheckSignature, BlocksAnUnsignedImageEndToEnd) {
