@@ -6,6 +6,7 @@
 #include <openssl/x509.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -41,5 +42,18 @@ bool verify_raw(EVP_PKEY* pkey, const EVP_MD* md, RsaPadding padding, int pss_sa
 
 // "CN=a, O=b" one-line subject of a certificate (RFC 2253 order as in the certificate).
 std::string subject_text(X509* cert);
+
+// Raw digests and hex.
+std::string sha256_raw(std::string_view data);
+std::string hex_encode(std::string_view bytes);
+std::optional<std::string> hex_decode(std::string_view hex);  // lower or upper case; nullopt otherwise
+std::string base64_encode(std::string_view bytes);              // standard alphabet, padded
+
+// A DER certificate; nullptr when it is not one (or has trailing bytes).
+X509Ptr parse_der_certificate(std::string_view der);
+// The certificate's DER encoding ("" on failure).
+std::string certificate_der(X509* cert);
+// The DER SubjectPublicKeyInfo of a key ("" on failure).
+std::string spki_der(EVP_PKEY* pkey);
 
 }  // namespace ocigate::signature::detail

@@ -8,12 +8,16 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "crypto.hpp"
 #include "ocigate/oci/digest.hpp"
 #include "ocigate/policy/glob.hpp"
+#include "ocigate/signature/keyless.hpp"
+#include "ocigate/signature/provenance.hpp"
+#include "ocigate/signature/trusted_root.hpp"
 
 namespace ocigate::signature {
 
@@ -94,6 +98,39 @@ std::filesystem::path resolve(const std::string& path, const std::filesystem::pa
   return p.is_absolute() || base_dir.empty() ? p : base_dir / p;
 }
 
+// The key's type, refusing curves, sizes and algorithms cosign and Sigstore do not use.
+Result<PublicKey> classify_key(PkeyPtr pkey, std::string_view name) {
+  auto refuse = [&](const std::string& why) { return Error{Errc::config_invalid, std::string(name) + ": " + why}; };
+  PublicKey key;
+  int id = EVP_PKEY_get_base_id(pkey.get());
+  if (id == EVP_PKEY_EC) {
+    char group[64] = {0};
+    std::size_t glen = 0;
+    if (EVP_PKEY_get_utf8_string_param(pkey.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &glen) != 1) {
+      ERR_clear_error();
+      return refuse("an EC key without a named curve");
+    }
+    std::string g(group);
+    if (g == "prime256v1" || g == "P-256") key.type = KeyType::ecdsa_p256;
+    else if (g == "secp384r1" || g == "P-384") key.type = KeyType::ecdsa_p384;
+    else if (g == "secp521r1" || g == "P-521") key.type = KeyType::ecdsa_p521;
+    else return refuse("EC curve " + g + " is not supported (P-256, P-384, P-521)");
+  } else if (id == EVP_PKEY_RSA || id == EVP_PKEY_RSA_PSS) {
+    if (EVP_PKEY_get_bits(pkey.get()) < 2048) {
+      return refuse("RSA key of " + std::to_string(EVP_PKEY_get_bits(pkey.get())) + " bits is too weak (at least 2048)");
+    }
+    key.type = KeyType::rsa;
+  } else if (id == EVP_PKEY_ED25519) {
+    key.type = KeyType::ed25519;
+  } else {
+    return refuse("key type is not supported (ECDSA P-256/P-384/P-521, RSA, Ed25519)");
+  }
+  key.fingerprint = spki_fingerprint(pkey.get());
+  if (key.fingerprint.empty()) return refuse("cannot encode the public key: " + openssl_error("unknown error"));
+  key.pkey = std::shared_ptr<EVP_PKEY>(pkey.release(), EVP_PKEY_free);
+  return key;
+}
+
 }  // namespace
 
 const char* key_type_text(KeyType type) {
@@ -124,34 +161,17 @@ Result<PublicKey> parse_public_key(std::string_view pem, std::string_view name) 
   PkeyPtr pkey(raw);
   if (rc != 1 || !pkey) return refuse("is not a readable PEM public key: " + openssl_error("decoding failed"));
   ERR_clear_error();
+  return classify_key(std::move(pkey), name);
+}
 
-  PublicKey key;
-  int id = EVP_PKEY_get_base_id(pkey.get());
-  if (id == EVP_PKEY_EC) {
-    char group[64] = {0};
-    std::size_t glen = 0;
-    if (EVP_PKEY_get_utf8_string_param(pkey.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &glen) != 1) {
-      return refuse("an EC key without a named curve");
-    }
-    std::string g(group);
-    if (g == "prime256v1" || g == "P-256") key.type = KeyType::ecdsa_p256;
-    else if (g == "secp384r1" || g == "P-384") key.type = KeyType::ecdsa_p384;
-    else if (g == "secp521r1" || g == "P-521") key.type = KeyType::ecdsa_p521;
-    else return refuse("EC curve " + g + " is not supported (P-256, P-384, P-521)");
-  } else if (id == EVP_PKEY_RSA || id == EVP_PKEY_RSA_PSS) {
-    if (EVP_PKEY_get_bits(pkey.get()) < 2048) {
-      return refuse("RSA key of " + std::to_string(EVP_PKEY_get_bits(pkey.get())) + " bits is too weak (at least 2048)");
-    }
-    key.type = KeyType::rsa;
-  } else if (id == EVP_PKEY_ED25519) {
-    key.type = KeyType::ed25519;
-  } else {
-    return refuse("key type is not supported (ECDSA P-256/P-384/P-521, RSA, Ed25519)");
+Result<PublicKey> parse_public_key_der(std::string_view der, std::string_view name) {
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  PkeyPtr pkey(d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size())));
+  if (!pkey || p != reinterpret_cast<const unsigned char*>(der.data()) + der.size()) {
+    ERR_clear_error();
+    return Error{Errc::config_invalid, std::string(name) + ": is not a DER SubjectPublicKeyInfo"};
   }
-  key.fingerprint = spki_fingerprint(pkey.get());
-  if (key.fingerprint.empty()) return refuse("cannot encode the public key: " + openssl_error("unknown error"));
-  key.pkey = std::shared_ptr<EVP_PKEY>(pkey.release(), EVP_PKEY_free);
-  return key;
+  return classify_key(std::move(pkey), name);
 }
 
 Result<Identity> parse_identity(std::string_view text) {
@@ -197,14 +217,52 @@ std::vector<const LoadedTrustEntry*> TrustStore::matching(std::string_view image
   return out;
 }
 
+namespace {
+
+Error refuse_file(const policy::TrustFile& file, const std::filesystem::path& base_dir, const std::string& why) {
+  std::string resolved = resolve(file.path, base_dir).string();
+  std::string name = resolved == file.path ? file.path : file.path + " (" + resolved + ")";
+  return Error{Errc::config_invalid, file.where + ": " + name + ": " + why};
+}
+
+// trusted_root.json files already read in this load, by resolved path: entries sharing one file
+// share one parse.
+using RootCache = std::map<std::string, std::shared_ptr<const TrustedRoot>>;
+
+Result<std::shared_ptr<const KeylessTrust>> load_keyless(const policy::TrustEntry& configured, const std::filesystem::path& base_dir,
+                                                          RootCache& roots, nlohmann::json& item) {
+  const auto& file = configured.keyless_trusted_root;
+  auto path = resolve(file.path, base_dir);
+  auto keyless = std::make_shared<KeylessTrust>();
+  auto cached = roots.find(path.string());
+  if (cached == roots.end()) {
+    auto text = read_file(path);
+    if (!text) return refuse_file(file, base_dir, text.error().message);
+    auto root = parse_trusted_root(*text);
+    if (!root) return refuse_file(file, base_dir, root.error().message);
+    cached = roots.emplace(path.string(), std::make_shared<const TrustedRoot>(std::move(*root))).first;
+  }
+  keyless->root = cached->second;
+  keyless->trusted_root_path = path.string();
+  keyless->require_tlog = configured.require_tlog;
+  nlohmann::json ids = nlohmann::json::array();
+  for (const auto& id : configured.keyless_identities) {
+    auto made = make_keyless_identity(id.issuer, id.subject, id.subject_regexp);
+    if (!made) return Error{Errc::config_invalid, id.where + ": " + made.error().message};
+    keyless->identities.push_back(std::move(*made));
+    ids.push_back({id.issuer, id.subject, id.subject_regexp});
+  }
+  item["keyless"] = {{"trusted_root", keyless->root->fingerprint}, {"identities", ids}, {"require_tlog", keyless->require_tlog}};
+  return std::shared_ptr<const KeylessTrust>(std::move(keyless));
+}
+
+}  // namespace
+
 Result<TrustStore> load_trust(const policy::Policy& policy, const std::filesystem::path& base_dir) {
   TrustStore store;
+  RootCache roots;
   nlohmann::json summary = nlohmann::json::array();
-  auto refuse = [&base_dir](const policy::TrustFile& file, const std::string& why) {
-    std::string resolved = resolve(file.path, base_dir).string();
-    std::string name = resolved == file.path ? file.path : file.path + " (" + resolved + ")";
-    return Error{Errc::config_invalid, file.where + ": " + name + ": " + why};
-  };
+  auto refuse = [&base_dir](const policy::TrustFile& file, const std::string& why) { return refuse_file(file, base_dir, why); };
   for (const auto& configured : policy.trust) {
     LoadedTrustEntry entry;
     entry.match = configured.match;
@@ -221,6 +279,16 @@ Result<TrustStore> load_trust(const policy::Policy& policy, const std::filesyste
       key->path = path.string();
       item["cosign"].push_back(key->fingerprint);
       entry.cosign_keys.push_back(std::move(*key));
+    }
+    if (configured.keyless) {
+      auto keyless = load_keyless(configured, base_dir, roots, item);
+      if (!keyless) return keyless.error();
+      entry.cosign_keyless = std::move(*keyless);
+    }
+    if (configured.provenance) {
+      entry.provenance = std::make_shared<const ProvenanceRule>(
+          ProvenanceRule{configured.provenance_builder_ids, configured.provenance_source_repositories});
+      item["provenance"] = {configured.provenance_builder_ids, configured.provenance_source_repositories};
     }
     if (configured.notation) {
       const auto& file = configured.notation_trust_store;

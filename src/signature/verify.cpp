@@ -13,6 +13,8 @@
 #include "crypto.hpp"
 #include "ocigate/oci/digest.hpp"
 #include "ocigate/policy/checks.hpp"
+#include "ocigate/signature/bundle.hpp"
+#include "ocigate/signature/keyless.hpp"
 
 namespace ocigate::signature {
 
@@ -87,6 +89,7 @@ const char* format_text(Format format) {
     case Format::cosign_tag: return "cosign";
     case Format::sigstore_bundle: return "sigstore-bundle";
     case Format::notation: return "notation";
+    case Format::cosign_attestation: return "cosign-attestation";
   }
   return "unknown";
 }
@@ -104,6 +107,8 @@ const char* reason_text(Reason reason) {
     case Reason::expired: return "signature expired";
     case Reason::keyless: return "keyless signature: not verifiable with configured keys";
     case Reason::unsupported: return "unsupported signature format";
+    case Reason::bad_tlog: return "transparency log entry does not verify";
+    case Reason::bad_sct: return "certificate transparency (SCT) does not verify";
   }
   return "unknown";
 }
@@ -188,200 +193,315 @@ std::string ecdsa_raw_to_der(std::string_view raw) {
   return out + body;
 }
 
-// ---- cosign tag signatures
+// ---- who signed: a configured key, or keyless
+
+namespace {
+
+std::string annotation(const json* annotations, std::string_view key) {
+  return annotations ? string_at(*annotations, std::string(key).c_str()) : std::string();
+}
+
+// A signature no configured signer verified: why, in the words the old key-only check used.
+void unverified(SignatureResult& r, const Signers& signers, bool has_certificate) {
+  if (has_certificate) {
+    r.reason = Reason::keyless;
+    r.detail = "signed with a Fulcio certificate (keyless), but the trust entry configures no keyless identities; " +
+               none_verified(signers.keys.size());
+  } else if (signers.keys.empty()) {
+    r.reason = Reason::untrusted_key;
+    r.detail = "carries no certificate for keyless verification, and the trust entry configures no key";
+  } else {
+    r.reason = Reason::untrusted_key;
+    r.detail = none_verified(signers.keys.size());
+  }
+}
+
+void mark_keyless(SignatureResult& r, const KeylessOutcome& outcome) {
+  r.reason = Reason::valid;
+  r.fingerprint = outcome.fingerprint;
+  r.key = "keyless " + outcome.identity.subject;
+  r.detail = outcome.detail;
+}
+
+void copy_identity(SignatureResult& r, const KeylessOutcome& outcome) {
+  r.identity = outcome.identity.subject;
+  r.issuer = outcome.identity.issuer;
+  r.log_index = outcome.log_index;
+  r.signing_time = outcome.signing_time;
+}
+
+// What was signed turned out wrong: the signature is no longer valid.
+void downgrade(SignatureResult& r, Reason reason, std::string detail) {
+  r.reason = reason;
+  r.detail = std::move(detail);
+  r.fingerprint.clear();
+  r.key.clear();
+}
+
+// Establishes who signed `data`: a configured key first, then the keyless claim when the entry
+// configures keyless. Sets r (valid, or why not) and returns whether a signer verified.
+bool establish_signer(SignatureResult& r, const Signers& signers, std::string_view data,
+                      const std::vector<std::string>& signatures, std::string_view hint,
+                      const std::optional<KeylessClaim>& claim) {
+  for (const auto& sig : signatures) {
+    if (const PublicKey* signer = sig.empty() ? nullptr : find_signer(signers.keys, data, sig, hint)) {
+      mark_valid(r, *signer);
+      return true;
+    }
+  }
+  if (claim && signers.keyless) {
+    KeylessOutcome outcome = verify_keyless(*claim, *signers.keyless, signers.now);
+    copy_identity(r, outcome);
+    if (outcome.valid()) {
+      mark_keyless(r, outcome);
+      return true;
+    }
+    r.reason = outcome.reason;
+    r.detail = outcome.detail;
+    return false;
+  }
+  unverified(r, signers, claim.has_value());
+  return false;
+}
+
+// The keyless material on a .sig / .att layer: certificate, chain (never trusted) and Rekor
+// bundle annotations. nullopt without a certificate.
+std::optional<KeylessClaim> layer_claim(const json* annotations, KeylessClaim::Content content) {
+  std::string pem = annotation(annotations, cosign_certificate_annotation);
+  if (pem.empty()) return std::nullopt;
+  KeylessClaim claim;
+  claim.content = content;
+  auto certs = parse_pem_certificates(pem);
+  if (certs) claim.certificate = certs->front();  // unreadable: verify_keyless says malformed
+  if (auto chain = parse_pem_certificates(annotation(annotations, cosign_chain_annotation))) claim.supplied_chain = *chain;
+  std::string bundle = annotation(annotations, cosign_bundle_annotation);
+  if (!bundle.empty()) {
+    auto entry = parse_cosign_rekor_bundle(bundle);
+    if (entry) claim.tlog_entries.push_back(std::move(*entry));
+    else claim.tlog_error = "the " + std::string(cosign_bundle_annotation) + " annotation is unreadable: " + entry.error().message;
+  }
+  return claim;
+}
+
+// "sha256:<hex>" -> ("sha256", "<hex>").
+std::pair<std::string, std::string> split_digest(std::string_view digest) {
+  auto colon = digest.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == digest.size()) return {};
+  return {std::string(digest.substr(0, colon)), std::string(digest.substr(colon + 1))};
+}
+
+// A signed simplesigning payload for `digest`; downgrades r otherwise.
+void check_simplesigning(SignatureResult& r, const std::string& payload_bytes, std::string_view digest) {
+  auto payload = parse_json(payload_bytes);
+  const json* critical = payload ? object_at(*payload, "critical") : nullptr;
+  if (!critical) return downgrade(r, Reason::malformed, "the signed payload is not a cosign simplesigning JSON document");
+  std::string type = string_at(*critical, "type");
+  if (type != cosign_payload_type) {
+    return downgrade(r, Reason::wrong_type, "critical.type is '" + type + "', not '" + std::string(cosign_payload_type) + "'");
+  }
+  const json* image = object_at(*critical, "image");
+  std::string signed_digest = image ? string_at(*image, "docker-manifest-digest") : "";
+  if (signed_digest.empty()) return downgrade(r, Reason::malformed, "the signed payload has no critical.image.docker-manifest-digest");
+  if (signed_digest != digest) downgrade(r, Reason::replay, "signed for " + signed_digest + ", not " + std::string(digest));
+}
+
+// A signed in-toto statement whose subject names `digest`; downgrades r otherwise and keeps the
+// statement on r when valid.
+void check_statement(SignatureResult& r, const std::string& payload_type, const std::string& payload, std::string_view digest) {
+  if (payload_type != in_toto_payload_type) {
+    return downgrade(r, Reason::wrong_type, "payloadType is '" + payload_type + "', not " + std::string(in_toto_payload_type));
+  }
+  auto statement = parse_json(payload);
+  const json* subjects = nullptr;
+  if (statement && statement->is_object()) {
+    auto it = statement->find("subject");
+    if (it != statement->end() && it->is_array()) subjects = &*it;
+  }
+  if (!subjects) return downgrade(r, Reason::malformed, "the signed payload is not an in-toto statement with subjects");
+  auto [algorithm, hex] = split_digest(digest);
+  std::string seen;
+  for (const auto& subject : *subjects) {
+    const json* digests = object_at(subject, "digest");
+    std::string value = digests && !algorithm.empty() ? string_at(*digests, algorithm.c_str()) : "";
+    if (!value.empty() && value == hex) {
+      r.predicate_type = string_at(*statement, "predicateType");
+      r.statement = payload;
+      if (!r.predicate_type.empty()) r.detail += ", predicate " + r.predicate_type;
+      return;
+    }
+    if (!value.empty() && seen.empty()) seen = algorithm + ":" + value;
+  }
+  downgrade(r, Reason::replay,
+            "the statement's subject is " + (seen.empty() ? "no " + (algorithm.empty() ? std::string("matching") : algorithm) + " digest" : seen) +
+                ", not " + std::string(digest));
+}
+
+struct Layer {
+  const json* annotations = nullptr;
+  const std::string* blob = nullptr;  // verified against its digest
+};
+
+// The layer's blob when present and intact; otherwise r says why.
+std::optional<Layer> read_layer(SignatureResult& r, const json& layer, const CosignTagSignature& signature) {
+  std::string layer_digest = string_at(layer, "digest");
+  auto blob = signature.blobs.find(layer_digest);
+  if (blob == signature.blobs.end()) {
+    r.detail = "the payload blob " + layer_digest + " was not available";
+    return std::nullopt;
+  }
+  if (oci::sha256_digest(blob->second) != layer_digest) {
+    r.detail = "the payload blob does not match its digest " + layer_digest;
+    return std::nullopt;
+  }
+  return Layer{object_at(layer, "annotations"), &blob->second};
+}
+
+const json* manifest_layers(const std::optional<json>& manifest) {
+  if (!manifest || !manifest->is_object()) return nullptr;
+  auto it = manifest->find("layers");
+  return it != manifest->end() && it->is_array() ? &*it : nullptr;
+}
+
+std::string tag_name(std::string_view digest, const char* suffix) {
+  return "sha256-" + std::string(digest.substr(std::min<std::size_t>(digest.size(), 7), 12)) + "…" + suffix;
+}
+
+SignatureResult verify_simplesigning_layer(const json& layer, std::size_t index, const CosignTagSignature& signature,
+                                           std::string_view digest, const Signers& signers) {
+  SignatureResult r = result(Format::cosign_tag, tag_name(digest, ".sig") + " layer " + std::to_string(index) + " (" +
+                                                     short_digest(string_at(layer, "digest")) + ")",
+                             Reason::malformed, "");
+  auto content = read_layer(r, layer, signature);
+  if (!content) return r;
+  std::string sig_b64 = annotation(content->annotations, cosign_signature_annotation);
+  bool has_cert = !annotation(content->annotations, cosign_certificate_annotation).empty();
+  bool has_bundle = !annotation(content->annotations, cosign_bundle_annotation).empty();
+  if (sig_b64.empty()) {
+    if (has_cert || has_bundle) {
+      r.reason = Reason::keyless;
+      r.detail = "carries a Fulcio certificate / Rekor bundle but no signature verifiable with configured keys";
+    } else {
+      r.detail = "no " + std::string(cosign_signature_annotation) + " annotation";
+    }
+    return r;
+  }
+  auto sig = base64_decode(sig_b64, false);
+  if (!sig || sig->empty()) {
+    r.detail = "the " + std::string(cosign_signature_annotation) + " annotation is not base64";
+    return r;
+  }
+  auto claim = layer_claim(content->annotations, KeylessClaim::Content::message);
+  if (claim) {
+    claim->signed_data = *content->blob;
+    claim->payload = *content->blob;
+    claim->signatures = {*sig};
+  }
+  // Only once a trusted signer verified it is the payload's content believed.
+  if (establish_signer(r, signers, *content->blob, {*sig}, {}, claim)) check_simplesigning(r, *content->blob, digest);
+  return r;
+}
+
+SignatureResult verify_attestation_layer(const json& layer, std::size_t index, const CosignTagSignature& attestations,
+                                         std::string_view digest, const Signers& signers) {
+  SignatureResult r = result(Format::cosign_attestation, tag_name(digest, ".att") + " layer " + std::to_string(index) + " (" +
+                                                             short_digest(string_at(layer, "digest")) + ")",
+                             Reason::malformed, "");
+  auto content = read_layer(r, layer, attestations);
+  if (!content) return r;
+  auto envelope = parse_dsse_envelope(*content->blob);
+  if (!envelope) {
+    r.detail = "the DSSE envelope is unreadable: " + envelope.error().message;
+    return r;
+  }
+  std::string pae = dsse_pae(envelope->payload_type, envelope->payload);
+  std::vector<std::string> sigs;
+  for (const auto& s : envelope->signatures) sigs.push_back(s.sig);
+  auto claim = layer_claim(content->annotations, KeylessClaim::Content::dsse);
+  if (claim) {
+    claim->signed_data = pae;
+    claim->payload = envelope->payload;
+    claim->signatures = sigs;
+  }
+  std::string hint = envelope->signatures.empty() ? std::string() : envelope->signatures.front().keyid;
+  if (establish_signer(r, signers, pae, sigs, hint, claim)) check_statement(r, envelope->payload_type, envelope->payload, digest);
+  return r;
+}
+
+}  // namespace
+
+// ---- cosign tag signatures and attestations
 
 std::vector<SignatureResult> verify_cosign_tag(const CosignTagSignature& signature, std::string_view digest,
-                                               const std::vector<PublicKey>& keys) {
+                                               const Signers& signers) {
   std::vector<SignatureResult> out;
-  std::string tag_short = "sha256-" + std::string(digest.substr(std::min<std::size_t>(digest.size(), 7), 12)) + "….sig";
-  auto manifest = parse_json(signature.manifest);
-  const json* layers = nullptr;
-  if (manifest && manifest->is_object()) {
-    auto it = manifest->find("layers");
-    if (it != manifest->end() && it->is_array()) layers = &*it;
-  }
+  const auto manifest = parse_json(signature.manifest);
+  const json* layers = manifest_layers(manifest);
   if (!layers) {
-    out.push_back(result(Format::cosign_tag, tag_short, Reason::malformed, "the .sig manifest is not an image manifest with layers"));
+    out.push_back(result(Format::cosign_tag, tag_name(digest, ".sig"), Reason::malformed, "the .sig manifest is not an image manifest with layers"));
     return out;
   }
   for (std::size_t i = 0; i < layers->size(); ++i) {
-    const json& layer = (*layers)[i];
-    if (string_at(layer, "mediaType") != cosign_layer_media_type) continue;
-    std::string layer_digest = string_at(layer, "digest");
-    SignatureResult r = result(Format::cosign_tag, tag_short + " layer " + std::to_string(i) + " (" + short_digest(layer_digest) + ")",
-                               Reason::malformed, "");
-    const json* annotations = object_at(layer, "annotations");
-    std::string sig_b64 = annotations ? string_at(*annotations, std::string(cosign_signature_annotation).c_str()) : "";
-    bool has_cert = annotations && (!string_at(*annotations, std::string(cosign_certificate_annotation).c_str()).empty());
-    bool has_bundle = annotations && (!string_at(*annotations, std::string(cosign_bundle_annotation).c_str()).empty());
-    auto blob = signature.blobs.find(layer_digest);
-    if (blob == signature.blobs.end()) {
-      r.detail = "the payload blob " + layer_digest + " was not available";
-      out.push_back(std::move(r));
-      continue;
-    }
-    if (oci::sha256_digest(blob->second) != layer_digest) {
-      r.detail = "the payload blob does not match its digest " + layer_digest;
-      out.push_back(std::move(r));
-      continue;
-    }
-    if (sig_b64.empty()) {
-      if (has_cert || has_bundle) {
-        r.reason = Reason::keyless;
-        r.detail = "carries a Fulcio certificate / Rekor bundle but no signature verifiable with configured keys";
-      } else {
-        r.detail = "no " + std::string(cosign_signature_annotation) + " annotation";
-      }
-      out.push_back(std::move(r));
-      continue;
-    }
-    auto sig = base64_decode(sig_b64, false);
-    if (!sig || sig->empty()) {
-      r.detail = "the " + std::string(cosign_signature_annotation) + " annotation is not base64";
-      out.push_back(std::move(r));
-      continue;
-    }
-    const PublicKey* signer = find_signer(keys, blob->second, *sig);
-    if (!signer) {
-      if (has_cert) {
-        r.reason = Reason::keyless;
-        r.detail = "signed with a Fulcio certificate (keyless); " + none_verified(keys.size());
-      } else {
-        r.reason = Reason::untrusted_key;
-        r.detail = none_verified(keys.size());
-      }
-      out.push_back(std::move(r));
-      continue;
-    }
-    // Only now, signed by a trusted key, is the payload's content believed.
-    auto payload = parse_json(blob->second);
-    const json* critical = payload ? object_at(*payload, "critical") : nullptr;
-    if (!critical) {
-      r.detail = "the signed payload is not a cosign simplesigning JSON document";
-      out.push_back(std::move(r));
-      continue;
-    }
-    std::string type = string_at(*critical, "type");
-    if (type != cosign_payload_type) {
-      r.reason = Reason::wrong_type;
-      r.detail = "critical.type is '" + type + "', not '" + std::string(cosign_payload_type) + "'";
-      out.push_back(std::move(r));
-      continue;
-    }
-    const json* image = object_at(*critical, "image");
-    std::string signed_digest = image ? string_at(*image, "docker-manifest-digest") : "";
-    if (signed_digest.empty()) {
-      r.detail = "the signed payload has no critical.image.docker-manifest-digest";
-      out.push_back(std::move(r));
-      continue;
-    }
-    if (signed_digest != digest) {
-      r.reason = Reason::replay;
-      r.detail = "signed for " + signed_digest + ", not " + std::string(digest);
-      out.push_back(std::move(r));
-      continue;
-    }
-    mark_valid(r, *signer);
-    out.push_back(std::move(r));
+    if (string_at((*layers)[i], "mediaType") != cosign_layer_media_type) continue;
+    out.push_back(verify_simplesigning_layer((*layers)[i], i, signature, digest, signers));
+  }
+  return out;
+}
+
+std::vector<SignatureResult> verify_cosign_tag(const CosignTagSignature& signature, std::string_view digest,
+                                               const std::vector<PublicKey>& keys) {
+  return verify_cosign_tag(signature, digest, Signers{keys, nullptr, {}});
+}
+
+std::vector<SignatureResult> verify_cosign_attestations(const CosignTagSignature& attestations, std::string_view digest,
+                                                        const Signers& signers) {
+  std::vector<SignatureResult> out;
+  const auto manifest = parse_json(attestations.manifest);
+  const json* layers = manifest_layers(manifest);
+  if (!layers) {
+    out.push_back(result(Format::cosign_attestation, tag_name(digest, ".att"), Reason::malformed, "the .att manifest is not an image manifest with layers"));
+    return out;
+  }
+  for (std::size_t i = 0; i < layers->size(); ++i) {
+    if (string_at((*layers)[i], "mediaType") != dsse_layer_media_type) continue;
+    out.push_back(verify_attestation_layer((*layers)[i], i, attestations, digest, signers));
   }
   return out;
 }
 
 // ---- sigstore bundles
 
-SignatureResult verify_sigstore_bundle(const Envelope& envelope, std::string_view digest,
-                                       const std::vector<PublicKey>& keys) {
+SignatureResult verify_sigstore_bundle(const Envelope& envelope, std::string_view digest, const Signers& signers) {
   SignatureResult r = result(Format::sigstore_bundle, "bundle " + short_digest(envelope.artifact_digest), Reason::malformed, "");
-  auto bundle = parse_json(envelope.bytes);
-  if (!bundle || !bundle->is_object()) {
-    r.detail = "the bundle is not JSON";
+  auto bundle = parse_sigstore_bundle(envelope.bytes);
+  if (!bundle) {
+    r.reason = bundle.error().code == Errc::unsupported ? Reason::unsupported : Reason::malformed;
+    r.detail = bundle.error().message;
     return r;
   }
-  std::string media_type = string_at(*bundle, "mediaType");
-  if (media_type.rfind("application/vnd.dev.sigstore.bundle", 0) != 0) {
-    r.detail = "mediaType '" + media_type + "' is not a sigstore bundle";
+  if (!bundle->dsse) {
+    r.reason = Reason::unsupported;
+    r.detail = "a messageSignature bundle signs a blob, not an image (expected a DSSE envelope)";
     return r;
   }
-  const json* dsse = object_at(*bundle, "dsseEnvelope");
-  if (!dsse) {
-    if (object_at(*bundle, "messageSignature")) {
-      r.reason = Reason::unsupported;
-      r.detail = "a messageSignature bundle signs a blob, not an image (expected a DSSE envelope)";
-    } else {
-      r.detail = "no dsseEnvelope";
-    }
-    return r;
+  const DsseEnvelope& dsse = *bundle->dsse;
+  std::string pae = dsse_pae(dsse.payload_type, dsse.payload);
+  std::vector<std::string> sigs;
+  for (const auto& s : dsse.signatures) sigs.push_back(s.sig);
+  std::optional<KeylessClaim> claim;
+  if (!bundle->certificates.empty()) {
+    claim = KeylessClaim{KeylessClaim::Content::dsse, bundle->certificates.front(),
+                         std::vector<std::string>(bundle->certificates.begin() + 1, bundle->certificates.end()),
+                         pae, sigs, dsse.payload, bundle->tlog_entries, ""};
   }
-  const json* material = object_at(*bundle, "verificationMaterial");
-  std::string hint;
-  bool has_cert = false;
-  if (material) {
-    if (const json* pk = object_at(*material, "publicKey")) hint = string_at(*pk, "hint");
-    has_cert = object_at(*material, "certificate") || object_at(*material, "x509CertificateChain");
-  }
-  std::string payload_type = string_at(*dsse, "payloadType");
-  auto payload = base64_decode(string_at(*dsse, "payload"), false);
-  if (!payload) {
-    r.detail = "the DSSE payload is not base64";
-    return r;
-  }
-  auto sigs = dsse->find("signatures");
-  if (sigs == dsse->end() || !sigs->is_array() || sigs->empty()) {
-    r.detail = "the DSSE envelope has no signatures";
-    return r;
-  }
-  std::string pae = dsse_pae(payload_type, *payload);
-  const PublicKey* signer = nullptr;
-  bool decodable = false;
-  for (const auto& s : *sigs) {
-    auto sig = base64_decode(string_at(s, "sig"), false);
-    if (!sig || sig->empty()) continue;
-    decodable = true;
-    std::string keyid = string_at(s, "keyid");
-    signer = find_signer(keys, pae, *sig, hint.empty() ? keyid : hint);
-    if (signer) break;
-  }
-  if (!decodable) {
-    r.detail = "no DSSE signature is base64";
-    return r;
-  }
-  if (!signer) {
-    r.reason = has_cert ? Reason::keyless : Reason::untrusted_key;
-    r.detail = (has_cert ? "signed with a certificate (keyless); " : "") + none_verified(keys.size());
-    return r;
-  }
-  if (payload_type != "application/vnd.in-toto+json") {
-    r.reason = Reason::wrong_type;
-    r.detail = "payloadType is '" + payload_type + "', not application/vnd.in-toto+json";
-    return r;
-  }
-  auto statement = parse_json(*payload);
-  const json* subjects = nullptr;
-  if (statement && statement->is_object()) {
-    auto it = statement->find("subject");
-    if (it != statement->end() && it->is_array()) subjects = &*it;
-  }
-  if (!subjects) {
-    r.detail = "the signed payload is not an in-toto statement with subjects";
-    return r;
-  }
-  std::string hex(digest.substr(std::min<std::size_t>(digest.size(), 7)));
-  std::string seen;
-  for (const auto& subject : *subjects) {
-    const json* digests = object_at(subject, "digest");
-    std::string value = digests ? string_at(*digests, "sha256") : "";
-    if (value == hex && !hex.empty() && digest.substr(0, 7) == "sha256:") {
-      mark_valid(r, *signer);
-      std::string predicate = string_at(*statement, "predicateType");
-      if (!predicate.empty()) r.detail += ", predicate " + predicate;
-      return r;
-    }
-    if (!value.empty() && seen.empty()) seen = "sha256:" + value;
-  }
-  r.reason = Reason::replay;
-  r.detail = "the statement's subject is " + (seen.empty() ? std::string("no sha256 digest") : seen) + ", not " + std::string(digest);
+  std::string hint = bundle->public_key_hint.empty() && !dsse.signatures.empty() ? dsse.signatures.front().keyid : bundle->public_key_hint;
+  if (establish_signer(r, signers, pae, sigs, hint, claim)) check_statement(r, dsse.payload_type, dsse.payload, digest);
   return r;
 }
+
+SignatureResult verify_sigstore_bundle(const Envelope& envelope, std::string_view digest, const std::vector<PublicKey>& keys) {
+  return verify_sigstore_bundle(envelope, digest, Signers{keys, nullptr, {}});
+}
+
 
 // ---- Notation JWS
 

@@ -38,11 +38,16 @@ struct Identity {
   std::vector<std::pair<std::string, std::string>> rdns;  // sorted
 };
 
+struct KeylessTrust;
+struct ProvenanceRule;
+
 struct LoadedTrustEntry {
   std::string match;  // glob over "<upstream>/<repo>"
   std::string where;  // "<file>:<line>: policy.trust[i]"
   bool cosign = false;
   std::vector<PublicKey> cosign_keys;
+  std::shared_ptr<const KeylessTrust> cosign_keyless;  // null unless cosign.keyless is configured
+  std::shared_ptr<const ProvenanceRule> provenance;    // null unless provenance is configured
   bool notation = false;
   std::string notation_store_path;
   std::shared_ptr<X509_STORE> notation_store;   // the trust store's CA certificates
@@ -61,14 +66,18 @@ struct TrustStore {
   std::vector<const LoadedTrustEntry*> matching(std::string_view image) const;
 };
 
-// Reads and parses every file policy.trust names. Relative paths are resolved against base_dir
-// (the config file's directory). Errors (Errc::config_invalid) name the file and where it was
-// configured: "<config>:<line>: policy.trust[0].cosign.keys[1]: keys/ci.pub: <why>".
+// Reads and parses every file policy.trust names (keys, Notation trust stores, trusted_root.json).
+// Relative paths are resolved against base_dir (the config file's directory). Errors
+// (Errc::config_invalid) name the file and where it was configured:
+// "<config>:<line>: policy.trust[0].cosign.keys[1]: keys/ci.pub: <why>".
 Result<TrustStore> load_trust(const policy::Policy& policy, const std::filesystem::path& base_dir);
 
 // A PEM public key (SubjectPublicKeyInfo, "-----BEGIN PUBLIC KEY-----"; RSA also as
 // "BEGIN RSA PUBLIC KEY"). Refuses other key types and curves, and RSA below 2048 bits.
 Result<PublicKey> parse_public_key(std::string_view pem, std::string_view name);
+
+// A DER SubjectPublicKeyInfo (trusted_root.json's log keys), with the same checks.
+Result<PublicKey> parse_public_key_der(std::string_view der, std::string_view name);
 
 // "x509.subject: CN=a,O=b" or "*".
 Result<Identity> parse_identity(std::string_view text);

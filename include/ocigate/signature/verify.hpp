@@ -17,6 +17,12 @@
 //                   with every crit field understood; x5chain verifies to the trust store; the
 //                   leaf subject matches an identity; payload targetArtifact digest and size.
 //   notation COSE   application/cose: reported as not supported.
+//   keyless         a cosign tag layer or a bundle signed with a Fulcio certificate and logged
+//                   in Rekor is verified by keyless.hpp when the entry configures `keyless:`;
+//                   its payload is then checked exactly as a keyed one.
+//   cosign .att     manifest at tag sha256-<hex>.att; each application/vnd.dsse.envelope.v1+json
+//                   layer is a DSSE envelope over an in-toto statement (attestations, for the
+//                   provenance check), signed by a key or keyless (annotations as on .sig).
 
 #include <chrono>
 #include <cstdint>
@@ -40,8 +46,8 @@ inline constexpr std::string_view notation_artifact_type = "application/vnd.cncf
 inline constexpr std::string_view notation_jws_media_type = "application/jose+json";
 inline constexpr std::string_view notation_cose_media_type = "application/cose";
 
-enum class Format { cosign_tag, sigstore_bundle, notation };
-const char* format_text(Format format);  // "cosign" | "sigstore-bundle" | "notation"
+enum class Format { cosign_tag, sigstore_bundle, notation, cosign_attestation };
+const char* format_text(Format format);  // "cosign" | "sigstore-bundle" | "notation" | "cosign-attestation"
 
 // Why a signature did not verify, most specific first. A signature that verified is `valid`.
 enum class Reason {
@@ -50,12 +56,14 @@ enum class Reason {
   replay,               // validly signed, but for another digest
   wrong_type,           // validly signed, but critical.type / payloadType is not an image signature
   malformed,            // envelope, payload, base64 or JSON unreadable
-  bad_signature,        // Notation: the envelope's signature does not verify with its own certificate
-  bad_chain,            // Notation: the certificate chain does not verify to the trust store
-  wrong_identity,       // Notation: the signer's subject matches no configured identity
+  bad_signature,        // Notation, keyless: the signature does not verify with its own certificate
+  bad_chain,            // Notation, keyless: the certificate chain does not verify to the trust store / a Fulcio CA
+  wrong_identity,       // Notation, keyless: the signer's subject (and issuer) matches no configured identity
   expired,              // Notation: io.cncf.notary.expiry is in the past
   keyless,              // carries only a Fulcio certificate / Rekor bundle, no configured key verifies it
   unsupported,          // e.g. Notation COSE, an unknown alg or crit field
+  bad_tlog,             // keyless: no Rekor entry verifies for this signature
+  bad_sct,              // keyless: no embedded SCT verifies with a CT log of the trusted root
 };
 const char* reason_text(Reason reason);  // short phrase, e.g. "payload for another digest (replay)"
 
@@ -67,6 +75,23 @@ struct SignatureResult {
   std::string detail;       // the exact reason, one line
   std::string fingerprint;  // when valid: the key's (or signing certificate's) SPKI fingerprint
   std::string key;          // when valid: key file path, or the signer certificate subject
+  // Keyless signatures (when the certificate could be read; log index and time when verified).
+  std::string identity, issuer;
+  std::int64_t log_index = -1;
+  std::optional<std::chrono::system_clock::time_point> signing_time;
+  // In-toto statements (bundles, .att layers), once the signature verified.
+  std::string predicate_type;
+  std::string statement;  // the signed statement JSON, only when valid
+};
+
+struct KeylessTrust;
+
+// Who may sign for a trust entry's cosign: configured keys and/or keyless identities. now is
+// the time a certificate is checked at when the signature has no Rekor entry (require_tlog off).
+struct Signers {
+  std::vector<PublicKey> keys;
+  const KeylessTrust* keyless = nullptr;
+  std::chrono::system_clock::time_point now{};
 };
 
 // A cosign tag signature: the manifest found at tag `sha256-<hex>.sig` and its layer blobs by
@@ -89,10 +114,20 @@ struct Envelope {
 // One result per simplesigning layer (none when the manifest has none: the caller sees "none
 // found"). A layer whose blob is missing or whose bytes do not match its digest is malformed.
 std::vector<SignatureResult> verify_cosign_tag(const CosignTagSignature& signature, std::string_view digest,
+                                               const Signers& signers);
+std::vector<SignatureResult> verify_cosign_tag(const CosignTagSignature& signature, std::string_view digest,
                                                const std::vector<PublicKey>& keys);
 
+// The statement's subject must name the digest ("sha256:<hex>"; any algorithm the statement
+// lists, e.g. "sha512:<hex>" for a package).
+SignatureResult verify_sigstore_bundle(const Envelope& envelope, std::string_view digest, const Signers& signers);
 SignatureResult verify_sigstore_bundle(const Envelope& envelope, std::string_view digest,
                                        const std::vector<PublicKey>& keys);
+
+// One result per DSSE layer of a `.att` manifest (blobs as for verify_cosign_tag); a valid one
+// carries its statement and predicate type.
+std::vector<SignatureResult> verify_cosign_attestations(const CosignTagSignature& attestations, std::string_view digest,
+                                                        const Signers& signers);
 
 // size: the manifest's size in bytes (targetArtifact.size); negative skips the size comparison.
 SignatureResult verify_notation(const Envelope& envelope, std::string_view digest, std::int64_t size,
