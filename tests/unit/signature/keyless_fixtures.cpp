@@ -420,6 +420,7 @@ KeylessFixtures::Leaf KeylessFixtures::issue_leaf(const SignOptions& o, Clock::t
     const FakeLog& log = o.ct_log ? *o.ct_log : ct;
     std::uint64_t ms = static_cast<std::uint64_t>(seconds(not_before)) * 1000 + 1500;
     std::string tbs = tbs_of(cert_der(leaf.cert.get()));
+    if (!o.sct_covers_certificate) tbs[tbs.size() - 1] ^= 0x01;
     add_raw_ext(leaf.cert.get(), "1.3.6.1.4.1.11129.2.4.2", sct_list(log, ms, sct_signature(log, ms, issuer, tbs)));
     check(X509_sign(leaf.cert.get(), issuer_key, EVP_sha256()) > 0, "sign leaf with SCT");
   }

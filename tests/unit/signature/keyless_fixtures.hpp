@@ -68,6 +68,7 @@ struct SignOptions {
   std::chrono::seconds validity{600};              // Fulcio's 10 minutes
   bool code_signing = true;
   bool sct = true;
+  bool sct_covers_certificate = true;              // false: the SCT signs another precertificate
   const FakeLog* ct_log = nullptr;                 // default: the fixtures' CT log
   X509* issuer_cert = nullptr;                     // default: the intermediate
   EVP_PKEY* issuer_key = nullptr;

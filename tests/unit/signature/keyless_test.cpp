@@ -212,6 +212,13 @@ TEST_F(Keyless, GlobalAndShardLogIndexesSwappedAreRefused) {
   EXPECT_REASON(verify_bundle(d.bundle()), Reason::bad_tlog, "inclusion proof does not lead");
 }
 
+TEST_F(Keyless, ABundleCarryingTheEntryOfAnotherStatementIsRefused) {
+  auto d = f.sign_dsse(sign_statement(image_digest_a));
+  auto other = f.sign_dsse(sign_statement(image_digest_a) + " ");
+  d.entry = other.entry;  // genuine, logged, and about another payload
+  EXPECT_REASON(verify_bundle(d.bundle()), Reason::bad_tlog, "payloadHash is not the SHA-256 of this DSSE payload");
+}
+
 TEST_F(Keyless, ATamperedInclusionProofIsRefused) {
   auto d = f.sign_dsse(sign_statement(image_digest_a));
   d.entry->proof->hashes.front()[0] ^= 0x01;
@@ -273,6 +280,12 @@ TEST_F(Keyless, AnSctFromAnUnknownLogIsRefused) {
   SignOptions o;
   o.ct_log = &rogue;
   EXPECT_REASON(verify_tag(f.sign_message(payload, o)), Reason::bad_sct, "unknown CT log");
+}
+
+TEST_F(Keyless, AnSctOverAnotherPrecertificateIsRefused) {
+  SignOptions o;
+  o.sct_covers_certificate = false;
+  EXPECT_REASON(verify_tag(f.sign_message(payload, o)), Reason::bad_sct, "does not verify over this precertificate");
 }
 
 TEST_F(Keyless, ACertificateWithoutAnSctIsRefused) {
