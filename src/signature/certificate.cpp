@@ -208,9 +208,10 @@ Result<std::string> verify_embedded_sct(X509* leaf, X509* issuer, const TrustedR
       if (why.empty()) why = "SCT from unknown CT log " + hex_encode(std::string_view(reinterpret_cast<const char*>(id), id_len));
       continue;
     }
-    auto when = std::chrono::system_clock::time_point(std::chrono::milliseconds(SCT_get_timestamp(sct)));
-    if (SCT_get_version(sct) != SCT_VERSION_V1 || !log->valid_for.contains(when)) {
-      why = "SCT of " + log->base_url + " at " + utc_text(when) + " is outside its validity (" + log->valid_for.text() + ")";
+    auto when = epoch_seconds(static_cast<std::int64_t>(SCT_get_timestamp(sct) / 1000));
+    if (SCT_get_version(sct) != SCT_VERSION_V1 || !when || !log->valid_for.contains(*when)) {
+      why = "SCT of " + log->base_url + (when ? " at " + utc_text(*when) : std::string(" with an impossible timestamp")) +
+            " is outside its validity (" + log->valid_for.text() + ")";
       continue;
     }
     unsigned char* sig = nullptr;

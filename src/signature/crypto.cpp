@@ -81,6 +81,11 @@ std::string base64_encode(std::string_view bytes) {
   return out;
 }
 
+std::optional<std::chrono::system_clock::time_point> epoch_seconds(std::int64_t seconds) {
+  if (seconds < 0 || seconds > 8'000'000'000LL) return std::nullopt;
+  return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
+}
+
 X509Ptr parse_der_certificate(std::string_view der) {
   if (der.empty() || der.size() > (1u << 20)) return nullptr;
   const auto* p = reinterpret_cast<const unsigned char*>(der.data());

@@ -5,6 +5,8 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,6 +50,10 @@ std::string sha256_raw(std::string_view data);
 std::string hex_encode(std::string_view bytes);
 std::optional<std::string> hex_decode(std::string_view hex);  // lower or upper case; nullopt otherwise
 std::string base64_encode(std::string_view bytes);              // standard alphabet, padded
+
+// Seconds since the epoch as a time point; nullopt outside 1970..2223, which system_clock's
+// nanoseconds cannot all hold (a log or an SCT may claim any 64-bit time).
+std::optional<std::chrono::system_clock::time_point> epoch_seconds(std::int64_t seconds);
 
 // A DER certificate; nullptr when it is not one (or has trailing bytes).
 X509Ptr parse_der_certificate(std::string_view der);

@@ -63,7 +63,8 @@ LogResult verify_entries(const KeylessClaim& claim, const TrustedRoot& root, std
     if (auto status = verify_tlog_entry(entry, *log); !status) return {false, -1, {}, {}, at + status.error().message};
     if (auto status = match_entry_body(entry, claim, signature); !status) return {false, -1, {}, {}, at + status.error().message};
     if (!out.verified) {
-      out = {true, entry.log_index, std::chrono::system_clock::time_point(std::chrono::seconds(entry.integrated_time)), log->base_url, {}};
+      // verify_tlog_entry held integratedTime within the log's window, so it is a real time.
+      out = {true, entry.log_index, *epoch_seconds(entry.integrated_time), log->base_url, {}};
     }
   }
   if (!out.verified) {

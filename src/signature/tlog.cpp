@@ -237,10 +237,10 @@ Status verify_tlog_entry(const TlogEntry& entry, const TransparencyLog& log) {
     return failure("the SET does not verify with the key of log " + log.base_url +
                    " (body, integratedTime, logIndex or logID changed)");
   }
-  auto when = std::chrono::system_clock::time_point(std::chrono::seconds(entry.integrated_time));
-  if (!log.valid_for.contains(when)) {
-    return failure("integratedTime " + utc_text(when) + " is outside the validity of log " + log.base_url + " (" +
-                   log.valid_for.text() + ")");
+  auto when = epoch_seconds(entry.integrated_time);
+  if (!when || !log.valid_for.contains(*when)) {
+    return failure("integratedTime " + (when ? utc_text(*when) : std::to_string(entry.integrated_time)) +
+                   " is outside the validity of log " + log.base_url + " (" + log.valid_for.text() + ")");
   }
   if (!entry.proof) return ok_status();
   const InclusionProof& proof = *entry.proof;

@@ -418,7 +418,7 @@ KeylessFixtures::Leaf KeylessFixtures::issue_leaf(const SignOptions& o, Clock::t
   if (o.sct) {
     // The precertificate TBS is this certificate's TBS before the SCT list is added.
     const FakeLog& log = o.ct_log ? *o.ct_log : ct;
-    std::uint64_t ms = static_cast<std::uint64_t>(seconds(not_before)) * 1000 + 1500;
+    std::uint64_t ms = o.sct_timestamp_ms.value_or(static_cast<std::uint64_t>(seconds(not_before)) * 1000 + 1500);
     std::string tbs = tbs_of(cert_der(leaf.cert.get()));
     if (!o.sct_covers_certificate) tbs[tbs.size() - 1] ^= 0x01;
     add_raw_ext(leaf.cert.get(), "1.3.6.1.4.1.11129.2.4.2", sct_list(log, ms, sct_signature(log, ms, issuer, tbs)));
@@ -439,10 +439,7 @@ TlogEntry KeylessFixtures::log_entry(const std::string& body, Clock::time_point 
   json parsed = json::parse(body);
   entry.kind = parsed["kind"];
   entry.version = parsed["apiVersion"];
-  // The SET, spelled out in RFC 8785 order.
-  std::string set = "{\"body\":\"" + to_base64(body) + "\",\"integratedTime\":" + std::to_string(entry.integrated_time) +
-                    ",\"logID\":\"" + hex(entry.log_id) + "\",\"logIndex\":" + std::to_string(entry.log_index) + "}";
-  entry.signed_entry_timestamp = sign_sha256(rekor.key.get(), set);
+  sign_set(entry);
   if (o.inclusion_proof) {
     InclusionProof proof;
     proof.log_index = static_cast<std::int64_t>(shard_index);
@@ -455,6 +452,13 @@ TlogEntry KeylessFixtures::log_entry(const std::string& body, Clock::time_point 
     entry.proof = std::move(proof);
   }
   return entry;
+}
+
+void KeylessFixtures::sign_set(TlogEntry& entry) const {
+  // The SET, spelled out in RFC 8785 order.
+  std::string set = "{\"body\":\"" + to_base64(entry.body) + "\",\"integratedTime\":" + std::to_string(entry.integrated_time) +
+                    ",\"logID\":\"" + hex(entry.log_id) + "\",\"logIndex\":" + std::to_string(entry.log_index) + "}";
+  entry.signed_entry_timestamp = sign_sha256(rekor.key.get(), set);
 }
 
 SignedMessage KeylessFixtures::sign_message(const std::string& payload, const SignOptions& o) {

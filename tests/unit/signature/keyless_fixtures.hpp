@@ -69,6 +69,7 @@ struct SignOptions {
   bool code_signing = true;
   bool sct = true;
   bool sct_covers_certificate = true;              // false: the SCT signs another precertificate
+  std::optional<std::uint64_t> sct_timestamp_ms;   // default: 1.5 s after the certificate starts
   const FakeLog* ct_log = nullptr;                 // default: the fixtures' CT log
   X509* issuer_cert = nullptr;                     // default: the intermediate
   EVP_PKEY* issuer_key = nullptr;
@@ -134,6 +135,8 @@ class KeylessFixtures {
   // Appends `body` to the Rekor log and returns the entry with its SET, and the inclusion proof
   // and checkpoint when asked.
   TlogEntry log_entry(const std::string& body, Clock::time_point when, const SignOptions& options);
+  // Signs the entry's SET again with the Rekor key, after a test changed what it covers.
+  void sign_set(TlogEntry& entry) const;
 };
 
 // A `.sig` / `.att` manifest with one layer per item (media type, payload blob, annotations) and

@@ -288,6 +288,13 @@ TEST_F(Keyless, AnSctOverAnotherPrecertificateIsRefused) {
   EXPECT_REASON(verify_tag(f.sign_message(payload, o)), Reason::bad_sct, "does not verify over this precertificate");
 }
 
+TEST_F(Keyless, AnSctWithAnImpossibleTimestampIsRefused) {
+  // fuzz_certificate: crash-28626b77 (a timestamp overflowing system_clock under UBSan).
+  SignOptions o;
+  o.sct_timestamp_ms = 1690542234999056000ull;
+  EXPECT_REASON(verify_tag(f.sign_message(payload, o)), Reason::bad_sct, "impossible timestamp");
+}
+
 TEST_F(Keyless, ACertificateWithoutAnSctIsRefused) {
   SignOptions o;
   o.sct = false;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "keyless_helpers.hpp"
 
 namespace {
@@ -101,4 +103,15 @@ TEST_F(Checkpoints, AnEntryWithoutSetHasNoVerifiedTime) {
 TEST_F(Checkpoints, AnIntegratedTimeChangedAfterSigningBreaksTheSet) {
   entry.integrated_time -= 3600;  // an attacker backdating into the certificate's window
   EXPECT_FALSE(verify_tlog_entry(entry, root->tlogs.front()).ok());
+}
+
+TEST_F(Checkpoints, AnImpossibleIntegratedTimeSignedByTheLogIsRefused) {
+  // Found by fuzz_certificate for SCTs: a 64-bit time overflowed system_clock's nanoseconds.
+  for (std::int64_t t : {std::numeric_limits<std::int64_t>::max(), std::int64_t{-1}, std::int64_t{9'000'000'000}}) {
+    entry.integrated_time = t;
+    f.sign_set(entry);
+    auto status = verify_tlog_entry(entry, root->tlogs.front());
+    ASSERT_FALSE(status.ok()) << t;
+    EXPECT_NE(status.error().message.find("outside the validity of log"), std::string::npos) << status.error().message;
+  }
 }
