@@ -237,11 +237,17 @@ policy::SignatureFacts not_required() {
   return facts;
 }
 
+policy::ProvenanceFacts provenance_not_required() {
+  policy::ProvenanceFacts facts;
+  facts.message = "no provenance required: no policy.trust entry matches";
+  return facts;
+}
+
 Evaluation evaluate(const TrustStore& trust, std::string_view image, const Candidates& candidates,
                     std::chrono::system_clock::time_point now) {
   Evaluation out;
   auto entries = trust.matching(image);
-  out.provenance.message = "no provenance required: no policy.trust entry matches";
+  out.provenance = provenance_not_required();
   if (entries.empty()) {
     out.facts = not_required();
     return out;

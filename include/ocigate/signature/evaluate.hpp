@@ -91,5 +91,6 @@ Evaluation evaluate(const TrustStore& trust, std::string_view image, const Candi
 
 // Facts for an image no entry matches (what evaluate returns for it, without the candidates).
 policy::SignatureFacts not_required();
+policy::ProvenanceFacts provenance_not_required();
 
 }  // namespace ocigate::signature
