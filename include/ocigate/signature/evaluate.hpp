@@ -4,7 +4,8 @@
 //
 // Per image (the gate):
 //   1. auto plan = signature::fetch_plan(trust, "<upstream>/<repo>", digest);
-//      if (!plan.required) -> facts.signature = signature::not_required(...)  (no fetching)
+//      if (!plan.required) -> facts.signature = signature::not_required(),
+//                             facts.provenance = signature::provenance_not_required()  (no fetching)
 //   2. For the image digest (and, for a platform manifest reached through an index, the index
 //      digest too: cosign signs the index by default), fetch through the cache:
 //        - if plan.cosign: the manifest at tag plan.cosign_tag(d) ("sha256-<hex>.sig") and its
@@ -24,7 +25,8 @@
 //          and the error in the message; don't keep such a verdict in the verdict cache.
 //   3. auto eval = signature::evaluate(trust, image, candidates, now);
 //      facts.signature = eval.facts;  -> policy::check_signature turns it into the finding.
-//      facts.provenance = eval.provenance;  -> policy::check_provenance
+//      facts.provenance = eval.provenance;  -> policy::check_provenance (eval.provenance.incomplete:
+//      attestations could not be looked up; don't cache that verdict long either).
 
 #include <chrono>
 #include <cstdint>
