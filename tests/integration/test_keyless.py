@@ -34,9 +34,11 @@ def simplesigning(repo, digest):
                        "optional": None})
 
 
-def sign_keyless(directory, items):
-    """Runs keyless_fixture_tool over [(name, payload, subject)]; returns the signatures by name."""
-    spec = {"sign": [{"name": n, "payload": p, "subject": s, "issuer": ISSUER} for n, p, s in items]}
+def sign_keyless(directory, items, attestations=()):
+    """Runs keyless_fixture_tool over [(name, payload, subject)] and [(name, in-toto statement,
+    subject)]; returns the signatures by name."""
+    spec = {"sign": [{"name": n, "payload": p, "subject": s, "issuer": ISSUER} for n, p, s in items],
+            "attest": [{"name": n, "statement": st, "subject": s, "issuer": ISSUER} for n, st, s in attestations]}
     spec_path = os.path.join(directory, "spec.json")
     with open(spec_path, "w") as f:
         json.dump(spec, f)
@@ -46,8 +48,9 @@ def sign_keyless(directory, items):
         return json.load(f)
 
 
-def push_signature(registry, repo, digest, signature):
-    """Pushes one signed layer at the cosign tag of digest (sha256-<hex>.sig)."""
+def push_signature(registry, repo, digest, signature, suffix=".sig"):
+    """Pushes one signed layer at the cosign tag of digest: sha256-<hex>.sig, or .att for an
+    attestation from sign_keyless's "attest" items (whose "bundle" can go to the referrers instead)."""
     blob = signature["blob"].encode()
     layer = registry.push_blob(repo, blob)
     config = b"{}"
@@ -56,7 +59,7 @@ def push_signature(registry, repo, digest, signature):
                 "config": {"mediaType": harness.OCI_CONFIG, "digest": config_digest, "size": len(config)},
                 "layers": [{"mediaType": signature["media_type"], "digest": layer, "size": len(blob),
                             "annotations": signature["annotations"]}]}
-    tag = "sha256-" + digest.split(":")[1] + ".sig"
+    tag = "sha256-" + digest.split(":")[1] + suffix
     registry.push_manifest(repo, tag, json.dumps(manifest).encode(), harness.OCI_MANIFEST)
 
 
