@@ -1,5 +1,7 @@
 #include "ocigate/config/config.hpp"
 
+#include "ocigate/common/time.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -11,6 +13,7 @@
 
 #include <boost/url/parse.hpp>
 #include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
 
 namespace ocigate::config {
 
@@ -501,7 +504,7 @@ bool is_sha256_hex(std::string_view text) {
   return true;
 }
 
-// Globs are checked by the auth module (policy::glob_error), which reports these lines.
+// Globs are checked by the auth module (glob_error), which reports these lines.
 Auth load_auth(const Loader& l, const YAML::Node& node) {
   l.only_keys(node, "auth", {"realm", "htpasswd_file", "tokens", "groups", "anonymous", "rules", "protect_api",
                              "cache_ttl"});
@@ -595,7 +598,7 @@ Config load(const Loader& l, const YAML::Node& root) {
   if (root["auth"]) config.auth = load_auth(l, root["auth"]);
   if (const YAML::Node policy = root["policy"]; policy && !policy.IsNull()) {
     if (!policy.IsMap()) l.refuse(policy, "policy", "must be a mapping");
-    config.policy = policy;
+    config.policy = std::make_shared<const YAML::Node>(policy);
   }
   load_upstreams(l, root, config);
   if (const YAML::Node name = root["default_upstream"]) {
@@ -767,32 +770,5 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   return scaled(number.substr(0, dot), number.substr(dot + 1), scale);
 }
 
-std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
-  if (text.empty()) return std::nullopt;
-  std::uint64_t total = 0;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    std::size_t start = i;
-    std::uint64_t n = 0;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      if (n > 1000000000ull) return std::nullopt;
-      n = n * 10 + static_cast<std::uint64_t>(text[i] - '0');
-      ++i;
-    }
-    if (i == start || i == text.size()) return std::nullopt;  // no digits, or a bare number
-    std::uint64_t factor = 0;
-    switch (text[i]) {
-      case 's': factor = 1; break;
-      case 'm': factor = 60; break;
-      case 'h': factor = 3600; break;
-      case 'd': factor = 86400; break;
-      default: return std::nullopt;
-    }
-    ++i;
-    total += n * factor;
-    if (total > 100ull * 365 * 86400) return std::nullopt;  // a century: surely a typo
-  }
-  return std::chrono::seconds(total);
-}
 
 }  // namespace ocigate::config

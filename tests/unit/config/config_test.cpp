@@ -4,6 +4,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include "ocigate/config/config.hpp"
 
@@ -91,7 +92,7 @@ TEST(ConfigDefaults, ListenOnPort5000AndProxyDockerHub) {
   EXPECT_EQ(config.storage.chunk_size, 1u << 20);
   EXPECT_FALSE(config.storage.verify_reads);
   EXPECT_EQ(config.log.level, "info");
-  EXPECT_TRUE(config.policy.IsNull());
+  EXPECT_FALSE(config.policy);
   EXPECT_EQ(config.find_upstream("docker.io"), &config.upstreams[0]);
 }
 
@@ -131,7 +132,7 @@ upstreams:
   EXPECT_EQ(up.idle_timeout, seconds(60));
   EXPECT_EQ(up.max_connections, 32u);
   EXPECT_EQ(config.default_upstream, "localhost:5001");  // the only upstream
-  EXPECT_TRUE(config.policy.IsNull());
+  EXPECT_FALSE(config.policy);
 }
 
 TEST_F(ConfigFiles, ParsesEveryKeyOfAFullConfig) {
@@ -210,9 +211,9 @@ policy:
   EXPECT_EQ(config.log.access_log, "/var/log/ocigate/access.log");
   EXPECT_EQ(config.log.audit_log, "off");
   EXPECT_EQ(config.log.level, "debug");
-  ASSERT_TRUE(config.policy.IsMap());
-  EXPECT_EQ(config.policy["rules"][0]["deny"].Scalar(), "latest");
-  EXPECT_EQ(config.policy["rules"].Mark().line + 1, 33);  // the policy module reports lines from these marks
+  ASSERT_TRUE(config.policy && config.policy->IsMap());
+  EXPECT_EQ((*config.policy)["rules"][0]["deny"].Scalar(), "latest");
+  EXPECT_EQ((*config.policy)["rules"].Mark().line + 1, 33);  // the policy module reports lines from these marks
 }
 
 TEST(ConfigParse, AcceptsJson) {
@@ -226,7 +227,7 @@ TEST(ConfigParse, AcceptsJson) {
   EXPECT_EQ(config.storage.chunk_size, 64u << 10);
   EXPECT_EQ(config.upstreams.at(0).tag_ttl, seconds(1));
   EXPECT_EQ(config.default_upstream, "up");
-  EXPECT_TRUE(config.policy.IsMap());
+  EXPECT_TRUE(config.policy && config.policy->IsMap());
 }
 
 TEST(ConfigParse, ReportsJsonErrorsWithTheirLine) {
@@ -241,7 +242,7 @@ TEST(ConfigParse, AcceptsEmptySectionsAsDefaults) {
   auto config = parsed(with_upstream("server:\nstorage:\nlog:\npolicy:\n"));
   EXPECT_EQ(config.server.listen.port, 5000);
   EXPECT_EQ(config.log.level, "info");
-  EXPECT_TRUE(config.policy.IsNull());
+  EXPECT_FALSE(config.policy);
 }
 
 TEST(ConfigParse, AcceptsIpv6Listeners) {

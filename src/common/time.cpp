@@ -1,12 +1,11 @@
-// RFC 3339 timestamps and civil dates without the C library's locale- and TZ-dependent calls.
+// RFC 3339 timestamps, civil dates and durations without the C library's locale- and TZ-dependent calls.
 
 #include <cstdio>
 #include <string>
 
-#include "ocigate/policy/checks.hpp"
-#include "text.hpp"
+#include "ocigate/common/time.hpp"
 
-namespace ocigate::policy {
+namespace ocigate {
 
 namespace {
 
@@ -25,7 +24,7 @@ bool digits(std::string_view s, std::size_t pos, std::size_t count, int& out) {
   out = 0;
   for (std::size_t i = 0; i < count; ++i) {
     char c = s[pos + i];
-    if (!text::is_digit(c)) return false;
+    if (c < '0' || c > '9') return false;
     out = out * 10 + (c - '0');
   }
   return true;
@@ -47,7 +46,7 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
   if (pos < s.size() && s[pos] == '.') {
     ++pos;
     std::size_t start = pos;
-    while (pos < s.size() && text::is_digit(s[pos])) ++pos;  // fraction: ignored, seconds are enough
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') ++pos;  // fraction: ignored, seconds are enough
     if (pos == start) return std::nullopt;
   }
   long long offset = 0;
@@ -88,4 +87,32 @@ std::string utc_date(std::chrono::system_clock::time_point when) {
   return buffer;
 }
 
-}  // namespace ocigate::policy
+std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  std::uint64_t total = 0;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t start = i;
+    std::uint64_t n = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      if (n > 1000000000ull) return std::nullopt;
+      n = n * 10 + static_cast<std::uint64_t>(text[i] - '0');
+      ++i;
+    }
+    if (i == start || i == text.size()) return std::nullopt;  // no digits, or a bare number
+    std::uint64_t factor = 0;
+    switch (text[i]) {
+      case 's': factor = 1; break;
+      case 'm': factor = 60; break;
+      case 'h': factor = 3600; break;
+      case 'd': factor = 86400; break;
+      default: return std::nullopt;
+    }
+    ++i;
+    total += n * factor;
+    if (total > 100ull * 365 * 86400) return std::nullopt;  // a century: surely a typo
+  }
+  return std::chrono::seconds(total);
+}
+
+}  // namespace ocigate

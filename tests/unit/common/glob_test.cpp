@@ -1,11 +1,11 @@
-#include "ocigate/policy/glob.hpp"
+#include "ocigate/common/glob.hpp"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-using ocigate::policy::glob_error;
-using ocigate::policy::glob_match;
+using ocigate::glob_error;
+using ocigate::glob_match;
 
 TEST(GlobMatch, LiteralMatchesOnlyItself) {
   EXPECT_TRUE(glob_match("docker.io/library/alpine", "docker.io/library/alpine"));

@@ -1,8 +1,8 @@
-#include "ocigate/policy/glob.hpp"
+#include "ocigate/common/glob.hpp"
 
 #include <vector>
 
-namespace ocigate::policy {
+namespace ocigate {
 
 namespace {
 
@@ -81,4 +81,4 @@ std::optional<std::string> glob_error(std::string_view glob) {
   return std::nullopt;
 }
 
-}  // namespace ocigate::policy
+}  // namespace ocigate

@@ -12,11 +12,11 @@
 #include <string>
 #include <string_view>
 
-namespace ocigate::policy {
+namespace ocigate {
 
 bool glob_match(std::string_view glob, std::string_view text);
 
 // nullopt when the glob is valid, else why it is not.
 std::optional<std::string> glob_error(std::string_view glob);
 
-}  // namespace ocigate::policy
+}  // namespace ocigate
