@@ -13,8 +13,14 @@ Level min_level = Level::info;
 std::FILE* access_file = stdout;  // nullptr = off
 std::FILE* audit_file = stdout;   // nullptr = off
 
-// "-" stdout, "off" nullptr, else the file opened for appending.
+// "-" stdout, "off" nullptr, else the file opened for appending. A file opened by an earlier call
+// is closed first.
 bool open_log(const std::string& spec, std::FILE*& out, std::string& error) {
+  {
+    std::lock_guard lock(mutex);
+    if (out && out != stdout) std::fclose(out);
+    out = nullptr;
+  }
   if (spec == "-") {
     out = stdout;
   } else if (spec == "off") {
