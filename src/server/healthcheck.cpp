@@ -3,11 +3,13 @@
 #include <cstdio>
 #include <optional>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
-#include <boost/asio/use_future.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
@@ -120,20 +122,26 @@ asio::awaitable<Result<unsigned>> probe(const HealthTarget& target, std::chrono:
   co_return co_await get(tls, target);
 }
 
+asio::awaitable<void> probe_into(HealthTarget target, std::chrono::milliseconds timeout,
+                                 std::optional<Result<unsigned>>* out) {
+  out->emplace(co_await probe(target, timeout));
+}
+
 }  // namespace
 
 int healthcheck(const HealthTarget& target, std::chrono::milliseconds timeout) {
   asio::io_context ioc;
-  auto future = asio::co_spawn(ioc, probe(target, timeout), asio::use_future);
+  std::optional<Result<unsigned>> answer;
+  asio::co_spawn(ioc, probe_into(target, timeout, &answer), asio::detached);
   ioc.run_for(timeout);
   const std::string where = std::string(target.tls ? "https://" : "http://") + target.host + ":" +
                             std::to_string(target.port) + target.path;
-  if (future.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+  if (!answer) {
     std::fprintf(stderr, "ocigate healthcheck: %s: no answer within %lld ms\n", where.c_str(),
                  static_cast<long long>(timeout.count()));
     return 1;
   }
-  auto status = future.get();
+  const auto& status = *answer;
   if (!status) {
     std::fprintf(stderr, "ocigate healthcheck: %s: %s\n", where.c_str(), status.error().message.c_str());
     return 1;

@@ -200,8 +200,13 @@ asio::awaitable<Reply> Proxy::manifest(const Request& req, const Target& target,
     co_return error_reply(Errc::manifest_unknown,
                           "manifest unknown: \"" + reference + "\" is neither a valid tag nor a valid digest");
   }
-  Result<ManifestData> data = by_digest ? co_await manifest_by_digest(target, reference)
-                                        : co_await manifest_by_tag(target, reference);
+  // Not a conditional expression around the two co_awaits: GCC 12 destroys the result twice.
+  Result<ManifestData> data = Error{};
+  if (by_digest) {
+    data = co_await manifest_by_digest(target, reference);
+  } else {
+    data = co_await manifest_by_tag(target, reference);
+  }
   if (!data) co_return error_reply(data.error());
   if (!oci::accepts(accept_header(req), data->media_type)) {
     co_return error_reply(Errc::manifest_unknown,

@@ -228,6 +228,8 @@ TEST(Tar, TarBombStopsAtTheEntryLimit) {
 // What a reader makes of garbage must not depend on how the bytes were cut into pieces, every
 // entry it reports is ended with its declared content (or the read fails saying why), and noise
 // that is no tar at all is an error, never an empty success.
+namespace {
+
 void expect_same_read(const Read& whole, const Read& pieces, const std::string& what) {
   ASSERT_EQ(whole.status.ok(), pieces.status.ok()) << what;
   if (!whole.status.ok()) {
