@@ -302,6 +302,18 @@ function checkSelectsPods(o, objects, say) {
   }
 }
 
+function checkPolicyBinding(b, objects, say) {
+  const policy = objects.find((o) => o.kind === "ValidatingAdmissionPolicy" && o.metadata.name === b.spec.policyName);
+  if (!policy) return say(b, `spec.policyName ${b.spec.policyName} is not a ValidatingAdmissionPolicy in this rendering`);
+  const kind = policy.spec.paramKind;
+  const ref = b.spec.paramRef;
+  if (kind && !ref) say(b, `policy ${policy.metadata.name} takes a ${kind.kind} parameter but spec.paramRef is not set`);
+  if (kind && ref && ref.name && kind.kind === "ConfigMap" &&
+      !objects.some((o) => o.kind === "ConfigMap" && o.metadata.name === ref.name && o.metadata.namespace === ref.namespace)) {
+    say(b, `spec.paramRef ConfigMap ${ref.namespace}/${ref.name} is not in this rendering`);
+  }
+}
+
 // ---- ocigate.yaml against the pod that runs it ----------------------------------------------------------
 
 function configOf(container, pod, objects) {
@@ -386,6 +398,7 @@ function referenceProblems(objects) {
     if (o.kind === "Service") checkService(o, objects, say);
     if (o.kind === "ServiceMonitor") checkServiceMonitor(o, objects, say);
     if (o.kind === "PodDisruptionBudget" || o.kind === "NetworkPolicy") checkSelectsPods(o, objects, say);
+    if (o.kind === "ValidatingAdmissionPolicyBinding") checkPolicyBinding(o, objects, say);
   }
   return out;
 }
@@ -471,4 +484,5 @@ function main(argv) {
   return bad ? 1 : 0;
 }
 
-process.exitCode = main(process.argv.slice(2));
+module.exports = { K8S_DIR, checkKustomize, render, parseDocuments, fatal };
+if (require.main === module) process.exitCode = main(process.argv.slice(2));
