@@ -8,8 +8,9 @@
 //      schema itself does not forbid unknown fields). Field names come from the same package's type
 //      declarations, read with the TypeScript compiler;
 //   4. references inside one rendering must resolve (volume mounts, named ports, selectors, the generated
-//      ConfigMap, the governing Service), and the ocigate.yaml a container runs with must fit its pod
-//      (paths under mounts, ports declared, probe scheme matching server.tls).
+//      ConfigMap, the governing Service), pods of a namespace that enforces the "restricted" Pod Security
+//      Standard must meet it, and the ocigate.yaml a container runs with must fit its pod (paths under
+//      mounts, ports declared, probe scheme matching server.tls).
 //
 //   node validate.js                           every kustomization under deploy/k8s
 //   node validate.js DIR...                    these kustomizations
@@ -302,6 +303,44 @@ function checkSelectsPods(o, objects, say) {
   }
 }
 
+// The "restricted" Pod Security Standard, for pods of a namespace in this rendering that enforces it: the API
+// server would refuse them at apply time. https://kubernetes.io/docs/concepts/security/pod-security-standards/
+const RESTRICTED_VOLUMES = ["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"];
+
+function restrictedNamespace(objects, ns) {
+  return objects.some((o) => o.kind === "Namespace" && o.metadata.name === ns &&
+    ((o.metadata.labels || {})["pod-security.kubernetes.io/enforce"] === "restricted"));
+}
+
+function restrictedProblems(pod) {
+  const out = [];
+  const ps = pod.spec.securityContext || {};
+  for (const f of ["hostNetwork", "hostPID", "hostIPC"]) if (pod.spec[f]) out.push(`spec.${f} is set`);
+  for (const v of pod.spec.volumes || []) {
+    const type = Object.keys(v).find((k) => k !== "name");
+    if (!RESTRICTED_VOLUMES.includes(type)) out.push(`volume ${v.name} is of type ${type}`);
+  }
+  const seccomp = (sc) => sc && sc.seccompProfile && ["RuntimeDefault", "Localhost"].includes(sc.seccompProfile.type);
+  for (const c of [...(pod.spec.initContainers || []), ...(pod.spec.containers || [])]) {
+    const sc = c.securityContext || {};
+    const caps = sc.capabilities || {};
+    if (sc.privileged) out.push(`container ${c.name} is privileged`);
+    if (sc.allowPrivilegeEscalation !== false) out.push(`container ${c.name} lacks allowPrivilegeEscalation: false`);
+    if (!(caps.drop || []).includes("ALL")) out.push(`container ${c.name} does not drop ALL capabilities`);
+    if ((caps.add || []).some((x) => x !== "NET_BIND_SERVICE")) out.push(`container ${c.name} adds capabilities`);
+    if (!(sc.runAsNonRoot === true || (ps.runAsNonRoot === true && sc.runAsNonRoot !== false))) out.push(`container ${c.name} may run as root (runAsNonRoot)`);
+    if (sc.runAsUser === 0 || (ps.runAsUser === 0 && sc.runAsUser === undefined)) out.push(`container ${c.name} runs as UID 0`);
+    if (!seccomp(sc) && !(seccomp(ps) && !sc.seccompProfile)) out.push(`container ${c.name} has no RuntimeDefault or Localhost seccomp profile`);
+    if ((c.ports || []).some((p) => p.hostPort)) out.push(`container ${c.name} uses a hostPort`);
+  }
+  return out;
+}
+
+function checkPodSecurity(w, objects, say) {
+  if (!restrictedNamespace(objects, w.metadata.namespace)) return;
+  for (const p of restrictedProblems(w.spec.template)) say(w, `Pod Security "restricted" (namespace ${w.metadata.namespace}): ${p}`);
+}
+
 function checkPolicyBinding(b, objects, say) {
   const policy = objects.find((o) => o.kind === "ValidatingAdmissionPolicy" && o.metadata.name === b.spec.policyName);
   if (!policy) return say(b, `spec.policyName ${b.spec.policyName} is not a ValidatingAdmissionPolicy in this rendering`);
@@ -353,6 +392,8 @@ function checkOcigateConfig(w, objects, say) {
     if (typeof found.text !== "string") { say(w, `container ${c.name}: --config ${found.file} is not a key of a mounted ConfigMap in this rendering`); continue; }
     let config;
     try { config = YAML.parse(found.text, { uniqueKeys: true }) || {}; } catch (err) { say(w, `${found.file}: ${err.message}`); continue; }
+    // Only the mounts are written (cache, /tmp): a read-only root keeps a compromised process from planting files.
+    if (!(c.securityContext || {}).readOnlyRootFilesystem) say(w, `container ${c.name} runs ocigate without readOnlyRootFilesystem`);
     const mounts = c.volumeMounts || [];
     const claims = new Set((w.spec.volumeClaimTemplates || []).map((t) => t.metadata.name));
     const storage = (config.storage || {}).path;
@@ -394,7 +435,11 @@ function referenceProblems(objects) {
   const say = (o, message) => out.push(`${label(o)}: ${message}`);
   for (const o of objects) {
     if (!o || !o.spec) continue;
-    if (WORKLOADS.has(o.kind) && o.spec.template) { checkWorkload(o, objects, say); checkOcigateConfig(o, objects, say); }
+    if (WORKLOADS.has(o.kind) && o.spec.template) {
+      checkWorkload(o, objects, say);
+      checkPodSecurity(o, objects, say);
+      checkOcigateConfig(o, objects, say);
+    }
     if (o.kind === "Service") checkService(o, objects, say);
     if (o.kind === "ServiceMonitor") checkServiceMonitor(o, objects, say);
     if (o.kind === "PodDisruptionBudget" || o.kind === "NetworkPolicy") checkSelectsPods(o, objects, say);
@@ -484,5 +529,5 @@ function main(argv) {
   return bad ? 1 : 0;
 }
 
-module.exports = { K8S_DIR, checkKustomize, render, parseDocuments, fatal };
+module.exports = { YAML, K8S_DIR, checkKustomize, findKustomizations, render, parseDocuments, configOf, ocigatePaths, fatal };
 if (require.main === module) process.exitCode = main(process.argv.slice(2));
