@@ -32,26 +32,31 @@ function evaluate(expression, bindings) {
 
 function selects(selector, labels) {
   const okLabels = Object.entries(selector.matchLabels || {}).every(([k, v]) => labels[k] === v);
-  return okLabels && (selector.matchExpressions || []).every((e) => {
-    const has = Object.prototype.hasOwnProperty.call(labels, e.key);
-    if (e.operator === "In") return has && e.values.includes(labels[e.key]);
-    if (e.operator === "NotIn") return !has || !e.values.includes(labels[e.key]);
-    if (e.operator === "Exists") return has;
-    if (e.operator === "DoesNotExist") return !has;
-    throw new Error(`operator ${e.operator}`);
-  });
+  return (
+    okLabels &&
+    (selector.matchExpressions || []).every((e) => {
+      const has = Object.prototype.hasOwnProperty.call(labels, e.key);
+      if (e.operator === "In") return has && e.values.includes(labels[e.key]);
+      if (e.operator === "NotIn") return !has || !e.values.includes(labels[e.key]);
+      if (e.operator === "Exists") return has;
+      if (e.operator === "DoesNotExist") return !has;
+      throw new Error(`operator ${e.operator}`);
+    })
+  );
 }
 
 function matchesRequest(policy, request) {
-  return policy.spec.matchConstraints.resourceRules.some((r) =>
-    r.operations.includes(request.operation) && r.resources.includes(request.resource));
+  return policy.spec.matchConstraints.resourceRules.some(
+    (r) => r.operations.includes(request.operation) && r.resources.includes(request.resource),
+  );
 }
 
 // One admission request -> { allowed, message }.
 function admit(policy, binding, params, request) {
   const nsLabels = { "kubernetes.io/metadata.name": request.namespace };
   const selector = (binding.spec.matchResources || {}).namespaceSelector || {};
-  if (!selects(selector, nsLabels) || !matchesRequest(policy, request)) return { allowed: true, message: "not matched" };
+  if (!selects(selector, nsLabels) || !matchesRequest(policy, request))
+    return { allowed: true, message: "not matched" };
   const variables = new Map();
   const bindings = {
     object: toCel(request.object),
@@ -86,48 +91,118 @@ function pod(images = {}) {
 function cases(prefix) {
   const mirror = (name) => `${prefix}${name}`;
   const app = mirror("docker.io/library/nginx:1.27");
-  const create = (name, object, expect, extra = {}) =>
-    ({ name, request: { operation: "CREATE", resource: "pods", namespace: "apps", object, ...extra }, expect });
+  const create = (name, object, expect, extra = {}) => ({
+    name,
+    request: { operation: "CREATE", resource: "pods", namespace: "apps", object, ...extra },
+    expect,
+  });
   return [
-    create("images from the mirror are admitted", pod({ containers: [app, mirror("ghcr.io/acme/api@sha256:" + "a".repeat(64))] }), "allow"),
-    create("a container image from Docker Hub is denied", pod({ containers: [app, "docker.io/library/alpine:3.20"] }), "deny:not: docker.io/library/alpine:3.20"),
-    create("a short name (Docker Hub implied) is denied", pod({ containers: ["alpine:3.20"] }), "deny:not: alpine:3.20"),
-    create("an init container image from elsewhere is denied", pod({ containers: [app], init: ["quay.io/prometheus/busybox:latest"] }), "deny:quay.io/prometheus/busybox:latest"),
-    create("a look-alike host that only starts with the mirror's name is denied",
-           pod({ containers: [prefix.replace(/\/$/, "") + ".evil.example/x:1"] }), "deny:.evil.example/x:1"),
-    create("a pod in kube-system is not matched by the binding", pod({ containers: ["registry.k8s.io/pause:3.10"] }), "allow",
-           { namespace: "kube-system" }),
-    create("the mirror's own namespace is not matched", pod({ containers: ["registry.example.com/ocigate/ocigate:0.1.0"] }), "allow",
-           { namespace: "ocigate" }),
-    { name: "kubectl debug with an image from elsewhere is denied",
-      request: { operation: "UPDATE", resource: "pods/ephemeralcontainers", namespace: "apps",
-                 object: pod({ containers: [app], ephemeral: ["busybox:1.36"] }), oldObject: pod({ containers: [app] }) },
-      expect: "deny:not: busybox:1.36" },
-    { name: "kubectl debug with an image from the mirror is admitted",
-      request: { operation: "UPDATE", resource: "pods/ephemeralcontainers", namespace: "apps",
-                 object: pod({ containers: [app], ephemeral: [mirror("docker.io/library/busybox:1.36")] }),
-                 oldObject: pod({ containers: [app] }) },
-      expect: "allow" },
-    { name: "an update of a pod that predates the policy keeps its old image",
-      request: { operation: "UPDATE", resource: "pods", namespace: "apps",
-                 object: pod({ containers: ["alpine:3.20"], labels: { tier: "web" } }), oldObject: pod({ containers: ["alpine:3.20"] }) },
-      expect: "allow" },
-    { name: "an update that brings in an image from elsewhere is denied",
-      request: { operation: "UPDATE", resource: "pods", namespace: "apps",
-                 object: pod({ containers: ["alpine:3.21"] }), oldObject: pod({ containers: ["alpine:3.20"] }) },
-      expect: "deny:not: alpine:3.21" },
+    create(
+      "images from the mirror are admitted",
+      pod({ containers: [app, mirror("ghcr.io/acme/api@sha256:" + "a".repeat(64))] }),
+      "allow",
+    ),
+    create(
+      "a container image from Docker Hub is denied",
+      pod({ containers: [app, "docker.io/library/alpine:3.20"] }),
+      "deny:not: docker.io/library/alpine:3.20",
+    ),
+    create(
+      "a short name (Docker Hub implied) is denied",
+      pod({ containers: ["alpine:3.20"] }),
+      "deny:not: alpine:3.20",
+    ),
+    create(
+      "an init container image from elsewhere is denied",
+      pod({ containers: [app], init: ["quay.io/prometheus/busybox:latest"] }),
+      "deny:quay.io/prometheus/busybox:latest",
+    ),
+    create(
+      "a look-alike host that only starts with the mirror's name is denied",
+      pod({ containers: [prefix.replace(/\/$/, "") + ".evil.example/x:1"] }),
+      "deny:.evil.example/x:1",
+    ),
+    create(
+      "a pod in kube-system is not matched by the binding",
+      pod({ containers: ["registry.k8s.io/pause:3.10"] }),
+      "allow",
+      { namespace: "kube-system" },
+    ),
+    create(
+      "the mirror's own namespace is not matched",
+      pod({ containers: ["registry.example.com/ocigate/ocigate:0.1.0"] }),
+      "allow",
+      { namespace: "ocigate" },
+    ),
+    {
+      name: "kubectl debug with an image from elsewhere is denied",
+      request: {
+        operation: "UPDATE",
+        resource: "pods/ephemeralcontainers",
+        namespace: "apps",
+        object: pod({ containers: [app], ephemeral: ["busybox:1.36"] }),
+        oldObject: pod({ containers: [app] }),
+      },
+      expect: "deny:not: busybox:1.36",
+    },
+    {
+      name: "kubectl debug with an image from the mirror is admitted",
+      request: {
+        operation: "UPDATE",
+        resource: "pods/ephemeralcontainers",
+        namespace: "apps",
+        object: pod({ containers: [app], ephemeral: [mirror("docker.io/library/busybox:1.36")] }),
+        oldObject: pod({ containers: [app] }),
+      },
+      expect: "allow",
+    },
+    {
+      name: "an update of a pod that predates the policy keeps its old image",
+      request: {
+        operation: "UPDATE",
+        resource: "pods",
+        namespace: "apps",
+        object: pod({ containers: ["alpine:3.20"], labels: { tier: "web" } }),
+        oldObject: pod({ containers: ["alpine:3.20"] }),
+      },
+      expect: "allow",
+    },
+    {
+      name: "an update that brings in an image from elsewhere is denied",
+      request: {
+        operation: "UPDATE",
+        resource: "pods",
+        namespace: "apps",
+        object: pod({ containers: ["alpine:3.21"] }),
+        oldObject: pod({ containers: ["alpine:3.20"] }),
+      },
+      expect: "deny:not: alpine:3.21",
+    },
   ];
 }
 
 function paramCases(params) {
   const bad = (data) => ({ ...params, data });
   const host = params.data.prefix.replace(/\/$/, "");
-  const request = (image) => ({ operation: "CREATE", resource: "pods", namespace: "apps", object: pod({ containers: [image] }) });
+  const request = (image) => ({
+    operation: "CREATE",
+    resource: "pods",
+    namespace: "apps",
+    object: pod({ containers: [image] }),
+  });
   return [
-    { name: "a parameter ConfigMap without data.prefix denies everything", params: bad({}),
-      request: request("docker.io/library/alpine:3.20"), expect: "deny:needs data.prefix" },
-    { name: "a prefix without its final '/' denies everything (it would let look-alike hosts through)",
-      params: bad({ prefix: host }), request: request(`${host}.evil.example/x:1`), expect: "deny:needs data.prefix" },
+    {
+      name: "a parameter ConfigMap without data.prefix denies everything",
+      params: bad({}),
+      request: request("docker.io/library/alpine:3.20"),
+      expect: "deny:needs data.prefix",
+    },
+    {
+      name: "a prefix without its final '/' denies everything (it would let look-alike hosts through)",
+      params: bad({ prefix: host }),
+      request: request(`${host}.evil.example/x:1`),
+      expect: "deny:needs data.prefix",
+    },
   ];
 }
 
@@ -146,9 +221,13 @@ function main() {
   const objects = parseDocuments(text, problems, "enforcement");
   if (problems.length) fatal(problems.join("; "));
   const policy = objects.find((o) => o.kind === "ValidatingAdmissionPolicy");
-  const binding = objects.find((o) => o.kind === "ValidatingAdmissionPolicyBinding" && o.spec.policyName === (policy || {}).metadata.name);
-  const params = binding && objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === binding.spec.paramRef.name);
-  if (!policy || !binding || !params) fatal("enforcement/ must render a ValidatingAdmissionPolicy, its binding and the parameter ConfigMap");
+  const binding = objects.find(
+    (o) => o.kind === "ValidatingAdmissionPolicyBinding" && o.spec.policyName === (policy || {}).metadata.name,
+  );
+  const params =
+    binding && objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === binding.spec.paramRef.name);
+  if (!policy || !binding || !params)
+    fatal("enforcement/ must render a ValidatingAdmissionPolicy, its binding and the parameter ConfigMap");
   const prefix = params.data.prefix;
   const all = [...cases(prefix).map((c) => ({ ...c, params })), ...paramCases(params)];
   let failed = 0;
@@ -156,8 +235,10 @@ function main() {
     const got = admit(policy, binding, c.params, c.request);
     const ok = verdict(c.expect, got);
     if (!ok) failed++;
-    console.log(`${ok ? "ok  " : "FAIL"} ${c.name}: ${got.allowed ? "allowed" : "denied"} (${got.message})` +
-                (ok ? "" : `; expected ${c.expect}`));
+    console.log(
+      `${ok ? "ok  " : "FAIL"} ${c.name}: ${got.allowed ? "allowed" : "denied"} (${got.message})` +
+        (ok ? "" : `; expected ${c.expect}`),
+    );
   }
   console.log(`${all.length - failed} passed, ${failed} failed`);
   return failed ? 1 : 0;

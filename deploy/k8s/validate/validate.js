@@ -39,12 +39,14 @@ function loadTools() {
       YAML: require("yaml"),
       ts: require("typescript"),
       versions: ["kubernetes-models", "@kubernetes-models/prometheus-operator", "typescript", "yaml"].map(
-        (name) => `${name} ${require(`${name}/package.json`).version}`
+        (name) => `${name} ${require(`${name}/package.json`).version}`,
       ),
     };
   } catch (err) {
-    fatal(`npm packages missing (${err.message.split("\n")[0]}); run scripts/setup, ` +
-          `which runs \`npm ci\` in deploy/k8s/validate`);
+    fatal(
+      `npm packages missing (${err.message.split("\n")[0]}); run scripts/setup, ` +
+        `which runs \`npm ci\` in deploy/k8s/validate`,
+    );
   }
 }
 const { YAML, ts, versions } = loadTools();
@@ -60,15 +62,19 @@ function checkKustomize() {
   try {
     out = execFileSync(kubectl(), ["version", "--client", "-o", "json"], { encoding: "utf8", timeout: 20000 });
   } catch (err) {
-    fatal(`cannot run \`${kubectl()} version --client\` (${err.code || err.message.split("\n")[0]}): ` +
-          `kubectl renders the kustomizations; see docs/kubernetes.md "Validation"`);
+    fatal(
+      `cannot run \`${kubectl()} version --client\` (${err.code || err.message.split("\n")[0]}): ` +
+        `kubectl renders the kustomizations; see docs/kubernetes.md "Validation"`,
+    );
   }
   const info = JSON.parse(out);
   const kustomize = info.kustomizeVersion || "";
   const major = Number((/^v(\d+)\./.exec(kustomize) || [])[1]);
   if (!(major >= MIN_KUSTOMIZE_MAJOR)) {
-    fatal(`kubectl ${info.clientVersion.gitVersion} embeds kustomize '${kustomize || "unknown"}'; ` +
-          `these kustomizations need kustomize v${MIN_KUSTOMIZE_MAJOR} or later (kubectl 1.27+)`);
+    fatal(
+      `kubectl ${info.clientVersion.gitVersion} embeds kustomize '${kustomize || "unknown"}'; ` +
+        `these kustomizations need kustomize v${MIN_KUSTOMIZE_MAJOR} or later (kubectl 1.27+)`,
+    );
   }
   return `kubectl ${info.clientVersion.gitVersion}, kustomize ${kustomize}`;
 }
@@ -118,7 +124,8 @@ function modelModule(apiVersion, kind) {
   const [, group, version] = m;
   // Only GA versions: beta APIs come and go between releases, and the models keep removed ones.
   if (!/^v\d+$/.test(version)) return { error: `${apiVersion} is not a GA API version` };
-  if (group === "monitoring.coreos.com") return { module: `@kubernetes-models/prometheus-operator/${group}/${version}/${kind}` };
+  if (group === "monitoring.coreos.com")
+    return { module: `@kubernetes-models/prometheus-operator/${group}/${version}/${kind}` };
   return { module: group ? `kubernetes-models/${group}/${version}/${kind}` : `kubernetes-models/${version}/${kind}` };
 }
 
@@ -132,15 +139,21 @@ function loadModel(obj) {
     cls = undefined;
   }
   if (typeof cls !== "function" || cls.apiVersion !== obj.apiVersion || cls.kind !== obj.kind) {
-    return { error: `unknown kind ${obj.apiVersion} ${obj.kind} (not in Kubernetes ${KUBERNETES_SCHEMA} ` +
-                    `nor the prometheus-operator models)` };
+    return {
+      error:
+        `unknown kind ${obj.apiVersion} ${obj.kind} (not in Kubernetes ${KUBERNETES_SCHEMA} ` +
+        `nor the prometheus-operator models)`,
+    };
   }
   return { cls, module: where.module };
 }
 
 // "/spec/ports/0/protocol" -> "spec.ports[0].protocol", the form the other checks print.
 function jsonPointerPath(pointer) {
-  return pointer.split("/").slice(1).map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"))
+  return pointer
+    .split("/")
+    .slice(1)
+    .map((p) => p.replace(/~1/g, "/").replace(/~0/g, "~"))
     .reduce((at, p) => (/^\d+$/.test(p) ? `${at}[${p}]` : at ? `${at}.${p}` : p), "");
 }
 
@@ -162,10 +175,17 @@ function schemaProblems(cls, obj) {
 // One TypeScript program over every kind in use: type alias T<i> = I<Kind> from each kind's module.
 function declaredTypes(modules) {
   const file = path.join(__dirname, "__kinds__.ts");
-  const source = modules.map((m, i) => `import type { I${path.basename(m)} as K${i} } from "${m}";\n` +
-                                       `export type T${i} = K${i};\n`).join("");
-  const options = { noEmit: true, strict: true, skipLibCheck: true, types: [],
-                    moduleResolution: ts.ModuleResolutionKind.Node10, module: ts.ModuleKind.CommonJS };
+  const source = modules
+    .map((m, i) => `import type { I${path.basename(m)} as K${i} } from "${m}";\n` + `export type T${i} = K${i};\n`)
+    .join("");
+  const options = {
+    noEmit: true,
+    strict: true,
+    skipLibCheck: true,
+    types: [],
+    moduleResolution: ts.ModuleResolutionKind.Node10,
+    module: ts.ModuleKind.CommonJS,
+  };
   const host = ts.createCompilerHost(options);
   const readFile = host.readFile.bind(host);
   host.readFile = (f) => (path.resolve(f) === file ? source : readFile(f));
@@ -248,11 +268,16 @@ function containerPortNames(pod) {
 
 function checkWorkload(w, objects, say) {
   const pod = w.spec.template;
-  if (w.spec.selector && !matches(w.spec.selector, pod.metadata && pod.metadata.labels)) say(w, "spec.selector does not match the pod template's labels");
-  const volumes = new Set([...(pod.spec.volumes || []), ...(w.spec.volumeClaimTemplates || []).map((t) => t.metadata)]
-    .map((v) => v && v.name));
+  if (w.spec.selector && !matches(w.spec.selector, pod.metadata && pod.metadata.labels))
+    say(w, "spec.selector does not match the pod template's labels");
+  const volumes = new Set(
+    [...(pod.spec.volumes || []), ...(w.spec.volumeClaimTemplates || []).map((t) => t.metadata)].map(
+      (v) => v && v.name,
+    ),
+  );
   for (const c of [...(pod.spec.initContainers || []), ...(pod.spec.containers || [])]) {
-    for (const m of c.volumeMounts || []) if (!volumes.has(m.name)) say(w, `container ${c.name}: volumeMount ${m.name} names no volume`);
+    for (const m of c.volumeMounts || [])
+      if (!volumes.has(m.name)) say(w, `container ${c.name}: volumeMount ${m.name} names no volume`);
     for (const kind of ["requests", "limits"]) {
       for (const r of Object.keys((c.resources || {})[kind] || {})) {
         if (!RESOURCE_NAME.test(r)) say(w, `container ${c.name}: resources.${kind}.${r} is not a resource name`);
@@ -261,7 +286,8 @@ function checkWorkload(w, objects, say) {
     const own = new Set((c.ports || []).map((p) => p.name));
     for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"]) {
       const port = c[probe] && (c[probe].httpGet || c[probe].tcpSocket || {}).port;
-      if (typeof port === "string" && !own.has(port)) say(w, `container ${c.name}: ${probe} port ${port} is not a port of the container`);
+      if (typeof port === "string" && !own.has(port))
+        say(w, `container ${c.name}: ${probe} port ${port} is not a port of the container`);
     }
   }
   for (const v of pod.spec.volumes || []) {
@@ -270,17 +296,26 @@ function checkWorkload(w, objects, say) {
       say(w, `volume ${v.name}: ConfigMap ${cm.name} is not in this rendering`);
     }
   }
-  if (w.kind === "StatefulSet" && w.spec.serviceName &&
-      !objects.some((o) => o.kind === "Service" && o.metadata.name === w.spec.serviceName && o.spec.clusterIP === "None")) {
+  if (
+    w.kind === "StatefulSet" &&
+    w.spec.serviceName &&
+    !objects.some((o) => o.kind === "Service" && o.metadata.name === w.spec.serviceName && o.spec.clusterIP === "None")
+  ) {
     say(w, `spec.serviceName ${w.spec.serviceName} is not a headless Service in this rendering`);
   }
 }
 
 function checkService(s, objects, say) {
-  const selected = podTemplates(objects).filter((w) => matches({ matchLabels: s.spec.selector }, w.spec.template.metadata.labels));
-  if (s.spec.selector && selected.length === 0) return say(s, "spec.selector matches no pod template in this rendering");
+  const selected = podTemplates(objects).filter((w) =>
+    matches({ matchLabels: s.spec.selector }, w.spec.template.metadata.labels),
+  );
+  if (s.spec.selector && selected.length === 0)
+    return say(s, "spec.selector matches no pod template in this rendering");
   for (const p of s.spec.ports || []) {
-    if (typeof p.targetPort === "string" && !selected.some((w) => containerPortNames(w.spec.template).has(p.targetPort))) {
+    if (
+      typeof p.targetPort === "string" &&
+      !selected.some((w) => containerPortNames(w.spec.template).has(p.targetPort))
+    ) {
       say(s, `port ${p.name}: targetPort ${p.targetPort} is not a container port of the selected pods`);
     }
   }
@@ -305,11 +340,24 @@ function checkSelectsPods(o, objects, say) {
 
 // The "restricted" Pod Security Standard, for pods of a namespace in this rendering that enforces it: the API
 // server would refuse them at apply time. https://kubernetes.io/docs/concepts/security/pod-security-standards/
-const RESTRICTED_VOLUMES = ["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"];
+const RESTRICTED_VOLUMES = [
+  "configMap",
+  "csi",
+  "downwardAPI",
+  "emptyDir",
+  "ephemeral",
+  "persistentVolumeClaim",
+  "projected",
+  "secret",
+];
 
 function restrictedNamespace(objects, ns) {
-  return objects.some((o) => o.kind === "Namespace" && o.metadata.name === ns &&
-    ((o.metadata.labels || {})["pod-security.kubernetes.io/enforce"] === "restricted"));
+  return objects.some(
+    (o) =>
+      o.kind === "Namespace" &&
+      o.metadata.name === ns &&
+      (o.metadata.labels || {})["pod-security.kubernetes.io/enforce"] === "restricted",
+  );
 }
 
 function restrictedProblems(pod) {
@@ -328,9 +376,12 @@ function restrictedProblems(pod) {
     if (sc.allowPrivilegeEscalation !== false) out.push(`container ${c.name} lacks allowPrivilegeEscalation: false`);
     if (!(caps.drop || []).includes("ALL")) out.push(`container ${c.name} does not drop ALL capabilities`);
     if ((caps.add || []).some((x) => x !== "NET_BIND_SERVICE")) out.push(`container ${c.name} adds capabilities`);
-    if (!(sc.runAsNonRoot === true || (ps.runAsNonRoot === true && sc.runAsNonRoot !== false))) out.push(`container ${c.name} may run as root (runAsNonRoot)`);
-    if (sc.runAsUser === 0 || (ps.runAsUser === 0 && sc.runAsUser === undefined)) out.push(`container ${c.name} runs as UID 0`);
-    if (!seccomp(sc) && !(seccomp(ps) && !sc.seccompProfile)) out.push(`container ${c.name} has no RuntimeDefault or Localhost seccomp profile`);
+    if (!(sc.runAsNonRoot === true || (ps.runAsNonRoot === true && sc.runAsNonRoot !== false)))
+      out.push(`container ${c.name} may run as root (runAsNonRoot)`);
+    if (sc.runAsUser === 0 || (ps.runAsUser === 0 && sc.runAsUser === undefined))
+      out.push(`container ${c.name} runs as UID 0`);
+    if (!seccomp(sc) && !(seccomp(ps) && !sc.seccompProfile))
+      out.push(`container ${c.name} has no RuntimeDefault or Localhost seccomp profile`);
     if ((c.ports || []).some((p) => p.hostPort)) out.push(`container ${c.name} uses a hostPort`);
   }
   return out;
@@ -338,17 +389,27 @@ function restrictedProblems(pod) {
 
 function checkPodSecurity(w, objects, say) {
   if (!restrictedNamespace(objects, w.metadata.namespace)) return;
-  for (const p of restrictedProblems(w.spec.template)) say(w, `Pod Security "restricted" (namespace ${w.metadata.namespace}): ${p}`);
+  for (const p of restrictedProblems(w.spec.template))
+    say(w, `Pod Security "restricted" (namespace ${w.metadata.namespace}): ${p}`);
 }
 
 function checkPolicyBinding(b, objects, say) {
   const policy = objects.find((o) => o.kind === "ValidatingAdmissionPolicy" && o.metadata.name === b.spec.policyName);
-  if (!policy) return say(b, `spec.policyName ${b.spec.policyName} is not a ValidatingAdmissionPolicy in this rendering`);
+  if (!policy)
+    return say(b, `spec.policyName ${b.spec.policyName} is not a ValidatingAdmissionPolicy in this rendering`);
   const kind = policy.spec.paramKind;
   const ref = b.spec.paramRef;
-  if (kind && !ref) say(b, `policy ${policy.metadata.name} takes a ${kind.kind} parameter but spec.paramRef is not set`);
-  if (kind && ref && ref.name && kind.kind === "ConfigMap" &&
-      !objects.some((o) => o.kind === "ConfigMap" && o.metadata.name === ref.name && o.metadata.namespace === ref.namespace)) {
+  if (kind && !ref)
+    say(b, `policy ${policy.metadata.name} takes a ${kind.kind} parameter but spec.paramRef is not set`);
+  if (
+    kind &&
+    ref &&
+    ref.name &&
+    kind.kind === "ConfigMap" &&
+    !objects.some(
+      (o) => o.kind === "ConfigMap" && o.metadata.name === ref.name && o.metadata.namespace === ref.namespace,
+    )
+  ) {
     say(b, `spec.paramRef ConfigMap ${ref.namespace}/${ref.name} is not in this rendering`);
   }
 }
@@ -362,7 +423,10 @@ function configOf(container, pod, objects) {
   const file = args[i + 1];
   const mount = (container.volumeMounts || []).find((m) => m.mountPath === path.posix.dirname(file));
   const volume = mount && (pod.spec.volumes || []).find((v) => v.name === mount.name);
-  const cm = volume && volume.configMap && objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === volume.configMap.name);
+  const cm =
+    volume &&
+    volume.configMap &&
+    objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === volume.configMap.name);
   return { file, text: cm && cm.data && cm.data[path.posix.basename(file)] };
 }
 
@@ -389,11 +453,20 @@ function checkOcigateConfig(w, objects, say) {
   for (const c of pod.spec.containers || []) {
     const found = configOf(c, pod, objects);
     if (!found) continue;
-    if (typeof found.text !== "string") { say(w, `container ${c.name}: --config ${found.file} is not a key of a mounted ConfigMap in this rendering`); continue; }
+    if (typeof found.text !== "string") {
+      say(w, `container ${c.name}: --config ${found.file} is not a key of a mounted ConfigMap in this rendering`);
+      continue;
+    }
     let config;
-    try { config = YAML.parse(found.text, { uniqueKeys: true }) || {}; } catch (err) { say(w, `${found.file}: ${err.message}`); continue; }
+    try {
+      config = YAML.parse(found.text, { uniqueKeys: true }) || {};
+    } catch (err) {
+      say(w, `${found.file}: ${err.message}`);
+      continue;
+    }
     // Only the mounts are written (cache, /tmp): a read-only root keeps a compromised process from planting files.
-    if (!(c.securityContext || {}).readOnlyRootFilesystem) say(w, `container ${c.name} runs ocigate without readOnlyRootFilesystem`);
+    if (!(c.securityContext || {}).readOnlyRootFilesystem)
+      say(w, `container ${c.name} runs ocigate without readOnlyRootFilesystem`);
     const mounts = c.volumeMounts || [];
     const claims = new Set((w.spec.volumeClaimTemplates || []).map((t) => t.metadata.name));
     const storage = (config.storage || {}).path;
@@ -402,7 +475,8 @@ function checkOcigateConfig(w, objects, say) {
       say(w, `${found.file}: storage.path ${storage} is not on a writable volumeClaimTemplate mount`);
     }
     for (const [key, file] of ocigatePaths(config)) {
-      if (!under(String(file), mounts)) say(w, `${found.file}: ${key} ${file} is under no volumeMount of container ${c.name}`);
+      if (!under(String(file), mounts))
+        say(w, `${found.file}: ${key} ${file} is under no volumeMount of container ${c.name}`);
     }
     const ports = new Map((c.ports || []).map((p) => [p.containerPort, p.name]));
     for (const key of ["listen", "metrics_listen"]) {
@@ -418,14 +492,19 @@ function checkOcigateConfig(w, objects, say) {
 function checkProbeScheme(w, c, config, file, ports, say) {
   const tls = (config.server || {}).tls;
   const httpsOnly = !!tls && tls.allow_plain_http !== true;
-  const listen = Number(String((config.server || {}).listen || "0.0.0.0:5000").split(":").pop());
+  const listen = Number(
+    String((config.server || {}).listen || "0.0.0.0:5000")
+      .split(":")
+      .pop(),
+  );
   for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"]) {
     const get = c[probe] && c[probe].httpGet;
     if (!get) continue;
     const port = typeof get.port === "string" ? [...ports].find(([, n]) => n === get.port)?.[0] : get.port;
     if (port !== listen) continue;
     const scheme = get.scheme || "HTTP";
-    if (httpsOnly && scheme !== "HTTPS") say(w, `container ${c.name}: ${probe} is ${scheme} but ${file} sets server.tls (plain HTTP is refused)`);
+    if (httpsOnly && scheme !== "HTTPS")
+      say(w, `container ${c.name}: ${probe} is ${scheme} but ${file} sets server.tls (plain HTTP is refused)`);
     if (!tls && scheme === "HTTPS") say(w, `container ${c.name}: ${probe} is HTTPS but ${file} sets no server.tls`);
   }
 }
@@ -458,14 +537,23 @@ function validateAll(renderings) {
   for (const { source, text } of renderings) {
     const problems = [];
     results.set(source, problems);
-    if (typeof text !== "string") { problems.push(text.error); continue; }
+    if (typeof text !== "string") {
+      problems.push(text.error);
+      continue;
+    }
     const objects = parseDocuments(text, problems, source);
     if (objects.length === 0 && problems.length === 0) problems.push("renders no objects");
     for (const obj of objects) {
       count++;
-      if (!obj || typeof obj !== "object" || Array.isArray(obj)) { problems.push("a document that is not an object"); continue; }
+      if (!obj || typeof obj !== "object" || Array.isArray(obj)) {
+        problems.push("a document that is not an object");
+        continue;
+      }
       const model = loadModel(obj);
-      if (model.error) { problems.push(`${label(obj)}: ${model.error}`); continue; }
+      if (model.error) {
+        problems.push(`${label(obj)}: ${model.error}`);
+        continue;
+      }
       for (const p of schemaProblems(model.cls, obj)) problems.push(`${label(obj)}: ${p}`);
       pending.push({ problems, obj, module: model.module });
     }
@@ -485,7 +573,10 @@ function validateAll(renderings) {
 function report(results) {
   let bad = 0;
   for (const [source, problems] of results) {
-    if (problems.length === 0) { console.log(`ok   ${source}`); continue; }
+    if (problems.length === 0) {
+      console.log(`ok   ${source}`);
+      continue;
+    }
     bad++;
     console.log(`FAIL ${source}`);
     for (const p of problems) console.log(`     ${p}`);
@@ -494,7 +585,10 @@ function report(results) {
 }
 
 function expectFailures(dir) {
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".yaml")).sort();
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort();
   if (files.length === 0) fatal(`no *.yaml fixtures in ${dir}`);
   const renderings = files.map((f) => ({ source: f, text: fs.readFileSync(path.join(dir, f), "utf8") }));
   const { results } = validateAll(renderings);
@@ -503,10 +597,18 @@ function expectFailures(dir) {
     const expected = [...text.matchAll(/^# expect: (.+)$/gm)].map((m) => m[1].trim());
     const problems = results.get(source);
     const missing = expected.filter((e) => !problems.some((p) => p.includes(e)));
-    if (expected.length === 0) { wrong++; console.log(`FAIL ${source}: has no "# expect:" line`); }
-    else if (problems.length === 0) { wrong++; console.log(`FAIL ${source}: accepted, but it is broken`); }
-    else if (missing.length) { wrong++; console.log(`FAIL ${source}: rejected without ${JSON.stringify(missing)}; got:\n     ${problems.join("\n     ")}`); }
-    else console.log(`ok   ${source}: rejected\n     ${problems.join("\n     ")}`);
+    if (expected.length === 0) {
+      wrong++;
+      console.log(`FAIL ${source}: has no "# expect:" line`);
+    } else if (problems.length === 0) {
+      wrong++;
+      console.log(`FAIL ${source}: accepted, but it is broken`);
+    } else if (missing.length) {
+      wrong++;
+      console.log(
+        `FAIL ${source}: rejected without ${JSON.stringify(missing)}; got:\n     ${problems.join("\n     ")}`,
+      );
+    } else console.log(`ok   ${source}: rejected\n     ${problems.join("\n     ")}`);
   }
   console.log(`${files.length - wrong} passed, ${wrong} failed`);
   return wrong ? 1 : 0;
@@ -529,5 +631,15 @@ function main(argv) {
   return bad ? 1 : 0;
 }
 
-module.exports = { YAML, K8S_DIR, checkKustomize, findKustomizations, render, parseDocuments, configOf, ocigatePaths, fatal };
+module.exports = {
+  YAML,
+  K8S_DIR,
+  checkKustomize,
+  findKustomizations,
+  render,
+  parseDocuments,
+  configOf,
+  ocigatePaths,
+  fatal,
+};
 if (require.main === module) process.exitCode = main(process.argv.slice(2));
