@@ -79,9 +79,12 @@ function checkKustomize() {
   return `kubectl ${info.clientVersion.gitVersion}, kustomize ${kustomize}`;
 }
 
+// Every directory under dir with a kustomization file, except Components (kind: Component), which render only
+// as part of the kustomizations that use them, and are checked there.
 function findKustomizations(dir, found = []) {
   const entries = fs.readdirSync(dir, { withFileTypes: true });
-  if (entries.some((e) => e.isFile() && /^(kustomization\.ya?ml|Kustomization)$/.test(e.name))) found.push(dir);
+  const file = entries.find((e) => e.isFile() && /^(kustomization\.ya?ml|Kustomization)$/.test(e.name));
+  if (file && !/^kind:\s*Component\s*$/m.test(fs.readFileSync(path.join(dir, file.name), "utf8"))) found.push(dir);
   for (const e of entries) {
     if (!e.isDirectory() || e.name === "node_modules" || e.name.startsWith(".")) continue;
     const sub = path.join(dir, e.name);
