@@ -7,7 +7,10 @@ reloads (a renewed certificate, then a refused policy), in two rounds with scrap
 counter moves between samples. Then every dashboard query (template variables substituted as Grafana
 would) must parse and return a finite value, every rule expression must parse and evaluate without
 error, the alerts the scenario provokes must be active, and every metric name either uses must be in
-ocigate's /metrics. Grafana itself is not installable here: the JSON model's structure is checked below."""
+ocigate's /metrics. No dashboard query is exempt from returning data: the scenario makes every series
+they read exist (TLS for the expiry gauge, auth for auth failures, metrics_repositories for the top
+blocked repositories, policy.trust for signatures, max_concurrent_fetches for fetch-slot timeouts).
+Grafana itself is not installable here: the JSON model's structure is checked below."""
 
 import hashlib
 import http.client
