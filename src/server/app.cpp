@@ -38,6 +38,7 @@
 #include "limiter.hpp"
 #include "proxy.hpp"
 #include "send_file.hpp"
+#include "tls_expiry.hpp"
 
 namespace ocigate::server {
 
@@ -129,6 +130,7 @@ class App {
       auto context = make_tls_context(*config_.server.tls);
       if (!context) return context.error();
       tls_ = std::move(*context);
+      export_certificate_expiry(config_.server.tls->cert_file, metrics_);
     }
     if (config_.auth) {
       auto built = auth::Authenticator::build(*config_.auth, config_.source);
@@ -220,6 +222,7 @@ class App {
     }
     std::lock_guard lock(security_mutex_);
     tls_ = std::move(*context);
+    export_certificate_expiry(config_.server.tls->cert_file, metrics_);
     log::info("certificate reloaded", {{"cert_file", config_.server.tls->cert_file}});
   }
 
@@ -572,6 +575,7 @@ class App {
     auto stats = store_.stats();
     metrics_.cache_size_bytes().Set(static_cast<double>(stats.size_bytes));
     metrics_.cache_blobs().Set(static_cast<double>(stats.blob_count));
+    metrics_.cache_max_size_bytes().Set(static_cast<double>(config_.storage.max_size));
     metrics_.set_evictions(static_cast<double>(stats.evictions), static_cast<double>(stats.evicted_bytes));
     metrics_.set_lost_files(static_cast<double>(stats.lost_files));
     for (const auto& upstream : config_.upstreams) {
