@@ -21,6 +21,7 @@
 #include "pull/proxy.hpp"
 #include "session/listener.hpp"
 #include "session/tls.hpp"
+#include "session/tls_expiry.hpp"
 
 namespace ocigate::server {
 
@@ -49,6 +50,7 @@ class App final : public Responder {
       auto context = make_tls_context(*config_.server.tls);
       if (!context) return context.error();
       listener_.set_tls(std::move(*context));
+      export_certificate_expiry(config_.server.tls->cert_file, metrics_);
     }
     return front_.configure();
   }
@@ -140,6 +142,7 @@ class App final : public Responder {
       return;
     }
     listener_.set_tls(std::move(*context));
+    export_certificate_expiry(config_.server.tls->cert_file, metrics_);
     log::info("certificate reloaded", {{"cert_file", config_.server.tls->cert_file}});
   }
 

@@ -38,6 +38,7 @@ Reply LocalRoutes::metrics_reply() {
   auto stats = store_.stats();
   metrics_.cache_size_bytes().Set(static_cast<double>(stats.size_bytes));
   metrics_.cache_blobs().Set(static_cast<double>(stats.blob_count));
+  metrics_.cache_max_size_bytes().Set(static_cast<double>(config_.storage.max_size));
   metrics_.set_evictions(static_cast<double>(stats.evictions), static_cast<double>(stats.evicted_bytes));
   metrics_.set_lost_files(static_cast<double>(stats.lost_files));
   for (const auto& upstream : config_.upstreams) {
