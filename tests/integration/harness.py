@@ -169,6 +169,37 @@ def request(method, url, body=None, headers=None, auth=None, timeout=30, cafile=
         return HttpResult(e.code, e.headers, e.read())
 
 
+class Pki:
+    """A test CA (valid `days`) and certificates for 127.0.0.1 signed by it, made with the openssl CLI."""
+
+    def __init__(self, directory, days=2, name="ocigate test CA"):
+        self.dir = directory
+        self.days = days
+        self.ca_key = os.path.join(directory, "ca.key")
+        self.ca_cert = os.path.join(directory, "ca.crt")
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-keyout", self.ca_key, "-out", self.ca_cert, "-days", str(days), "-subj", "/CN=" + name)
+        # skopeo's --src-cert-dir wants the CA as *.crt in a directory of its own.
+        self.cert_dir = os.path.join(directory, "trust")
+        os.mkdir(self.cert_dir)
+        shutil.copy(self.ca_cert, os.path.join(self.cert_dir, "ca.crt"))
+
+    def server_cert(self, name, usage="serverAuth", days=None):
+        """A key and a certificate for 127.0.0.1 and localhost (or a client certificate, usage clientAuth)."""
+        key, csr, cert, ext = (os.path.join(self.dir, name + suffix) for suffix in (".key", ".csr", ".crt", ".ext"))
+        with open(ext, "w") as f:
+            f.write(f"subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage={usage}\n")
+        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+                 "-out", csr, "-subj", "/CN=" + name)
+        _openssl("x509", "-req", "-in", csr, "-CA", self.ca_cert, "-CAkey", self.ca_key, "-CAcreateserial",
+                 "-out", cert, "-days", str(days or self.days), "-extfile", ext)
+        return cert, key
+
+
+def _openssl(*args):
+    return subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60, text=True).stdout
+
+
 def raw_exchange(port, data, timeout=10):
     """Sends raw bytes to 127.0.0.1:port and reads until the server closes (or `timeout`); returns
     (status, head, body). For requests urllib refuses to send: malformed ones, huge headers."""

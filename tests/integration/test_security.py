@@ -31,38 +31,6 @@ def setUpModule():
             raise unittest.SkipTest(tool + " is not installed")
 
 
-def openssl(*args):
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
-class Pki:
-    """A test CA and server certificates for 127.0.0.1 signed by it."""
-
-    def __init__(self, directory):
-        self.dir = directory
-        self.ca_key = os.path.join(directory, "ca.key")
-        self.ca_cert = os.path.join(directory, "ca.crt")
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", self.ca_key, "-out", self.ca_cert, "-days", "2", "-subj", "/CN=ocigate test CA")
-        # skopeo's --src-cert-dir wants the CA as *.crt in a directory of its own.
-        self.cert_dir = os.path.join(directory, "trust")
-        os.mkdir(self.cert_dir)
-        shutil.copy(self.ca_cert, os.path.join(self.cert_dir, "ca.crt"))
-
-    def server_cert(self, name, usage="serverAuth"):
-        key = os.path.join(self.dir, name + ".key")
-        csr = os.path.join(self.dir, name + ".csr")
-        cert = os.path.join(self.dir, name + ".crt")
-        ext = os.path.join(self.dir, name + ".ext")
-        with open(ext, "w") as f:
-            f.write(f"subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage={usage}\n")
-        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
-                "-out", csr, "-subj", "/CN=" + name)
-        openssl("x509", "-req", "-in", csr, "-CA", self.ca_cert, "-CAkey", self.ca_key, "-CAcreateserial",
-                "-out", cert, "-days", "2", "-extfile", ext)
-        return cert, key
-
-
 def skopeo(gate, ref, dest, creds=None, verify=True, cert_dir=None):
     cmd = ["skopeo", "--insecure-policy", "copy"]
     if verify:
@@ -79,7 +47,7 @@ class Security(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="ocigate-security-")
-        cls.pki = Pki(cls.tmp)
+        cls.pki = harness.Pki(cls.tmp)
         cls.cert, cls.key = cls.pki.server_cert("server-a")
         cls.htpasswd = os.path.join(cls.tmp, "htpasswd")
         subprocess.run(["htpasswd", "-B", "-b", "-c", "-C", "5", cls.htpasswd, "alice", "alice-pw"], check=True,

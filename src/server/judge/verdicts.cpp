@@ -186,8 +186,4 @@ std::optional<std::string> Verdicts::blocked_layer(const std::string& digest) {
   return store_.get_record(records::blocked_layer, policy_.get()->version + "/" + digest);
 }
 
-
-  return signature::load_trust(policy, base);
-}
-
 }  // namespace ocigate::server

@@ -124,8 +124,15 @@ class JudgeTest : public ::testing::Test {
     target_.upstream = &upstream_;
     target_.repo = "team/app";
     target_.repo_key = "up/team/app";
-    manifest_.config = oci::Descriptor{oci::media::oci_config, config_digest, 10};
-    manifest_.layers = {oci::Descriptor{"application/vnd.oci.image.layer.v1.tar+gzip", layer_digest, 100}};
+    oci::Descriptor config, layer;
+    config.media_type = oci::media::oci_config;
+    config.digest = config_digest;
+    config.size = 10;
+    layer.media_type = "application/vnd.oci.image.layer.v1.tar+gzip";
+    layer.digest = layer_digest;
+    layer.size = 100;
+    manifest_.config = config;
+    manifest_.layers = {layer};
     data_.digest = image_digest;
     data_.media_type = oci::media::oci_manifest;
     data_.bytes = std::make_shared<const std::string>("{}");

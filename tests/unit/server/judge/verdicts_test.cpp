@@ -172,14 +172,14 @@ const std::string layer_b = "sha256:" + std::string(64, '2');
 
 TEST_F(BlobAccessTest, AnUnreferencedBlobIsRefusedAndCountedInEnforceMode) {
   server::PolicyHolder holder(only_non_root("block"));
-  server::Verdicts verdicts(*store_, metrics_, holder);
+  server::BlobAccess access(*store_, metrics_, holder);
   EXPECT_FALSE(access.allowed(layer_a));
   EXPECT_EQ(counter(metrics_, "ocigate_unreferenced_blob_requests_total"), 1);
 }
 
 TEST_F(BlobAccessTest, BlobsOfAnAllowedImageAreServedAndOthersStayRefused) {
   server::PolicyHolder holder(only_non_root("block"));
-  server::Verdicts verdicts(*store_, metrics_, holder);
+  server::BlobAccess access(*store_, metrics_, holder);
   access.allow({layer_a});
   EXPECT_TRUE(access.allowed(layer_a));
   EXPECT_FALSE(access.allowed(layer_b)) << "allowing one blob allows no other";
@@ -199,7 +199,7 @@ TEST_F(BlobAccessTest, AuditModeServesAnUnreferencedBlobAndCountsIt) {
   auto audit = only_non_root("block");
   audit.mode = policy::Mode::audit;
   server::PolicyHolder holder(audit);
-  server::Verdicts verdicts(*store_, metrics_, holder);
+  server::BlobAccess access(*store_, metrics_, holder);
   EXPECT_TRUE(access.allowed(layer_a));
   EXPECT_EQ(counter(metrics_, "ocigate_unreferenced_blob_requests_total"), 1);
 }
@@ -208,7 +208,7 @@ TEST_F(BlobAccessTest, BlobAccessAnyServesEveryBlobUncounted) {
   auto any = only_non_root("block", "  blob_access: any\n");
   ASSERT_EQ(any.blob_access, policy::BlobAccess::any);
   server::PolicyHolder holder(any);
-  server::Verdicts verdicts(*store_, metrics_, holder);
+  server::BlobAccess access(*store_, metrics_, holder);
   EXPECT_TRUE(access.allowed(layer_a));
   EXPECT_EQ(counter(metrics_, "ocigate_unreferenced_blob_requests_total"), 0);
 }
