@@ -81,6 +81,9 @@ Error bad(const std::string& why, std::string_view text) {
 }  // namespace
 
 int compare_part(std::string_view a, std::string_view b) {
+  // verrevcmp works on C strings: a NUL ends the part.
+  a = a.substr(0, a.find('\0'));
+  b = b.substr(0, b.find('\0'));
   std::size_t i = 0, j = 0;
   auto at = [](std::string_view s, std::size_t k) { return k < s.size() ? s[k] : '\0'; };
   while (i < a.size() || j < b.size()) {
@@ -306,6 +309,9 @@ int compare(std::string_view a, std::string_view b) {
 namespace rpm {
 
 int vercmp(std::string_view a, std::string_view b) {
+  // rpmvercmp works on C strings: a NUL ends the version (found by fuzz_version).
+  a = a.substr(0, a.find('\0'));
+  b = b.substr(0, b.find('\0'));
   if (a == b) return 0;
   std::size_t i = 0, j = 0;
   auto at = [](std::string_view s, std::size_t k) { return k < s.size() ? s[k] : '\0'; };

@@ -226,6 +226,14 @@ TEST(RpmVersion, OrdersAsRpmvercmpTests) {
   }
 }
 
+TEST(RpmVersion, ANulEndsTheStringAsInC) {
+  // fuzz_version found vercmp("C", "\0p`") and its reverse both saying "greater".
+  std::string_view a("C", 1), b("\0p`\0\0e\0r", 9);
+  EXPECT_EQ(rpm::vercmp(a, b), -rpm::vercmp(b, a));
+  EXPECT_EQ(rpm::vercmp(std::string_view("1.0\0zzz", 7), "1.0"), 0);
+  EXPECT_EQ(dpkg::compare_part(std::string_view("1.0\0~", 5), "1.0"), 0);
+}
+
 TEST(RpmVersion, ComparesEpochThenVersionThenRelease) {
   const std::vector<Vector> evr = {
       {"1:1.0-1.el9", "2.0-1.el9", 1},      // epoch first
