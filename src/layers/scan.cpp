@@ -183,7 +183,7 @@ class Collector : public TarVisitor {
       case content::Kind::apk_db:
       case content::Kind::dpkg_status: {
         bool apk = kind == content::Kind::apk_db;
-        PackageDb db{path, apk ? "apk" : "dpkg", apk ? content::parse_apk(text) : content::parse_dpkg(text), truncated_};
+        PackageDb db{path, apk ? "apk" : "dpkg", apk ? content::parse_apk(text) : content::parse_dpkg(text), truncated_, ""};
         if (report_.package_dbs.size() < limits_.max_findings * 10) report_.package_dbs.push_back(std::move(db));
         return;
       }
@@ -196,7 +196,7 @@ class Collector : public TarVisitor {
 
   // An SQLite file cut at the cap is unreadable: the whole list is then missing, and says why.
   void add_rpmdb(const std::string& path, std::string_view bytes) {
-    PackageDb db{path, "rpm", {}, truncated_};
+    PackageDb db{path, "rpm", {}, truncated_, ""};
     if (truncated_) {
       db.error = "larger than the read limit (" + std::to_string(limits_.max_rpmdb_bytes >> 20) + " MiB)";
     } else if (auto packages = rpmdb::parse_sqlite(std::string(bytes))) {

@@ -133,7 +133,9 @@ class Effective {
     auto raw = get(metric);
     if (metric == "E" && (raw.empty() || raw == "X")) return "A";
     if ((metric == "CR" || metric == "IR" || metric == "AR") && (raw.empty() || raw == "X")) return "H";
-    auto modified = get(std::string("M") + std::string(metric));
+    std::string name = "M";  // appended, not "M" + metric: GCC 12 warns falsely (-Wrestrict) on the latter
+    name += metric;
+    auto modified = get(name);
     if (!modified.empty() && modified != "X") return modified;
     return raw;
   }

@@ -5,10 +5,14 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
+#include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -244,18 +248,28 @@ MatchResult Database::match(const Os& os, const std::vector<policy::Package>& pa
   }
   out.supported = true;
   const Scheme scheme = distro->scheme;
-  std::set<std::pair<std::uint32_t, std::string>> seen;  // (record, package): a record names the
-                                                          // source and binary of one rpm at most once
+  // Hits are collected as small records and sorted; Findings (strings) are built once, in order.
+  struct Hit {
+    const Impl::Entry* entry;
+    std::uint32_t package;  // index into packages
+    std::uint32_t lookup;   // 0: the first name looked up, 1: the rpm's source
+    std::string_view fix;   // "" = none
+  };
+  std::vector<Hit> hits;
+  std::vector<std::vector<Lookup>> looked(packages.size());
   std::string key;
-  for (const auto& p : packages) {
+  for (std::uint32_t i = 0; i < packages.size(); ++i) {
+    const auto& p = packages[i];
     if (p.format != scheme_text(scheme)) continue;
     ++out.packages_checked;
-    for (const auto& look : lookups(p, scheme)) {
-      if (!valid(scheme, look.version)) {
-        out.skipped.push_back(p.name + " " + look.version + ": not a valid " + scheme_text(scheme) + " version");
-        break;
-      }
-      key = distro->key + '\n' + look.name;
+    looked[i] = lookups(p, scheme);
+    if (!valid(scheme, looked[i][0].version)) {
+      out.skipped.push_back(p.name + " " + looked[i][0].version + ": not a valid " + scheme_text(scheme) + " version");
+      continue;
+    }
+    for (std::uint32_t l = 0; l < looked[i].size(); ++l) {
+      const Lookup& look = looked[i][l];
+      key.assign(distro->key).append(1, '\n').append(look.name);
       auto it = impl_->index.find(key);
       if (it == impl_->index.end()) continue;
       for (const auto& e : it->second) {
@@ -267,30 +281,45 @@ MatchResult Database::match(const Os& os, const std::vector<policy::Package>& pa
           auto f = osv::sorted_fixed(range, scheme, look.version);
           if (f && (!fix || compare_valid(scheme, *f, *fix) < 0)) fix = f;
         }
-        if (!hit || !seen.insert({e.record, p.name}).second) continue;
-        const auto& rec = impl_->records[e.record];
-        Finding f;
-        f.id = rec.id;
-        f.aliases = rec.aliases;
-        f.related = rec.related;
-        f.package = p.name;
-        f.matched_name = look.name;
-        f.installed_version = look.version;
-        if (fix) f.fixed_version = std::string(*fix);
-        f.severity = e.severity;
-        if (e.has_score) f.score = std::round(static_cast<double>(e.score) * 10) / 10;
-        f.severity_source = *e.severity_source;
-        f.ecosystem = *e.ecosystem;
-        out.findings.push_back(std::move(f));
+        if (hit) hits.push_back(Hit{&e, i, l, fix.value_or(std::string_view())});
       }
     }
   }
-  std::sort(out.findings.begin(), out.findings.end(), [](const Finding& a, const Finding& b) {
-    if (a.severity != b.severity) return rank(a.severity) > rank(b.severity);
-    if (a.score.value_or(-1) != b.score.value_or(-1)) return a.score.value_or(-1) > b.score.value_or(-1);
-    if (a.id != b.id) return a.id < b.id;
-    return a.package < b.package;
+  // One finding per (record, package): an rpm record may name both the binary and its source
+  // (the binary's entry, looked up first, is kept).
+  std::sort(hits.begin(), hits.end(), [](const Hit& a, const Hit& b) {
+    return std::tie(a.entry->record, a.package, a.lookup) < std::tie(b.entry->record, b.package, b.lookup);
   });
+  hits.erase(std::unique(hits.begin(), hits.end(),
+                         [](const Hit& a, const Hit& b) { return a.entry->record == b.entry->record && a.package == b.package; }),
+             hits.end());
+  auto score = [](const Impl::Entry* e) { return e->has_score ? e->score : -1.0f; };
+  std::sort(hits.begin(), hits.end(), [&](const Hit& a, const Hit& b) {
+    if (a.entry->severity != b.entry->severity) return rank(a.entry->severity) > rank(b.entry->severity);
+    if (score(a.entry) != score(b.entry)) return score(a.entry) > score(b.entry);
+    if (a.entry->record != b.entry->record) {
+      return impl_->records[a.entry->record].id < impl_->records[b.entry->record].id;
+    }
+    return packages[a.package].name < packages[b.package].name;
+  });
+  out.findings.reserve(hits.size());
+  for (const auto& h : hits) {
+    const Impl::Entry& e = *h.entry;
+    const auto& rec = impl_->records[e.record];
+    const Lookup& look = looked[h.package][h.lookup];
+    Finding& f = out.findings.emplace_back();
+    f.id = rec.id;
+    f.aliases = rec.aliases;
+    f.related = rec.related;
+    f.package = packages[h.package].name;
+    f.matched_name = look.name;
+    f.installed_version = look.version;
+    if (!h.fix.empty()) f.fixed_version = std::string(h.fix);
+    f.severity = e.severity;
+    if (e.has_score) f.score = std::round(static_cast<double>(e.score) * 10) / 10;
+    f.severity_source = *e.severity_source;
+    f.ecosystem = *e.ecosystem;
+  }
   return out;
 }
 
@@ -364,23 +393,77 @@ std::optional<std::chrono::system_clock::time_point> manifest_time(const fs::pat
   return policy::parse_rfc3339(json["built_at"].get<std::string>());
 }
 
-Status add_json(Database::Impl& impl, const std::string& where, std::string_view text) {
-  auto record = osv::parse_record(text);
-  if (!record) return Error{Errc::manifest_invalid, where + ": " + record.error().message};
-  impl.add(std::move(*record));
+// One item to load: its text, or nullopt when it is not a record (a directory, a README).
+using ReadItem = std::function<Result<std::optional<std::string>>(unsigned worker, std::size_t item)>;
+
+// Reads and parses `count` items on `threads` threads, a batch at a time (memory stays bounded),
+// and adds the records to the index in item order, so "the first id wins" does not depend on
+// thread timing. The first error (in item order) stops the load.
+Status load_items(Database::Impl& impl, std::size_t count, unsigned threads, const ReadItem& read,
+                  const std::function<std::string(std::size_t)>& where) {
+  constexpr std::size_t batch = 2048;
+  for (std::size_t start = 0; start < count; start += batch) {
+    std::size_t end = std::min(count, start + batch);
+    std::vector<std::optional<Result<osv::Record>>> slots(end - start);
+    std::atomic<std::size_t> next{start};
+    auto work = [&](unsigned worker) {
+      for (std::size_t i; (i = next++) < end;) {
+        auto text = read(worker, i);
+        if (!text) {
+          slots[i - start] = Result<osv::Record>(text.error());
+        } else if (*text) {
+          slots[i - start] = osv::parse_record(**text);
+        }
+      }
+    };
+    std::vector<std::thread> pool;
+    for (unsigned w = 1; w < threads; ++w) pool.emplace_back(work, w);
+    work(0);
+    for (auto& t : pool) t.join();
+    for (std::size_t i = start; i < end; ++i) {
+      auto& slot = slots[i - start];
+      if (!slot) continue;
+      if (!*slot) return Error{slot->error().code, where(i) + ": " + slot->error().message};
+      impl.add(std::move(**slot));
+    }
+  }
   return ok_status();
 }
 
-Status add_zip(Database::Impl& impl, const DataFile& f, const LoadLimits& limits) {
-  auto zip = ZipReader::open(f.path.string(), limits.zip);
-  if (!zip) return zip.error();
-  for (const auto& entry : zip->entries()) {
-    if (entry.directory() || !data_name(fs::path(entry.name).filename().string())) continue;
-    auto bytes = zip->read(entry);
-    if (!bytes) return Error{bytes.error().code, f.relative + ": " + bytes.error().message};
-    if (auto s = add_json(impl, f.relative + ":" + entry.name, *bytes); !s) return s;
+bool record_entry(const ZipEntry& entry) {
+  return !entry.directory() && data_name(fs::path(entry.name).filename().string());
+}
+
+Status add_zip(Database::Impl& impl, const DataFile& f, const LoadLimits& limits, unsigned threads) {
+  // A reader per thread: each reads its own entries with pread.
+  std::vector<ZipReader> readers;
+  for (unsigned w = 0; w < threads; ++w) {
+    auto zip = ZipReader::open(f.path.string(), limits.zip);
+    if (!zip) return zip.error();
+    readers.push_back(std::move(*zip));
   }
-  return ok_status();
+  const auto& entries = readers[0].entries();
+  ReadItem read = [&](unsigned worker, std::size_t i) -> Result<std::optional<std::string>> {
+    if (!record_entry(entries[i])) return std::optional<std::string>();
+    auto bytes = readers[worker].read(readers[worker].entries()[i]);
+    if (!bytes) return bytes.error();
+    return std::optional<std::string>(std::move(*bytes));
+  };
+  return load_items(impl, entries.size(), threads, read, [&](std::size_t i) { return f.relative + ":" + entries[i].name; });
+}
+
+Status add_json_files(Database::Impl& impl, const std::vector<DataFile>& files, const LoadLimits& limits, unsigned threads) {
+  ReadItem read = [&](unsigned, std::size_t i) -> Result<std::optional<std::string>> {
+    auto text = read_file(files[i], limits.max_json_bytes);
+    if (!text) return text.error();
+    return std::optional<std::string>(std::move(*text));
+  };
+  return load_items(impl, files.size(), threads, read, [&](std::size_t i) { return files[i].relative; });
+}
+
+unsigned thread_count(const LoadLimits& limits) {
+  unsigned n = limits.threads ? limits.threads : std::thread::hardware_concurrency();
+  return std::clamp(n, 1u, 8u);
 }
 
 }  // namespace
@@ -392,18 +475,19 @@ Result<std::shared_ptr<const Database>> load(const std::string& dir, LoadLimits 
   auto impl = std::make_unique<Database::Impl>();
   std::string hashed;
   std::int64_t newest = 0;
+  std::vector<DataFile> json_files;
+  unsigned threads = thread_count(limits);
   for (const auto& f : *files) {
     hashed += f.relative + '\0' + std::to_string(f.size) + '\0' + std::to_string(f.mtime_ns) + '\n';
     newest = std::max(newest, f.mtime_ns);
     bool zip = f.relative.size() > 4 && f.relative.compare(f.relative.size() - 4, 4, ".zip") == 0;
-    if (zip) {
-      if (auto s = add_zip(*impl, f, limits); !s) return s.error();
-    } else {
-      auto text = read_file(f, limits.max_json_bytes);
-      if (!text) return text.error();
-      if (auto s = add_json(*impl, f.relative, *text); !s) return s.error();
+    if (!zip) {
+      json_files.push_back(f);
+    } else if (auto s = add_zip(*impl, f, limits, threads); !s) {
+      return s.error();
     }
   }
+  if (auto s = add_json_files(*impl, json_files, limits, threads); !s) return s.error();
   impl->meta.files = files->size();
   auto built = manifest_time(dir, hashed);
   impl->meta.version = oci::sha256_digest(hashed);

@@ -86,7 +86,7 @@ struct Metadata {
   std::size_t records_loaded = 0;      // records with at least one matchable package
   std::size_t records_withdrawn = 0;
   std::size_t records_other = 0;       // records of ecosystems/releases not matched
-  std::size_t records_duplicate = 0;   // an id seen before (in an earlier file): the first wins
+  std::size_t records_duplicate = 0;   // an id seen before: the first wins (zips in path order, then *.json files)
   std::size_t ranges_skipped = 0;      // ECOSYSTEM ranges with a version the scheme refuses
   std::size_t files = 0;               // *.json and *.zip files read
 };
@@ -98,6 +98,7 @@ struct LoadLimits {
   ZipLimits zip;
   std::uint64_t max_json_bytes = 64ull << 20;  // one *.json record file
   std::size_t max_files = 100000;              // *.json and *.zip files in the directory tree
+  unsigned threads = 0;                        // inflating and parsing; 0 = one per CPU (at most 8)
 };
 
 class Database {
@@ -119,7 +120,8 @@ class Database {
   Metadata metadata_;
 };
 
-// Loads `dir`: every *.json and *.zip file in it and in its subdirectories one level down
+// Loads `dir` (blocking; run it off the I/O threads): every *.json and *.zip file in it and in
+// its subdirectories one level down
 // (osv.dev's <ecosystem>/all.zip layout), names starting with '.' skipped (files being written
 // aside by an updater). An error for a missing or empty directory, an unreadable file, a corrupt
 // zip, or a record that does not parse: the caller keeps the database it has.
