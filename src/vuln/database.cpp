@@ -212,20 +212,21 @@ std::shared_ptr<const Database> Database::from_records(std::vector<osv::Record> 
 namespace {
 
 struct Lookup {
-  std::string name;     // the name records use
-  std::string version;  // the version to compare
+  std::string_view name;     // the name records use
+  std::string_view version;  // the version to compare
 };
 
-// What to look up for one installed package: see the table in database.hpp.
-std::vector<Lookup> lookups(const policy::Package& p, Scheme scheme) {
+// What to look up for one installed package (see the table in database.hpp): views into it.
+void lookups(const policy::Package& p, Scheme scheme, std::vector<Lookup>& out) {
+  out.clear();
   if (scheme == Scheme::rpm) {
-    std::vector<Lookup> out{{p.name, p.version}};
+    out.push_back({p.name, p.version});
     if (!p.source.empty() && p.source != p.name) out.push_back({p.source, p.version});
-    return out;
+    return;
   }
-  std::string name = p.source.empty() ? p.name : p.source;
-  std::string version = (scheme == Scheme::dpkg && !p.source_version.empty()) ? p.source_version : p.version;
-  return {{name, version}};
+  std::string_view name = p.source.empty() ? p.name : p.source;
+  std::string_view version = (scheme == Scheme::dpkg && !p.source_version.empty()) ? p.source_version : p.version;
+  out.push_back({name, version});
 }
 
 int rank(Severity s) { return static_cast<int>(s); }
@@ -256,19 +257,19 @@ MatchResult Database::match(const Os& os, const std::vector<policy::Package>& pa
     std::string_view fix;   // "" = none
   };
   std::vector<Hit> hits;
-  std::vector<std::vector<Lookup>> looked(packages.size());
+  std::vector<Lookup> looked;
   std::string key;
   for (std::uint32_t i = 0; i < packages.size(); ++i) {
     const auto& p = packages[i];
     if (p.format != scheme_text(scheme)) continue;
     ++out.packages_checked;
-    looked[i] = lookups(p, scheme);
-    if (!valid(scheme, looked[i][0].version)) {
-      out.skipped.push_back(p.name + " " + looked[i][0].version + ": not a valid " + scheme_text(scheme) + " version");
+    lookups(p, scheme, looked);
+    if (!valid(scheme, looked[0].version)) {
+      out.skipped.push_back(p.name + " " + std::string(looked[0].version) + ": not a valid " + scheme_text(scheme) + " version");
       continue;
     }
-    for (std::uint32_t l = 0; l < looked[i].size(); ++l) {
-      const Lookup& look = looked[i][l];
+    for (std::uint32_t l = 0; l < looked.size(); ++l) {
+      const Lookup& look = looked[l];
       key.assign(distro->key).append(1, '\n').append(look.name);
       auto it = impl_->index.find(key);
       if (it == impl_->index.end()) continue;
@@ -306,7 +307,8 @@ MatchResult Database::match(const Os& os, const std::vector<policy::Package>& pa
   for (const auto& h : hits) {
     const Impl::Entry& e = *h.entry;
     const auto& rec = impl_->records[e.record];
-    const Lookup& look = looked[h.package][h.lookup];
+    lookups(packages[h.package], scheme, looked);
+    const Lookup& look = looked[h.lookup];
     Finding& f = out.findings.emplace_back();
     f.id = rec.id;
     f.aliases = rec.aliases;

@@ -142,22 +142,36 @@ int compare_valid(std::string_view a, std::string_view b) {
   return compare(va, vb);
 }
 
-Result<Version> parse(std::string_view text) {
+namespace {
+
+// parseversion's checks; on success `view` holds the parts. nullptr when valid, else why.
+const char* check(std::string_view text, View& view) {
   std::string_view s = trim(text);
-  if (s.empty()) return bad("empty", text);
-  if (std::any_of(s.begin(), s.end(), blank)) return bad("embedded blank", text);
-  View view;
-  if (!split(s, view)) return bad("epoch is not a number below 2^31", text);
-  if (s.find(':') == s.size() - 1) return bad("nothing after the epoch", text);
-  s = view.upstream;
-  if (s.empty()) return bad("empty upstream version", text);
-  if (!digit(s.front())) return bad("upstream version does not start with a digit", text);
-  for (char c : s) {
-    if (!alnum(c) && !std::strchr(".-+~:", c)) return bad("invalid character in the upstream version", text);
+  if (s.empty()) return "empty";
+  if (std::any_of(s.begin(), s.end(), blank)) return "embedded blank";
+  if (!split(s, view)) return "epoch is not a number below 2^31";
+  if (s.find(':') == s.size() - 1) return "nothing after the epoch";
+  if (view.upstream.empty()) return "empty upstream version";
+  if (!digit(view.upstream.front())) return "upstream version does not start with a digit";
+  for (char c : view.upstream) {
+    if (!alnum(c) && !std::strchr(".-+~:", c)) return "invalid character in the upstream version";
   }
   for (char c : view.revision) {
-    if (!alnum(c) && !std::strchr(".+~", c)) return bad("invalid character in the revision", text);
+    if (!alnum(c) && !std::strchr(".+~", c)) return "invalid character in the revision";
   }
+  return nullptr;
+}
+
+}  // namespace
+
+bool valid(std::string_view text) {
+  View view;
+  return check(text, view) == nullptr;
+}
+
+Result<Version> parse(std::string_view text) {
+  View view;
+  if (const char* why = check(text, view)) return bad(why, text);
   return Version{view.epoch, std::string(view.upstream), std::string(view.revision)};
 }
 
@@ -393,17 +407,30 @@ int compare_valid(std::string_view a, std::string_view b) {
   return compare(va, vb);
 }
 
-Result<Version> parse(std::string_view text) {
-  auto bad = [&](const char* why) {
-    return Error{Errc::manifest_invalid, "rpm version '" + std::string(text.substr(0, 80)) + "': " + why};
-  };
-  if (text.empty()) return bad("empty");
+namespace {
+
+const char* check(std::string_view text, View& view) {
+  if (text.empty()) return "empty";
   for (char c : text) {
-    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return bad("blank or control character");
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return "blank or control character";
   }
+  if (!split(text, view)) return "epoch too large";
+  if (view.version.empty()) return "empty version";
+  return nullptr;
+}
+
+}  // namespace
+
+bool valid(std::string_view text) {
   View view;
-  if (!split(text, view)) return bad("epoch too large");
-  if (view.version.empty()) return bad("empty version");
+  return check(text, view) == nullptr;
+}
+
+Result<Version> parse(std::string_view text) {
+  View view;
+  if (const char* why = check(text, view)) {
+    return Error{Errc::manifest_invalid, "rpm version '" + std::string(text.substr(0, 80)) + "': " + why};
+  }
   return Version{view.epoch, std::string(view.version), std::string(view.release), view.has_epoch};
 }
 
@@ -450,9 +477,9 @@ int compare_valid(Scheme scheme, std::string_view a, std::string_view b) {
 
 bool valid(Scheme scheme, std::string_view version) {
   switch (scheme) {
-    case Scheme::dpkg: return dpkg::parse(version).ok();
+    case Scheme::dpkg: return dpkg::valid(version);
     case Scheme::apk: return apk::valid(version);
-    case Scheme::rpm: return rpm::parse(version).ok();
+    case Scheme::rpm: return rpm::valid(version);
   }
   return false;
 }

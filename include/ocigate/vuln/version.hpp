@@ -26,6 +26,7 @@ struct Version {
 // Leading and trailing blanks are ignored; an empty, blank-containing, non-numeric-epoch,
 // empty-upstream, upstream not starting with a digit, or bad-character version is an error.
 Result<Version> parse(std::string_view text);
+bool valid(std::string_view text);  // parse() would succeed (without allocating)
 // dpkg's verrevcmp on one part: <0, 0, >0.
 int compare_part(std::string_view a, std::string_view b);
 int compare(const Version& a, const Version& b);
@@ -53,6 +54,7 @@ struct Version {
 
 // [epoch:]version[-release]; an empty version, a non-numeric epoch or a control character is an error.
 Result<Version> parse(std::string_view text);
+bool valid(std::string_view text);  // parse() would succeed (without allocating)
 // rpmvercmp: -1, 0, 1.
 int vercmp(std::string_view a, std::string_view b);
 // Epoch, then version, then release when both have one (a bare "1.2" in an advisory matches any
