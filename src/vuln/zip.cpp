@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#if OCIGATE_ZIP_ISAL
+#include <isa-l/igzip_lib.h>
+#endif
 
 #include <algorithm>
 #include <cerrno>
@@ -171,6 +174,33 @@ bool zip64_extra(std::string_view extra, ZipEntry& e, bool need_size, bool need_
   return !need_size && !need_compressed && !need_offset;
 }
 
+// Raw deflate into `out`, which has exactly the declared size: false unless the stream ends
+// there. isa-l (as the layer scan uses) when built with it, inflating ~3x faster than zlib.
+bool inflate_raw(std::string& in, std::string& out) {
+#if OCIGATE_ZIP_ISAL
+  inflate_state state{};
+  isal_inflate_init(&state);
+  state.crc_flag = ISAL_DEFLATE;
+  state.next_in = reinterpret_cast<std::uint8_t*>(in.data());
+  state.avail_in = static_cast<std::uint32_t>(in.size());
+  state.next_out = reinterpret_cast<std::uint8_t*>(out.data());
+  state.avail_out = static_cast<std::uint32_t>(out.size());
+  int rc = isal_inflate(&state);
+  return rc == ISAL_DECOMP_OK && state.block_state == ISAL_BLOCK_FINISH && state.total_out == out.size();
+#else
+  z_stream z{};
+  if (inflateInit2(&z, -MAX_WBITS) != Z_OK) return false;
+  z.next_in = reinterpret_cast<Bytef*>(in.data());
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  int rc = inflate(&z, Z_FINISH);
+  std::uint64_t produced = z.total_out;
+  inflateEnd(&z);
+  return rc == Z_STREAM_END && produced == out.size();
+#endif
+}
+
 }  // namespace
 
 ZipReader::ZipReader(std::unique_ptr<Source> source, ZipLimits limits) : source_(std::move(source)), limits_(limits) {}
@@ -269,16 +299,7 @@ Result<std::string> ZipReader::read(const ZipEntry& e) {
     out = std::move(compressed);
   } else {
     out.resize(static_cast<std::size_t>(e.size));
-    z_stream z{};
-    if (inflateInit2(&z, -MAX_WBITS) != Z_OK) return Error{Errc::internal, "zlib: inflateInit2 failed"};
-    z.next_in = reinterpret_cast<Bytef*>(compressed.data());
-    z.avail_in = static_cast<uInt>(compressed.size());
-    z.next_out = reinterpret_cast<Bytef*>(out.data());
-    z.avail_out = static_cast<uInt>(out.size());
-    int rc = inflate(&z, Z_FINISH);
-    std::uint64_t produced = z.total_out;
-    inflateEnd(&z);
-    if (rc != Z_STREAM_END || produced != e.size) return corrupt(name + ": corrupt deflate data or wrong size");
+    if (!inflate_raw(compressed, out)) return corrupt(name + ": corrupt deflate data or wrong size");
   }
   if (crc32(0L, reinterpret_cast<const Bytef*>(out.data()), static_cast<uInt>(out.size())) != e.crc32) {
     return corrupt(name + ": CRC-32 mismatch");

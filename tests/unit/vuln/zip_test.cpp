@@ -37,6 +37,20 @@ TEST(ZipReader, ReadsStoredAndDeflatedEntries) {
   EXPECT_EQ(*b, big);
 }
 
+TEST(ZipReader, ReadsEmptyDeflatedEntriesAndRefusesLyingSizes) {
+  auto zip = ZipReader::from_bytes(make_zip({{"empty.json", ""}, {"a.json", text_of(3000)}}));
+  ASSERT_TRUE(zip.ok()) << zip.error().message;
+  auto empty = zip->read(zip->entries()[0]);
+  ASSERT_TRUE(empty.ok()) << empty.error().message;
+  EXPECT_EQ(*empty, "");
+  // The central directory says 100 bytes fewer than the stream inflates to, then 100 more.
+  for (int delta : {-100, 100}) {
+    ZipEntry lying = zip->entries()[1];
+    lying.size = static_cast<std::uint64_t>(static_cast<long long>(lying.size) + delta);
+    EXPECT_FALSE(zip->read(lying).ok()) << delta;
+  }
+}
+
 TEST(ZipReader, ReadsZip64EndRecords) {
   auto zip = ZipReader::from_bytes(make_zip({{"x.json", "[1]"}, {"y.json", "[2]"}}, true));
   ASSERT_TRUE(zip.ok()) << zip.error().message;
