@@ -214,12 +214,12 @@ OsRelease parse_os_release(std::string_view text) {
 
 std::vector<policy::Package> parse_apk(std::string_view text) {
   std::vector<policy::Package> out;
-  policy::Package current{.format = "apk"};
+  policy::Package current("", "", "apk");
   std::string origin;
   auto flush = [&] {
     if (origin != current.name) current.source = origin;  // "" means the package is its own origin
     if (!current.name.empty()) out.push_back(current);
-    current = policy::Package{.format = "apk"};
+    current = policy::Package("", "", "apk");
     origin.clear();
   };
   lines(text, [&](std::string_view line) {
@@ -248,13 +248,13 @@ void read_source(std::string_view value, policy::Package& p) {
 
 std::vector<policy::Package> parse_dpkg(std::string_view text) {
   std::vector<policy::Package> out;
-  policy::Package current{.format = "dpkg"};
+  policy::Package current("", "", "dpkg");
   bool installed = true;  // distroless status.d paragraphs carry no Status
   auto flush = [&] {
     if (current.source == current.name) current.source.clear();
     if (current.source_version == current.version) current.source_version.clear();
     if (!current.name.empty() && installed) out.push_back(current);
-    current = policy::Package{.format = "dpkg"};
+    current = policy::Package("", "", "dpkg");
     installed = true;
   };
   lines(text, [&](std::string_view line) {

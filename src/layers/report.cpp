@@ -32,8 +32,8 @@ FileFact fact_from(const json& j) {
 }
 
 policy::Package package_from(const json& j) {
-  policy::Package p{.name = j.at("name").get<std::string>(), .version = j.at("version").get<std::string>(),
-                    .format = j.at("format").get<std::string>()};
+  policy::Package p(j.at("name").get<std::string>(), j.at("version").get<std::string>(),
+                    j.at("format").get<std::string>());
   p.source = j.value("source", std::string());
   p.source_version = j.value("source_version", std::string());
   return p;

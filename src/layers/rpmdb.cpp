@@ -128,7 +128,7 @@ Result<std::vector<policy::Package>> parse_sqlite(std::string bytes) {
     auto h = parse_header(std::string_view(static_cast<const char*>(blob), blob ? static_cast<std::size_t>(n) : 0));
     if (!h) return unreadable("malformed package header");
     if (h->name == "gpg-pubkey") continue;  // imported signing keys, not packages
-    policy::Package p{.name = h->name, .format = "rpm"};
+    policy::Package p(h->name, "", "rpm");
     p.version = (h->epoch ? std::to_string(*h->epoch) + ":" : "") + h->version + (h->release.empty() ? "" : "-" + h->release);
     std::string source = source_name(h->source_rpm);
     if (source != p.name) p.source = source;

@@ -27,8 +27,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const auto& a : record->affected) {
       auto distro = distro_of_ecosystem(a.ecosystem);
       if (!distro) continue;
-      std::vector<Package> inventory = {Package{.name = a.name, .version = "1.0-1", .format = scheme_text(distro->scheme)},
-                                        Package{.name = "x", .version = "0.1-r0", .format = "apk", .source = a.name}};
+      std::vector<Package> inventory = {Package(a.name, "1.0-1", scheme_text(distro->scheme)),
+                                        Package("x", "0.1-r0", "apk", a.name)};
       (void)db->match({os, distro->key.substr(distro->key.find(':') + 1)}, inventory);
     }
   }

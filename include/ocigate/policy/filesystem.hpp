@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ocigate::policy {
@@ -20,6 +21,16 @@ struct FileFinding {
 };
 
 struct Package {
+  Package() = default;
+  // Most packages are their own source: Package{name, version, format}.
+  Package(std::string name, std::string version, std::string format, std::string source = {},
+          std::string source_version = {})
+      : name(std::move(name)),
+        version(std::move(version)),
+        format(std::move(format)),
+        source(std::move(source)),
+        source_version(std::move(source_version)) {}
+
   std::string name, version;
   std::string format;  // "apk" | "dpkg" | "rpm": which ecosystem the version belongs to
   // The source the binary package was built from, as vulnerability databases name it: dpkg's

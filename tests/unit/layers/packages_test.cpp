@@ -23,8 +23,7 @@ std::string fixture(const std::string& name) {
 }
 
 Package pkg(std::string name, std::string version, std::string format, std::string source = "", std::string source_version = "") {
-  return Package{.name = std::move(name), .version = std::move(version), .format = std::move(format),
-                 .source = std::move(source), .source_version = std::move(source_version)};
+  return Package(std::move(name), std::move(version), std::move(format), std::move(source), std::move(source_version));
 }
 
 TEST(Packages, DpkgSourceNamesAndTheirOwnVersions) {

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <thread>
 
-#include "../support.hpp"
+#include "support.hpp"
 #include "ocigate/common/time.hpp"
 #include "ocigate/vuln/database.hpp"
 #include "zip_writer.hpp"
@@ -18,8 +18,7 @@ using policy::Package;
 using std::chrono::system_clock;
 
 Package pkg(std::string name, std::string version, std::string format, std::string source = "", std::string source_version = "") {
-  return Package{.name = std::move(name), .version = std::move(version), .format = std::move(format),
-                 .source = std::move(source), .source_version = std::move(source_version)};
+  return Package(std::move(name), std::move(version), std::move(format), std::move(source), std::move(source_version));
 }
 
 osv::Record record(const std::string& json) {

@@ -4,7 +4,7 @@
 
 #include <fstream>
 
-#include "../support.hpp"
+#include "support.hpp"
 #include "ocigate/vuln/zip.hpp"
 #include "zip_writer.hpp"
 

@@ -339,7 +339,6 @@ std::string report_json(const std::string& digest) {
 TEST_F(JudgeTest, LayerSourceUsesStoredReportsUnderStreamScanning) {
   LayerParts parts(*this, "stream");
   auto& source = parts.source;
-  auto& streams = parts.streams;
   EXPECT_FALSE(gather(source).filesystem.has_value()) << "no report stored yet";
   ASSERT_TRUE(store_->put_record(records::layer_report, layer_digest, report_json(layer_digest)));
   auto facts = gather(source);
