@@ -84,6 +84,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   cache_size_bytes_ = &family(prometheus::BuildGauge(), r, "ocigate_cache_size_bytes",
                               "Bytes of committed blobs and manifests in the cache").Add({});
   cache_blobs_ = &family(prometheus::BuildGauge(), r, "ocigate_cache_blobs", "Committed blobs in the cache").Add({});
+  cache_max_size_bytes_ = &family(prometheus::BuildGauge(), r, "ocigate_cache_max_size_bytes",
+                                  "storage.max_size: the cache evicts least recently used blobs above it").Add({});
+  tls_expiry_ = &family(prometheus::BuildGauge(), r, "ocigate_tls_certificate_expiry_timestamp_seconds",
+                        "When the certificate the TLS listener serves expires (notAfter, unix seconds)");
   evictions_ = &family(prometheus::BuildCounter(), r, "ocigate_cache_evictions_total",
                        "Blobs evicted from the cache (least recently used)").Add({});
   evicted_bytes_ = &family(prometheus::BuildCounter(), r, "ocigate_cache_evicted_bytes_total",
@@ -182,6 +186,8 @@ void Metrics::set_fetch_slot_timeouts(std::string_view upstream, double total) {
   auto& counter = fetch_slot_timeouts_->Add({{"upstream", std::string(upstream)}});
   if (total > counter.Value()) counter.Increment(total - counter.Value());
 }
+
+void Metrics::set_tls_certificate_expiry(double unix_seconds) { tls_expiry_->Add({}).Set(unix_seconds); }
 
 void Metrics::set_evictions(double evictions, double evicted_bytes) {
   // The cache counts since open; mirror the difference so the counters stay monotonic.

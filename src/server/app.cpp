@@ -38,6 +38,7 @@
 #include "limiter.hpp"
 #include "proxy.hpp"
 #include "send_file.hpp"
+#include "tls_expiry.hpp"
 
 namespace ocigate::server {
 
@@ -129,6 +130,7 @@ class App {
       auto context = make_tls_context(*config_.server.tls);
       if (!context) return context.error();
       tls_ = std::move(*context);
+      export_certificate_expiry(config_.server.tls->cert_file, metrics_);
     }
     if (config_.auth) {
       auto built = auth::Authenticator::build(*config_.auth, config_.source);
@@ -220,6 +222,7 @@ class App {
     }
     std::lock_guard lock(security_mutex_);
     tls_ = std::move(*context);
+    export_certificate_expiry(config_.server.tls->cert_file, metrics_);
     log::info("certificate reloaded", {{"cert_file", config_.server.tls->cert_file}});
   }
 
@@ -288,7 +291,9 @@ class App {
     const std::uint64_t id = register_session(handle);
     std::optional<beast::ssl_stream<beast::tcp_stream>> tls_stream;
     try {
-      beast::flat_buffer buffer(8192);
+      // The buffer's limit must not cut a header the parser's limit allows (431 then, not a 400);
+      // the slack holds what a pipelining client sends after the header.
+      beast::flat_buffer buffer(config_.server.max_header_bytes + 8192);
       auto context = metrics_only ? nullptr : current_tls();
       if (!context) {
         co_await serve_connection(stream, peer, metrics_only, *handle, buffer, false, {});
@@ -448,12 +453,14 @@ class App {
     }
     if (!authenticator) user = cert_user;  // no grants to apply, but the access log names the client
     if (path == "/metrics") co_return metrics_reply();
-    if (metrics_only) co_return plain_error(Errc::name_unknown, "this listener serves /metrics only");
+    // Probes are answered on the metrics listener too: a plain-HTTP port for kubelet and
+    // HEALTHCHECKs when the main listener requires TLS client certificates.
     if (path == "/healthz") co_return text_reply(http::status::ok, "ok\n", "health");
     if (path == "/readyz") {
       co_return stopping_ ? text_reply(http::status::service_unavailable, "stopping\n", "health")
                           : text_reply(http::status::ok, "ready\n", "health");
     }
+    if (metrics_only) co_return plain_error(Errc::name_unknown, "this listener serves /metrics, /healthz and /readyz only");
     if (path.rfind("/ocigate/v1/verdicts/", 0) == 0) co_return verdict_reply(std::string(path.substr(21)));
     if (authenticator) {
       if (auto refused = authorize(*authenticator, req, user)) co_return std::move(*refused);
@@ -568,6 +575,7 @@ class App {
     auto stats = store_.stats();
     metrics_.cache_size_bytes().Set(static_cast<double>(stats.size_bytes));
     metrics_.cache_blobs().Set(static_cast<double>(stats.blob_count));
+    metrics_.cache_max_size_bytes().Set(static_cast<double>(config_.storage.max_size));
     metrics_.set_evictions(static_cast<double>(stats.evictions), static_cast<double>(stats.evicted_bytes));
     metrics_.set_lost_files(static_cast<double>(stats.lost_files));
     for (const auto& upstream : config_.upstreams) {
@@ -586,11 +594,18 @@ class App {
   template <class Stream>
   asio::awaitable<void> refuse_malformed(Stream& stream, const std::string& peer,
                                          const beast::error_code& ec) {
-    const bool too_large = ec == http::error::header_limit;
+    // The header outgrew the parser's limit, or the read buffer sized to it.
+    const bool too_large = ec == http::error::header_limit || ec == http::error::buffer_overflow;
     metrics_.record_malformed(too_large ? "header_too_large" : "unparsable");
     limiter_.record(peer);
     log::info("malformed request", {{"client", peer}, {"error", ec.message()}});
-    Reply reply = plain_error(Errc::name_invalid, too_large ? "request header too large" : "malformed HTTP request");
+    // UNSUPPORTED: the spec's code for "an invalid set of parameters"; no name was read, so
+    // NAME_INVALID would point the client at the wrong thing.
+    Reply reply = plain_error(Errc::unsupported,
+                              too_large ? "request header larger than " +
+                                              std::to_string(config_.server.max_header_bytes) +
+                                              " bytes (server.max_header_bytes)"
+                                        : "malformed HTTP request: " + ec.message());
     reply.head.result(too_large ? http::status::request_header_fields_too_large : http::status::bad_request);
     reply.head.version(11);
     reply.head.keep_alive(false);

@@ -78,6 +78,12 @@ class RateLimiter {
     return static_cast<unsigned>(std::max(1.0, std::ceil(wait)));
   }
 
+  // Addresses with a bucket; never above max_clients.
+  std::size_t tracked() {
+    std::lock_guard lock(mutex_);
+    return buckets_.size();
+  }
+
  private:
   struct Bucket {
     double tokens;

@@ -145,7 +145,12 @@ asio::awaitable<Reply> Proxy::handle(const Request& req, const std::string& clie
     reply.head.result(http::status::not_found);
     co_return reply;
   }
-  if (!readonly || route.kind == oci::RouteKind::blob_upload || route.kind == oci::RouteKind::catalog) {
+  if (route.kind == oci::RouteKind::catalog) {
+    co_return error_reply(Errc::unsupported,
+                          "the repository catalog (/v2/_catalog) is not served: ocigate is a pull-through mirror and "
+                          "cannot list its upstreams' repositories; pull by name");
+  }
+  if (!readonly || route.kind == oci::RouteKind::blob_upload) {
     Reply reply = error_reply(Errc::unsupported, "ocigate is a read-only pull-through mirror: " +
                                                      std::string(req.method_string()) + " is not supported");
     reply.name = route.name;
@@ -188,12 +193,18 @@ asio::awaitable<Reply> Proxy::handle(const Request& req, const std::string& clie
 
 asio::awaitable<Reply> Proxy::manifest(const Request& req, const Target& target, const std::string& reference,
                                        const std::string& client) {
+  // A reference that is neither a valid digest nor a valid tag names no manifest anywhere: 404,
+  // answered here (the spec's pull workflow and its conformance suite), never sent upstream.
+  const bool by_digest = oci::Digest::parse(reference).has_value();
+  if (!by_digest && (oci::looks_like_digest(reference) || !oci::valid_tag(reference))) {
+    co_return error_reply(Errc::manifest_unknown,
+                          "manifest unknown: \"" + reference + "\" is neither a valid tag nor a valid digest");
+  }
+  // Not a conditional expression around the two co_awaits: GCC 12 destroys the result twice.
   Result<ManifestData> data = Error{};
-  if (oci::looks_like_digest(reference)) {
-    if (!oci::Digest::parse(reference)) co_return error_reply(Errc::digest_invalid, "invalid digest: " + reference);
+  if (by_digest) {
     data = co_await manifest_by_digest(target, reference);
   } else {
-    if (!oci::valid_tag(reference)) co_return error_reply(Errc::manifest_invalid, "invalid tag: " + reference);
     data = co_await manifest_by_tag(target, reference);
   }
   if (!data) co_return error_reply(data.error());

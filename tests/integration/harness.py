@@ -169,6 +169,26 @@ def request(method, url, body=None, headers=None, auth=None, timeout=30, cafile=
         return HttpResult(e.code, e.headers, e.read())
 
 
+def raw_exchange(port, data, timeout=10):
+    """Sends raw bytes to 127.0.0.1:port and reads until the server closes (or `timeout`); returns
+    (status, head, body). For requests urllib refuses to send: malformed ones, huge headers."""
+    import socket
+    chunks = []
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        while True:
+            try:
+                chunk = s.recv(1 << 16)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status = int(head.split(b" ")[1]) if head.startswith(b"HTTP/1.") else 0
+    return status, head.decode(errors="replace"), body
+
+
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None

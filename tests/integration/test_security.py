@@ -163,6 +163,19 @@ class Security(unittest.TestCase):
         self.assertEqual(request("GET", f"{allowed.url}/v2/", auth=("alice", "alice-pw"),
                                  cafile=self.pki.ca_cert).status, 200)
 
+    def test_healthcheck_over_tls_and_on_the_metrics_listener(self):
+        metrics_port = harness.free_port()
+        gate = self.gate(server={"metrics_listen": f"127.0.0.1:{metrics_port}"})
+        probe = subprocess.run([gate.bin, "healthcheck", "--url", f"https://127.0.0.1:{gate.port}/healthz"],
+                               capture_output=True, text=True, timeout=30)
+        self.assertEqual(probe.returncode, 0, probe.stderr)
+        # --config prefers the plain metrics listener, which answers probes too (no client certificate needed).
+        probe = subprocess.run([gate.bin, "healthcheck", "--config", gate.config_path],
+                               capture_output=True, text=True, timeout=30)
+        self.assertEqual(probe.returncode, 0, probe.stderr)
+        self.assertEqual(request("GET", f"http://127.0.0.1:{metrics_port}/readyz").status, 200)
+        self.assertEqual(request("GET", f"http://127.0.0.1:{metrics_port}/v2/").status, 404)
+
     def test_tls_1_2_uses_forward_secret_aead_ciphers_and_1_3_works(self):
         gate = self.gate()
         for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):

@@ -70,8 +70,13 @@ class Metrics {
   prometheus::Gauge& fetch_followers() { return *fetch_followers_; }
   prometheus::Gauge& cache_size_bytes() { return *cache_size_bytes_; }
   prometheus::Gauge& cache_blobs() { return *cache_blobs_; }
+  prometheus::Gauge& cache_max_size_bytes() { return *cache_max_size_bytes_; }  // storage.max_size
   // Counters mirrored from the cache's own counts at scrape time.
   void set_evictions(double evictions, double evicted_bytes);
+  // notAfter of the serving certificate (unix seconds), set when the TLS context is loaded at start
+  // and on each SIGHUP reload. No series until then, so a plain-HTTP mirror exports none (an
+  // expiry alert must not see a 0 and fire).
+  void set_tls_certificate_expiry(double unix_seconds);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -104,6 +109,8 @@ class Metrics {
   prometheus::Gauge* fetch_followers_;
   prometheus::Gauge* cache_size_bytes_;
   prometheus::Gauge* cache_blobs_;
+  prometheus::Gauge* cache_max_size_bytes_;
+  prometheus::Family<prometheus::Gauge>* tls_expiry_;
   prometheus::Counter* evictions_;
   prometheus::Counter* evicted_bytes_;
 };

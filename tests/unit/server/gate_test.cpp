@@ -153,4 +153,60 @@ TEST_F(GateCache, AVerdictFromAFailedSignatureLookupIsNotKept) {
   EXPECT_FALSE(gate.cached(f).has_value());
 }
 
+// ---- blob_access: a blob is served only when an allowed image refers to it ----
+
+// The value of a counter without labels, read from the rendered exposition.
+double counter(const metrics::Metrics& metrics, const std::string& name) {
+  const std::string text = metrics.render();
+  auto at = text.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + name.size() + 2));
+}
+
+const std::string layer_a = "sha256:" + std::string(64, '1');
+const std::string layer_b = "sha256:" + std::string(64, '2');
+
+TEST_F(GateCache, AnUnreferencedBlobIsRefusedAndCountedInEnforceMode) {
+  server::PolicyHolder holder(only_non_root("block"));
+  server::Gate gate(*store_, metrics_, holder);
+  EXPECT_FALSE(gate.blob_allowed(layer_a));
+  EXPECT_EQ(counter(metrics_, "ocigate_unreferenced_blob_requests_total"), 1);
+}
+
+TEST_F(GateCache, BlobsOfAnAllowedImageAreServedAndOthersStayRefused) {
+  server::PolicyHolder holder(only_non_root("block"));
+  server::Gate gate(*store_, metrics_, holder);
+  gate.allow_blobs({layer_a});
+  EXPECT_TRUE(gate.blob_allowed(layer_a));
+  EXPECT_FALSE(gate.blob_allowed(layer_b)) << "allowing one blob allows no other";
+  EXPECT_EQ(counter(metrics_, "ocigate_unreferenced_blob_requests_total"), 1) << "only the refusal counts";
+  gate.allow_blobs({layer_a, layer_b});
+  EXPECT_TRUE(gate.blob_allowed(layer_b));
+}
+
+TEST_F(GateCache, AllowedBlobsOutliveTheGateInTheStore) {
+  server::PolicyHolder holder(only_non_root("block"));
+  server::Gate(*store_, metrics_, holder).allow_blobs({layer_a});
+  server::Gate restarted(*store_, metrics_, holder);
+  EXPECT_TRUE(restarted.blob_allowed(layer_a));
+}
+
+TEST_F(GateCache, AuditModeServesAnUnreferencedBlobAndCountsIt) {
+  auto audit = only_non_root("block");
+  audit.mode = policy::Mode::audit;
+  server::PolicyHolder holder(audit);
+  server::Gate gate(*store_, metrics_, holder);
+  EXPECT_TRUE(gate.blob_allowed(layer_a));
+  EXPECT_EQ(counter(metrics_, "ocigate_unreferenced_blob_requests_total"), 1);
+}
+
+TEST_F(GateCache, BlobAccessAnyServesEveryBlobUncounted) {
+  auto any = only_non_root("block", "  blob_access: any\n");
+  ASSERT_EQ(any.blob_access, policy::BlobAccess::any);
+  server::PolicyHolder holder(any);
+  server::Gate gate(*store_, metrics_, holder);
+  EXPECT_TRUE(gate.blob_allowed(layer_a));
+  EXPECT_EQ(counter(metrics_, "ocigate_unreferenced_blob_requests_total"), 0);
+}
+
 }  // namespace

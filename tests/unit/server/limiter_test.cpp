@@ -45,7 +45,24 @@ TEST(RateLimiterTest, DefaultBurstIsTwiceTheRate) {
 TEST(RateLimiterTest, StaysBoundedUnderAddressChurn) {
   RateLimiter limiter(1, 1, 100);
   auto t0 = RateLimiter::Clock::now();
-  for (int i = 0; i < 10000; ++i) EXPECT_EQ(limiter.take("addr" + std::to_string(i), t0), 0u);
+  for (int i = 0; i < 10000; ++i) {
+    EXPECT_EQ(limiter.take("addr" + std::to_string(i), t0), 0u);
+    ASSERT_LE(limiter.tracked(), 100u) << "after address " << i;
+  }
+}
+
+TEST(RateLimiterTest, PruningDropsIdleClientsFirstAndKeepsBusyOnesLimited) {
+  RateLimiter limiter(1, 2, 10);
+  auto t0 = RateLimiter::Clock::now();
+  EXPECT_EQ(limiter.take("busy", t0), 0u);
+  EXPECT_EQ(limiter.take("busy", t0), 0u);
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(limiter.take("idle" + std::to_string(i), t0 - std::chrono::seconds(60)), 0u);
+  ASSERT_EQ(limiter.tracked(), 9u);
+  // A tenth address fills the table; the eleventh prunes the idle buckets (refilled by now), not "busy".
+  EXPECT_EQ(limiter.take("tenth", t0), 0u);
+  EXPECT_EQ(limiter.take("eleventh", t0), 0u);
+  EXPECT_LT(limiter.tracked(), 10u);
+  EXPECT_GT(limiter.take("busy", t0), 0u) << "a client over its budget keeps its empty bucket through a prune";
 }
 
 TEST(ConnectionCounterTest, LimitsPerAddress) {

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -63,6 +64,11 @@ class Connection {
     sender.set_option(asio::socket_base::send_buffer_size(16 * 1024));
     receiver.set_option(asio::socket_base::receive_buffer_size(16 * 1024));
   }
+  // Bytes waiting in a socket's queue: FIONREAD (received, unread) or TIOCOUTQ (sent, unacknowledged).
+  static int queued(tcp::socket& socket, unsigned long request) {
+    int bytes = 0;
+    return ::ioctl(socket.native_handle(), request, &bytes) == 0 ? bytes : -1;
+  }
   std::string receive(std::size_t size) {
     std::string out(size, '\0');
     boost::system::error_code ec;
@@ -118,7 +124,13 @@ TEST_F(SendFile, WaitsForASlowReaderAndCompletes) {
   c.shrink_buffers();
   std::string got;
   std::thread reader([&] {
-    std::this_thread::sleep_for(300ms);  // the socket fills long before this
+    // 4 MiB cannot fit the shrunk buffers, so the sender has to wait for this reader whenever it
+    // starts; it starts once both queues hold bytes, i.e. once the sender is under way and ahead.
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!(c.queued(c.receiver, FIONREAD) > 0 && c.queued(c.sender, TIOCOUTQ) > 0) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
     got = c.receive(bytes.size());
   });
   auto sent = send(0, bytes.size(), 5s);
@@ -169,6 +181,8 @@ TEST_F(SendFile, ACorkedTailWaitsUntilUncorked) {
   c.receiver.non_blocking(true);
   char probe[128];
   boost::system::error_code ec;
+  // Loopback delivers what is sent within the send call, so an uncorked tail would already be
+  // here; the wait only adds margin, and stays well inside the kernel's 200 ms cork timer.
   std::this_thread::sleep_for(50ms);
   EXPECT_EQ(c.receiver.read_some(asio::buffer(probe), ec), 0u);
   EXPECT_EQ(ec, asio::error::would_block) << "a corked 100-byte tail went out at once";

@@ -79,13 +79,20 @@ asio::awaitable<void> TestServer::accept_loop() {
   }
 }
 
-asio::awaitable<void> TestServer::serve_plain(tcp::socket socket) { co_await serve(socket); }
+asio::awaitable<void> TestServer::serve_plain(tcp::socket socket) {
+  co_await serve(socket);
+  boost::system::error_code ec;
+  socket.close(ec);
+  ++closed_;
+}
 
 asio::awaitable<void> TestServer::serve_tls(tcp::socket socket) {
   asio::ssl::stream<tcp::socket> stream(std::move(socket), *tls_);
   auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, use_tuple);
-  if (ec) co_return;  // the client refused our certificate
-  co_await serve(stream);
+  if (!ec) co_await serve(stream);  // else the client refused our certificate
+  boost::system::error_code close_ec;
+  stream.next_layer().close(close_ec);
+  ++closed_;
 }
 
 template <class Stream>

@@ -87,6 +87,8 @@ class TestServer {
   std::string origin() const;  // "http://127.0.0.1:<port>"
   std::vector<ServerRequest> requests() const;
   int connections() const { return connections_.load(); }
+  // Connections the server has closed (after a reply that closes, or the client's hang-up).
+  int closed() const { return closed_.load(); }
 
  private:
   asio::awaitable<void> accept_loop();
@@ -105,6 +107,7 @@ class TestServer {
   mutable std::mutex mutex_;  // guards requests_ and calls into handler_
   std::vector<ServerRequest> requests_;
   std::atomic<int> connections_{0};
+  std::atomic<int> closed_{0};
   std::thread thread_;
 };
 
