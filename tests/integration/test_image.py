@@ -94,6 +94,25 @@ class OwnImage(unittest.TestCase):
         blob = harness.request("GET", f"{self.registry.url}/v2/{repo}/blobs/{manifest['config']['digest']}")
         return manifest, blob.json()
 
+    def run_in_image(self, container, *command):
+        # chroot isolation shares this machine's network: 127.0.0.1 inside is this machine's loopback.
+        return subprocess.run(["buildah", "--storage-driver", "vfs", *self.storage, "run", "--isolation", "chroot",
+                               container, "--", *command], capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL)
+
+    def test_the_images_healthcheck_command_reports_a_running_and_a_missing_ocigate(self):
+        buildah = ["buildah", "--storage-driver", "vfs", *self.storage]
+        health = self.image_config("ocigate", "ci")[1]["config"]["Healthcheck"]["Test"][1:]  # after "CMD"
+        container = subprocess.run([*buildah, "from", "--pull=false", self.tag], check=True, capture_output=True,
+                                   text=True, timeout=300, stdin=subprocess.DEVNULL).stdout.strip()
+        self.addCleanup(subprocess.run, [*buildah, "rm", container], capture_output=True, timeout=120)
+        with harness.Ocigate([{"name": "local", "url": self.registry.url}]) as gate:
+            up = self.run_in_image(container, *health, "--url", gate.url + "/healthz")
+        self.assertEqual(up.returncode, 0, up.stdout + up.stderr)
+        down = self.run_in_image(container, *health, "--url", f"http://127.0.0.1:{harness.free_port()}/healthz",
+                                 "--timeout", "2s")
+        self.assertEqual(down.returncode, 1, down.stdout + down.stderr)
+
     def test_own_image_is_allowed_by_the_default_policy_in_enforce_mode(self):
         code, verdict = self.check("ocigate:ci")
         results = {c["check"]: c["result"] for c in verdict["checks"]}
