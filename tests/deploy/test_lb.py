@@ -218,12 +218,13 @@ class Rendering(unittest.TestCase):
                                     {"name": "b.example", "url": "https://b.example"}]}
         for config in (None, OCIGATE_CONFIG, one_upstream, no_default):
             for replicas in (["127.0.0.2:5000"], ["127.0.0.2:5000", "127.0.0.3:5000", "127.0.0.4:5000"]):
-                path = os.path.join(d, "nginx.conf")
-                with open(path, "w") as f:
-                    f.write(render.render("nginx", replicas, ocigate_config=config, state_dir=d))
-                out = subprocess.run([tool("nginx"), "-t", "-p", d, "-c", path], capture_output=True, text=True,
-                                     timeout=30)
-                self.assertEqual(out.returncode, 0, out.stderr)
+                for extra in ({}, {"access_log": "off", "error_log": "stderr", "user": "www-data"}):
+                    path = os.path.join(d, "nginx.conf")
+                    with open(path, "w") as f:
+                        f.write(render.render("nginx", replicas, ocigate_config=config, state_dir=d, **extra))
+                    out = subprocess.run([tool("nginx"), "-t", "-p", d, "-c", path], capture_output=True,
+                                         text=True, timeout=30)
+                    self.assertEqual(out.returncode, 0, out.stderr)
                 for extra in ({}, {"resolvers": True, "health_listen": ":8404", "hash_balance_factor": 0}):
                     path = os.path.join(d, "haproxy.cfg")
                     with open(path, "w") as f:
