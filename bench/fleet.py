@@ -1,5 +1,6 @@
 """`bench/run --fleet` (issue #26): a fleet of three ocigate replicas behind nginx (deploy/lb, rendered with
-deploy/lb/render) against one ocigate, one ocigate behind the same nginx, and Distribution's proxy, on loopback.
+deploy/lb/render) against one ocigate, one ocigate behind the same nginx, and Distribution's proxy, on loopback;
+and the same three replicas behind HAProxy.
 
 Figures:
   - manifest GET by tag, 32 connections (httpload): rate and p50/p99 through each; "one behind nginx" against
@@ -10,6 +11,7 @@ Figures:
     each replica that sees the base layer fetches it once;
   - warm aggregate throughput: 16 clients (blobget, one connection each) GET 16 different repositories'
     cached layers at once, so the fleet spreads them over its replicas.
+The fleet behind HAProxy (deploy/lb/haproxy.cfg: bounded load, kernel splicing) is measured beside it.
 Results go to bench/results/fleet.json and the fleet section of bench/README.md (not in --smoke)."""
 
 import http.client
@@ -37,9 +39,9 @@ MODES = {
 RESULTS = os.path.join(b.BENCH_DIR, "results", "fleet.json")
 BEGIN = "<!-- bench:fleet:begin (bench/run --fleet rewrites this section) -->"
 END = "<!-- bench:fleet:end -->"
-WHO = ("fleet", "one+nginx", "one", "peer")
-LABEL = {"fleet": "fleet of 3 behind nginx", "one+nginx": "one ocigate behind nginx", "one": "one ocigate",
-         "peer": "Distribution proxy"}
+WHO = ("fleet", "fleet+haproxy", "one+nginx", "one", "peer")
+LABEL = {"fleet": "fleet of 3 behind nginx", "fleet+haproxy": "fleet of 3 behind HAProxy",
+         "one+nginx": "one ocigate behind nginx", "one": "one ocigate", "peer": "Distribution proxy"}
 
 
 def load_render():
@@ -51,35 +53,47 @@ def load_render():
     return module
 
 
-class Nginx:
-    """nginx on 127.0.0.1 with deploy/lb/nginx.conf rendered for the given ocigate replicas (Server objects)."""
+class Balancer:
+    """nginx or HAProxy on 127.0.0.1 with deploy/lb's configuration rendered for the given ocigate replicas
+    (Server objects): nginx as in the template (no access log here), HAProxy with bounded load, its default."""
 
-    def __init__(self, directory, replicas, ocigate_config):
-        self.dir, self.replicas, self.ocigate_config = directory, replicas, ocigate_config
+    def __init__(self, kind, directory, replicas, ocigate_config):
+        self.kind, self.dir, self.replicas, self.ocigate_config = kind, directory, replicas, ocigate_config
         os.makedirs(directory, exist_ok=True)
-        self.log_path = os.path.join(directory, "nginx.log")
+        self.log_path = os.path.join(directory, f"{kind}.log")
         self.proc = None
         self.port = None
 
+    def command(self, render):
+        replicas = [f"r{i}=127.0.0.1:{r.port}" for i, r in enumerate(self.replicas)]
+        listen = f"127.0.0.1:{self.port}"
+        path = os.path.join(self.dir, f"{self.kind}.conf")
+        if self.kind == "nginx":
+            user = None
+            if os.geteuid() == 0:
+                import getpass
+                user = getpass.getuser()  # else the workers become nobody, shut out of this directory
+            text = render.render("nginx", replicas, listen=listen, ocigate_config=self.ocigate_config,
+                                 state_dir=self.dir, user=user, access_log="off")
+            cmd = [shutil.which("nginx") or "/usr/sbin/nginx", "-p", self.dir, "-c", path]
+        else:
+            text = render.render("haproxy", replicas, listen=listen, ocigate_config=self.ocigate_config,
+                                 log_level="notice")  # no request log, as nginx here
+            cmd = [shutil.which("haproxy") or "/usr/sbin/haproxy", "-W", "-db", "-f", path]
+        with open(path, "w") as f:
+            f.write(text)
+        return cmd
+
     def start(self):
         render = load_render()
-        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        user = None
-        if os.geteuid() == 0:
-            import getpass
-            user = getpass.getuser()  # else the workers become nobody, shut out of this directory
         for _ in range(3):
             self.port = b.free_port()
-            path = os.path.join(self.dir, "nginx.conf")
-            with open(path, "w") as f:
-                f.write(render.render("nginx", [f"r{i}=127.0.0.1:{r.port}" for i, r in enumerate(self.replicas)],
-                                      listen=f"127.0.0.1:{self.port}", ocigate_config=self.ocigate_config,
-                                      state_dir=self.dir, user=user, access_log="off"))
-            self.proc = b.spawn([nginx, "-p", self.dir, "-c", path], self.log_path)
+            self.proc = b.spawn(self.command(render), self.log_path)
             if b.wait_ready(self.proc, self.port, "/v2/", self.log_path):
                 return self
             b._kill(self.proc)
-        raise RuntimeError(f"nginx did not start:\n{b.tail(self.log_path)}\n{b.tail(os.path.join(self.dir, 'error.log'))}")
+        raise RuntimeError(f"{self.kind} did not start:\n{b.tail(self.log_path)}\n"
+                           f"{b.tail(os.path.join(self.dir, 'error.log'))}")
 
     def stop(self):
         if self.proc:
@@ -88,29 +102,32 @@ class Nginx:
 
 
 class Fleet:
-    """Three ocigate replicas (a directory and cache each) and nginx in front: `port` is nginx's."""
+    """Three ocigate replicas (a directory and cache each) and nginx or HAProxy in front: `port` is its."""
 
-    def __init__(self, binary, directory, upstream_url, policy):
+    def __init__(self, binary, directory, upstream_url, policy, lb="nginx"):
         self.replicas = [b.ocigate(binary, os.path.join(directory, f"replica-{i}"), upstream_url, policy)
                          for i in range(REPLICAS)]
-        self.nginx = None
+        self.lb_kind = lb
+        self.lb = None
         self.dir = directory
         self.kind = "fleet"
 
     def start(self):
         for r in self.replicas:
             r.start()
-        config = self.replicas[0].config_fn(self.replicas[0].port)
-        self.nginx = Nginx(os.path.join(self.dir, "nginx"), self.replicas, config).start()
+        self.lb = Balancer(self.lb_kind, os.path.join(self.dir, self.lb_kind), self.replicas, self.config()).start()
         return self
+
+    def config(self):
+        return self.replicas[0].config_fn(self.replicas[0].port)
 
     @property
     def port(self):
-        return self.nginx.port
+        return self.lb.port
 
     def destroy(self):
-        if self.nginx:
-            self.nginx.stop()
+        if self.lb:
+            self.lb.stop()
         for r in self.replicas:
             r.destroy()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -235,8 +252,8 @@ class FleetBench(b.Bench):
     def contestant(self, who, name, policy):
         directory = os.path.join(self.workdir, f"{name}-{who}")
         shutil.rmtree(directory, ignore_errors=True)
-        if who == "fleet":
-            return Fleet(self.binary, directory, self.up_url, policy).start()
+        if who in ("fleet", "fleet+haproxy"):
+            return Fleet(self.binary, directory, self.up_url, policy, "nginx" if who == "fleet" else "haproxy").start()
         if who == "one":
             return b.ocigate(self.binary, directory, self.up_url, policy).start()
         return b.registry(directory, proxy_url=self.up_url).start()
@@ -257,11 +274,14 @@ class FleetBench(b.Bench):
             f.write("".join(f"/v2/{repo}/blobs/{digest}\n" for repo, digest in self.seed.warm))
         # Warm contestants, filled once: the rates and warm throughput read their caches.
         warm = {who: self.contestant(who, "warm", self.off) for who in ("fleet", "one", "peer")}
-        one = warm["one"]
-        warm["one+nginx"] = Nginx(os.path.join(wd, "warm-one-nginx"), [one],
-                                  one.config_fn(one.port)).start()
+        one, fleet = warm["one"], warm["fleet"]
+        warm["one+nginx"] = Balancer("nginx", os.path.join(wd, "warm-one-nginx"), [one], one.config_fn(one.port)).start()
+        # HAProxy in front of the same warm replicas: its ring places repositories elsewhere than nginx's, so it
+        # fills them through itself too.
+        warm["fleet+haproxy"] = Balancer("haproxy", os.path.join(wd, "warm-fleet-haproxy"), fleet.replicas,
+                                         fleet.config()).start()
         self.warm = warm
-        for who in ("fleet", "one", "peer"):
+        for who in ("fleet", "fleet+haproxy", "one", "peer"):
             for repo in self.seed.small + [r for r, _ in self.seed.warm]:
                 pull(warm[who].port, repo)
             b.log(f"warm {who} filled on :{warm[who].port}")
@@ -281,6 +301,7 @@ class FleetBench(b.Bench):
                 if r:
                     self.add("warm16", who, r["bytes_per_second"])
         warm["one+nginx"].stop()
+        warm["fleet+haproxy"].stop()
         for who in ("fleet", "one", "peer"):
             warm[who].destroy()
         self.upstream.stop()
