@@ -20,8 +20,6 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
-import threading
 import time
 
 import bench as b
@@ -275,7 +273,8 @@ class FleetBench(b.Bench):
         # Warm contestants, filled once: the rates and warm throughput read their caches.
         warm = {who: self.contestant(who, "warm", self.off) for who in ("fleet", "one", "peer")}
         one, fleet = warm["one"], warm["fleet"]
-        warm["one+nginx"] = Balancer("nginx", os.path.join(wd, "warm-one-nginx"), [one], one.config_fn(one.port)).start()
+        warm["one+nginx"] = Balancer("nginx", os.path.join(wd, "warm-one-nginx"), [one],
+                                     one.config_fn(one.port)).start()
         # HAProxy in front of the same warm replicas: its ring places repositories elsewhere than nginx's, so it
         # fills them through itself too.
         warm["fleet+haproxy"] = Balancer("haproxy", os.path.join(wd, "warm-fleet-haproxy"), fleet.replicas,

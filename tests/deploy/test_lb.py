@@ -147,7 +147,10 @@ class Balancer:
         path = os.path.join(self.dir, "lb.conf")
         with open(path, "w") as f:
             f.write(text)
-        cmd = [tool("nginx"), "-p", self.dir, "-c", path] if kind == "nginx" else [tool("haproxy"), "-W", "-db", "-f", path]
+        if kind == "nginx":
+            cmd = [tool("nginx"), "-p", self.dir, "-c", path]
+        else:
+            cmd = [tool("haproxy"), "-W", "-db", "-f", path]
         self.log = open(os.path.join(self.dir, "out.log"), "wb")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL,
                                      start_new_session=True)

@@ -511,7 +511,8 @@ class FleetTests:
         r = cls.registry.start()
         cls.slow = SlowBlobs(r.url, rate=160 * 1024)  # a 1 MiB layer takes 6.4 s
         cls.addClassCleanup(cls.slow.close)
-        cls.app = harness.push_image(r, "fleet/app", "v1", layers=[{"a": os.urandom(200_000)}, {"b": os.urandom(50_000)}])
+        cls.app = harness.push_image(r, "fleet/app", "v1",
+                                     layers=[{"a": os.urandom(200_000)}, {"b": os.urandom(50_000)}])
         cls.blocked = harness.push_image(r, "fleet/blocked", "v1", layers=[{"root": os.urandom(30_000)}],
                                          config_overrides={"config": {"User": "root"}})
         cls.library = harness.push_image(r, "library/tool", "v1")
@@ -568,7 +569,8 @@ class FleetTests:
         manifest_replicas = {i for i, l in lines if l["route"] == "manifest"}
         if not self.bounded_load:
             self.assertEqual(len(manifest_replicas), 1, manifest_replicas)
-        self.assertLessEqual(self.registry.requests_containing("GET /v2/fleet/app/manifests/v1 "), len(manifest_replicas))
+        manifest_gets = self.registry.requests_containing("GET /v2/fleet/app/manifests/v1 ")
+        self.assertLessEqual(manifest_gets, len(manifest_replicas))
 
     # (2)
     def test_2_a_blocked_image_is_blocked_for_every_client_and_its_blobs_by_digest_nowhere(self):
@@ -588,7 +590,8 @@ class FleetTests:
         for a in answers[::2]:  # the GETs carry the reasons
             self.assertEqual(json.loads(a.body)["errors"][0]["code"], "DENIED")
             self.assertIn("non-root-user", a.body.decode())
-        judged = self.fleet.wait_lines(mark, lambda l: l.get("route") == "manifest" and "blocked" in l.get("name", ""), 12)
+        judged = self.fleet.wait_lines(
+            mark, lambda l: l.get("route") == "manifest" and "blocked" in l.get("name", ""), 12)
         if not self.bounded_load:
             self.assertEqual(len({i for i, _ in judged}), 1, "every spelling and client reaches one replica")
         # The verdict is found through the load balancer, whichever replica judged it.
