@@ -42,7 +42,10 @@ class App final : public Responder {
         proxy_(config, store, metrics_, policy_, ioc.get_executor()),
         front_(config, metrics_),
         local_(config, store, metrics_, proxy_, stopping_),
-        listener_(config.server, metrics_, front_, *this, ioc, std::move(session_contexts)) {}
+        listener_(config.server, metrics_, front_, *this, ioc, std::move(session_contexts)) {
+    metrics_.set_instance(config.server.instance, OCIGATE_VERSION);
+    metrics_.set_policy(policy::mode_text(policy_.get()->mode), policy_.get()->version);
+  }
 
   // TLS context and authenticator from the configuration; an error is a configuration error.
   Status configure_security() {
@@ -126,6 +129,7 @@ class App final : public Responder {
       log::info("policy reloaded", {{"policy_version", next->policy.version}, {"previous", policy_.get()->version},
                                     {"trust", next->trust.fingerprint}});
       policy_.set(std::move(next->policy), std::move(next->trust));
+      metrics_.set_policy(policy::mode_text(policy_.get()->mode), policy_.get()->version);
       purge_stale_verdicts();
       metrics_.record_policy_reload("ok");
     }
@@ -233,6 +237,7 @@ int serve(Settings settings) {
     log::error("cannot start", {{"error", log_error}});
     return 1;
   }
+  log::set_instance(config.server.instance);
   auto store = cache::Store::open({config.storage.path, config.storage.max_size, config.storage.chunk_size,
                                    [](const std::string& digest, const std::string& why) {
                                      log::warn("cached blob dropped; it will be fetched again",
@@ -270,7 +275,7 @@ int serve(Settings settings) {
       app.start_signals();
       app.purge_stale_verdicts();
       const auto plan = pin_plan(config, threads, cpus);
-      log::info("ocigate started", {{"config", config.source}, {"threads", threads},
+      log::info("ocigate started", {{"config", config.source}, {"instance", config.server.instance}, {"threads", threads},
                                     {"pinned_cpus", plan ? nlohmann::json(*plan) : nlohmann::json(nullptr)},
                                     {"upstreams", config.upstreams.size()}, {"storage", config.storage.path}});
       run_contexts(contexts, plan);

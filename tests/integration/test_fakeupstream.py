@@ -21,7 +21,7 @@ import harness
 from fakeupstream import Raw, Reply, Silence
 from harness import request
 from test_policy import policy
-from test_security import Pki
+from harness import Pki
 
 ACCEPT = {"Accept": harness.ALL_MANIFESTS}
 MIB = 1 << 20

@@ -318,6 +318,18 @@ class OpenUpstream(PullTestCase):
         self.assertGreater(self.gate.metric_sum("ocigate_http_requests_total", route="manifest"), 0)
         self.assertGreater(self.gate.metric_sum("ocigate_upstream_requests_total", upstream="up"), 0)
 
+    def test_the_instance_names_every_answer_log_line_and_the_metrics(self):
+        import socket
+        host = socket.gethostname()[:64]
+        r = request("GET", f"{self.base}/v2/team/app/manifests/v1", headers=ACCEPT)
+        self.assertEqual(r.header("X-Ocigate-Instance"), host)
+        self.assertEqual(request("GET", f"{self.base}/v2/team/app/manifests/nope").header("X-Ocigate-Instance"), host)
+        with open(self.gate.stdout_path) as f:
+            lines = [json.loads(line) for line in f if line.strip()]
+        self.assertTrue(all(line.get("instance") == host for line in lines if line.get("log") in ("access", "audit")))
+        self.assertEqual(self.gate.metric_sum("ocigate_instance_info", ocigate_instance=host), 1)
+        self.assertEqual(self.gate.metric_sum("ocigate_policy_info", mode="audit"), 1)
+
     def test_access_log_is_json_without_credentials(self):
         request("GET", f"{self.base}/v2/team/app/manifests/v1", headers=ACCEPT)
         with open(self.gate.stdout_path) as f:

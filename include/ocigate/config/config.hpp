@@ -66,6 +66,10 @@ struct Tls {
 };
 
 struct Server {
+  // This replica's name: the X-Ocigate-Instance response header, the access and audit lines, and
+  // ocigate_instance_info, so a decision can be traced to the replica that made it. Default: the
+  // host name. 1-64 of A-Z a-z 0-9 . _ -.
+  std::string instance;
   Endpoint listen{"0.0.0.0", 5000};
   std::optional<Tls> tls;
   std::optional<Endpoint> metrics_listen;  // /metrics on its own listener; default: same listener

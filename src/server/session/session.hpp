@@ -160,6 +160,7 @@ boost::asio::awaitable<void> Session<Stream>::refuse_malformed(const boost::beas
                                                                " bytes (server.max_header_bytes)"
                                                          : "malformed HTTP request: " + ec.message());
   reply.head.result(too_large ? http::status::request_header_fields_too_large : http::status::bad_request);
+  if (!settings_.instance.empty()) reply.head.set("X-Ocigate-Instance", settings_.instance);
   reply.head.version(11);
   reply.head.keep_alive(false);
   reply.head.content_length(reply.body.size());
@@ -186,6 +187,7 @@ boost::asio::awaitable<bool> Session<Stream>::write_reply(const Request& req, Re
   head.version(req.version());
   head.set(http::field::server, "ocigate");
   head.set("Docker-Distribution-API-Version", "registry/2.0");
+  if (!settings_.instance.empty()) head.set("X-Ocigate-Instance", settings_.instance);
   if (!head.has_content_length() && !reply.stream) head.content_length(reply.body.size());
   head.keep_alive(req.keep_alive() && !reply.close && !responder_.stopping());
   const bool send_body = req.method() != http::verb::head;

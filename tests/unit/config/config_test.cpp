@@ -1,7 +1,10 @@
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
@@ -339,6 +342,22 @@ TEST(ConfigDefaultUpstream, AnExplicitEmptyOneDisablesTheFallback) {
 TEST(ConfigDefaultUpstream, RefusesAMissingUpstream) {
   EXPECT_TRUE(refused(with_upstream("default_upstream: quay.io\n"), 4, "default_upstream",
                       "names no configured upstream: 'quay.io'"));
+}
+
+TEST(ConfigInstance, DefaultsToTheHostNameAndTakesAName) {
+  char host[256] = {};
+  ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+  EXPECT_EQ(parsed(with_upstream("")).server.instance, std::string(host).substr(0, 64));
+  EXPECT_EQ(defaults().server.instance, std::string(host).substr(0, 64));
+  EXPECT_EQ(parsed(with_upstream("server:\n  instance: mirror-2.eu_west\n")).server.instance, "mirror-2.eu_west");
+}
+
+TEST(ConfigInstance, RefusesANameThatCannotGoIntoAHeader) {
+  const std::vector<std::string> bad = {"\"a b\"", "\"a:b\"", "\"\"", "\"x\\ny\"", "\"é\"", std::string(65, 'a')};
+  for (const auto& name : bad) {
+    EXPECT_TRUE(refused(with_upstream("server:\n  instance: " + name + "\n"), 5, "server.instance", "must be 1-64 of"))
+        << name;
+  }
 }
 
 TEST(ConfigRefusal, UnknownTopLevelKeySuggestsTheNearest) {
