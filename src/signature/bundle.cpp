@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "crypto.hpp"
+#include "json_fields.hpp"
 #include "ocigate/signature/verify.hpp"
 
 namespace ocigate::signature {
@@ -117,12 +118,6 @@ class Reader {
   std::string error_;
   bool unsupported_ = false;
 };
-
-std::optional<json> parse_json(std::string_view text) {
-  json out = json::parse(text.begin(), text.end(), nullptr, false);
-  if (out.is_discarded()) return std::nullopt;
-  return out;
-}
 
 std::optional<InclusionProof> read_proof(Reader& r, const json& item, const std::string& where) {
   const json* p = r.object(item, "inclusionProof", where, false);

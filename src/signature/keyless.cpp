@@ -3,19 +3,52 @@
 #include "ocigate/signature/keyless.hpp"
 
 #include <openssl/x509v3.h>
-#include <re2/re2.h>
+
+// GCC 12 warns -Wmaybe-uninitialized inside libstdc++'s regex automaton (a false positive, in
+// std::function's move); silenced for the header only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <regex>
+#pragma GCC diagnostic pop
 
 #include "certificate.hpp"
 #include "crypto.hpp"
 
 namespace ocigate::signature {
 
+struct SubjectPattern {
+  std::regex regexp;
+};
+
 using namespace detail;
 
 namespace {
 
-// Subjects longer than this match no regular expression (Fulcio's are far shorter).
-constexpr std::size_t max_subject = 4096;
+// Subjects longer than this match no regular expression (Fulcio's are far shorter); longer
+// expressions are refused. Both bound the work of one match.
+constexpr std::size_t max_subject = 1024;
+constexpr std::size_t max_regexp = 512;
+
+// Why `text` is outside the syntax ocigate accepts: the part Go's regexp (cosign's) and
+// ECMAScript (std::regex) read the same way. Empty when it is inside.
+std::string unsupported_syntax(std::string_view text) {
+  if (text.size() > max_regexp) return "longer than " + std::to_string(max_regexp) + " characters";
+  for (std::size_t i = 0; i + 1 < text.size(); ++i) {
+    if (text[i] == '\\') {
+      const char next = text[i + 1];
+      if (next >= '1' && next <= '9') return "back-references (\\1...) are not Go syntax";
+      if (next == 'A' || next == 'z' || next == 'Q' || next == 'E' || next == 'p' || next == 'P') {
+        return std::string("\\") + next + " is Go-only syntax that ocigate does not support";
+      }
+      ++i;  // an escaped character is never the start of a group
+      continue;
+    }
+    if (text[i] == '(' && text[i + 1] == '?' && (i + 2 >= text.size() || text[i + 2] != ':')) {
+      return "groups other than (...) and (?:...) (flags, named groups, look-arounds) are not supported";
+    }
+  }
+  return {};
+}
 
 KeylessOutcome fail(KeylessOutcome out, Reason reason, std::string detail) {
   out.reason = reason;
@@ -113,7 +146,7 @@ bool KeylessIdentity::matches(const CertificateIdentity& id) const {
   if (id.issuer != issuer || id.subject.empty()) return false;
   if (!subject.empty()) return id.subject == subject;
   if (!regexp || id.subject.size() > max_subject) return false;
-  return re2::RE2::FullMatch(id.subject, *regexp);  // the whole subject: anchored
+  return std::regex_match(id.subject, regexp->regexp);  // the whole subject: anchored
 }
 
 std::string KeylessIdentity::text() const {
@@ -129,14 +162,18 @@ Result<KeylessIdentity> make_keyless_identity(std::string issuer, std::string su
     return Error{Errc::config_invalid, "an identity needs an issuer and one of subject, subject_regexp"};
   }
   if (!id.subject_regexp.empty()) {
-    re2::RE2::Options options;
-    options.set_log_errors(false);
-    auto compiled = std::make_shared<const re2::RE2>(id.subject_regexp, options);
-    if (!compiled->ok()) {
-      return Error{Errc::config_invalid,
-                   "subject_regexp '" + id.subject_regexp + "' is not a valid RE2 regular expression: " + compiled->error()};
+    auto refused = [&](const std::string& why) {
+      return Error{Errc::config_invalid, "subject_regexp '" + id.subject_regexp + "' is not a valid regular expression: " + why};
+    };
+    if (auto why = unsupported_syntax(id.subject_regexp); !why.empty()) return refused(why);
+    try {
+      // __polynomial (libstdc++) selects the breadth-first executor: time linear in the subject
+      // for a given expression, no backtracking, recursion bounded by the expression's size.
+      id.regexp = std::make_shared<const SubjectPattern>(SubjectPattern{
+          std::regex(id.subject_regexp, std::regex::ECMAScript | std::regex_constants::__polynomial)});
+    } catch (const std::regex_error& e) {
+      return refused(e.what());
     }
-    id.regexp = std::move(compiled);
   }
   return id;
 }

@@ -4,29 +4,16 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ocigate/policy/glob.hpp"
+#include "json_fields.hpp"
+#include "ocigate/common/glob.hpp"
 
 namespace ocigate::signature {
 
 using nlohmann::json;
+using detail::at;
+using detail::text_at;
 
 namespace {
-
-const json* at(const json& j, std::initializer_list<const char*> path) {
-  const json* cur = &j;
-  for (const char* key : path) {
-    if (!cur->is_object()) return nullptr;
-    auto it = cur->find(key);
-    if (it == cur->end()) return nullptr;
-    cur = &*it;
-  }
-  return cur;
-}
-
-std::string text_at(const json& j, std::initializer_list<const char*> path) {
-  const json* v = at(j, path);
-  return v && v->is_string() ? v->get<std::string>() : std::string();
-}
 
 std::string first_uri(const json& predicate, std::initializer_list<const char*> list_path) {
   const json* list = at(predicate, list_path);
@@ -58,7 +45,7 @@ std::string list_text(const std::vector<std::string>& globs) {
 
 bool any_match(const std::vector<std::string>& globs, const std::string& value) {
   for (const auto& g : globs) {
-    if (policy::glob_match(g, value)) return true;
+    if (glob_match(g, value)) return true;
   }
   return false;
 }

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "crypto.hpp"
+#include "json_fields.hpp"
 #include "ocigate/signature/keyless.hpp"
 
 namespace ocigate::signature {
@@ -76,22 +77,6 @@ Result<Checkpoint> parse_checkpoint_text(std::string_view text) {
 }
 
 // ---- entry bodies, as Rekor canonicalizes them
-
-const json* at(const json& j, std::initializer_list<const char*> path) {
-  const json* cur = &j;
-  for (const char* key : path) {
-    if (!cur->is_object()) return nullptr;
-    auto it = cur->find(key);
-    if (it == cur->end()) return nullptr;
-    cur = &*it;
-  }
-  return cur;
-}
-
-std::string text_at(const json& j, std::initializer_list<const char*> path) {
-  const json* v = at(j, path);
-  return v && v->is_string() ? v->get<std::string>() : std::string();
-}
 
 // A verifier field: base64 of a PEM certificate (or key). Equal when it is our certificate.
 bool names_certificate(const std::string& b64_pem, std::string_view certificate) {

@@ -7,7 +7,7 @@
 
 #include "crypto.hpp"
 #include "ocigate/oci/digest.hpp"
-#include "ocigate/policy/checks.hpp"
+#include "ocigate/common/time.hpp"
 #include "ocigate/signature/verify.hpp"
 
 namespace ocigate::signature {
@@ -55,7 +55,7 @@ std::string base64_member(const json& object, const char* key, const std::string
 
 std::chrono::system_clock::time_point time_member(const json& object, const char* key, const std::string& where) {
   std::string text = string_member(object, key, where, true);
-  auto when = policy::parse_rfc3339(text);
+  auto when = parse_rfc3339(text);
   if (!when) refuse(where + "." + key, "'" + text + "' is not an RFC 3339 time");
   return *when;
 }

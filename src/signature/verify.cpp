@@ -1,4 +1,5 @@
-// Signature formats: cosign tag signatures, sigstore bundles (DSSE), Notation JWS envelopes.
+// Signature formats: cosign tag signatures and attestations, sigstore bundles (DSSE); the
+// helpers every format shares. Notation JWS envelopes are in notation.cpp.
 
 #include "ocigate/signature/verify.hpp"
 
@@ -11,8 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "crypto.hpp"
+#include "json_fields.hpp"
 #include "ocigate/oci/digest.hpp"
-#include "ocigate/policy/checks.hpp"
+#include "ocigate/common/time.hpp"
 #include "ocigate/signature/bundle.hpp"
 #include "ocigate/signature/keyless.hpp"
 
@@ -22,37 +24,6 @@ using namespace detail;
 using nlohmann::json;
 
 namespace {
-
-std::string short_digest(std::string_view digest) {
-  return std::string(digest.substr(0, std::min<std::size_t>(digest.size(), 19)));  // sha256: + 12 hex
-}
-
-std::optional<json> parse_json(std::string_view text) {
-  json out = json::parse(text.begin(), text.end(), nullptr, false);
-  if (out.is_discarded()) return std::nullopt;
-  return out;
-}
-
-std::string string_at(const json& object, const char* key) {
-  if (!object.is_object()) return {};
-  auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-const json* object_at(const json& object, const char* key) {
-  if (!object.is_object()) return nullptr;
-  auto it = object.find(key);
-  return it != object.end() && it->is_object() ? &*it : nullptr;
-}
-
-SignatureResult result(Format format, std::string what, Reason reason, std::string detail) {
-  SignatureResult r;
-  r.format = format;
-  r.what = std::move(what);
-  r.reason = reason;
-  r.detail = std::move(detail);
-  return r;
-}
 
 // The first configured key the signature verifies with, trying the hinted one first.
 const PublicKey* find_signer(const std::vector<PublicKey>& keys, std::string_view data, std::string_view sig,
@@ -368,7 +339,7 @@ std::string tag_name(std::string_view digest, const char* suffix) {
 
 SignatureResult verify_simplesigning_layer(const json& layer, std::size_t index, const CosignTagSignature& signature,
                                            std::string_view digest, const Signers& signers) {
-  SignatureResult r = result(Format::cosign_tag, tag_name(digest, ".sig") + " layer " + std::to_string(index) + " (" +
+  SignatureResult r = make_result(Format::cosign_tag, tag_name(digest, ".sig") + " layer " + std::to_string(index) + " (" +
                                                      short_digest(string_at(layer, "digest")) + ")",
                              Reason::malformed, "");
   auto content = read_layer(r, layer, signature);
@@ -403,7 +374,7 @@ SignatureResult verify_simplesigning_layer(const json& layer, std::size_t index,
 
 SignatureResult verify_attestation_layer(const json& layer, std::size_t index, const CosignTagSignature& attestations,
                                          std::string_view digest, const Signers& signers) {
-  SignatureResult r = result(Format::cosign_attestation, tag_name(digest, ".att") + " layer " + std::to_string(index) + " (" +
+  SignatureResult r = make_result(Format::cosign_attestation, tag_name(digest, ".att") + " layer " + std::to_string(index) + " (" +
                                                              short_digest(string_at(layer, "digest")) + ")",
                              Reason::malformed, "");
   auto content = read_layer(r, layer, attestations);
@@ -437,7 +408,7 @@ std::vector<SignatureResult> verify_cosign_tag(const CosignTagSignature& signatu
   const auto manifest = parse_json(signature.manifest);
   const json* layers = manifest_layers(manifest);
   if (!layers) {
-    out.push_back(result(Format::cosign_tag, tag_name(digest, ".sig"), Reason::malformed, "the .sig manifest is not an image manifest with layers"));
+    out.push_back(make_result(Format::cosign_tag, tag_name(digest, ".sig"), Reason::malformed, "the .sig manifest is not an image manifest with layers"));
     return out;
   }
   for (std::size_t i = 0; i < layers->size(); ++i) {
@@ -458,7 +429,7 @@ std::vector<SignatureResult> verify_cosign_attestations(const CosignTagSignature
   const auto manifest = parse_json(attestations.manifest);
   const json* layers = manifest_layers(manifest);
   if (!layers) {
-    out.push_back(result(Format::cosign_attestation, tag_name(digest, ".att"), Reason::malformed, "the .att manifest is not an image manifest with layers"));
+    out.push_back(make_result(Format::cosign_attestation, tag_name(digest, ".att"), Reason::malformed, "the .att manifest is not an image manifest with layers"));
     return out;
   }
   for (std::size_t i = 0; i < layers->size(); ++i) {
@@ -471,7 +442,7 @@ std::vector<SignatureResult> verify_cosign_attestations(const CosignTagSignature
 // ---- sigstore bundles
 
 SignatureResult verify_sigstore_bundle(const Envelope& envelope, std::string_view digest, const Signers& signers) {
-  SignatureResult r = result(Format::sigstore_bundle, "bundle " + short_digest(envelope.artifact_digest), Reason::malformed, "");
+  SignatureResult r = make_result(Format::sigstore_bundle, "bundle " + short_digest(envelope.artifact_digest), Reason::malformed, "");
   auto bundle = parse_sigstore_bundle(envelope.bytes);
   if (!bundle) {
     r.reason = bundle.error().code == Errc::unsupported ? Reason::unsupported : Reason::malformed;
@@ -500,260 +471,6 @@ SignatureResult verify_sigstore_bundle(const Envelope& envelope, std::string_vie
 
 SignatureResult verify_sigstore_bundle(const Envelope& envelope, std::string_view digest, const std::vector<PublicKey>& keys) {
   return verify_sigstore_bundle(envelope, digest, Signers{keys, nullptr, {}});
-}
-
-
-// ---- Notation JWS
-
-namespace {
-
-struct AlgSpec {
-  const EVP_MD* md;
-  bool rsa_pss;
-  KeyType ec_type;
-};
-
-std::optional<AlgSpec> alg_spec(const std::string& alg) {
-  if (alg == "PS256") return AlgSpec{EVP_sha256(), true, KeyType::rsa};
-  if (alg == "PS384") return AlgSpec{EVP_sha384(), true, KeyType::rsa};
-  if (alg == "PS512") return AlgSpec{EVP_sha512(), true, KeyType::rsa};
-  if (alg == "ES256") return AlgSpec{EVP_sha256(), false, KeyType::ecdsa_p256};
-  if (alg == "ES384") return AlgSpec{EVP_sha384(), false, KeyType::ecdsa_p384};
-  if (alg == "ES512") return AlgSpec{EVP_sha512(), false, KeyType::ecdsa_p521};
-  return std::nullopt;
-}
-
-std::optional<KeyType> ec_key_type(EVP_PKEY* pkey) {
-  char group[64] = {0};
-  std::size_t len = 0;
-  if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &len) != 1) return std::nullopt;
-  std::string g(group);
-  if (g == "prime256v1") return KeyType::ecdsa_p256;
-  if (g == "secp384r1") return KeyType::ecdsa_p384;
-  if (g == "secp521r1") return KeyType::ecdsa_p521;
-  return std::nullopt;
-}
-
-std::vector<std::pair<std::string, std::string>> cert_rdns(X509* cert) {
-  std::vector<std::pair<std::string, std::string>> out;
-  X509_NAME* name = X509_get_subject_name(cert);
-  for (int i = 0; i < X509_NAME_entry_count(name); ++i) {
-    X509_NAME_ENTRY* e = X509_NAME_get_entry(name, i);
-    const char* sn = OBJ_nid2sn(OBJ_obj2nid(X509_NAME_ENTRY_get_object(e)));
-    unsigned char* utf8 = nullptr;
-    int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
-    if (len < 0) continue;
-    std::string attr = sn ? sn : "?";
-    for (auto& c : attr) {
-      if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    }
-    out.emplace_back(attr, std::string(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(len)));
-    OPENSSL_free(utf8);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-}  // namespace
-
-SignatureResult verify_notation(const Envelope& envelope, std::string_view digest, std::int64_t size,
-                                const LoadedTrustEntry& entry, std::chrono::system_clock::time_point now) {
-  SignatureResult r = result(Format::notation, "notation " + short_digest(envelope.artifact_digest), Reason::malformed, "");
-  if (envelope.media_type == notation_cose_media_type) {
-    r.reason = Reason::unsupported;
-    r.detail = "COSE envelopes (application/cose) are not supported; sign with --signature-format jws";
-    return r;
-  }
-  if (envelope.media_type != notation_jws_media_type) {
-    r.reason = Reason::unsupported;
-    r.detail = "envelope media type '" + envelope.media_type + "' is not application/jose+json";
-    return r;
-  }
-  auto jws = parse_json(envelope.bytes);
-  if (!jws || !jws->is_object()) {
-    r.detail = "the JWS envelope is not JSON";
-    return r;
-  }
-  std::string protected_b64 = string_at(*jws, "protected");
-  std::string payload_b64 = string_at(*jws, "payload");
-  auto protected_raw = base64_decode(protected_b64, true);
-  auto payload_raw = base64_decode(payload_b64, true);
-  auto sig = base64_decode(string_at(*jws, "signature"), true);
-  if (!protected_raw || !payload_raw || !sig || sig->empty()) {
-    r.detail = "protected header, payload or signature is missing or not base64url";
-    return r;
-  }
-  auto header = parse_json(*protected_raw);
-  if (!header || !header->is_object()) {
-    r.detail = "the protected header is not a JSON object";
-    return r;
-  }
-  std::string alg = string_at(*header, "alg");
-  auto spec = alg_spec(alg);
-  if (!spec) {
-    r.reason = Reason::unsupported;
-    r.detail = "alg '" + alg + "' is not one of PS256/384/512, ES256/384/512";
-    return r;
-  }
-  static const std::vector<std::string> understood = {"io.cncf.notary.signingScheme", "io.cncf.notary.expiry",
-                                                      "io.cncf.notary.authenticSigningTime"};
-  auto crit = header->find("crit");
-  if (crit != header->end()) {
-    if (!crit->is_array()) {
-      r.detail = "crit is not a list";
-      return r;
-    }
-    for (const auto& name : *crit) {
-      std::string n = name.is_string() ? name.get<std::string>() : "?";
-      if (std::find(understood.begin(), understood.end(), n) == understood.end()) {
-        r.reason = Reason::unsupported;
-        r.detail = "critical header '" + n + "' is not understood (a verification plugin is not supported)";
-        return r;
-      }
-      if (!header->contains(n)) {
-        r.detail = "critical header '" + n + "' is listed in crit but absent";
-        return r;
-      }
-    }
-  }
-  std::string scheme = string_at(*header, "io.cncf.notary.signingScheme");
-  if (scheme != "notary.x509" && scheme != "notary.x509.signingAuthority") {
-    r.reason = scheme.empty() ? Reason::malformed : Reason::unsupported;
-    r.detail = "signing scheme '" + scheme + "' is not notary.x509";
-    return r;
-  }
-  const json* unprotected = object_at(*jws, "header");
-  const json* chain = nullptr;
-  for (const char* key : {"x5chain", "x5c"}) {
-    if (unprotected && unprotected->contains(key) && (*unprotected)[key].is_array()) chain = &(*unprotected)[key];
-  }
-  if (!chain || chain->empty()) {
-    r.detail = "no x5chain certificate chain in the unprotected header";
-    return r;
-  }
-  std::vector<X509Ptr> certs;
-  for (const auto& c : *chain) {
-    auto der = c.is_string() ? base64_decode(c.get<std::string>(), false) : std::nullopt;
-    if (!der) {
-      r.detail = "an x5chain entry is not base64";
-      return r;
-    }
-    const auto* p = reinterpret_cast<const unsigned char*>(der->data());
-    X509Ptr cert(d2i_X509(nullptr, &p, static_cast<long>(der->size())));
-    if (!cert) {
-      ERR_clear_error();
-      r.detail = "an x5chain entry is not a DER certificate";
-      return r;
-    }
-    certs.push_back(std::move(cert));
-  }
-  X509* leaf = certs.front().get();
-  EVP_PKEY* leaf_key = X509_get0_pubkey(leaf);
-  if (!leaf_key) {
-    r.detail = "the signing certificate's public key is unreadable";
-    return r;
-  }
-  std::string subject = subject_text(leaf);
-  r.key = subject;
-  // The signature first, with the leaf's own key: is the envelope intact?
-  std::string signing_input = protected_b64 + "." + payload_b64;
-  bool ok = false;
-  int key_id = EVP_PKEY_get_base_id(leaf_key);
-  if (spec->rsa_pss) {
-    ok = (key_id == EVP_PKEY_RSA || key_id == EVP_PKEY_RSA_PSS) &&
-         verify_raw(leaf_key, spec->md, RsaPadding::pss, RSA_PSS_SALTLEN_DIGEST, signing_input, *sig);
-  } else {
-    ok = key_id == EVP_PKEY_EC && ec_key_type(leaf_key) == spec->ec_type;
-    if (ok) {
-      std::string der = ecdsa_raw_to_der(*sig);
-      ok = !der.empty() && verify_raw(leaf_key, spec->md, RsaPadding::none, 0, signing_input, der);
-    }
-  }
-  if (!ok) {
-    r.reason = Reason::bad_signature;
-    r.detail = alg + " signature does not verify with the signing certificate's key (" + subject + "): tampered or corrupt";
-    return r;
-  }
-  // Then the certificate chain to the configured trust store.
-  if (!entry.notation_store) {
-    r.reason = Reason::bad_chain;
-    r.detail = "no trust store configured";
-    return r;
-  }
-  std::unique_ptr<STACK_OF(X509), void (*)(STACK_OF(X509)*)> untrusted(sk_X509_new_null(),
-                                                                      [](STACK_OF(X509)* s) { sk_X509_free(s); });
-  for (std::size_t i = 1; i < certs.size(); ++i) sk_X509_push(untrusted.get(), certs[i].get());
-  std::unique_ptr<X509_STORE_CTX, void (*)(X509_STORE_CTX*)> ctx(X509_STORE_CTX_new(), X509_STORE_CTX_free);
-  if (!ctx || X509_STORE_CTX_init(ctx.get(), entry.notation_store.get(), leaf, untrusted.get()) != 1) {
-    r.reason = Reason::bad_chain;
-    r.detail = "cannot set up chain verification: " + openssl_error("unknown error");
-    return r;
-  }
-  X509_STORE_CTX_set_time(ctx.get(), 0, std::chrono::system_clock::to_time_t(now));
-  if (X509_verify_cert(ctx.get()) != 1) {
-    int err = X509_STORE_CTX_get_error(ctx.get());
-    ERR_clear_error();
-    r.reason = Reason::bad_chain;
-    r.detail = "the chain of " + subject + " does not verify to " + entry.notation_store_path + ": " +
-               X509_verify_cert_error_string(err);
-    return r;
-  }
-  // Notation signs with code-signing certificates: refuse a leaf whose usages say otherwise.
-  std::uint32_t flags = X509_get_extension_flags(leaf);
-  if (((flags & EXFLAG_XKUSAGE) && !(X509_get_extended_key_usage(leaf) & XKU_CODE_SIGN)) ||
-      ((flags & EXFLAG_KUSAGE) && !(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE))) {
-    r.reason = Reason::bad_chain;
-    r.detail = "the signing certificate " + subject + " is not for code signing (extended key usage / key usage)";
-    return r;
-  }
-  // The signer's identity.
-  auto rdns = cert_rdns(leaf);
-  bool identity_ok = false;
-  for (const auto& id : entry.notation_identities) identity_ok = identity_ok || id.any || id.rdns == rdns;
-  if (!identity_ok) {
-    r.reason = Reason::wrong_identity;
-    std::string ids;
-    for (const auto& id : entry.notation_identities) ids += (ids.empty() ? "" : ", ") + id.text;
-    r.detail = "signer " + subject + " matches none of the identities [" + ids + "]";
-    return r;
-  }
-  std::string expiry = string_at(*header, "io.cncf.notary.expiry");
-  if (!expiry.empty()) {
-    auto when = policy::parse_rfc3339(expiry);
-    if (!when || *when < now) {
-      r.reason = when ? Reason::expired : Reason::malformed;
-      r.detail = "io.cncf.notary.expiry " + expiry + (when ? " has passed" : " is not RFC 3339");
-      return r;
-    }
-  }
-  // Only now is the payload believed.
-  if (string_at(*header, "cty") != "application/vnd.cncf.notary.payload.v1+json") {
-    r.reason = Reason::wrong_type;
-    r.detail = "cty is '" + string_at(*header, "cty") + "', not application/vnd.cncf.notary.payload.v1+json";
-    return r;
-  }
-  auto payload = parse_json(*payload_raw);
-  const json* target = payload ? object_at(*payload, "targetArtifact") : nullptr;
-  if (!target) {
-    r.detail = "the payload has no targetArtifact";
-    return r;
-  }
-  std::string target_digest = string_at(*target, "digest");
-  if (target_digest != digest) {
-    r.reason = Reason::replay;
-    r.detail = "signed for " + (target_digest.empty() ? std::string("no digest") : target_digest) + ", not " + std::string(digest);
-    return r;
-  }
-  auto target_size = target->find("size");
-  if (size >= 0 && (target_size == target->end() || !target_size->is_number_integer() || target_size->get<std::int64_t>() != size)) {
-    r.reason = Reason::replay;
-    r.detail = "targetArtifact.size is not the manifest's " + std::to_string(size) + " bytes";
-    return r;
-  }
-  r.reason = Reason::valid;
-  r.fingerprint = spki_fingerprint(leaf_key);
-  r.detail = alg + " signature by " + subject + " (key " + r.fingerprint + "), chain verified to " + entry.notation_store_path;
-  return r;
 }
 
 }  // namespace ocigate::signature

@@ -136,7 +136,9 @@ class OpenUpstream(PullTestCase):
     def test_a_cached_blob_leaves_its_keep_alive_connection_uncorked(self):
         # A cached blob goes out corked (only full TCP segments); the end of its body must uncork,
         # or its short tail and the next small reply on the connection would each wait for the
-        # kernel's 200 ms cork timer. The fastest of three rounds, so one slow moment cannot fail it.
+        # kernel's 200 ms cork timer. Rounds run until one is in time, ten at most: a held-back tail
+        # is held in every round (0.2 s or more), while a sanitizer build on two shared cores has slow
+        # moments that a single sample (or the best of three) would take for the regression.
         # Only a committed blob is corked (a fetch being followed is not): wait for a cache hit first.
         digest = self.oci.layer_digests[0]
 
@@ -148,8 +150,9 @@ class OpenUpstream(PullTestCase):
         harness.wait_until(served_from_cache, 10, "a cache hit of the blob")
         conn = http.client.HTTPConnection("127.0.0.1", self.gate.port, timeout=10)
         self.addCleanup(conn.close)
+        bound = 0.15
         blob_seconds, manifest_seconds = [], []
-        for _ in range(3):
+        for _ in range(10):
             started = time.monotonic()
             conn.request("GET", f"/v2/team/app/blobs/{digest}")
             blob = conn.getresponse()
@@ -160,8 +163,10 @@ class OpenUpstream(PullTestCase):
             manifest = conn.getresponse()
             self.assertEqual((manifest.status, manifest.read()), (200, self.oci.manifest))
             manifest_seconds.append(time.monotonic() - started)
-        self.assertLess(min(blob_seconds), 0.15, f"the blob's tail was held back: {blob_seconds}")
-        self.assertLess(min(manifest_seconds), 0.15, f"the next reply was held back: {manifest_seconds}")
+            if min(blob_seconds) < bound and min(manifest_seconds) < bound:
+                break
+        self.assertLess(min(blob_seconds), bound, f"the blob's tail was held back: {blob_seconds}")
+        self.assertLess(min(manifest_seconds), bound, f"the next reply was held back: {manifest_seconds}")
 
     def test_range_on_an_uncached_blob(self):
         image = harness.push_image(self.registry, "team/ranged", "v1", layers=[{"r": os.urandom(200_000)}])
@@ -219,23 +224,78 @@ class OpenUpstream(PullTestCase):
         self.assertEqual(r.status, 404)
         self.assertEqual(r.json()["errors"][0]["code"], "MANIFEST_UNKNOWN")
 
-    def test_malformed_digest_is_400_and_never_sent_upstream(self):
-        for path in ("/v2/team/app/blobs/sha256:xyz", "/v2/team/app/manifests/sha256:1234",
-                     "/v2/team/app/blobs/md5:" + "0" * 32):
+    def assert_never_sent_upstream(self, *texts):
+        for text in texts:
+            self.assertEqual(self.registry.requests_containing(text), 0, text)
+
+    def test_a_reference_that_is_no_tag_or_digest_is_manifest_unknown_locally(self):
+        # The conformance suite's pull workflow: GET and HEAD of ".INVALID_MANIFEST_NAME" are 404.
+        for reference in (".INVALID_MANIFEST_NAME", "-bad-tag", "sha256:1234", "md5:" + "0" * 32, "a" * 129):
+            path = f"/v2/team/app/manifests/{reference}"
+            r = request("GET", self.base + path, headers=ACCEPT)
+            self.assertEqual(r.status, 404, path)
+            self.assertEqual(r.header("Content-Type"), "application/json", path)
+            self.assertEqual(r.json()["errors"][0]["code"], "MANIFEST_UNKNOWN", path)
+            self.assertIn("neither a valid tag nor a valid digest", r.json()["errors"][0]["message"])
+            head = request("HEAD", self.base + path, headers=ACCEPT)
+            self.assertEqual(head.status, 404, path)
+            self.assertEqual(head.body, b"", path)
+        self.assert_never_sent_upstream("INVALID_MANIFEST_NAME", "-bad-tag", "sha256:1234 ", "md5:")
+
+    def test_a_malformed_blob_digest_is_digest_invalid_locally(self):
+        for path in ("/v2/team/app/blobs/sha256:xyz", "/v2/team/app/blobs/md5:" + "0" * 32,
+                     "/v2/team/app/blobs/sha256:" + "0" * 63, "/v2/team/app/blobs/.INVALID"):
             r = request("GET", self.base + path)
             self.assertEqual(r.status, 400, path)
             self.assertEqual(r.json()["errors"][0]["code"], "DIGEST_INVALID", path)
-        self.assertEqual(self.registry.requests_containing("sha256:xyz"), 0)
-        self.assertEqual(self.registry.requests_containing("sha256:1234 "), 0)
+            self.assertEqual(request("HEAD", self.base + path).status, 400, path)
+        self.assert_never_sent_upstream("sha256:xyz", "md5:", "0" * 63 + " ", ".INVALID")
 
-    def test_invalid_names_and_tags_are_400(self):
-        for path in ("/v2/UPPER/manifests/v1", "/v2/a/../b/manifests/v1", "/v2/team//app/manifests/v1"):
-            r = request("GET", self.base + path)
-            self.assertEqual(r.status, 400, path)
-            self.assertEqual(r.json()["errors"][0]["code"], "NAME_INVALID", path)
-        r = request("GET", self.base + "/v2/team/app/manifests/-bad-tag")
+    def test_referrers_of_a_malformed_digest_are_digest_invalid_locally(self):
+        r = request("GET", self.base + "/v2/team/app/referrers/sha256:nothex")
         self.assertEqual(r.status, 400)
-        self.assertEqual(r.json()["errors"][0]["code"], "MANIFEST_INVALID")
+        self.assertEqual(r.json()["errors"][0]["code"], "DIGEST_INVALID")
+        self.assert_never_sent_upstream("sha256:nothex")
+
+    def test_invalid_names_are_name_invalid_on_every_route(self):
+        for route in ("manifests/v1", "blobs/" + self.oci.layer_digests[0], "tags/list",
+                      "referrers/" + self.oci.digest):
+            for name in ("UPPER", "a/../b", "team//app", "-lead"):
+                path = f"/v2/{name}/{route}"
+                r = request("GET", self.base + path)
+                self.assertEqual(r.status, 400, path)
+                self.assertEqual(r.json()["errors"][0]["code"], "NAME_INVALID", path)
+        self.assert_never_sent_upstream("UPPER", "-lead")
+
+    def test_an_unknown_repository_is_name_unknown_for_tags(self):
+        r = request("GET", self.base + "/v2/team/nothing-here/tags/list")
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.json()["errors"][0]["code"], "NAME_UNKNOWN")
+
+    def test_a_header_over_the_limit_is_431_with_an_oci_error(self):
+        for size in (20_000, 40_000):
+            status, head, body = harness.raw_exchange(
+                self.gate.port, b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * size + b"\r\n\r\n")
+            self.assertEqual(status, 431, head)
+            error = json.loads(body)["errors"][0]
+            self.assertEqual(error["code"], "UNSUPPORTED")
+            self.assertIn("server.max_header_bytes", error["message"])
+
+    def test_a_malformed_request_is_400_without_name_invalid(self):
+        status, head, body = harness.raw_exchange(self.gate.port, b"GARBAGE\r\n\r\n")
+        self.assertEqual(status, 400, head)
+        error = json.loads(body)["errors"][0]
+        self.assertEqual(error["code"], "UNSUPPORTED")
+        self.assertIn("malformed HTTP request", error["message"])
+        self.assertGreater(self.gate.metric_sum("ocigate_malformed_requests_total", reason="unparsable"), 0)
+
+    def test_the_catalog_says_what_is_not_served(self):
+        r = request("GET", self.base + "/v2/_catalog")
+        self.assertEqual(r.status, 405)
+        error = r.json()["errors"][0]
+        self.assertEqual(error["code"], "UNSUPPORTED")
+        self.assertIn("catalog", error["message"])
+        self.assertNotIn("GET is not supported", error["message"])
 
     def test_writes_are_unsupported(self):
         for method, path in (("PUT", "/v2/team/app/manifests/v9"), ("POST", "/v2/team/app/blobs/uploads/"),
@@ -262,6 +322,18 @@ class OpenUpstream(PullTestCase):
         request("GET", f"{self.base}/v2/team/app/manifests/v1", headers=ACCEPT)
         self.assertGreater(self.gate.metric_sum("ocigate_http_requests_total", route="manifest"), 0)
         self.assertGreater(self.gate.metric_sum("ocigate_upstream_requests_total", upstream="up"), 0)
+
+    def test_the_instance_names_every_answer_log_line_and_the_metrics(self):
+        import socket
+        host = socket.gethostname()[:64]
+        r = request("GET", f"{self.base}/v2/team/app/manifests/v1", headers=ACCEPT)
+        self.assertEqual(r.header("X-Ocigate-Instance"), host)
+        self.assertEqual(request("GET", f"{self.base}/v2/team/app/manifests/nope").header("X-Ocigate-Instance"), host)
+        with open(self.gate.stdout_path) as f:
+            lines = [json.loads(line) for line in f if line.strip()]
+        self.assertTrue(all(line.get("instance") == host for line in lines if line.get("log") in ("access", "audit")))
+        self.assertEqual(self.gate.metric_sum("ocigate_instance_info", ocigate_instance=host), 1)
+        self.assertEqual(self.gate.metric_sum("ocigate_policy_info", mode="audit"), 1)
 
     def test_access_log_is_json_without_credentials(self):
         request("GET", f"{self.base}/v2/team/app/manifests/v1", headers=ACCEPT)

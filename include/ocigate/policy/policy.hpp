@@ -21,14 +21,12 @@
 //           keys: [<pem file>...]                                # and/or
 //           keyless:                                             # Fulcio certificate + Rekor entry
 //             trusted_root: <Sigstore trusted_root.json>
-//             identities: [ { issuer: <exact>, subject: <exact> | subject_regexp: <RE2, anchored> } ]
+//             identities: [ { issuer: <exact>, subject: <exact> | subject_regexp: <regexp, anchored> } ]
 //             require_tlog: true                                 # default true
 //         notation: { trust_store: <pem file of CA certs>, identities: ["x509.subject: CN=..,O=.."] }
 //         provenance: { builder_ids: [<glob>...], source_repositories: [<glob>...] }   # `provenance` check
 // Unknown keys, check ids, actions, modes, malformed globs and dates are refused with
 // "<source>:<line>: policy.<key path>: why" (Errc::config_invalid).
-
-#include <yaml-cpp/yaml.h>
 
 #include <chrono>
 #include <map>
@@ -39,6 +37,10 @@
 #include <vector>
 
 #include "ocigate/common/result.hpp"
+
+namespace YAML {
+class Node;
+}
 
 namespace ocigate::policy {
 
@@ -78,9 +80,9 @@ struct TrustFile {
 };
 
 // A keyless signer's identity: the certificate's OIDC issuer, exactly, and its subject (the SAN:
-// email, URI or username) exactly or matched by a regular expression in RE2 syntax (Go's, as in
-// cosign) that must match the whole subject (ocigate anchors it whether or not the user wrote
-// ^...$).
+// email, URI or username) exactly or matched by a regular expression (the part of Go's syntax, as
+// in cosign, that ECMAScript reads alike; see signature/keyless.hpp) that must match the whole
+// subject (ocigate anchors it whether or not the user wrote ^...$).
 struct KeylessIdentityConfig {
   std::string issuer;
   std::string subject;         // exact; or
@@ -134,6 +136,9 @@ struct Policy {
 
 // A null or undefined node gives default_policy(). source names the file in messages.
 Result<Policy> parse_policy(const YAML::Node& node, std::string_view source);
+// The same for a section that may be absent (nullptr: the built-in default policy), as
+// config::Config::policy holds it.
+Result<Policy> parse_policy(const YAML::Node* node, std::string_view source);
 
 // mode audit, every check at its default action (block; provenance off), default parameters.
 Policy default_policy();

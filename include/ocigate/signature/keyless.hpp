@@ -38,10 +38,6 @@
 #include "ocigate/signature/trusted_root.hpp"
 #include "ocigate/signature/verify.hpp"
 
-namespace re2 {
-class RE2;
-}
-
 namespace ocigate::signature {
 
 // Who signed, read from a certificate.
@@ -51,15 +47,19 @@ struct CertificateIdentity {
   std::string issuer;        // the OIDC issuer; "" when the certificate has none
 };
 
+struct SubjectPattern;  // a compiled subject_regexp (keyless.cpp)
+
 // One configured identity: the issuer exactly, the subject exactly or by a regular expression
-// that must match the whole subject. RE2 syntax, which is Go's (what cosign and policy-controller
-// take), matched in linear time; ocigate anchors it, so ".*@acme.com" does not match
-// "x@acme.com.evil" as it would unanchored in cosign.
+// that must match the whole subject. The syntax is the part of Go's (what cosign and
+// policy-controller take) that ECMAScript reads the same way: no flags, named groups,
+// look-arounds, back-references, \A \z \p; it is matched with std::regex in linear time, the
+// subject at most 1 KiB. ocigate anchors it, so ".*@acme.com" does not match "x@acme.com.evil"
+// as it would unanchored in cosign.
 struct KeylessIdentity {
   std::string issuer;
   std::string subject;         // exact; or
   std::string subject_regexp;  // as configured
-  std::shared_ptr<const re2::RE2> regexp;
+  std::shared_ptr<const SubjectPattern> regexp;  // subject_regexp, compiled
   bool matches(const CertificateIdentity& id) const;
   std::string text() const;  // "issuer <i>, subject <s>" / "issuer <i>, subject_regexp <r>"
 };

@@ -140,3 +140,12 @@ TEST(Merge, ReportsReadBackFromJsonMergeTheSame) {
   for (const auto& r : reports) cached.push_back(*LayerReport::from_json(nlohmann::json::parse(r.to_json().dump())));
   EXPECT_EQ(merge(cached), merge(reports));
 }
+
+TEST(Merge, UsersKeepTheirUidWhateverTheirGroup) {
+  Tar top;
+  top.file("etc/passwd", "toor:x:0:1000::/root:/bin/sh\nops:x:1000:0::/:/bin/sh\n");
+  auto facts = merge({layer(base(), 'a'), layer(top, 'b')});
+  ASSERT_TRUE(facts.has_passwd);
+  EXPECT_EQ(facts.users.at("toor"), 0);
+  EXPECT_EQ(facts.users.at("ops"), 1000);
+}

@@ -236,3 +236,15 @@ TEST(Scan, NormalisesPaths) {
   EXPECT_EQ(normalise_path("a/b/../c"), "a/c");
   EXPECT_EQ(normalise_path("./"), "");
 }
+
+// The uid is the third passwd column, the gid the fourth: an alias of root with another group
+// is still root, and a user in group 0 is not.
+TEST(Scan, PasswdUidIsTheThirdColumnNotTheGroup) {
+  Tar t;
+  t.file("etc/passwd", "toor:x:0:1000:alias of root:/root:/bin/sh\napp:x:1000:0::/home/app:/bin/sh\n");
+  auto r = scan(gzip(t.bytes()));
+  ASSERT_EQ(r.status, LayerReport::Status::ok) << r.error;
+  ASSERT_TRUE(r.passwd);
+  EXPECT_EQ(r.passwd->users.at("toor"), 0);
+  EXPECT_EQ(r.passwd->users.at("app"), 1000);
+}

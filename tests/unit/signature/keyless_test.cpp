@@ -375,9 +375,38 @@ TEST_F(Keyless, AMalformedCertificateAnnotationIsMalformed) {
 TEST(KeylessIdentity, ABadRegexpIsRefusedWhenLoaded) {
   auto id = make_keyless_identity("https://issuer", "", "(unclosed");
   ASSERT_FALSE(id.ok());
-  EXPECT_NE(id.error().message.find("not a valid RE2 regular expression"), std::string::npos) << id.error().message;
+  EXPECT_NE(id.error().message.find("not a valid regular expression"), std::string::npos) << id.error().message;
   EXPECT_FALSE(make_keyless_identity("", "a", "").ok());
   EXPECT_FALSE(make_keyless_identity("https://issuer", "a", "b").ok());
+}
+
+TEST(KeylessIdentity, SyntaxOutsideTheSharedPartOfGoAndEcmaScriptIsRefusedByName) {
+  for (const auto& [regexp, why] : std::vector<std::pair<std::string, std::string>>{
+           {"(?i)repo:acme/.*", "groups other than"},
+           {"(?P<org>acme)/.*", "groups other than"},
+           {"(?=repo).*", "groups other than"},
+           {"(a)\\1", "back-references"},
+           {"\\Arepo", "Go-only syntax"},
+           {"repo\\z", "Go-only syntax"},
+           {"\\pLrepo", "Go-only syntax"},
+           {std::string(600, 'a'), "longer than 512"}}) {
+    auto id = make_keyless_identity("https://issuer", "", regexp);
+    ASSERT_FALSE(id.ok()) << regexp;
+    EXPECT_NE(id.error().message.find(why), std::string::npos) << regexp << ": " << id.error().message;
+  }
+  auto plain = make_keyless_identity("https://issuer", "", R"((?:release|deploy)\.yml@refs/tags/v[0-9]+\.[0-9]+)");
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+  EXPECT_TRUE(plain->matches({"release.yml@refs/tags/v1.2", "uri", "https://issuer"}));
+  EXPECT_FALSE(plain->matches({"build.yml@refs/tags/v1.2", "uri", "https://issuer"}));
+}
+
+TEST(KeylessIdentity, APathologicalExpressionIsMatchedWithoutBacktracking) {
+  // (a|a)* backtracks 2^n ways in a depth-first matcher; the breadth-first one answers at once.
+  auto id = make_keyless_identity("https://issuer", "", "(a|a)*b");
+  ASSERT_TRUE(id.ok()) << id.error().message;
+  EXPECT_FALSE(id->matches({std::string(1000, 'a'), "email", "https://issuer"}));
+  EXPECT_TRUE(id->matches({std::string(1000, 'a') + "b", "email", "https://issuer"}));
+  EXPECT_FALSE(id->matches({std::string(1100, 'a') + "b", "email", "https://issuer"})) << "over 1 KiB never matches";
 }
 
 TEST(KeylessIdentity, MatchesIssuerExactlyAndSubjectWhole) {

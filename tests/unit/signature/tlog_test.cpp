@@ -27,7 +27,9 @@ TEST(MerkleTree, EveryLeafOfEveryTreeUpTo33ProvesItsInclusion) {
       auto proof = tree_path(data, i, 0, size);
       EXPECT_TRUE(verify_inclusion(i, size, merkle_leaf_hash(data[i]), proof, root)) << i << " of " << size;
       // The same proof for the neighbour, or for another leaf, does not hold.
-      if (i + 1 < size) EXPECT_FALSE(verify_inclusion(i + 1, size, merkle_leaf_hash(data[i]), proof, root)) << i << " of " << size;
+      if (i + 1 < size) {
+        EXPECT_FALSE(verify_inclusion(i + 1, size, merkle_leaf_hash(data[i]), proof, root)) << i << " of " << size;
+      }
       EXPECT_FALSE(verify_inclusion(i, size, merkle_leaf_hash("another leaf"), proof, root)) << i << " of " << size;
     }
   }
@@ -85,7 +87,7 @@ TEST_F(Checkpoints, AChangedNoteDoesNotVerify) {
 }
 
 TEST_F(Checkpoints, MalformedNotesAreRefusedWithAReason) {
-  for (const std::string note : {std::string(""), std::string("origin\n1\nAAAA\n"), std::string("origin\n1\nAAAA\n\nno dash\n"),
+  for (const std::string& note : {std::string(""), std::string("origin\n1\nAAAA\n"), std::string("origin\n1\nAAAA\n\nno dash\n"),
                                  std::string("origin\n1\nAAAA\n\n\xe2\x80\x94 name AA==\n"),
                                  std::string("origin\n1\nAAAA\n\n\xe2\x80\x94 name AAAAAAAA")}) {
     auto cp = verify_checkpoint(note, root->tlogs.front());

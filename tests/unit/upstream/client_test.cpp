@@ -244,8 +244,11 @@ TEST_F(UpstreamClient, RecoversWhenThePooledConnectionWasClosedByTheServer) {
   ASSERT_TRUE(first.ok()) << first.error().message;
   ASSERT_TRUE(read_all(**first).ok());
   first = Error{Errc::internal, "dropped"};
-  // Give the server's close time to arrive so the pooled connection is really stale.
-  std::this_thread::sleep_for(100ms);
+  // Wait for the server's close, so the pooled connection is really stale (its FIN is delivered
+  // on loopback as the server closes).
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (server.closed() < 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(server.closed(), 1);
   auto second = send(*client, get("/b"));
   ASSERT_TRUE(second.ok()) << second.error().message;
   auto body = read_all(**second);
@@ -557,7 +560,7 @@ TEST_F(UpstreamClient, Returns429WithRetryAfterAndDoesNotRetry) {
   EXPECT_EQ((*response)->status(), 429u);
   EXPECT_EQ((*response)->headers()[http::field::retry_after], "17");
   EXPECT_EQ(server.requests().size(), 1u);
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s) << "Retry-After: 17 is handed on, not waited for";
 }
 
 using Endpoints = std::vector<tcp::endpoint>;
@@ -669,7 +672,7 @@ TEST_F(UpstreamClient, ALookupThatNeverAnswersIsAnUpstreamTimeoutAfterTheConnect
   EXPECT_THAT(response.error().message, HasSubstr("resolving upstream registry.example timed out after 1s"));
   EXPECT_EQ(lookups, 3) << "a lookup timeout is retried like a connect timeout";
   EXPECT_GE(elapsed, 3s);
-  EXPECT_LT(elapsed, 6s);
+  EXPECT_LT(elapsed, 9s);  // three 1 s lookups; wide for sanitizer builds on shared cores
   EXPECT_TRUE(server.requests().empty());
   EXPECT_EQ(client->stats().connections_opened, 0u);
 }
@@ -686,14 +689,15 @@ TEST_F(UpstreamClient, ConnectionRefusedIsAnUpstreamErrorQuickly) {
   upstream.tls = false;
   upstream.host = "127.0.0.1";
   upstream.port = port;
-  upstream.connect_timeout = 2s;
+  upstream.connect_timeout = 6s;
   auto client = client_for(upstream);
   auto started = std::chrono::steady_clock::now();
   auto response = send(*client, get("/v2/"));
   ASSERT_FALSE(response.ok());
   EXPECT_EQ(response.error().code, Errc::upstream_error);
   EXPECT_THAT(response.error().message, HasSubstr("127.0.0.1"));
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
+  // A refusal is known at once: well inside one connect timeout, even with the retries' backoff.
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
   EXPECT_EQ(client->stats().connections_opened, 0u);
 }
 
@@ -711,7 +715,7 @@ TEST_F(UpstreamClient, ServerThatNeverAnswersIsAnUpstreamTimeout) {
   // Three attempts of one second each plus 0.1 s and 0.4 s of backoff.
   EXPECT_EQ(server.requests().size(), 3u);
   EXPECT_GE(elapsed, 3s);
-  EXPECT_LT(elapsed, 5s);
+  EXPECT_LT(elapsed, 8s);  // the attempts are counted above; this bounds each one loosely
 }
 
 TEST_F(UpstreamClient, APostThatTimesOutIsNotRetried) {
@@ -726,7 +730,7 @@ TEST_F(UpstreamClient, APostThatTimesOutIsNotRetried) {
   ASSERT_FALSE(response.ok());
   EXPECT_EQ(response.error().code, Errc::upstream_timeout);
   EXPECT_EQ(server.requests().size(), 1u);
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);  // one 1 s attempt; three would take 3.5 s
 }
 
 TEST_F(UpstreamClient, ShortBodyFailsReadSome) {
@@ -783,7 +787,7 @@ TEST_F(UpstreamClient, StalledBodyIsAnUpstreamTimeout) {
   ASSERT_FALSE(n.ok());
   EXPECT_EQ(n.error().code, Errc::upstream_timeout);
   EXPECT_EQ(received, std::string(10, 'x'));
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);  // one 1 s idle timeout, not one per read
 }
 
 TEST_F(UpstreamClient, ReadAllOverTheLimitIsSizeInvalid) {
@@ -943,7 +947,7 @@ TEST_F(UpstreamClient, HonoursAShortRetryAfterOnA503) {
   ASSERT_TRUE(response.ok()) << response.error().message;
   EXPECT_EQ((*response)->status(), 200u);
   EXPECT_GE(elapsed, 1s);
-  EXPECT_LT(elapsed, 3s);
+  EXPECT_LT(elapsed, 5s);
 }
 
 TEST_F(UpstreamClient, ReturnsA503WhoseRetryAfterIsTooLongWithoutWaiting) {
@@ -954,7 +958,7 @@ TEST_F(UpstreamClient, ReturnsA503WhoseRetryAfterIsTooLongWithoutWaiting) {
   ASSERT_TRUE(response.ok()) << response.error().message;
   EXPECT_EQ((*response)->status(), 503u);
   EXPECT_EQ(server.requests().size(), 1u);
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 1s);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 10s) << "Retry-After: 120 is handed on, not waited for";
 }
 
 TEST_F(UpstreamClient, RetriesA502ThenA504BeforeSucceeding) {
