@@ -3,7 +3,9 @@
 signs images in a real docker-registry the cosign way (`.sig` layer with certificate, chain and
 Rekor bundle annotations); ocigate verifies them offline before it serves the image: the release
 workflow's signature pulls, another workflow's is blocked as a wrong identity, an unsigned image is
-blocked, and the verdict names identity, issuer, log index and signing time."""
+blocked, and the verdict names identity, issuer, log index and signing time. With the provenance
+check on, an image whose `.att` attestation (signed by the release workflow) says it was built by
+our builder from our repository pulls; one built elsewhere is blocked naming the field."""
 
 import json
 import os
@@ -20,6 +22,8 @@ ACCEPT = {"Accept": harness.ALL_MANIFESTS}
 ISSUER = "https://token.actions.githubusercontent.com"
 RELEASE = "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0"
 OTHER = "https://github.com/acme/app/.github/workflows/nightly.yml@refs/heads/main"
+BUILDER = "https://github.com/actions/runner/github-hosted"
+SOURCE = "https://github.com/acme/app"
 
 
 def setUpModule():
@@ -48,6 +52,18 @@ def sign_keyless(directory, items, attestations=()):
         return json.load(f)
 
 
+def slsa_v1(digest, builder, repository):
+    """An in-toto statement of SLSA provenance v1 for digest, as actions/attest-build-provenance writes it."""
+    return json.dumps({"_type": "https://in-toto.io/Statement/v1",
+                       "subject": [{"name": "image", "digest": {"sha256": digest.split(":")[1]}}],
+                       "predicateType": "https://slsa.dev/provenance/v1",
+                       "predicate": {"buildDefinition": {"buildType": "https://actions.github.io/buildtypes/workflow/v1",
+                                                         "externalParameters": {"workflow": {"repository": repository,
+                                                                                             "path": ".github/workflows/release.yml",
+                                                                                             "ref": "refs/tags/v1.0.0"}}},
+                                     "runDetails": {"builder": {"id": builder}}}})
+
+
 def push_signature(registry, repo, digest, signature, suffix=".sig"):
     """Pushes one signed layer at the cosign tag of digest: sha256-<hex>.sig, or .att for an
     attestation from sign_keyless's "attest" items (whose "bundle" can go to the referrers instead)."""
@@ -73,12 +89,23 @@ class Keyless(unittest.TestCase):
         cls.released = harness.push_image(r, "acme/released", "v1", config_overrides=user)
         cls.nightly = harness.push_image(r, "acme/nightly", "v1", config_overrides=user)
         cls.unsigned = harness.push_image(r, "acme/unsigned", "v1", config_overrides=user)
+        cls.ours = harness.push_image(r, "acme/ours", "v1", config_overrides=user)
+        cls.theirs = harness.push_image(r, "acme/theirs", "v1", config_overrides=user)
         signatures = sign_keyless(cls.dir, [
             ("released", simplesigning("acme/released", cls.released.digest), RELEASE),
             ("nightly", simplesigning("acme/nightly", cls.nightly.digest), OTHER),
+            ("ours", simplesigning("acme/ours", cls.ours.digest), RELEASE),
+            ("theirs", simplesigning("acme/theirs", cls.theirs.digest), RELEASE),
+        ], attestations=[
+            ("ours.att", slsa_v1(cls.ours.digest, BUILDER, SOURCE), RELEASE),
+            ("theirs.att", slsa_v1(cls.theirs.digest, "https://ci.example/evil-builder", SOURCE), RELEASE),
         ])
         push_signature(r, "acme/released", cls.released.digest, signatures["released"])
         push_signature(r, "acme/nightly", cls.nightly.digest, signatures["nightly"])
+        for repo, image in (("acme/ours", cls.ours), ("acme/theirs", cls.theirs)):
+            name = repo.split("/")[1]
+            push_signature(r, repo, image.digest, signatures[name])
+            push_signature(r, repo, image.digest, signatures[name + ".att"], suffix=".att")
         cls.trusted_root = os.path.join(cls.dir, "trusted_root.json")
 
     @classmethod
@@ -86,12 +113,14 @@ class Keyless(unittest.TestCase):
         cls.registry.__exit__(None, None, None)
         shutil.rmtree(cls.dir, True)
 
-    def gate(self):
+    def gate(self, provenance=None):
         identity = {"issuer": ISSUER,
                     "subject_regexp": r"https://github\.com/acme/[^/]+/\.github/workflows/release\.yml@refs/tags/v.*"}
-        policy = {"mode": "enforce", "checks": dict(ALL_OFF, signature="block"),
-                  "trust": [{"match": "up/acme/**",
-                             "cosign": {"keyless": {"trusted_root": self.trusted_root, "identities": [identity]}}}]}
+        checks = dict(ALL_OFF, signature="block", provenance="block" if provenance else "off")
+        entry = {"match": "up/acme/**", "cosign": {"keyless": {"trusted_root": self.trusted_root, "identities": [identity]}}}
+        if provenance:
+            entry["provenance"] = provenance
+        policy = {"mode": "enforce", "checks": checks, "trust": [entry]}
         gate = harness.Ocigate([{"name": "up", "url": self.registry.url}], default_upstream="up",
                                extra={"policy": policy}).start()
         self.addCleanup(gate.__exit__, None, None, None)
@@ -126,6 +155,27 @@ class Keyless(unittest.TestCase):
         self.assertIn("signer identity not trusted", wrong)
         self.assertIn(OTHER, wrong)
         self.assertIn("no signature found", self.signature_violation(self.manifest(gate, "acme/unsigned")))
+
+    def test_provenance_from_our_builder_pulls_and_from_another_is_blocked(self):
+        gate = self.gate(provenance={"builder_ids": ["https://github.com/actions/runner/*"],
+                                     "source_repositories": ["https://github.com/acme/*"]})
+        ours = self.manifest(gate, "acme/ours")
+        self.assertEqual(ours.status, 200, ours.body[:400])
+        verdict = request("GET", f"{gate.url}/ocigate/v1/verdicts/{self.ours.digest}").json()
+        finding = [c for c in verdict["checks"] if c["check"] == "provenance"][0]
+        self.assertEqual(finding["result"], "pass", finding)
+        theirs = self.manifest(gate, "acme/theirs")
+        self.assertEqual(theirs.status, 403, theirs.body[:400])
+        violations = theirs.json()["errors"][0]["detail"]["violations"]
+        provenance = [v for v in violations if v["check"] == "provenance"]
+        self.assertEqual(len(provenance), 1, violations)
+        text = provenance[0]["message"] + " " + provenance[0].get("evidence", "")
+        self.assertIn("builder", text)
+        self.assertIn("evil-builder", text)
+        # An image with a valid signature but no attestation at all is blocked too.
+        released = self.manifest(gate, "acme/released")
+        self.assertEqual(released.status, 403, released.body[:400])
+        self.assertIn("provenance", [v["check"] for v in released.json()["errors"][0]["detail"]["violations"]])
 
 
 if __name__ == "__main__":

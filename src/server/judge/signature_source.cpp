@@ -1,4 +1,5 @@
-// SignatureSource (judge/sources.hpp): fetching what policy.trust asks for, and counting the results.
+// SignatureSource (judge/sources.hpp): fetching what policy.trust asks for (.sig and .att tags,
+// referrers), verifying it into the signature and provenance facts, and counting the results.
 
 #include <algorithm>
 #include <chrono>
@@ -26,21 +27,23 @@ bool not_found(const Error& error) {
 
 }  // namespace
 
-asio::awaitable<void> SignatureSource::cosign_tag(const Target& target, signature::Subject& subject) {
-  auto found = co_await content_.manifest_by_tag(target, signature::FetchPlan::cosign_tag(subject.digest));
+asio::awaitable<std::optional<signature::CosignTagSignature>> SignatureSource::cosign_tag(const Target& target,
+                                                                                     const std::string& tag,
+                                                                                     signature::Subject& subject) {
+  auto found = co_await content_.manifest_by_tag(target, tag);
   if (!found) {
     if (!not_found(found.error())) subject.lookup_error = found.error().message;
-    co_return;
+    co_return std::nullopt;
   }
-  signature::CosignTagSignature tag{*found->bytes, {}};
+  signature::CosignTagSignature signature{*found->bytes, {}};
   auto parsed = oci::parse_manifest(*found->bytes, found->media_type);
   if (parsed) {
     for (std::size_t i = 0; i < parsed->layers.size() && i < max_signature_layers; ++i) {
       auto bytes = co_await content_.small_blob(target, parsed->layers[i], max_signature_blob);
-      if (bytes) tag.blobs[parsed->layers[i].digest] = std::move(*bytes);
+      if (bytes) signature.blobs[parsed->layers[i].digest] = std::move(*bytes);
     }
   }
-  subject.cosign_tag = std::move(tag);
+  co_return signature;
 }
 
 asio::awaitable<void> SignatureSource::referrer_envelopes(const Target& target, const signature::FetchPlan& plan,
@@ -79,7 +82,10 @@ asio::awaitable<signature::Subject> SignatureSource::subject(const Target& targe
   found.digest = digest;
   found.size = size;
   found.via_index = via_index;
-  if (plan.cosign) co_await cosign_tag(target, found);
+  if (plan.cosign) found.cosign_tag = co_await cosign_tag(target, signature::FetchPlan::cosign_tag(digest), found);
+  if (plan.attestations) {
+    found.attestation_tag = co_await cosign_tag(target, signature::FetchPlan::attestation_tag(digest), found);
+  }
   if (!plan.artifact_types.empty()) co_await referrer_envelopes(target, plan, found);
   co_return found;
 }
@@ -96,6 +102,7 @@ asio::awaitable<void> SignatureSource::gather(const ImageRequest& image, policy:
   const auto plan = signature::fetch_plan(*trust, name);
   if (!plan.required) {
     facts.signature = signature::not_required();
+    facts.provenance = signature::provenance_not_required();
     co_return;
   }
   const auto started = std::chrono::steady_clock::now();
@@ -115,6 +122,7 @@ asio::awaitable<void> SignatureSource::gather(const ImageRequest& image, policy:
               {{"image", name}, {"digest", data.digest}, {"error", evaluation.facts.message}});
   }
   facts.signature = std::move(evaluation.facts);
+  facts.provenance = std::move(evaluation.provenance);
 }
 
 void SignatureSource::count(const signature::Evaluation& evaluation, std::chrono::steady_clock::duration elapsed) {

@@ -43,7 +43,9 @@ class SignatureSource final : public FactSource {
  private:
   boost::asio::awaitable<signature::Subject> subject(const Target& target, const signature::FetchPlan& plan,
                                                      const std::string& digest, std::int64_t size, bool via_index);
-  boost::asio::awaitable<void> cosign_tag(const Target& target, signature::Subject& subject);
+  // The manifest at a cosign-style tag (".sig" or ".att") and its layer blobs; nullopt when absent.
+  boost::asio::awaitable<std::optional<signature::CosignTagSignature>> cosign_tag(const Target& target, const std::string& tag,
+                                                                               signature::Subject& subject);
   boost::asio::awaitable<void> referrer_envelopes(const Target& target, const signature::FetchPlan& plan,
                                                   signature::Subject& subject);
   void count(const signature::Evaluation& evaluation, std::chrono::steady_clock::duration elapsed);

@@ -107,8 +107,9 @@ policy::Verdict Verdicts::decide(const policy::ImageFacts& facts, const std::str
   auto current = policy_.get();
   policy::Verdict verdict = policy::evaluate(*current, facts);
   std::string json = verdict.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  // A signature lookup that failed upstream fails the check closed, but must be retried soon.
-  const bool keep = !(facts.signature && facts.signature->incomplete);
+  // A signature or attestation lookup that failed upstream fails the check closed, but must be
+  // retried soon.
+  const bool keep = !(facts.signature && facts.signature->incomplete) && !(facts.provenance && facts.provenance->incomplete);
   const auto judged_at = std::chrono::duration_cast<std::chrono::seconds>(facts.now.time_since_epoch()).count();
   const std::string day = utc_date(facts.now);
   const std::string key = cache_key(*current, facts);
