@@ -67,7 +67,8 @@ TEST(VulnerabilitiesConfig, MaxAgeDefaultsTo72Hours) {
 }
 
 TEST(VulnerabilitiesConfig, RefusesWhatItCannotUse) {
-  EXPECT_TRUE(refused("vulnerabilities:\n  sources: []\n", 4, "vulnerabilities.database", "is required"));
+  // A mapping is marked where its first key is.
+  EXPECT_TRUE(refused("vulnerabilities:\n  sources: []\n", 5, "vulnerabilities.database", "is required"));
   EXPECT_TRUE(refused("vulnerabilities:\n", 4, "vulnerabilities.database", "is required"));
   EXPECT_TRUE(refused("vulnerabilities:\n  database: db\n  max_age: 0s\n", 6, "vulnerabilities.max_age", "longer than 0s"));
   EXPECT_TRUE(refused("vulnerabilities:\n  database: db\n  max_age: 3\n", 6, "vulnerabilities.max_age", "bad duration"));

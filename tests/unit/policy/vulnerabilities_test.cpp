@@ -329,7 +329,8 @@ TEST(Vulnerabilities, ImageTextInFindingsIsCleanedForJson) {
 // ---- parameters in the policy file
 
 TEST(VulnerabilitiesParams, DefaultsAreHighNotFixedOnlyUnknownAsMediumNoIgnores) {
-  const auto& params = default_policy().checks.at("vulnerabilities").params;
+  const Policy policy = default_policy();
+  const auto& params = policy.checks.at("vulnerabilities").params;
   EXPECT_EQ(params, (nlohmann::json{{"min_severity", "high"}, {"fixed_only", false}, {"unknown_severity", "as-medium"},
                                     {"ignore", nlohmann::json::array()}}));
 }
