@@ -314,8 +314,10 @@ TEST(Vulnerabilities, AWarningNamesTheCves) {
   auto verdict = evaluate(policy, with_vulns(debian_facts(one_of_each())));
   ASSERT_EQ(verdict.decision, Decision::warn);
   bool named = false;
-  for (const auto& w : verdict.warning_headers()) named = named || w.find("vulnerabilities: 2 vulnerabilities") != std::string::npos &&
-                                                                       w.find("CVE-2024-0005, CVE-2024-0004") != std::string::npos;
+  for (const auto& w : verdict.warning_headers()) {
+    named = named || (w.find("vulnerabilities: 2 vulnerabilities") != std::string::npos &&
+                      w.find("CVE-2024-0005, CVE-2024-0004") != std::string::npos);
+  }
   EXPECT_TRUE(named);
 }
 
