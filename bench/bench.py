@@ -61,6 +61,16 @@ LOAD = {"idle": 1000, "fast": 80, "slow": 20, "seconds": 20, "slow_kib_s": 64}
 LOAD_MODE = {"runs": 1, "big": 8 * MiB, "layers": 20, "layer": 2 * MiB, "small": 100, "load_s": 20, "hit_s": 1}
 LOAD_RESULTS = os.path.join(BENCH_DIR, "results", "load.json")
 LOAD_BEGIN, LOAD_END = "<!-- bench:load:begin (bench/run --load rewrites this section) -->", "<!-- bench:load:end -->"
+# --vulndb (issue #22): the synthetic database's size (bench/vulndb_gen.py), the image's layers, runs.
+VULNDB_MODES = {"full": {"debian": 60000, "ubuntu": 45000, "alpine": 10000, "layers": 20, "layer": 5 * MiB, "runs": 3,
+                         "rounds": 200},
+                "quick": {"debian": 60000, "ubuntu": 45000, "alpine": 10000, "layers": 20, "layer": 1 * MiB, "runs": 1,
+                          "rounds": 100},
+                "smoke": {"debian": 2000, "ubuntu": 1000, "alpine": 500, "layers": 2, "layer": 64 * 1024, "runs": 1,
+                          "rounds": 10}}
+VULNDB_RESULTS = os.path.join(BENCH_DIR, "results", "vulndb.json")
+VULNDB_BEGIN = "<!-- bench:vulndb:begin (bench/run --vulndb rewrites this section) -->"
+VULNDB_END = "<!-- bench:vulndb:end -->"
 CONCURRENT = 16        # clients for the 16-client throughput, single-flight and memory figures
 MANIFEST_CONNS = 32    # connections for the manifest and HEAD rates
 START_TIMEOUT = 20
@@ -146,8 +156,8 @@ def http_request(port, method, path, headers=None, body=None, timeout=30):
         conn.close()
 
 
-def wait_ready(proc, port, path, log_path):
-    deadline = time.monotonic() + START_TIMEOUT
+def wait_ready(proc, port, path, log_path, timeout=START_TIMEOUT):
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             break
@@ -180,6 +190,7 @@ class Server:
         self.config_path = os.path.join(directory, "config.yaml")
         self.proc = None
         self.port = None
+        self.start_timeout = START_TIMEOUT
 
     def start(self):
         for _ in range(3):
@@ -187,7 +198,7 @@ class Server:
             with open(self.config_path, "w") as f:
                 json.dump(self.config_fn(self.port), f, indent=1)  # JSON is YAML
             self.proc = spawn(self.cmd_fn(self.config_path), self.log_path)
-            if wait_ready(self.proc, self.port, self.ready_path, self.log_path):
+            if wait_ready(self.proc, self.port, self.ready_path, self.log_path, self.start_timeout):
                 return self
             _kill(self.proc)
             self.proc = None
@@ -243,17 +254,18 @@ def registry(directory, proxy_url=None):
                   lambda path: ["docker-registry", "serve", path])
 
 
-def ocigate(binary, directory, upstream_url, policy, server=None):
+def ocigate(binary, directory, upstream_url, policy, server=None, extra=None):
     """ocigate with its documented defaults except listen/storage/upstream, a tag_ttl long enough
-    that a whole run stays within it, and the given policy section (and server keys, for --load)."""
+    that a whole run stays within it, and the given policy section (and server keys, for --load;
+    other top-level sections in extra)."""
     def config(port):
-        return {
+        return dict({
             "server": dict({"listen": f"127.0.0.1:{port}"}, **(server or {})),
             "storage": {"path": os.path.join(directory, "cache"), "max_size": "16GiB"},
             "upstreams": [{"name": "origin", "url": upstream_url, "tag_ttl": "1h"}],
             "default_upstream": "origin",  # repos are bench/..., not an upstream prefix
             "policy": policy,
-        }
+        }, **(extra or {}))
     return Server("ocigate", directory, config, "/readyz", lambda path: [binary, "serve", "--config", path])
 
 
@@ -1312,6 +1324,143 @@ def load_main(args, started):
     return 0 if ok else 1
 
 
+# ---------------------------------------------------------------------------------------------
+# --vulndb: the vulnerabilities check's costs (issue #22)
+
+def dpkg_status(packages):
+    """A dpkg status file of the inventory vulndb_gen.py writes."""
+    return "".join(f"Package: {p['name']}\nStatus: install ok installed\nArchitecture: amd64\nSource: {p['source']}\n"
+                   f"Version: {p['version']}\n\n" for p in packages).encode()
+
+
+def files_layer(files):
+    """A tar+gzip layer of {path: bytes}."""
+    import gzip
+    import io
+    import tarfile
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, data in sorted(files.items()):
+            info = tarfile.TarInfo(path)
+            info.size, info.mode, info.mtime = len(data), 0o644, 1700000000
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), compresslevel=6, mtime=0)
+
+
+def vulndb_policy(check_ids, on):
+    """Only layer inspection and, when on, the vulnerabilities check (warn: the pull completes whatever
+    it finds, and the match costs the same as under block)."""
+    checks = {c: "off" for c in check_ids}
+    if on:
+        checks["vulnerabilities"] = {"action": "warn", "min_severity": "low"}
+    return {"mode": "enforce", "checks": checks, "blob_access": "any", "layer_scan": "prefetch"}
+
+
+def vulndb_first_pull(args, wd, up_url, db, on, check_ids):
+    """Seconds of a skopeo copy of bench/debian500:v1 through a fresh ocigate holding the database, and
+    the vulnerabilities check's result as the verdict API shows it."""
+    directory = os.path.join(wd, "vulndb-" + ("on" if on else "off"))
+    shutil.rmtree(directory, ignore_errors=True)
+    server = ocigate(args.ocigate, directory, up_url, vulndb_policy(check_ids, on), extra={"vulnerabilities": {"database": db}})
+    server.start_timeout = 300  # loading osv.dev-sized zips takes seconds of CPU; more on a busy host
+    server.start()
+    try:
+        seconds = skopeo_copy(server.port, "bench/debian500:v1", os.path.join(wd, "copy"))
+        status, headers, _ = http_request(server.port, "GET", "/v2/bench/debian500/manifests/v1",
+                                          headers={"Accept": OCI_ACCEPT})
+        digest = headers.get("Docker-Content-Digest")
+        _, _, body = http_request(server.port, "GET", f"/ocigate/v1/verdicts/{digest}")
+        checks = {c["check"]: c for c in json.loads(body).get("checks", [])}
+        return seconds, checks.get("vulnerabilities", {}).get("message", "off")
+    finally:
+        server.destroy()
+
+
+def vulndb_main(args, started):
+    """bench/run --vulndb: generates the synthetic database, measures its load and match with
+    bench/vulndb.cpp, then the first pull of a 500-package Debian 12 image with the check on and off."""
+    name = "smoke" if args.smoke else "quick" if args.quick else "full"
+    mode = dict(VULNDB_MODES[name])
+    if args.runs:
+        mode["runs"] = args.runs
+    if not args.vulndb or not os.access(args.vulndb, os.X_OK):
+        sys.exit("bench: --vulndb needs the bench/vulndb.cpp program (bench/run builds it)")
+    wd = _workdir
+    gen = os.path.join(wd, "vulndb")
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, os.path.join(BENCH_DIR, "vulndb_gen.py"), gen, "--debian", str(mode["debian"]),
+                    "--ubuntu", str(mode["ubuntu"]), "--alpine", str(mode["alpine"])], check=True, capture_output=True)
+    log(f"generated the synthetic database in {time.monotonic() - t0:.0f} s")
+    db, inventory_path = os.path.join(gen, "db"), os.path.join(gen, "inventory-debian-12.json")
+    out = subprocess.run([args.vulndb, db, "--inventory", inventory_path, "--rounds", str(mode["rounds"])],
+                         capture_output=True, text=True, timeout=1200, check=True)
+    r = {"standalone": json.loads(out.stdout), "mode": name, "sizes": mode}
+    log(f"load {r['standalone']['load_cpu_ms'] / 1000:.1f} s CPU, match {r['standalone']['match']['cpu_ms_per_match']:.2f} ms CPU")
+
+    check_ids = policy_check_ids(args.ocigate, wd)
+    upstream = registry(os.path.join(wd, "upstream")).start()
+    try:
+        pusher = Pusher(upstream.port)
+        with open(inventory_path) as f:
+            packages = json.load(f)
+        layers = []
+        for i in range(mode["layers"]):
+            data = gzip_tar_layer(f"app/part{i}.bin", mode["layer"])
+            layers.append((pusher.push_bytes("bench/debian500", data), len(data)))
+        data = files_layer({"etc/os-release": b'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12"\n',
+                            "var/lib/dpkg/status": dpkg_status(packages)})
+        layers.insert(0, (pusher.push_bytes("bench/debian500", data), len(data)))
+        pusher.push_image("bench/debian500", "v1", layers)
+        up_url = f"http://127.0.0.1:{upstream.port}"
+        r["first_pull"] = {"on": [], "off": []}
+        for run in range(mode["runs"]):
+            for on in ((True, False) if run % 2 == 0 else (False, True)):
+                seconds, message = vulndb_first_pull(args, wd, up_url, db, on, check_ids)
+                r["first_pull"]["on" if on else "off"].append(seconds)
+                if on:
+                    r["check_message"] = message
+                log(f"first pull, check {'on' if on else 'off'}: {seconds:.2f} s ({message[:80]})")
+    finally:
+        upstream.stop()
+        _cleanup()
+    s = r["standalone"]
+    on, off = median(r["first_pull"]["on"]), median(r["first_pull"]["off"])
+    rows = [
+        ("database (synthetic, bench/vulndb_gen.py)", f"{sum(s['records'].values()):,} records kept "
+         f"({', '.join(f'{k} {v:,}' for k, v in sorted(s['records'].items()))})"),
+        ("load: wall, CPU (all threads)", f"{s['load_ms'] / 1000:.1f} s wall, {s['load_cpu_ms'] / 1000:.1f} s CPU "
+         f"({s['threads']} threads); goal ≤ 5 s"),
+        ("RSS added by the loaded database (peak while loading)",
+         f"{s['rss_added_mib']:.0f} MiB ({s['peak_rss_mib']:.0f} MiB); goal ≤ 150 MiB"),
+        (f"match {s['match']['packages']} packages (Debian 12), {s['match']['findings']:,} findings",
+         f"{s['match']['cpu_ms_per_match']:.2f} ms CPU per match (median wall {s['match']['median_ms']:.2f} ms, "
+         f"{s['match']['rounds']} rounds); goal ≤ 2 ms"),
+        (f"first pull ({mode['layers']} layers + a 500-package dpkg layer), check on ÷ off",
+         f"{on / off:.3f}× ({on:.2f} s vs {off:.2f} s, medians of {mode['runs']}); goal ≤ 1.05×" if on and off else "—"),
+    ]
+    table = "| figure | measured |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows)
+    date = run_span(started)
+    r["date"], r["cores"] = date, os.cpu_count()
+    heading = f"`bench/run --vulndb` ({name}), {r['cores']} cores, {date}; {time.monotonic() - started:.0f} s in all."
+    print("\n" + heading + "\n\n" + table)
+    if name != "smoke":
+        os.makedirs(os.path.dirname(VULNDB_RESULTS), exist_ok=True)
+        with open(VULNDB_RESULTS, "w") as f:
+            json.dump(r, f, indent=1)
+            f.write("\n")
+    if not args.no_readme and name != "smoke" and os.path.exists(README):
+        with open(README) as f:
+            text = f.read()
+        if VULNDB_BEGIN in text and VULNDB_END in text:
+            before, rest = text.split(VULNDB_BEGIN, 1)
+            _, after = rest.split(VULNDB_END, 1)
+            with open(README, "w") as f:
+                f.write(before + f"{VULNDB_BEGIN}\n{heading}\n\n{table}{VULNDB_END}" + after)
+        else:
+            log("bench/README.md has no vulndb markers; not rewritten")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller sizes, one run")
@@ -1326,6 +1475,8 @@ def main():
     ap.add_argument("--fleet", action="store_true",
                     help="only the fleet figures (issue #26): 3 replicas behind nginx against one ocigate and "
                          "Distribution (bench/fleet.py); with --quick or --smoke for smaller sizes")
+    ap.add_argument("--vulndb", nargs="?", const=os.path.join(REPO, "build", "release", "bench", "ocigate_bench_vulndb"),
+                    help="only the vulnerabilities figures (issue #22), with this bench/vulndb.cpp program")
     args = ap.parse_args()
     for tool in ("docker-registry", "skopeo", "cc"):
         if not shutil.which(tool):
@@ -1346,6 +1497,8 @@ def main():
         sys.modules.setdefault("bench", sys.modules[__name__])  # bench/fleet.py builds on this module's helpers
         import fleet
         return fleet.main(args, started)
+    if args.vulndb:
+        return vulndb_main(args, started)
     bench = Bench(args, _workdir)
     # The smoke mode is a check that the script works: it never rewrites the README's figures.
     update_readme = not args.no_readme and not args.smoke

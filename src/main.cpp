@@ -14,6 +14,7 @@
 #include "ocigate/cli/cache_verify.hpp"
 #include "ocigate/cli/check.hpp"
 #include "ocigate/cli/healthcheck.hpp"
+#include "ocigate/cli/vulndb_update.hpp"
 #include "ocigate/server/settings.hpp"
 
 namespace {
@@ -34,12 +35,18 @@ constexpr const char* healthcheck_usage = R"(  ocigate healthcheck [--config FIL
                                   GET a running mirror's /healthz (default http://127.0.0.1:5000/healthz;
                                   with --config, its listener); exit 0 on 200, 1 otherwise; timeout 5s
 )";
+constexpr const char* vulndb_usage = R"(  ocigate vulndb update [--config FILE]
+                                  download vulnerabilities.sources, verify them, install them all or none
+                                  into vulnerabilities.database; a running mirror loads it on SIGHUP;
+                                  exit 0 updated, 1 failed (the old database is kept), 2 usage or config
+)";
 constexpr const char* version_usage = R"(  ocigate version                 print the version
 )";
 constexpr const char* exit_codes = "\nexit codes: 0 ok, 1 runtime failure, 2 usage or configuration error\n";
 
 std::string full_usage() {
-  return std::string("usage:\n") + serve_usage + check_usage + cache_usage + healthcheck_usage + version_usage +
+  return std::string("usage:\n") + serve_usage + check_usage + cache_usage + healthcheck_usage + vulndb_usage +
+         version_usage +
          "  ocigate --help                  this text (also: ocigate <command> --help)\n" + exit_codes;
 }
 
@@ -61,9 +68,10 @@ int usage_error(const std::string& message, const char* text = nullptr) {
   return 2;
 }
 
-// Loads --config FILE (or the built-in default), its policy and trust; nullopt (after saying why) on failure.
-std::optional<ocigate::server::Settings> load(const std::string& config_path) {
-  auto settings = ocigate::server::load_settings(config_path);
+// Loads --config FILE (or the built-in default), its policy and trust, and with_database its
+// vulnerability database (an unusable one is said, not fatal); nullopt (after saying why) on failure.
+std::optional<ocigate::server::Settings> load(const std::string& config_path, bool with_database = true) {
+  auto settings = ocigate::server::load_settings(config_path, with_database);
   if (!settings) {
     std::fprintf(stderr, "ocigate: invalid configuration: %s\n", settings.error().message.c_str());
     return std::nullopt;
@@ -139,9 +147,21 @@ int cache_command(const std::vector<std::string>& args) {
   if (auto error = config_option(args, 1, "cache verify", config_path); !error.empty()) {
     return usage_error(error, cache_usage);
   }
-  auto settings = load(config_path);
+  auto settings = load(config_path, false);
   if (!settings) return 2;
   return ocigate::cli::verify_cache(settings->config);
+}
+
+int vulndb_command(const std::vector<std::string>& args) {
+  if (asks_for_help(args)) return print_usage(vulndb_usage);
+  if (args.empty() || args.front() != "update") return usage_error("vulndb needs a subcommand: update", vulndb_usage);
+  std::string config_path;
+  if (auto error = config_option(args, 1, "vulndb update", config_path); !error.empty()) {
+    return usage_error(error, vulndb_usage);
+  }
+  auto settings = load(config_path, false);
+  if (!settings) return 2;
+  return ocigate::cli::update_vulndb(settings->config);
 }
 
 int healthcheck(const std::vector<std::string>& args) {
@@ -224,5 +244,6 @@ int main(int argc, char** argv) {
   if (command == "check") return check(args);
   if (command == "cache") return cache_command(args);
   if (command == "healthcheck") return healthcheck(args);
+  if (command == "vulndb") return vulndb_command(args);
   return usage_error("unknown command: " + command);
 }

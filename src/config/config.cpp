@@ -599,6 +599,98 @@ Auth load_auth(const Loader& l, const YAML::Node& node) {
   return auth;
 }
 
+bool loopback_host(std::string_view host) {
+  return host == "localhost" || host == "[::1]" || host == "::1" || host.substr(0, 4) == "127.";
+}
+
+int hex_digit(char h) {
+  if (h >= '0' && h <= '9') return h - '0';
+  if (h >= 'a' && h <= 'f') return h - 'a' + 10;
+  if (h >= 'A' && h <= 'F') return h - 'A' + 10;
+  return -1;
+}
+
+// A path segment of a source URL as a file name: percent-decoded, printable, no '/', not hidden.
+std::optional<std::string> file_segment(std::string_view encoded) {
+  std::string out;
+  for (std::size_t i = 0; i < encoded.size(); ++i) {
+    char c = encoded[i];
+    if (c == '%') {
+      if (i + 2 >= encoded.size() || hex_digit(encoded[i + 1]) < 0 || hex_digit(encoded[i + 2]) < 0) return std::nullopt;
+      c = static_cast<char>(hex_digit(encoded[i + 1]) * 16 + hex_digit(encoded[i + 2]));
+      i += 2;
+    }
+    if (static_cast<unsigned char>(c) < ' ' || c == 0x7f || c == '/' || c == '\\') return std::nullopt;
+    out += c;
+  }
+  if (out.empty() || out.front() == '.' || out.size() > 255) return std::nullopt;
+  return out;
+}
+
+// Where a source is saved: the last two segments of its path, osv.dev's "<ecosystem>/all.zip"
+// ("https://osv-vulnerabilities.storage.googleapis.com/Debian/all.zip" -> "Debian/all.zip"), or
+// the last one alone when the path has one.
+VulnerabilitySource vulnerability_source(const Loader& l, const YAML::Node& node, const std::string& key) {
+  VulnerabilitySource source;
+  source.url = l.scalar(node, key);
+  source.line = node.Mark().is_null() ? 0 : node.Mark().line + 1;
+  auto parsed = boost::urls::parse_uri(source.url);
+  if (!parsed) l.refuse(node, key, "not a URL: '" + source.url + "'");
+  const bool https = parsed->scheme_id() == boost::urls::scheme::https;
+  const std::string host(parsed->encoded_host_address());
+  if (host.empty()) l.refuse(node, key, "has no host");
+  if (!https && !(parsed->scheme_id() == boost::urls::scheme::http && loopback_host(host))) {
+    l.refuse(node, key, "must be https:// (http:// only to a loopback host), got '" + source.url + "'");
+  }
+  if (parsed->has_userinfo() || parsed->has_fragment()) l.refuse(node, key, "must not carry credentials or a fragment");
+  source.tls = https;
+  source.host = host;
+  if (source.host.size() > 2 && source.host.front() == '[') source.host = source.host.substr(1, source.host.size() - 2);
+  source.port = https ? 443 : 80;
+  if (parsed->has_port()) {
+    auto port = parse_digits(parsed->port(), 5);
+    if (!port || *port == 0 || *port > 65535) l.refuse(node, key, "bad port '" + std::string(parsed->port()) + "'");
+    source.port = static_cast<std::uint16_t>(*port);
+  }
+  source.target = std::string(parsed->encoded_path());
+  if (parsed->has_query()) source.target += "?" + std::string(parsed->encoded_query());
+  std::vector<std::string> segments;
+  for (auto segment : parsed->encoded_segments()) {
+    auto name = file_segment(std::string_view(segment.data(), segment.size()));
+    if (!name) l.refuse(node, key, "the path has a segment that cannot be a file name: '" + std::string(segment) + "'");
+    segments.push_back(*name);
+  }
+  if (segments.empty()) l.refuse(node, key, "names no file (e.g. https://host/Debian/all.zip)");
+  const std::string& last = segments.back();
+  auto ends = [&](std::string_view suffix) {
+    return last.size() > suffix.size() && last.compare(last.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (!ends(".zip") && !ends(".json")) l.refuse(node, key, "must name a .zip or .json file, got '" + last + "'");
+  source.file = segments.size() >= 2 ? segments[segments.size() - 2] + "/" + last : last;
+  return source;
+}
+
+Vulnerabilities load_vulnerabilities(const Loader& l, const YAML::Node& node) {
+  l.only_keys(node, "vulnerabilities", {"database", "sources", "max_age"});
+  if (node.IsNull() || !node["database"]) l.refuse(node, "vulnerabilities.database", "is required (a directory)");
+  Vulnerabilities v;
+  v.database = l.scalar(node["database"], "vulnerabilities.database");
+  if (v.database.empty()) l.refuse(node["database"], "vulnerabilities.database", "must be a directory path");
+  if (const YAML::Node sources = node["sources"]; sources && !sources.IsNull()) {
+    if (!sources.IsSequence()) l.refuse(sources, "vulnerabilities.sources", "must be a list of URLs");
+    for (std::size_t i = 0; i < sources.size(); ++i) {
+      const std::string key = "vulnerabilities.sources[" + std::to_string(i) + "]";
+      auto source = vulnerability_source(l, sources[i], key);
+      for (const auto& other : v.sources) {
+        if (other.file == source.file) l.refuse(sources[i], key, "would be saved as " + source.file + " like an earlier source");
+      }
+      v.sources.push_back(std::move(source));
+    }
+  }
+  if (node["max_age"]) v.max_age = l.positive_duration(node["max_age"], "vulnerabilities.max_age");
+  return v;
+}
+
 void load_upstreams(const Loader& l, const YAML::Node& root, Config& config) {
   const YAML::Node upstreams = root["upstreams"];
   if (!upstreams) l.refuse(root, "upstreams", "at least one upstream is required");
@@ -614,7 +706,8 @@ void load_upstreams(const Loader& l, const YAML::Node& root, Config& config) {
 }
 
 Config load(const Loader& l, const YAML::Node& root) {
-  l.only_keys(root, "", {"server", "storage", "upstreams", "default_upstream", "log", "policy", "auth"});
+  l.only_keys(root, "", {"server", "storage", "upstreams", "default_upstream", "log", "policy", "auth",
+                         "vulnerabilities"});
   Config config;
   config.source = l.source();
   config.server.instance = host_name();
@@ -622,6 +715,7 @@ Config load(const Loader& l, const YAML::Node& root) {
   if (root["storage"]) load_storage(l, root["storage"], config.storage);
   if (root["log"]) load_log(l, root["log"], config.log);
   if (root["auth"]) config.auth = load_auth(l, root["auth"]);
+  if (root["vulnerabilities"]) config.vulnerabilities = load_vulnerabilities(l, root["vulnerabilities"]);
   if (const YAML::Node policy = root["policy"]; policy && !policy.IsNull()) {
     if (!policy.IsMap()) l.refuse(policy, "policy", "must be a mapping");
     config.policy = std::make_shared<const YAML::Node>(policy);

@@ -92,6 +92,22 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                            "This replica (server.instance) and its build version; always 1");
   policy_info_ = &family(prometheus::BuildGauge(), r, "ocigate_policy_info",
                          "The policy in force: its mode (enforce|audit) and version; always 1");
+  vulnerability_findings_ = &family(prometheus::BuildCounter(), r, "ocigate_vulnerability_findings_total",
+                                    "Known vulnerabilities matched in judged images' packages, by severity");
+  vulnerability_match_seconds_ = &family(prometheus::BuildHistogram(), r, "ocigate_vulnerability_match_seconds",
+                                         "Time to match one image's packages against the vulnerability database");
+  vulndb_age_ = &family(prometheus::BuildGauge(), r, "ocigate_vulndb_age_seconds",
+                        "Age of the vulnerability database in force (since it was built); older than "
+                        "vulnerabilities.max_age makes the check answer unknown");
+  vulndb_loaded_ = &family(prometheus::BuildGauge(), r, "ocigate_vulndb_loaded",
+                           "1 when a vulnerability database is loaded, 0 when none is (not configured or unusable)")
+                        .Add({});
+  vulndb_records_ = &family(prometheus::BuildGauge(), r, "ocigate_vulndb_records",
+                            "OSV records in the loaded vulnerability database").Add({});
+  vulndb_max_age_ = &family(prometheus::BuildGauge(), r, "ocigate_vulndb_max_age_seconds",
+                            "vulnerabilities.max_age: a database older than this makes the check unknown").Add({});
+  vulndb_loads_ = &family(prometheus::BuildCounter(), r, "ocigate_vulndb_loads_total",
+                          "Vulnerability database loads at start and on SIGHUP, by result (ok, error, unchanged)");
   evictions_ = &family(prometheus::BuildCounter(), r, "ocigate_cache_evictions_total",
                        "Blobs evicted from the cache (least recently used)").Add({});
   evicted_bytes_ = &family(prometheus::BuildCounter(), r, "ocigate_cache_evicted_bytes_total",
@@ -204,6 +220,26 @@ void Metrics::set_policy(std::string_view mode, std::string_view version) {
   policy_series_ = &next;
   next.Set(1);
 }
+
+void Metrics::record_vulnerability_findings(std::string_view severity, double count) {
+  vulnerability_findings_->Add({{"severity", std::string(severity)}}).Increment(count);
+}
+
+void Metrics::record_vulnerability_match_seconds(double seconds) {
+  static const prometheus::Histogram::BucketBoundaries buckets{0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+  vulnerability_match_seconds_->Add({}, buckets).Observe(seconds);
+}
+
+void Metrics::set_vulndb(bool loaded, double records, double max_age_seconds) {
+  vulndb_loaded_->Set(loaded ? 1 : 0);
+  vulndb_records_->Set(records);
+  vulndb_max_age_->Set(max_age_seconds);
+  if (!loaded) vulndb_age_->Remove(&vulndb_age_->Add({}));
+}
+
+void Metrics::set_vulndb_age(double seconds) { vulndb_age_->Add({}).Set(seconds); }
+
+void Metrics::record_vulndb_load(std::string_view result) { vulndb_loads_->Add({{"result", std::string(result)}}).Increment(); }
 
 void Metrics::set_evictions(double evictions, double evicted_bytes) {
   // The cache counts since open; mirror the difference so the counters stay monotonic.

@@ -478,7 +478,6 @@ CheckResult check_provenance(const CheckInput& in) {
   }
   return fail(p.message.empty() ? std::string("no verified provenance attestation") : p.message, p.remediation, p.evidence);
 }
-CheckResult check_vulnerabilities(const CheckInput&) { return unknown("not evaluated: vulnerability scanning is not built yet"); }
 
 const std::vector<CheckSpec>& registry() {
   using Kind = ParamSpec::Kind;
@@ -496,7 +495,12 @@ const std::vector<CheckSpec>& registry() {
       {"provenance", check_provenance, {}, Action::off},
       {"no-setuid", check_no_setuid, {{"allow", Kind::path_list, nlohmann::json::array()}}},
       {"no-package-manager", check_no_package_manager, {{"max_packages", Kind::positive_int, nullptr}}},
-      {"vulnerabilities", check_vulnerabilities, {}},
+      {"vulnerabilities",
+       check_vulnerabilities,
+       {{"min_severity", Kind::choice, "high", {"low", "medium", "high", "critical"}},
+        {"fixed_only", Kind::boolean, false},
+        {"unknown_severity", Kind::choice, "as-medium", {"ignore", "as-low", "as-medium", "as-high"}},
+        {"ignore", Kind::ignore_list, nlohmann::json::array()}}},
   };
   return specs;
 }

@@ -78,6 +78,24 @@ bool any_check_on(const Policy& policy, const std::string& image) {
   return false;
 }
 
+bool check_on(const Policy& policy, const std::string& image, std::string_view id) {
+  std::vector<std::string> notes;
+  auto settings = effective_settings(policy, image, notes);
+  auto it = settings.find(std::string(id));
+  return it == settings.end() || it->second.action != Action::off;
+}
+
+bool check_used(const Policy& policy, std::string_view id) {
+  // A check missing from policy.checks runs with the default setting (block), as in evaluate().
+  auto top = policy.checks.find(std::string(id));
+  if (top == policy.checks.end() || top->second.action != Action::off) return true;
+  for (const auto& rule : policy.rules) {
+    auto it = rule.checks.find(std::string(id));
+    if (it != rule.checks.end() && it->second.action != Action::off) return true;
+  }
+  return false;
+}
+
 Verdict evaluate(const Policy& policy, const ImageFacts& facts) {
   Verdict verdict;
   // Facts come from validated routes; cleaning keeps to_json() from throwing if one ever is not.
@@ -102,6 +120,7 @@ Verdict evaluate(const Policy& policy, const ImageFacts& facts) {
     finding.remediation = text::clean(result.remediation);
     finding.evidence = text::clean(redact_credentials(result.evidence));
     finding.origin = std::move(result.origin);
+    finding.details = std::move(result.details);
     apply_exemptions(policy, facts, verdict.image, finding, verdict.notes);
     if (policy.mode == Mode::audit && finding.action == Action::block) {
       finding.action = Action::warn;

@@ -200,7 +200,16 @@ class Parser {
   nlohmann::json param_value(const ParamSpec& param, const YAML::Node& node, const std::string& key) const {
     if (param.kind == ParamSpec::Kind::name_list) return name_list(node, key);
     if (param.kind == ParamSpec::Kind::path_list) return path_list(node, key);
+    if (param.kind == ParamSpec::Kind::ignore_list) return ignore_list(node, key);
     std::string v = scalar(node, key);
+    if (param.kind == ParamSpec::Kind::choice) {
+      std::string list;
+      for (auto choice : param.choices) {
+        if (choice == v) return v;
+        list += (list.empty() ? "" : ", ") + std::string(choice);
+      }
+      refuse(node, key, "must be one of " + list + ", got '" + v + "'");
+    }
     if (param.kind == ParamSpec::Kind::boolean) {
       if (v == "true") return true;
       if (v == "false") return false;
@@ -226,6 +235,50 @@ class Parser {
       for (char c : v) valid = valid && static_cast<unsigned char>(c) > ' ' && c != 0x7f;
       if (!valid) refuse(node[i], item_key, "must be an absolute path such as /usr/bin/passwd, got '" + v + "'");
       out.push_back(v);
+    }
+    return out;
+  }
+
+  // A word without blanks or control characters: an advisory id or a package name.
+  std::string word(const YAML::Node& node, const std::string& key, const std::string& what, std::size_t max) const {
+    std::string v = scalar(node, key);
+    bool valid = !v.empty() && v.size() <= max;
+    for (char c : v) valid = valid && static_cast<unsigned char>(c) > ' ' && c != 0x7f;
+    if (!valid) refuse(node, key, "must be " + what + " (no blanks), got '" + v + "'");
+    return v;
+  }
+
+  // [{id, reason, until?, packages?}]: accepted vulnerabilities (the vulnerabilities check).
+  nlohmann::json ignore_list(const YAML::Node& node, const std::string& key) const {
+    if (!node.IsSequence()) refuse(node, key, "must be a list of {id, reason, until, packages}");
+    nlohmann::json out = nlohmann::json::array();
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      const YAML::Node item = node[i];
+      const std::string path = key + "[" + std::to_string(i) + "]";
+      if (!item.IsMap()) refuse(item, path, "must be a mapping with id, reason and optional until and packages");
+      only_keys(item, path, {"id", "reason", "until", "packages"});
+      if (!item["id"]) refuse(item, path + ".id", "is required (the advisory id or a CVE id it names)");
+      nlohmann::json entry = {{"id", word(item["id"], path + ".id", "an advisory or CVE id", 128)}};
+      if (!item["reason"]) refuse(item, path + ".reason", "is required: say why the risk is accepted");
+      std::string reason = scalar(item["reason"], path + ".reason");
+      if (reason.find_first_not_of(" \t\r\n") == std::string::npos) {
+        refuse(item["reason"], path + ".reason", "must not be empty: say why the risk is accepted");
+      }
+      entry["reason"] = reason;
+      entry["until"] = nullptr;
+      if (auto until = item["until"]) {
+        std::string v = scalar(until, path + ".until");
+        if (!valid_date(v)) refuse(until, path + ".until", "must be a date YYYY-MM-DD, got '" + v + "'");
+        entry["until"] = v;
+      }
+      entry["packages"] = nlohmann::json::array();
+      if (auto packages = item["packages"]) {
+        if (!packages.IsSequence() || packages.size() == 0) refuse(packages, path + ".packages", "must be a non-empty list of package names");
+        for (std::size_t p = 0; p < packages.size(); ++p) {
+          entry["packages"].push_back(word(packages[p], path + ".packages[" + std::to_string(p) + "]", "a package name", 256));
+        }
+      }
+      out.push_back(std::move(entry));
     }
     return out;
   }

@@ -14,6 +14,21 @@ nlohmann::json violation_json(const Finding& f) {
           {"remediation", f.remediation}, {"evidence", f.evidence},  {"origin", f.origin}};
 }
 
+// Details with each array cut to `items` entries and "<name>_omitted" counting the rest (added to
+// what an earlier cut left out). Details that are not an object are kept whole.
+nlohmann::json capped(const nlohmann::json& details, std::size_t items) {
+  if (!details.is_object() || items == Verdict::unlimited) return details;
+  nlohmann::json out = details;
+  for (auto& [key, value] : details.items()) {
+    if (!value.is_array() || value.size() <= items) continue;
+    const std::string omitted = key + "_omitted";
+    std::size_t before = out.contains(omitted) && out[omitted].is_number_unsigned() ? out[omitted].get<std::size_t>() : 0;
+    out[omitted] = before + (value.size() - items);
+    out[key] = nlohmann::json(value.begin(), value.begin() + static_cast<std::ptrdiff_t>(items));
+  }
+  return out;
+}
+
 std::optional<Action> action_from(const std::string& s) {
   if (s == "off") return Action::off;
   if (s == "warn") return Action::warn;
@@ -75,10 +90,18 @@ nlohmann::json Verdict::violations_json() const {
   return out;
 }
 
-nlohmann::json Verdict::to_json() const {
+void Verdict::cap_details(std::size_t detail_items) {
+  for (auto& f : findings) {
+    if (!f.details.is_null()) f.details = capped(f.details, detail_items);
+  }
+}
+
+nlohmann::json Verdict::to_json(std::size_t detail_items) const {
   nlohmann::json exempted = nlohmann::json::array();
   nlohmann::json checks = nlohmann::json::array();
+  nlohmann::json violations = nlohmann::json::array();
   for (const auto& f : findings) {
+    nlohmann::json details = f.details.is_null() ? nlohmann::json() : capped(f.details, detail_items);
     nlohmann::json check = {{"check", f.check}, {"result", outcome_text(f.outcome)}, {"action", action_text(f.action)},
                             {"message", f.message}};
     if (!f.remediation.empty()) check["remediation"] = f.remediation;
@@ -88,9 +111,15 @@ nlohmann::json Verdict::to_json() const {
       check["exempted"] = true;
       check["exemption_reason"] = f.exemption_reason;
     }
+    if (!details.is_null()) check["details"] = details;
     checks.push_back(std::move(check));
-    if (f.outcome != Outcome::fail || f.action == Action::off || !f.exempted) continue;
+    if (f.outcome != Outcome::fail || f.action == Action::off) continue;
     auto item = violation_json(f);
+    if (!details.is_null()) item["details"] = std::move(details);
+    if (!f.exempted) {
+      violations.push_back(std::move(item));
+      continue;
+    }
     item["reason"] = f.exemption_reason;
     exempted.push_back(std::move(item));
   }
@@ -99,7 +128,7 @@ nlohmann::json Verdict::to_json() const {
           {"reference", reference},
           {"image", image},
           {"policy_version", policy_version},
-          {"violations", violations_json()},
+          {"violations", violations},
           {"exempted", exempted},
           {"notes", notes},
           {"checks", checks}};
@@ -148,6 +177,7 @@ std::optional<Verdict> Verdict::from_json(const nlohmann::json& json) {
       if (!exempted->is_boolean()) return std::nullopt;
       f.exempted = exempted->get<bool>();
     }
+    if (auto details = item.find("details"); details != item.end()) f.details = *details;
     v.findings.push_back(std::move(f));
   }
   return v;

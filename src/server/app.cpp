@@ -14,6 +14,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "cpus.hpp"
+#include "database_loader.hpp"
 #include "front/front_door.hpp"
 #include "local_routes.hpp"
 #include "ocigate/server/log.hpp"
@@ -33,18 +34,24 @@ class App final : public Responder {
  public:
   // ioc runs everything shared (acceptors, signals, upstream fetches); each client connection lives
   // on one of session_contexts (ioc among them), one thread each.
-  App(const config::Config& config, policy::Policy policy, signature::TrustStore trust, cache::Store& store,
-      asio::io_context& ioc, std::vector<asio::io_context*> session_contexts)
+  App(const config::Config& config, policy::Policy policy, signature::TrustStore trust, VulnerabilityData vulnerabilities,
+      cache::Store& store, asio::io_context& ioc, std::vector<asio::io_context*> session_contexts)
       : config_(config),
         ioc_(ioc),
         session_contexts_(session_contexts),
-        policy_(std::move(policy), std::move(trust)),
+        policy_(std::move(policy), std::move(trust), std::move(vulnerabilities)),
         proxy_(config, store, metrics_, policy_, ioc.get_executor()),
         front_(config, metrics_),
         local_(config, store, metrics_, proxy_, stopping_),
-        listener_(config.server, metrics_, front_, *this, ioc, std::move(session_contexts)) {
+        listener_(config.server, metrics_, front_, *this, ioc, std::move(session_contexts)),
+        databases_(
+            ioc.get_executor(), [this] { return policy_.vulnerabilities(); },
+            [this](DatabaseLoad load) { database_loaded(std::move(load)); }) {
     metrics_.set_instance(config.server.instance, OCIGATE_VERSION);
     metrics_.set_policy(policy::mode_text(policy_.get()->mode), policy_.get()->version);
+    const auto& data = *policy_.vulnerabilities();
+    if (data.configured) metrics_.record_vulndb_load(data.database ? "ok" : "error");
+    report_database(data, true);
   }
 
   // TLS context and authenticator from the configuration; an error is a configuration error.
@@ -134,7 +141,46 @@ class App final : public Responder {
       metrics_.record_policy_reload("ok");
     }
     reload_tls();
-    if (loaded) front_.reload_auth(*loaded);
+    if (loaded) {
+      front_.reload_auth(*loaded);
+      // Seconds of reading on a thread of its own; swapped in when done (database_loaded).
+      if (loaded->vulnerabilities) {
+        log::info(databases_.busy() ? "a vulnerability database load is in progress; loading it again follows"
+                                    : "loading the vulnerability database",
+                  {{"directory", loaded->vulnerabilities->database}});
+      }
+      databases_.start(loaded->vulnerabilities);
+    }
+  }
+
+  void database_loaded(DatabaseLoad load) {
+    metrics_.record_vulndb_load(load.result);
+    if (!load.next) {
+      log::error("vulnerability database reload refused; the previous one stays in force",
+                 {{"directory", policy_.vulnerabilities()->directory}, {"error", load.error}});
+      return;
+    }
+    const bool changed = load.result != "unchanged";
+    policy_.set_vulnerabilities(std::move(*load.next));
+    report_database(*policy_.vulnerabilities(), changed);
+    if (changed) purge_stale_verdicts();
+  }
+
+  // Logs and exports the database in force.
+  void report_database(const VulnerabilityData& data, bool log_it) {
+    const auto* db = data.database.get();
+    metrics_.set_vulndb(db != nullptr, db ? static_cast<double>(db->metadata().records_loaded) : 0.0,
+                        static_cast<double>(data.max_age.count()));
+    if (!log_it || !data.configured) return;
+    if (!db) {
+      log::error("no vulnerability database loaded; the vulnerabilities check answers unknown",
+                 {{"directory", data.directory}, {"error", data.error}});
+      return;
+    }
+    const auto& meta = db->metadata();
+    log::info("vulnerability database loaded",
+              {{"directory", data.directory}, {"version", meta.version}, {"records", meta.records_loaded},
+               {"files", meta.files}, {"age_seconds", db->age(std::chrono::system_clock::now()).count()}});
   }
 
   // New connections get the new certificate; open ones keep the context they started with.
@@ -186,6 +232,8 @@ class App final : public Responder {
   std::unique_ptr<asio::signal_set> reload_signal_;
   std::chrono::steady_clock::time_point deadline_;
   std::unique_ptr<asio::steady_timer> drain_timer_;
+  // Last: destroyed first, so a load in progress is waited for while everything it reports to lives.
+  DatabaseLoader databases_;
 };
 
 }  // namespace
@@ -259,7 +307,8 @@ int serve(Settings settings) {
   asio::io_context& ioc = *contexts.front();
   int code = 0;
   {
-    App app(config, std::move(settings.policy), std::move(settings.trust), **store, ioc, session_contexts);
+    App app(config, std::move(settings.policy), std::move(settings.trust), std::move(settings.vulnerabilities), **store,
+            ioc, session_contexts);
     auto security = app.configure_security();
     if (!security) {
       log::error("invalid configuration", {{"error", security.error().message}});

@@ -81,7 +81,7 @@ Result<Inspection> inspect_image(Settings settings, const std::string& reference
   }
   asio::io_context ioc;
   metrics::Metrics metrics;
-  PolicyHolder holder(std::move(settings.policy), std::move(settings.trust));
+  PolicyHolder holder(std::move(settings.policy), std::move(settings.trust), std::move(settings.vulnerabilities));
   std::optional<Result<policy::Verdict>> verdict;
   std::optional<nlohmann::json> stored;  // the verdict with its inventory, as the verdict API shows it
   {

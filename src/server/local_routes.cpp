@@ -41,6 +41,9 @@ Reply LocalRoutes::metrics_reply() {
   metrics_.cache_max_size_bytes().Set(static_cast<double>(config_.storage.max_size));
   metrics_.set_evictions(static_cast<double>(stats.evictions), static_cast<double>(stats.evicted_bytes));
   metrics_.set_lost_files(static_cast<double>(stats.lost_files));
+  if (auto data = proxy_.judge().verdicts().vulnerabilities(); data->database) {
+    metrics_.set_vulndb_age(static_cast<double>(data->database->age(std::chrono::system_clock::now()).count()));
+  }
   for (const auto& upstream : config_.upstreams) {
     if (upstream.max_concurrent_fetches == 0) continue;
     // The proxy owns the clients; resolving "?ns=<upstream>" is its public way to reach one.

@@ -14,11 +14,29 @@ std::filesystem::path base_dir(const config::Config& config) {
 
 }  // namespace
 
-Result<Settings> load_settings(const std::string& path) {
-  if (path.empty()) return settings_from(config::defaults());
-  auto loaded = config::load_file(path);
-  if (!loaded) return loaded.error();
-  return settings_from(std::move(*loaded));
+VulnerabilityData load_vulnerability_data(const config::Config& config) {
+  VulnerabilityData data;
+  if (!config.vulnerabilities) return data;
+  data.configured = true;
+  data.directory = config.vulnerabilities->database;
+  data.max_age = config.vulnerabilities->max_age;
+  auto loaded = vuln::load(data.directory);
+  if (loaded) {
+    data.database = std::move(*loaded);
+  } else {
+    data.error = loaded.error().message;
+  }
+  return data;
+}
+
+Result<Settings> load_settings(const std::string& path, bool with_database) {
+  auto settings = path.empty() ? settings_from(config::defaults()) : [&]() -> Result<Settings> {
+    auto loaded = config::load_file(path);
+    if (!loaded) return loaded.error();
+    return settings_from(std::move(*loaded));
+  }();
+  if (settings && with_database) settings->vulnerabilities = load_vulnerability_data(settings->config);
+  return settings;
 }
 
 Result<Settings> settings_from(config::Config config) {

@@ -468,19 +468,36 @@ unsigned thread_count(const LoadLimits& limits) {
   return std::clamp(n, 1u, 8u);
 }
 
+// What the version hashes: every data file's name, size and modification time, then the manifest.
+std::string fingerprint_text(const std::vector<DataFile>& files) {
+  std::string hashed;
+  for (const auto& f : files) {
+    hashed += f.relative + '\0' + std::to_string(f.size) + '\0' + std::to_string(f.mtime_ns) + '\n';
+  }
+  return hashed;
+}
+
 }  // namespace
+
+Result<std::string> version_of(const std::string& dir, LoadLimits limits) {
+  auto files = list_files(dir, limits);
+  if (!files) return files.error();
+  if (files->empty()) return Error{Errc::storage_error, dir + ": no OSV records (*.json) or all.zip files"};
+  std::string hashed = fingerprint_text(*files);
+  (void)manifest_time(dir, hashed);
+  return oci::sha256_digest(hashed);
+}
 
 Result<std::shared_ptr<const Database>> load(const std::string& dir, LoadLimits limits) {
   auto files = list_files(dir, limits);
   if (!files) return files.error();
   if (files->empty()) return Error{Errc::storage_error, dir + ": no OSV records (*.json) or all.zip files"};
   auto impl = std::make_unique<Database::Impl>();
-  std::string hashed;
+  std::string hashed = fingerprint_text(*files);
   std::int64_t newest = 0;
   std::vector<DataFile> json_files;
   unsigned threads = thread_count(limits);
   for (const auto& f : *files) {
-    hashed += f.relative + '\0' + std::to_string(f.size) + '\0' + std::to_string(f.mtime_ns) + '\n';
     newest = std::max(newest, f.mtime_ns);
     bool zip = f.relative.size() > 4 && f.relative.compare(f.relative.size() - 4, 4, ".zip") == 0;
     if (!zip) {
@@ -498,21 +515,6 @@ Result<std::shared_ptr<const Database>> load(const std::string& dir, LoadLimits 
                                     std::chrono::nanoseconds(newest)));
   impl->seen_ids = {};  // only needed while loading
   return std::shared_ptr<const Database>(std::make_shared<const Database>(std::move(impl)));
-}
-
-// ---- ignores ----
-
-bool expired(const Ignore& ignore, std::chrono::system_clock::time_point now) { return ignore.until && now >= *ignore.until; }
-
-bool ignores(const Ignore& ignore, const Finding& finding, std::chrono::system_clock::time_point now) {
-  if (expired(ignore, now)) return false;
-  std::string id = lower(ignore.id);
-  bool named = lower(finding.id) == id ||
-               std::any_of(finding.aliases.begin(), finding.aliases.end(), [&](const std::string& a) { return lower(a) == id; });
-  if (!named) return false;
-  if (ignore.packages.empty()) return true;
-  return std::any_of(ignore.packages.begin(), ignore.packages.end(),
-                     [&](const std::string& p) { return p == finding.package || p == finding.matched_name; });
 }
 
 }  // namespace ocigate::vuln

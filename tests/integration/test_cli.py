@@ -25,6 +25,8 @@ class Help(unittest.TestCase):
         ("cache", "verify"): "ocigate cache verify [--config FILE]",
         ("cache",): "ocigate cache verify [--config FILE]",
         ("healthcheck",): "ocigate healthcheck",
+        ("vulndb", "update"): "ocigate vulndb update [--config FILE]",
+        ("vulndb",): "ocigate vulndb update [--config FILE]",
         ("version",): "ocigate version",
     }
 
@@ -59,7 +61,8 @@ class Help(unittest.TestCase):
         for args in (("serve", "--bogus"), ("check",), ("check", "--format", "xml", "alpine"),
                      ("check", "--platform", "linux", "alpine"), ("check", "alpine", "--config"),
                      ("cache",), ("cache", "verify", "--bogus"), ("healthcheck", "--timeout", "soon"),
-                     ("healthcheck", "--url", "ftp://x/"), ("version", "extra"), ("nonsense",), ()):
+                     ("healthcheck", "--url", "ftp://x/"), ("vulndb",), ("vulndb", "fetch"),
+                     ("vulndb", "update", "--bogus"), ("version", "extra"), ("nonsense",), ()):
             result = run(*args)
             self.assertEqual(result.returncode, 2, args)
             self.assertTrue(result.stderr.startswith("ocigate: "), (args, result.stderr))

@@ -336,9 +336,17 @@ class AgainstPrometheus(unittest.TestCase):
                            {"user": "viewer", "sha256": hashlib.sha256(VIEWER_TOKEN.encode()).hexdigest()}],
                 "rules": [{"users": ["ci"], "repositories": ["**"]},
                           {"users": ["viewer"], "repositories": ["up/team/good"]}]}
+        # A one-record vulnerability database: its gauges exist (OcigateVulnDbStale reads them).
+        vulndb = os.path.join(cls.tmp, "vulndb")
+        os.makedirs(vulndb, exist_ok=True)
+        with open(os.path.join(vulndb, "DEBIAN-CVE-2024-0001.json"), "w") as f:
+            json.dump({"id": "DEBIAN-CVE-2024-0001", "modified": "2026-11-01T00:00:00Z",
+                       "affected": [{"package": {"ecosystem": "Debian:12", "name": "openssl"},
+                                     "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}]}]}, f)
         gate = harness.Ocigate([{"name": "up", "url": cls.registry.url, "max_concurrent_fetches": 8},
                                 {"name": "flaky", "url": cls.flaky.url, "tag_ttl": "1s", "connect_timeout": "2s"}],
-                               default_upstream="up", max_size="64MiB", extra={"policy": policy, "auth": auth})
+                               default_upstream="up", max_size="64MiB",
+                               extra={"policy": policy, "auth": auth, "vulnerabilities": {"database": vulndb}})
         gate.config["server"].update({
             "tls": {"cert_file": cls.cert_file, "key_file": cls.key_file, "allow_plain_http": True},
             "requests_per_second": 100, "malformed_per_minute": 5, "max_connections_per_client": 24})
@@ -596,7 +604,7 @@ class AgainstPrometheus(unittest.TestCase):
         self.assertIn("docs/operations.md#ocigatepolicyreloadfailed",
                       alerts["OcigatePolicyReloadFailed"]["annotations"]["description"])
         for quiet in ("OcigateDown", "OcigateTargetMissing", "OcigateCacheNearFull", "OcigateCacheEvictingHot",
-                      "OcigateCorruptCachedBlob", "OcigateFetchSlotTimeouts"):
+                      "OcigateCorruptCachedBlob", "OcigateFetchSlotTimeouts", "OcigateVulnDbStale"):
             self.assertNotIn(quiet, alerts)
 
     def rule_state(self, name):

@@ -122,6 +122,23 @@ struct Log {
   std::string level = "info";    // debug | info | warn | error
 };
 
+// vulnerabilities: the offline OSV database the `vulnerabilities` check matches images against.
+struct VulnerabilitySource {
+  std::string url;          // https:// (http:// only to a loopback host), as written
+  bool tls = true;
+  std::string host;         // without brackets for IPv6
+  std::uint16_t port = 443;
+  std::string target;       // the encoded path and query to GET
+  std::string file;         // where it goes in the database directory: "Debian/all.zip"
+  int line = 0;             // 1-based; 0 = unknown
+};
+
+struct Vulnerabilities {
+  std::string database;                     // directory of OSV records and all.zip files (read at start and on SIGHUP)
+  std::vector<VulnerabilitySource> sources;  // what `ocigate vulndb update` downloads into it
+  std::chrono::seconds max_age{72 * 3600};  // older: the check answers "unknown"
+};
+
 struct Config {
   std::string source = "<built-in default>";  // file name, for messages
   Server server;
@@ -130,6 +147,7 @@ struct Config {
   std::string default_upstream;
   Log log;
   std::optional<Auth> auth;
+  std::optional<Vulnerabilities> vulnerabilities;  // absent: no database, the check says "unknown"
   // The `policy:` section as written, validated by the policy module (policy::parse_policy);
   // null when absent. Shared and never changed, so copies of a Config are cheap.
   std::shared_ptr<const YAML::Node> policy;

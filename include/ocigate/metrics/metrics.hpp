@@ -55,6 +55,17 @@ class Metrics {
   void record_signature(std::string_view format, std::string_view result);
   void record_signature_seconds(double seconds);
 
+  // The vulnerabilities check's database and matching. Findings matched by a fresh judgement, by
+  // the record's severity (critical|high|medium|low|none|unknown), and the time one match took.
+  void record_vulnerability_findings(std::string_view severity, double count);
+  void record_vulnerability_match_seconds(double seconds);
+  // The database in force, set when one is loaded or refused: whether one is loaded, its records
+  // and vulnerabilities.max_age. Its age is set from it at each scrape (no series before a load).
+  void set_vulndb(bool loaded, double records, double max_age_seconds);
+  void set_vulndb_age(double seconds);
+  // Database loads at start and on SIGHUP: ok | error (refused, the old one stays) | unchanged.
+  void record_vulndb_load(std::string_view result);
+
   // Requests refused by client authentication or authorization. reason: missing (no credentials
   // where some are needed, 401) | bad_password | bad_token | malformed (401) | denied (authenticated
   // but not granted, 403). Never labelled by user or address: those are unbounded.
@@ -119,6 +130,13 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* instance_info_;
   prometheus::Family<prometheus::Gauge>* policy_info_;
   prometheus::Gauge* policy_series_ = nullptr;
+  prometheus::Family<prometheus::Counter>* vulnerability_findings_;
+  prometheus::Family<prometheus::Histogram>* vulnerability_match_seconds_;
+  prometheus::Family<prometheus::Gauge>* vulndb_age_;
+  prometheus::Gauge* vulndb_loaded_;
+  prometheus::Gauge* vulndb_records_;
+  prometheus::Gauge* vulndb_max_age_;
+  prometheus::Family<prometheus::Counter>* vulndb_loads_;
   prometheus::Counter* evictions_;
   prometheus::Counter* evicted_bytes_;
 };

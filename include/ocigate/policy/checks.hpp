@@ -45,6 +45,7 @@ struct CheckResult {
   Outcome outcome = Outcome::unknown;
   std::string message, remediation, evidence, origin;
   std::vector<std::string> notes;  // informational, never a violation
+  nlohmann::json details;          // structured findings (Finding::details); null when none
 };
 
 struct CheckInput {
@@ -62,8 +63,13 @@ struct ParamSpec {
   // name_list: a YAML list of variable names (letters, digits, '_', '-', '.'), kept as a JSON array.
   // path_list: a YAML list of absolute file paths, '*' / '**' / '?' as in globs, kept as a JSON array.
   // A positive_int whose default is null is optional (no limit unless set).
-  enum class Kind { positive_int, boolean, name_list, path_list } kind;
+  // choice: one of `choices`, kept as a JSON string.
+  // ignore_list: a YAML list of {id, reason, until?, packages?} (an advisory or CVE id, why it is
+  //   accepted, a date YYYY-MM-DD it is accepted through, the package names it is limited to),
+  //   kept as a JSON array of {"id","reason","until" (string or null),"packages":[...]}.
+  enum class Kind { positive_int, boolean, name_list, path_list, choice, ignore_list } kind;
   nlohmann::json default_value;
+  std::vector<std::string_view> choices = {};
 };
 
 struct CheckSpec {
@@ -110,7 +116,15 @@ const CheckSpec* find_check(std::string_view id);
 //                     policy.trust entry with `provenance:` accepts no verified SLSA provenance
 //                     attestation (the message names the field that did not match); "unknown"
 //                     without the facts or when attestations could not be looked up. Off by default.
-//   vulnerabilities: always "unknown" ("not evaluated")
+//   vulnerabilities   ImageFacts::vulnerabilities (the inventory matched against the offline
+//                     database): fail when a finding counts: its severity (unknown ones mapped by
+//                     `unknown_severity`: ignore | as-low | as-medium | as-high) is at least
+//                     `min_severity` (low | medium | high | critical), it has a fix when
+//                     `fixed_only`, and no active `ignore` entry names it (the record id or an
+//                     alias, case-insensitive, limited to `packages` when given; through `until`).
+//                     "unknown" without the facts, when the database cannot judge the image (none
+//                     loaded, no inventory, a distribution or release it lacks), when it is older
+//                     than max_age, and for a clean result while some layer was not inspected.
 CheckResult check_non_root_user(const CheckInput& in);
 CheckResult check_healthcheck(const CheckInput& in);
 CheckResult check_no_secrets(const CheckInput& in);

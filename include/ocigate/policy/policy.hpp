@@ -8,6 +8,9 @@
 //       # params: image-age {max_days: 90}, pinned-reference {require_digest: false},
 //       #         no-secrets {extra_names: [LICENSE_KEY, ...]}
 //       #         no-setuid {allow: [/usr/bin/passwd, ...]}, no-package-manager {max_packages: N}
+//       #         vulnerabilities {min_severity: low|medium|high|critical (high), fixed_only: false,
+//       #           unknown_severity: ignore|as-low|as-medium|as-high (as-medium),
+//       #           ignore: [{id: CVE-..., reason: "...", until: YYYY-MM-DD, packages: [...]}]}
 //     rules: [ { match: <glob>, checks: { <id>: ... } } ]        # first match wins
 //     exemptions: [ { match: <digest|glob>, checks: [<id>...], reason: "...", expires: YYYY-MM-DD } ]
 //     trusted_sources: [ <glob>... ]
@@ -143,7 +146,7 @@ Result<Policy> parse_policy(const YAML::Node* node, std::string_view source);
 // mode audit, every check at its default action (block; provenance off), default parameters.
 Policy default_policy();
 
-// Every check id, including the reserved ones whose logic is not built yet, in evaluation order.
+// Every check id, in evaluation order.
 const std::vector<std::string>& check_ids();
 
 // The canonical JSON the version is computed from (also handy for logging the active policy).

@@ -126,16 +126,8 @@ class Database {
 // aside by an updater). An error for a missing or empty directory, an unreadable file, a corrupt
 // zip, or a record that does not parse: the caller keeps the database it has.
 Result<std::shared_ptr<const Database>> load(const std::string& dir, LoadLimits limits = {});
-
-// `ignore` entries of the check: an id (the record's id or any alias, case-insensitive), an
-// optional expiry, an optional package list (installed or matched names).
-struct Ignore {
-  std::string id;
-  std::optional<std::chrono::system_clock::time_point> until;
-  std::vector<std::string> packages;
-  std::string reason;
-};
-bool expired(const Ignore& ignore, std::chrono::system_clock::time_point now);
-bool ignores(const Ignore& ignore, const Finding& finding, std::chrono::system_clock::time_point now);
+// The version load() would give `dir` now (Metadata::version), from its file listing alone: a
+// reload compares it with the database in force and skips an unchanged directory.
+Result<std::string> version_of(const std::string& dir, LoadLimits limits = {});
 
 }  // namespace ocigate::vuln

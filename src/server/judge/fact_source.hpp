@@ -1,7 +1,7 @@
 #pragma once
 // A fact source adds what it learns about an image to policy::ImageFacts before the policy is
-// evaluated: the image config, signatures, layer inspection, and the sources to come
-// (vulnerabilities, keyless identities, provenance). The judge runs them in order, the way a
+// evaluated: the image config, signatures, layer inspection, vulnerabilities, and the sources to
+// come (keyless identities, provenance). The judge runs them in order, the way a
 // proxy runs a filter chain; a new kind of fact is a new source, not a change to the pull flows.
 
 #include <chrono>
@@ -39,6 +39,11 @@ class FactSource {
   virtual boost::asio::awaitable<void> gather(const ImageRequest& image, policy::ImageFacts& facts) = 0;
   // The verdict reached on the gathered facts.
   virtual void judged(const ImageRequest&, const policy::ImageFacts&, const policy::Verdict&) {}
+  // Facts derived from others, recomputed when those change after the verdict: stream scanning
+  // re-judges an image as its layers' reports arrive (facts.filesystem is new), and a source
+  // whose facts follow from the filesystem (the vulnerabilities) updates them here. Synchronous,
+  // on the thread that re-judges.
+  virtual void refine(policy::ImageFacts&) {}
 };
 
 }  // namespace ocigate::server

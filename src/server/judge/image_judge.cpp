@@ -14,6 +14,7 @@ ImageJudge::ImageJudge(cache::Store& store, metrics::Metrics& metrics, PolicyHol
   sources_.push_back(std::make_unique<ConfigSource>(content));
   sources_.push_back(std::make_unique<SignatureSource>(content, store, metrics, policy));
   sources_.push_back(std::make_unique<LayerSource>(reports_, streams_, verdicts_, policy));
+  sources_.push_back(std::make_unique<VulnerabilitySource>(metrics, policy));
 }
 
 ImageJudge::ImageJudge(cache::Store& store, metrics::Metrics& metrics, PolicyHolder& policy, BlobFetches& fetches,
@@ -24,7 +25,12 @@ ImageJudge::ImageJudge(cache::Store& store, metrics::Metrics& metrics, PolicyHol
       blob_access_(store, metrics, policy),
       reports_(store, metrics, fetches),
       streams_(store, metrics, reports_, verdicts_, std::move(executor)),
-      sources_(std::move(sources)) {}
+      sources_(std::move(sources)) {
+  // A stream scan's re-judgement brings a new filesystem: what follows from it is refined.
+  streams_.set_refine([this](policy::ImageFacts& facts) {
+    for (const auto& source : sources_) source->refine(facts);
+  });
+}
 
 // What the names alone tell. A platform manifest pulled by digest after its index was pulled by
 // tag is judged under that tag (pinned-reference reads it).

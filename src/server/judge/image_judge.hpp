@@ -1,6 +1,6 @@
 #pragma once
 // The whole judgement of an image manifest, before any byte of it is served: the verdict cache is
-// consulted, the fact sources (config, signatures, layers) fill policy::ImageFacts, the policy is
+// consulted, the fact sources (config, signatures, layers, vulnerabilities) fill policy::ImageFacts, the policy is
 // evaluated, and the verdict is stored, audited and counted (Verdicts). Also what follows from
 // verdicts on the blob side: which blobs may be served (BlobAccess) and the gate on layers pulled
 // before their image was fully inspected (StreamScans).

@@ -1,6 +1,7 @@
 #pragma once
 // The fact sources of today's judge, in the order it runs them: the image config, signatures
-// (policy.trust), and layer inspection (policy.layer_scan).
+// (policy.trust), layer inspection (policy.layer_scan), and vulnerabilities (the package
+// inventory layer inspection found, matched against the vulnerability database).
 
 #include <memory>
 
@@ -71,6 +72,23 @@ class LayerSource final : public FactSource {
   LayerReports& reports_;
   StreamScans& streams_;
   Verdicts& verdicts_;
+  PolicyHolder& policy_;
+};
+
+// facts.vulnerabilities: the final filesystem's packages matched against the vulnerability
+// database in force, when the check is on for the image and the layers were inspected (also
+// again in refine(), when stream scanning completes the filesystem). No database, no inventory,
+// or a distribution the database lacks: facts that say why (the check answers "unknown").
+class VulnerabilitySource final : public FactSource {
+ public:
+  VulnerabilitySource(metrics::Metrics& metrics, PolicyHolder& policy) : metrics_(metrics), policy_(policy) {}
+  boost::asio::awaitable<void> gather(const ImageRequest& image, policy::ImageFacts& facts) override;
+  void refine(policy::ImageFacts& facts) override;
+
+ private:
+  void match(policy::ImageFacts& facts);
+
+  metrics::Metrics& metrics_;
   PolicyHolder& policy_;
 };
 

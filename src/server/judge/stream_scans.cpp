@@ -154,6 +154,7 @@ bool StreamScans::rejudge(const StreamImage& image, const std::string& layer) {
   policy::ImageFacts facts = image.facts;
   facts.filesystem = highest_unscanned ? certain_facts(reports, *highest_unscanned) : layers::merge(reports);
   facts.now = std::chrono::system_clock::now();
+  if (refine_) refine_(facts);
   const bool blocked = policy::evaluate(*verdicts_.policy(), facts).decision == policy::Decision::block;
   if (!blocked && highest_unscanned) return true;
   // The final or flipped verdict replaces the one the manifest was answered with.

@@ -4,6 +4,7 @@
 // watched; when a client pulls one of its layers, a scanner follows the same single-flight fetch
 // and the client's last piece is held back until that layer's report is in.
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,9 @@ class StreamScans {
               boost::asio::any_io_executor executor)
       : store_(store), metrics_(metrics), reports_(reports), verdicts_(verdicts), executor_(std::move(executor)) {}
 
+  // Recomputes facts that follow from the filesystem (ImageJudge: every source's refine) before
+  // each re-judgement. Set once, before any image is watched.
+  void set_refine(std::function<void(policy::ImageFacts&)> refine) { refine_ = std::move(refine); }
   // Watches an image judged without its layers.
   void watch(const Target& target, const policy::ImageFacts& facts, const oci::Manifest& manifest,
              const std::string& client);
@@ -44,6 +48,7 @@ class StreamScans {
   LayerReports& reports_;
   Verdicts& verdicts_;
   boost::asio::any_io_executor executor_;
+  std::function<void(policy::ImageFacts&)> refine_;
   FlightMap<std::optional<layers::LayerReport>> scan_flights_;
   StreamWatch watch_;
 };

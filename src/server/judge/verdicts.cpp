@@ -43,10 +43,28 @@ std::string reference_key(const std::string& reference) {
 
 }  // namespace
 
-std::string Verdicts::cache_key(const policy::Policy& policy, const policy::ImageFacts& facts) const {
+// The database a verdict was reached with, when the vulnerabilities check is on anywhere: after
+// `vulndb update` and a reload, yesterday's clean image is judged again on today's data. The
+// facts say which database they were matched against (a swap may land during a judgement).
+// A database that passes max_age is a key of its own too: a clean verdict reached while it was fresh
+// must not outlive its freshness until the day ends.
+std::string Verdicts::database_key(const policy::Policy& policy, const policy::ImageFacts* facts) const {
+  if (!policy::check_used(policy, "vulnerabilities")) return "-";
+  if (facts && facts->vulnerabilities) {
+    const auto& v = *facts->vulnerabilities;
+    if (v.database_version.empty()) return "none";
+    return v.stale ? v.database_version + "+stale" : v.database_version;
+  }
+  auto data = policy_.vulnerabilities();
+  if (!data->database) return "none";
+  const std::string& version = data->database->metadata().version;
+  return data->database->age(std::chrono::system_clock::now()) > data->max_age ? version + "+stale" : version;
+}
+
+std::string Verdicts::cache_key(const policy::Policy& policy, const policy::ImageFacts& facts, bool judged) const {
   // The trust fingerprint covers the key files' contents: a key removed on reload counts.
-  return policy.version + "/" + policy_.trust()->fingerprint + "/" + facts.upstream + "/" + facts.repository + "@" + facts.digest + "/" +
-         reference_key(facts.reference);
+  return policy.version + "/" + policy_.trust()->fingerprint + "/" + database_key(policy, judged ? &facts : nullptr) + "/" +
+         facts.upstream + "/" + facts.repository + "@" + facts.digest + "/" + reference_key(facts.reference);
 }
 
 // Record: "<day> <unix seconds> <json>", one per image and tag, not one a day.
@@ -90,7 +108,7 @@ void Verdicts::forget_all() {
 std::optional<policy::Verdict> Verdicts::cached(const policy::ImageFacts& facts,
                                             std::optional<std::chrono::seconds> max_age) {
   auto current = policy_.get();
-  auto entry = recall(cache_key(*current, facts));
+  auto entry = recall(cache_key(*current, facts, false));
   // A verdict holds for the UTC day it was reached on: image-age and exemption expiry move with
   // the date.
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(facts.now.time_since_epoch()).count();
@@ -106,16 +124,19 @@ std::optional<policy::Verdict> Verdicts::cached(const policy::ImageFacts& facts,
 policy::Verdict Verdicts::decide(const policy::ImageFacts& facts, const std::string& client, double started_seconds_ago) {
   auto current = policy_.get();
   policy::Verdict verdict = policy::evaluate(*current, facts);
-  std::string json = verdict.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // Stored and remembered with the details a 403 shows: a long list of findings stays bounded.
+  policy::Verdict kept = verdict;
+  kept.cap_details(policy::Verdict::shown_detail_items);
+  std::string json = kept.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   // A signature or attestation lookup that failed upstream fails the check closed, but must be
   // retried soon.
   const bool keep = !(facts.signature && facts.signature->incomplete) && !(facts.provenance && facts.provenance->incomplete);
   const auto judged_at = std::chrono::duration_cast<std::chrono::seconds>(facts.now.time_since_epoch()).count();
   const std::string day = utc_date(facts.now);
-  const std::string key = cache_key(*current, facts);
+  const std::string key = cache_key(*current, facts, true);
   if (keep) {
     if (auto stored = store_.put_record(records::verdict, key, day + " " + std::to_string(judged_at) + " " + json)) {
-      remember(key, Remembered{day, judged_at, verdict}, true);
+      remember(key, Remembered{day, judged_at, std::move(kept)}, true);
     } else {
       forget_all();  // the record may or may not have changed: read it again
       log::warn("cannot store verdict", {{"digest", facts.digest}, {"error", stored.error().message}});
@@ -174,8 +195,10 @@ void Verdicts::block_layer(const std::string& digest, const std::string& why) {
 
 void Verdicts::purge_stale() {
   forget_all();
-  const std::string version = policy_.get()->version + "/";
-  auto verdicts = store_.remove_records_outside(records::verdict, version + policy_.trust()->fingerprint + "/");
+  auto current = policy_.get();
+  const std::string version = current->version + "/";
+  auto verdicts = store_.remove_records_outside(
+      records::verdict, version + policy_.trust()->fingerprint + "/" + database_key(*current, nullptr) + "/");
   auto layers = store_.remove_records_outside(records::blocked_layer, version);
   if (!verdicts || !layers) {
     log::warn("cannot drop the verdicts of other policy versions",

@@ -1,6 +1,6 @@
 #pragma once
-// Verdicts: the policy evaluated on an image's facts, kept per (policy version and trust keys,
-// image, tag or "by digest") in the cache's records for the UTC day it was reached on, audited
+// Verdicts: the policy evaluated on an image's facts, kept per (policy version, trust keys and
+// vulnerability database, image, tag or "by digest") in the cache's records for the UTC day it was reached on, audited
 // (one JSON line per decision) and counted. Also what was learnt with them: the image's package
 // inventory, and layers refused after their manifest was served (stream scanning).
 
@@ -50,6 +50,7 @@ class Verdicts {
 
   std::shared_ptr<const policy::Policy> policy() const { return policy_.get(); }
   std::shared_ptr<const signature::TrustStore> trust() const { return policy_.trust(); }
+  std::shared_ptr<const VulnerabilityData> vulnerabilities() const { return policy_.vulnerabilities(); }
 
  private:
   // A stored verdict as read back: the UTC day it holds for, when it was reached, the verdict.
@@ -59,7 +60,9 @@ class Verdicts {
     policy::Verdict verdict;
   };
 
-  std::string cache_key(const policy::Policy& policy, const policy::ImageFacts& facts) const;
+  std::string database_key(const policy::Policy& policy, const policy::ImageFacts* facts) const;
+  // judged: the facts were gathered (their database counts), not just named.
+  std::string cache_key(const policy::Policy& policy, const policy::ImageFacts& facts, bool judged) const;
   static std::optional<Remembered> parse_record(std::string_view record);
   std::optional<Remembered> recall(const std::string& key);
   void remember(const std::string& key, Remembered entry, bool replace);

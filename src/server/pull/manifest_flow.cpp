@@ -47,7 +47,8 @@ std::string accept_header(const Request& req) {
 }
 
 Reply denied_reply(const policy::Verdict& verdict) {
-  nlohmann::json detail = verdict.to_json();
+  // A long list of findings is cut, with a count of the rest (`ocigate check` lists them all).
+  nlohmann::json detail = verdict.to_json(policy::Verdict::shown_detail_items);
   Reply reply;
   reply.head.result(http::status::forbidden);
   reply.head.set(http::field::content_type, "application/json");

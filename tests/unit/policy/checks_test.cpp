@@ -439,18 +439,6 @@ TEST(ImageAge, IsUnknownForMissingMalformedOrPlaceholderDates) {
   EXPECT_EQ(run(check_image_age, facts_with(config)).outcome, Outcome::unknown);
 }
 
-// ---- reserved checks
-
-TEST(ReservedChecks, AreNeverPass) {
-  // no-setuid and no-package-manager: filesystem_test.cpp (unknown without layer inspection).
-  for (CheckFn fn : {check_vulnerabilities}) {
-    auto r = run(fn, good_facts());
-    EXPECT_EQ(r.outcome, Outcome::unknown);
-    EXPECT_EQ(r.message.rfind("not evaluated: ", 0), 0u) << r.message;
-    EXPECT_NE(r.message.find("is not built yet"), std::string::npos);
-  }
-}
-
 TEST(NoSecrets, FindsAnEnvSecretLaterOverwrittenInTheHistory) {
   auto r = run(check_no_secrets, with_history({"ENV DB_PASSWORD=\"hunter22 x\" MODE=prod # buildkit",
                                                "/bin/sh -c #(nop)  ENV API_TOKEN s3cr3tvalue",

@@ -215,6 +215,11 @@ void write(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
 
+std::string version_text(const std::string& dir) {
+  auto version = version_of(dir);
+  return version ? *version : std::string();
+}
+
 TEST(Load, ReadsJsonFilesAndAllZipsOfADirectory) {
   ocigate::test::TempDir dir;
   write(dir.path() + "/DEBIAN-CVE-2024-1.json", simple("DEBIAN-CVE-2024-1", "Debian:12", "openssl", "3.0.13-1~deb12u1"));
@@ -241,11 +246,16 @@ TEST(Load, ReadsJsonFilesAndAllZipsOfADirectory) {
   auto again = load(dir.path());
   ASSERT_TRUE(again.ok());
   EXPECT_EQ((*again)->metadata().version, m.version);
+  EXPECT_EQ(version_text(dir.path()), m.version) << "the version without loading";
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   write(dir.path() + "/DEBIAN-CVE-2024-1.json", simple("DEBIAN-CVE-2024-1", "Debian:12", "openssl", "3.0.14-1~deb12u1"));
   auto changed = load(dir.path());
   ASSERT_TRUE(changed.ok());
   EXPECT_NE((*changed)->metadata().version, m.version);
+  EXPECT_EQ(version_text(dir.path()), (*changed)->metadata().version);
+  write(dir.path() + "/" + manifest_name, R"({"built_at": "2026-01-03T03:04:05Z"})");
+  EXPECT_NE(version_text(dir.path()), (*changed)->metadata().version) << "a new manifest is a new version";
+  EXPECT_FALSE(version_of(dir.path() + "/missing").ok());
 }
 
 TEST(Load, WithoutAManifestTheNewestFileDatesTheDatabase) {
@@ -281,27 +291,6 @@ TEST(Load, BadOrHalfWrittenDatabasesAreErrors) {
   small.max_json_bytes = 10;
   write(dir.path() + "/big.json", simple("DEBIAN-CVE-1", "Debian:12", "openssl", ""));
   EXPECT_FALSE(load(dir.path(), small).ok());
-}
-
-TEST(Ignore, MatchesIdOrAliasUntilItExpires) {
-  Finding f;
-  f.id = "DEBIAN-CVE-2024-1111";
-  f.aliases = {"CVE-2024-1111"};
-  f.package = "libssl3";
-  f.matched_name = "openssl";
-  auto now = *parse_rfc3339("2026-06-01T00:00:00Z");
-  Ignore by_cve{"cve-2024-1111", std::nullopt, {}, "not reachable"};
-  EXPECT_TRUE(ignores(by_cve, f, now));
-  EXPECT_TRUE(ignores(Ignore{"DEBIAN-CVE-2024-1111", {}, {}, ""}, f, now));
-  EXPECT_FALSE(ignores(Ignore{"CVE-2024-2222", {}, {}, ""}, f, now));
-  Ignore dated{"CVE-2024-1111", *parse_rfc3339("2026-07-01T00:00:00Z"), {}, ""};
-  EXPECT_TRUE(ignores(dated, f, now));
-  EXPECT_FALSE(expired(dated, now));
-  EXPECT_FALSE(ignores(dated, f, *parse_rfc3339("2026-07-01T00:00:00Z")));
-  EXPECT_TRUE(expired(dated, *parse_rfc3339("2026-07-02T00:00:00Z")));
-  EXPECT_TRUE(ignores(Ignore{"CVE-2024-1111", {}, {"openssl"}, ""}, f, now));   // the source name
-  EXPECT_TRUE(ignores(Ignore{"CVE-2024-1111", {}, {"libssl3"}, ""}, f, now));   // the installed name
-  EXPECT_FALSE(ignores(Ignore{"CVE-2024-1111", {}, {"curl"}, ""}, f, now));
 }
 
 }  // namespace
