@@ -102,6 +102,37 @@ struct Auth {
   std::chrono::seconds cache_ttl{300};  // how long a verified password is remembered
 };
 
+// notify.webhooks: people told about block events (the notify module delivers them). A URL may
+// itself be a secret (a Slack incoming-webhook URL is one): messages name a webhook by its key and
+// host, never by its URL.
+enum class WebhookFormat : std::uint8_t {
+  json,   // the event's fields as a JSON object
+  slack,  // {"text": "..."}: a readable message for a Slack (or compatible) incoming webhook
+};
+
+// The event names a webhook may subscribe to, as written in `events`.
+inline constexpr std::string_view webhook_event_names[] = {"block", "warn", "digest_mismatch",
+                                                           "policy_reload_failed"};
+
+struct Webhook {
+  std::string key;           // "notify.webhooks[0]", for messages
+  std::string url;           // as written; never logged
+  bool tls = true;           // https; plain http only to a loopback host
+  std::string host;          // IPv6 without brackets
+  std::uint16_t port = 443;
+  std::string target = "/";  // path and query the POST goes to
+  std::vector<std::string> events;  // a non-empty subset of webhook_event_names
+  std::string secret_file;
+  std::string secret;        // read from secret_file at load time; never logged; empty = unsigned
+  std::string ca_file;       // extra CA bundle (PEM) trusted for this webhook, besides the system's
+  std::chrono::milliseconds timeout{5000};  // one delivery attempt: lookup, connect, TLS, request, answer
+  WebhookFormat format = WebhookFormat::json;
+};
+
+struct Notify {
+  std::vector<Webhook> webhooks;  // empty: nobody is notified
+};
+
 struct Storage {
   std::string path = "./ocigate-data";
   std::uint64_t max_size = 20ull << 30;
@@ -123,6 +154,7 @@ struct Config {
   std::string default_upstream;
   Log log;
   std::optional<Auth> auth;
+  Notify notify;
   YAML::Node policy;  // the `policy:` section, validated by the policy module; null when absent
 
   const Upstream* find_upstream(std::string_view name) const;
