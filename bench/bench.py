@@ -1323,6 +1323,9 @@ def main():
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite the results section of bench/README.md")
     ap.add_argument("--load", action="store_true",
                     help="only the load figure (issue #7): 1,000 idle connections + 100 pulls, some slow")
+    ap.add_argument("--fleet", action="store_true",
+                    help="only the fleet figures (issue #26): 3 replicas behind nginx against one ocigate and "
+                         "Distribution (bench/fleet.py); with --quick or --smoke for smaller sizes")
     args = ap.parse_args()
     for tool in ("docker-registry", "skopeo", "cc"):
         if not shutil.which(tool):
@@ -1339,6 +1342,10 @@ def main():
     started = time.monotonic()
     if args.load:
         return load_main(args, started)
+    if args.fleet:
+        sys.modules.setdefault("bench", sys.modules[__name__])  # bench/fleet.py builds on this module's helpers
+        import fleet
+        return fleet.main(args, started)
     bench = Bench(args, _workdir)
     # The smoke mode is a check that the script works: it never rewrites the README's figures.
     update_readme = not args.no_readme and not args.smoke

@@ -1,5 +1,7 @@
 // blobget: N concurrent HTTP/1.1 GETs of one URL path on a loopback server, one thread and one
 // connection per client, bodies read into a buffer and dropped (as `curl -o /dev/null` would).
+// PATH may be @FILE: one path per line, client i GETs line i modulo their count (the fleet figures:
+// blobs of several repositories, spread over the replicas).
 // Prints one JSON object: per-client status, bytes, time to the first response byte and to the first
 // body byte, and the aggregate throughput over the wall time from the first connect to the last byte.
 //
@@ -28,11 +30,11 @@ enum { buffer_size = 256 * 1024, header_max = 64 * 1024 };
 
 static const char* host;
 static int port;
-static const char* path;
 static int timeout_seconds = 600;
 
 struct client {
   pthread_t thread;
+  const char* path;
   int status;
   long long content_length;
   long long body_bytes;
@@ -55,7 +57,7 @@ static void* run(void* arg) {
   int n = snprintf(request, sizeof request,
                    "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: ocigate-bench\r\nAccept: */*\r\n"
                    "Connection: close\r\n\r\n",
-                   path, host, port);
+                   c->path, host, port);
   if (send(fd, request, (size_t)n, 0) != n) {
     snprintf(c->error, sizeof c->error, "send: %s", strerror(errno));
     close(fd);
@@ -119,11 +121,33 @@ int main(int argc, char** argv) {
   }
   host = argv[1];
   port = atoi(argv[2]);
-  path = argv[3];
   int clients = atoi(argv[4]);
   if (argc > 5) timeout_seconds = atoi(argv[5]);
   if (clients < 1 || clients > 1024) return 2;
+  enum { max_paths = 1024 };
+  static char* paths[max_paths];
+  int path_count = 0;
+  if (argv[3][0] == '@') {
+    FILE* f = fopen(argv[3] + 1, "r");
+    if (!f) {
+      fprintf(stderr, "blobget: %s: %s\n", argv[3] + 1, strerror(errno));
+      return 2;
+    }
+    char line[2048];
+    while (path_count < max_paths && fgets(line, sizeof line, f)) {
+      line[strcspn(line, "\r\n")] = 0;
+      if (line[0]) paths[path_count++] = strdup(line);
+    }
+    fclose(f);
+  } else {
+    paths[path_count++] = argv[3];
+  }
+  if (path_count == 0) {
+    fprintf(stderr, "blobget: no paths in %s\n", argv[3] + 1);
+    return 2;
+  }
   struct client* all = calloc((size_t)clients, sizeof *all);
+  for (int i = 0; i < clients; ++i) all[i].path = paths[i % path_count];
   double t0 = now();
   for (int i = 0; i < clients; ++i) pthread_create(&all[i].thread, NULL, run, &all[i]);
   for (int i = 0; i < clients; ++i) pthread_join(all[i].thread, NULL);

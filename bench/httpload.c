@@ -45,6 +45,7 @@ struct conn {
   size_t path_index;
   double sent_at;
   int busy;
+  int closing;  // the last answer said Connection: close
 };
 
 struct worker {
@@ -91,6 +92,9 @@ static int response_complete(struct conn* c, int* status, size_t* total) {
   for (char* line = strstr(c->buf, "\r\n"); line && line < end; line = strstr(line + 2, "\r\n")) {
     if (strncasecmp(line + 2, "Content-Length:", 15) == 0) length = atoll(line + 17);
     if (strncasecmp(line + 2, "Transfer-Encoding:", 18) == 0) return -1;
+    // A server that ends the connection after this answer (nginx after keepalive_requests): reconnect.
+    if (strncasecmp(line + 2, "Connection:", 11) == 0 && strncasecmp(line + 13 + strspn(line + 13, " "), "close", 5) == 0)
+      c->closing = 1;
   }
   if (head_only || *status == 204 || *status == 304) length = 0;
   if (length < 0) return -1;
@@ -116,6 +120,7 @@ static int reconnect(struct worker* w, int ep, struct conn* c) {
   }
   c->fd = open_conn();
   c->busy = 0;
+  c->closing = 0;
   if (c->fd < 0) {
     w->connect_errors++;
     return -1;
@@ -167,6 +172,10 @@ static void* run(void* arg) {
       if (status < 200 || status > 299) w->status_errors++;
       if (now() >= deadline) {
         c->busy = 0;
+        continue;
+      }
+      if (c->closing) {
+        reconnect(w, ep, c);
         continue;
       }
       if (send_request(c) != 0) {

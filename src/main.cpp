@@ -4,16 +4,17 @@
 
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "ocigate/common/time.hpp"
 #include "ocigate/config/config.hpp"
-#include "ocigate/policy/policy.hpp"
 #include "ocigate/server/app.hpp"
-#include "ocigate/server/cache_verify.hpp"
-#include "ocigate/server/check.hpp"
-#include "ocigate/server/healthcheck.hpp"
-#include "ocigate/server/trust.hpp"
+#include "ocigate/cli/cache_verify.hpp"
+#include "ocigate/cli/check.hpp"
+#include "ocigate/cli/healthcheck.hpp"
+#include "ocigate/server/settings.hpp"
 
 namespace {
 
@@ -60,31 +61,14 @@ int usage_error(const std::string& message, const char* text = nullptr) {
   return 2;
 }
 
-// Loads --config FILE (or the built-in default) and its policy; exit code 2 on failure.
-int load(const std::string& config_path, ocigate::config::Config& config, ocigate::policy::Policy& policy,
-         ocigate::signature::TrustStore& trust) {
-  config = ocigate::config::defaults();
-  if (!config_path.empty()) {
-    auto loaded = ocigate::config::load_file(config_path);
-    if (!loaded) {
-      std::fprintf(stderr, "ocigate: invalid configuration: %s\n", loaded.error().message.c_str());
-      return 2;
-    }
-    config = std::move(*loaded);
+// Loads --config FILE (or the built-in default), its policy and trust; nullopt (after saying why) on failure.
+std::optional<ocigate::server::Settings> load(const std::string& config_path) {
+  auto settings = ocigate::server::load_settings(config_path);
+  if (!settings) {
+    std::fprintf(stderr, "ocigate: invalid configuration: %s\n", settings.error().message.c_str());
+    return std::nullopt;
   }
-  auto parsed = ocigate::policy::parse_policy(config.policy, config.source);
-  if (!parsed) {
-    std::fprintf(stderr, "ocigate: invalid configuration: %s\n", parsed.error().message.c_str());
-    return 2;
-  }
-  policy = std::move(*parsed);
-  auto keys = ocigate::server::load_trust(config, policy);
-  if (!keys) {
-    std::fprintf(stderr, "ocigate: invalid configuration: %s\n", keys.error().message.c_str());
-    return 2;
-  }
-  trust = std::move(*keys);
-  return 0;
+  return std::move(*settings);
 }
 
 // Reads "--name VALUE" or "--name=VALUE" at args[i] (advancing i past a separate value). Returns
@@ -107,7 +91,7 @@ bool option(const std::vector<std::string>& args, std::size_t& i, const std::str
 int check(const std::vector<std::string>& args) {
   if (asks_for_help(args)) return print_usage(check_usage);
   std::string config_path, format, platform, error;
-  ocigate::server::CheckOptions options;
+  ocigate::cli::CheckOptions options;
   for (std::size_t i = 0; i < args.size() && error.empty(); ++i) {
     if (option(args, i, "--config", config_path, error)) continue;
     if (option(args, i, "--format", format, error)) {
@@ -133,11 +117,9 @@ int check(const std::vector<std::string>& args) {
   }
   if (error.empty() && options.reference.empty()) error = "check needs an image reference";
   if (!error.empty()) return usage_error(error, check_usage);
-  ocigate::config::Config config;
-  ocigate::policy::Policy policy;
-  ocigate::signature::TrustStore trust;
-  if (int code = load(config_path, config, policy, trust)) return code;
-  return ocigate::server::check_image(config, std::move(policy), std::move(trust), options);
+  auto settings = load(config_path);
+  if (!settings) return 2;
+  return ocigate::cli::check_image(std::move(*settings), options);
 }
 
 // Reads the only option serve and cache verify take: --config FILE. Returns a usage error or "".
@@ -157,11 +139,9 @@ int cache_command(const std::vector<std::string>& args) {
   if (auto error = config_option(args, 1, "cache verify", config_path); !error.empty()) {
     return usage_error(error, cache_usage);
   }
-  ocigate::config::Config config;
-  ocigate::policy::Policy policy;
-  ocigate::signature::TrustStore trust;
-  if (int code = load(config_path, config, policy, trust)) return code;
-  return ocigate::server::verify_cache(config);
+  auto settings = load(config_path);
+  if (!settings) return 2;
+  return ocigate::cli::verify_cache(settings->config);
 }
 
 int healthcheck(const std::vector<std::string>& args) {
@@ -177,14 +157,14 @@ int healthcheck(const std::vector<std::string>& args) {
   if (error.empty() && !url.empty() && !config_path.empty()) error = "give --config or --url, not both";
   std::chrono::milliseconds timeout{5000};
   if (error.empty() && !timeout_text.empty()) {
-    auto parsed = ocigate::config::parse_duration(timeout_text);
+    auto parsed = ocigate::parse_duration(timeout_text);
     if (!parsed || parsed->count() <= 0) error = "--timeout is a duration such as 5s";
     else timeout = *parsed;
   }
   if (!error.empty()) return usage_error(error, healthcheck_usage);
-  ocigate::server::HealthTarget target{false, "127.0.0.1", 5000, "/healthz"};
+  ocigate::cli::HealthTarget target{false, "127.0.0.1", 5000, "/healthz"};
   if (!url.empty()) {
-    auto parsed = ocigate::server::parse_health_url(url);
+    auto parsed = ocigate::cli::parse_health_url(url);
     if (!parsed) return usage_error(parsed.error().message, healthcheck_usage);
     target = *parsed;
   } else if (!config_path.empty()) {
@@ -193,9 +173,9 @@ int healthcheck(const std::vector<std::string>& args) {
       std::fprintf(stderr, "ocigate: invalid configuration: %s\n", loaded.error().message.c_str());
       return 2;
     }
-    target = ocigate::server::health_target(*loaded);
+    target = ocigate::cli::health_target(*loaded);
   }
-  return ocigate::server::healthcheck(target, timeout);
+  return ocigate::cli::healthcheck(target, timeout);
 }
 
 // Chunk reads allocate 1 MiB buffers inside RocksDB for every read. With glibc's defaults those
@@ -211,12 +191,10 @@ int serve(const std::vector<std::string>& args) {
   if (asks_for_help(args)) return print_usage(serve_usage);
   std::string config_path;
   if (auto error = config_option(args, 0, "serve", config_path); !error.empty()) return usage_error(error, serve_usage);
-  ocigate::config::Config config;
-  ocigate::policy::Policy policy;
-  ocigate::signature::TrustStore trust;
-  if (int code = load(config_path, config, policy, trust)) return code;
+  auto settings = load(config_path);
+  if (!settings) return 2;
   keep_large_buffers();
-  return ocigate::server::serve(config, std::move(policy), std::move(trust));
+  return ocigate::server::serve(std::move(*settings));
 }
 
 int version(const std::vector<std::string>& args) {

@@ -12,7 +12,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
-#include "ocigate/policy/glob.hpp"
+#include "ocigate/common/glob.hpp"
 
 namespace ocigate::auth {
 
@@ -184,7 +184,7 @@ std::size_t VerifyCache::size() {
 
 Result<std::shared_ptr<Authenticator>> Authenticator::build(const config::Auth& auth, const std::string& source) {
   auto check = [&](const config::Located& glob) -> std::optional<Error> {
-    if (auto why = policy::glob_error(glob.value)) {
+    if (auto why = glob_error(glob.value)) {
       std::string where = source;
       if (glob.line) where += ':' + std::to_string(glob.line);
       return Error{Errc::config_invalid, where + ": " + glob.key + ": '" + glob.value + "' " + *why};
@@ -290,7 +290,7 @@ bool Authenticator::in_group(const std::string& user, const std::string& group) 
 
 bool Authenticator::may_pull(const std::string& user, std::string_view repo_key) const {
   for (const auto& glob : config_.anonymous) {
-    if (policy::glob_match(glob.value, repo_key)) return true;
+    if (glob_match(glob.value, repo_key)) return true;
   }
   if (user.empty()) return false;
   for (const auto& rule : config_.rules) {
@@ -299,7 +299,7 @@ bool Authenticator::may_pull(const std::string& user, std::string_view repo_key)
     for (const auto& g : rule.groups) applies = applies || in_group(user, g);
     if (!applies) continue;
     for (const auto& glob : rule.repositories) {
-      if (policy::glob_match(glob.value, repo_key)) return true;
+      if (glob_match(glob.value, repo_key)) return true;
     }
   }
   return false;

@@ -1,5 +1,7 @@
 #include "ocigate/config/config.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -12,6 +14,9 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/url/parse.hpp>
 #include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
+
+#include "ocigate/common/time.hpp"
 
 namespace ocigate::config {
 
@@ -278,16 +283,39 @@ Tls load_tls(const Loader& l, const YAML::Node& node) {
   return tls;
 }
 
+bool instance_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+  });
+}
+
+// The host name, kept to what server.instance allows; "ocigate" when there is none.
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "ocigate";
+  std::string out;
+  for (const char* c = name; *c && out.size() < 64; ++c) out.push_back(instance_name(std::string_view(c, 1)) ? *c : '-');
+  return out.empty() ? "ocigate" : out;
+}
+
 bool both_bind(const Endpoint& a, const Endpoint& b) {
   auto wildcard = [](const std::string& host) { return host == "0.0.0.0" || host == "::"; };
   return a.port != 0 && a.port == b.port && (a.host == b.host || wildcard(a.host) || wildcard(b.host));
 }
 
 void load_server(const Loader& l, const YAML::Node& node, Server& s) {
-  l.only_keys(node, "server", {"listen", "metrics_listen", "threads", "pin_threads", "max_header_bytes", "header_timeout",
+  l.only_keys(node, "server", {"instance", "listen", "metrics_listen", "threads", "pin_threads", "max_header_bytes", "header_timeout",
                                "idle_timeout", "shutdown_grace", "malformed_per_minute", "tls", "max_uri_bytes",
                                "requests_per_second", "burst", "max_connections_per_client"});
   if (node.IsNull()) return;
+  if (node["instance"]) {
+    s.instance = l.scalar(node["instance"], "server.instance");
+    if (!instance_name(s.instance)) {
+      l.refuse(node["instance"], "server.instance", "must be 1-64 of A-Z a-z 0-9 . _ - (it goes into a header)");
+    }
+  }
   if (node["listen"]) s.listen = l.endpoint(node["listen"], "server.listen");
   if (node["metrics_listen"]) {
     s.metrics_listen = l.endpoint(node["metrics_listen"], "server.metrics_listen");
@@ -502,7 +530,7 @@ bool is_sha256_hex(std::string_view text) {
   return true;
 }
 
-// Globs are checked by the auth module (policy::glob_error), which reports these lines.
+// Globs are checked by the auth module (glob_error), which reports these lines.
 Auth load_auth(const Loader& l, const YAML::Node& node) {
   l.only_keys(node, "auth", {"realm", "htpasswd_file", "tokens", "groups", "anonymous", "rules", "protect_api",
                              "cache_ttl"});
@@ -712,6 +740,7 @@ Config load(const Loader& l, const YAML::Node& root) {
   l.only_keys(root, "", {"server", "storage", "upstreams", "default_upstream", "log", "policy", "auth", "notify"});
   Config config;
   config.source = l.source();
+  config.server.instance = host_name();
   if (root["server"]) load_server(l, root["server"], config.server);
   if (root["storage"]) load_storage(l, root["storage"], config.storage);
   if (root["log"]) load_log(l, root["log"], config.log);
@@ -719,7 +748,7 @@ Config load(const Loader& l, const YAML::Node& root) {
   if (root["notify"]) config.notify = load_notify(l, root["notify"]);
   if (const YAML::Node policy = root["policy"]; policy && !policy.IsNull()) {
     if (!policy.IsMap()) l.refuse(policy, "policy", "must be a mapping");
-    config.policy = policy;
+    config.policy = std::make_shared<const YAML::Node>(policy);
   }
   load_upstreams(l, root, config);
   if (const YAML::Node name = root["default_upstream"]) {
@@ -772,6 +801,7 @@ const Upstream* Config::find_upstream(std::string_view name) const {
 
 Config defaults() {
   Config config;
+  config.server.instance = host_name();
   Upstream hub;
   hub.name = "docker.io";
   hub.url = "https://registry-1.docker.io";
@@ -891,32 +921,5 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   return scaled(number.substr(0, dot), number.substr(dot + 1), scale);
 }
 
-std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
-  if (text.empty()) return std::nullopt;
-  std::uint64_t total = 0;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    std::size_t start = i;
-    std::uint64_t n = 0;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      if (n > 1000000000ull) return std::nullopt;
-      n = n * 10 + static_cast<std::uint64_t>(text[i] - '0');
-      ++i;
-    }
-    if (i == start || i == text.size()) return std::nullopt;  // no digits, or a bare number
-    std::uint64_t factor = 0;
-    switch (text[i]) {
-      case 's': factor = 1; break;
-      case 'm': factor = 60; break;
-      case 'h': factor = 3600; break;
-      case 'd': factor = 86400; break;
-      default: return std::nullopt;
-    }
-    ++i;
-    total += n * factor;
-    if (total > 100ull * 365 * 86400) return std::nullopt;  // a century: surely a typo
-  }
-  return std::chrono::seconds(total);
-}
 
 }  // namespace ocigate::config

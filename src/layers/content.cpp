@@ -138,6 +138,7 @@ Kind kind_of(std::string_view path) {
   if (path == "etc/os-release" || path == "usr/lib/os-release") return Kind::os_release;
   if (path == "lib/apk/db/installed") return Kind::apk_db;
   if (path == "var/lib/dpkg/status") return Kind::dpkg_status;
+  if (path == "var/lib/rpm/rpmdb.sqlite" || path == "usr/lib/sysimage/rpm/rpmdb.sqlite") return Kind::rpm_db;
   constexpr std::string_view status_d = "var/lib/dpkg/status.d/";
   if (path.substr(0, status_d.size()) == status_d && path.size() > status_d.size() &&
       path.find('/', status_d.size()) == std::string_view::npos && !ends_with(path, ".md5sums")) {
@@ -213,27 +214,47 @@ OsRelease parse_os_release(std::string_view text) {
 
 std::vector<policy::Package> parse_apk(std::string_view text) {
   std::vector<policy::Package> out;
-  policy::Package current{"", "", "apk"};
+  policy::Package current("", "", "apk");
+  std::string origin;
   auto flush = [&] {
+    if (origin != current.name) current.source = origin;  // "" means the package is its own origin
     if (!current.name.empty()) out.push_back(current);
-    current = policy::Package{"", "", "apk"};
+    current = policy::Package("", "", "apk");
+    origin.clear();
   };
   lines(text, [&](std::string_view line) {
     if (trim(line).empty()) return flush();
     if (line.substr(0, 2) == "P:") current.name = line.substr(2);
     if (line.substr(0, 2) == "V:") current.version = line.substr(2);
+    if (line.substr(0, 2) == "o:") origin = line.substr(2);
   });
   flush();
   return out;
 }
 
+namespace {
+
+// "Source: glibc (2.36-9+deb12u4)" -> source "glibc", source version "2.36-9+deb12u4"; the
+// version is only written when it differs from the binary's (binNMUs, +b1).
+void read_source(std::string_view value, policy::Package& p) {
+  auto paren = value.find('(');
+  p.source = trim(value.substr(0, paren));
+  if (paren == std::string_view::npos) return;
+  auto close = value.find(')', paren);
+  if (close != std::string_view::npos) p.source_version = trim(value.substr(paren + 1, close - paren - 1));
+}
+
+}  // namespace
+
 std::vector<policy::Package> parse_dpkg(std::string_view text) {
   std::vector<policy::Package> out;
-  policy::Package current{"", "", "dpkg"};
+  policy::Package current("", "", "dpkg");
   bool installed = true;  // distroless status.d paragraphs carry no Status
   auto flush = [&] {
+    if (current.source == current.name) current.source.clear();
+    if (current.source_version == current.version) current.source_version.clear();
     if (!current.name.empty() && installed) out.push_back(current);
-    current = policy::Package{"", "", "dpkg"};
+    current = policy::Package("", "", "dpkg");
     installed = true;
   };
   lines(text, [&](std::string_view line) {
@@ -244,6 +265,7 @@ std::vector<policy::Package> parse_dpkg(std::string_view text) {
     std::string_view key = line.substr(0, colon), value = trim(line.substr(colon + 1));
     if (key == "Package") current.name = value;
     if (key == "Version") current.version = value;
+    if (key == "Source") read_source(value, current);
     // "install ok installed"; removed packages leave "deinstall ok config-files".
     if (key == "Status") installed = ends_with(value, " installed");
   });

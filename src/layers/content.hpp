@@ -20,6 +20,7 @@ enum class Kind {
   os_release,      // etc/os-release, usr/lib/os-release
   apk_db,          // lib/apk/db/installed
   dpkg_status,     // var/lib/dpkg/status, var/lib/dpkg/status.d/<pkg>
+  rpm_db,          // var/lib/rpm/rpmdb.sqlite, usr/lib/sysimage/rpm/rpmdb.sqlite
   env_file,        // .env, .env.production (not .env.example ...)
   aws_credentials, // .aws/credentials
   docker_config,   // .docker/config.json

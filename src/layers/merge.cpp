@@ -68,7 +68,11 @@ void add_layer_notes(const LayerReport& r, policy::FilesystemFacts& facts) {
   std::string name = r.digest.empty() ? std::string("(unnamed layer)") : r.digest;
   if (r.status != LayerReport::Status::ok) facts.not_inspected.push_back(name + ": " + r.error);
   for (const auto& db : r.package_dbs) {
-    if (db.truncated) facts.not_inspected.push_back(name + ": /" + db.path + " exceeds the read limit; package list incomplete");
+    if (!db.error.empty()) {
+      facts.not_inspected.push_back(name + ": /" + db.path + " could not be read (" + db.error + "); package list incomplete");
+    } else if (db.truncated) {
+      facts.not_inspected.push_back(name + ": /" + db.path + " exceeds the read limit; package list incomplete");
+    }
   }
 }
 

@@ -10,7 +10,12 @@ using nlohmann::json;
 
 json fact_json(const FileFact& f) { return {{"path", f.path}, {"mode", f.mode}, {"uid", f.uid}, {"detail", f.detail}}; }
 
-json package_json(const policy::Package& p) { return {{"name", p.name}, {"version", p.version}, {"format", p.format}}; }
+json package_json(const policy::Package& p) {
+  json out = {{"name", p.name}, {"version", p.version}, {"format", p.format}};
+  if (!p.source.empty()) out["source"] = p.source;
+  if (!p.source_version.empty()) out["source_version"] = p.source_version;
+  return out;
+}
 
 template <class T, class Fn>
 json list_json(const std::vector<T>& items, Fn fn) {
@@ -27,8 +32,11 @@ FileFact fact_from(const json& j) {
 }
 
 policy::Package package_from(const json& j) {
-  return policy::Package{j.at("name").get<std::string>(), j.at("version").get<std::string>(),
-                         j.at("format").get<std::string>()};
+  policy::Package p(j.at("name").get<std::string>(), j.at("version").get<std::string>(),
+                    j.at("format").get<std::string>());
+  p.source = j.value("source", std::string());
+  p.source_version = j.value("source_version", std::string());
+  return p;
 }
 
 template <class T, class Fn>
@@ -71,6 +79,7 @@ json LayerReport::to_json() const {
   json passwd_json = nullptr;
   if (passwd) passwd_json = passwd->users;
   return {
+      {"format_version", format_version},
       {"digest", digest},
       {"media_type", media_type},
       {"status", status_text(status)},
@@ -92,7 +101,7 @@ json LayerReport::to_json() const {
          return json{{"path", o.path}, {"id", o.id}, {"version_id", o.version_id}, {"pretty_name", o.pretty_name}};
        })},
       {"package_dbs", list_json(package_dbs, [](const PackageDb& db) {
-         return json{{"path", db.path}, {"format", db.format}, {"truncated", db.truncated},
+         return json{{"path", db.path}, {"format", db.format}, {"truncated", db.truncated}, {"error", db.error},
                      {"packages", list_json(db.packages, package_json)}};
        })},
       {"secrets_budget_exhausted", secrets_budget_exhausted},
@@ -101,6 +110,7 @@ json LayerReport::to_json() const {
 
 std::optional<LayerReport> LayerReport::from_json(const json& j) {
   try {
+    if (j.at("format_version").get<int>() != format_version) return std::nullopt;
     LayerReport r;
     r.digest = j.at("digest").get<std::string>();
     r.media_type = j.at("media_type").get<std::string>();
@@ -125,7 +135,8 @@ std::optional<LayerReport> LayerReport::from_json(const json& j) {
     });
     r.package_dbs = list_from<PackageDb>(j.at("package_dbs"), [](const json& db) {
       return PackageDb{db.at("path").get<std::string>(), db.at("format").get<std::string>(),
-                       list_from<policy::Package>(db.at("packages"), package_from), db.at("truncated").get<bool>()};
+                       list_from<policy::Package>(db.at("packages"), package_from), db.at("truncated").get<bool>(),
+                       db.at("error").get<std::string>()};
     });
     r.secrets_budget_exhausted = j.at("secrets_budget_exhausted").get<bool>();
     std::sort(r.path_hashes.begin(), r.path_hashes.end());  // merge relies on the order

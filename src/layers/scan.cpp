@@ -7,6 +7,7 @@
 #include <set>
 
 #include "content.hpp"
+#include "rpmdb.hpp"
 #include "ocigate/common/utf8.hpp"
 #include "ocigate/layers/decompress.hpp"
 #include "ocigate/layers/tar.hpp"
@@ -60,7 +61,8 @@ void clean_strings(LayerReport& r) {
   for (auto& s : r.secrets) clean(s.kind), clean(s.evidence);
   for (auto& os : r.os_release) clean(os.id), clean(os.version_id), clean(os.pretty_name);
   for (auto& db : r.package_dbs) {
-    for (auto& p : db.packages) clean(p.name), clean(p.version);
+    clean(db.error);
+    for (auto& p : db.packages) clean(p.name), clean(p.version), clean(p.source), clean(p.source_version);
   }
   if (r.passwd) {
     std::map<std::string, long long> users;
@@ -152,7 +154,7 @@ class Collector : public TarVisitor {
   void choose_reading(const std::string& path, std::uint64_t size) {
     content::Kind kind = content::kind_of(path);
     bool database = kind == content::Kind::passwd || kind == content::Kind::os_release ||
-                    kind == content::Kind::apk_db || kind == content::Kind::dpkg_status;
+                    kind == content::Kind::apk_db || kind == content::Kind::dpkg_status || kind == content::Kind::rpm_db;
     if (!database && size > limits_.small_file) return;
     if (kind == content::Kind::generic) {
       if (budget_used_ + size > limits_.content_budget) {
@@ -163,7 +165,7 @@ class Collector : public TarVisitor {
     }
     reading_ = kind;
     current_ = path;
-    cap_ = database ? limits_.max_db_bytes : limits_.small_file;
+    cap_ = kind == content::Kind::rpm_db ? limits_.max_rpmdb_bytes : database ? limits_.max_db_bytes : limits_.small_file;
     truncated_ = false;
   }
 
@@ -177,10 +179,11 @@ class Collector : public TarVisitor {
         report_.os_release.push_back(std::move(os));
         return;
       }
+      case content::Kind::rpm_db: return add_rpmdb(path, text);
       case content::Kind::apk_db:
       case content::Kind::dpkg_status: {
         bool apk = kind == content::Kind::apk_db;
-        PackageDb db{path, apk ? "apk" : "dpkg", apk ? content::parse_apk(text) : content::parse_dpkg(text), truncated_};
+        PackageDb db{path, apk ? "apk" : "dpkg", apk ? content::parse_apk(text) : content::parse_dpkg(text), truncated_, ""};
         if (report_.package_dbs.size() < limits_.max_findings * 10) report_.package_dbs.push_back(std::move(db));
         return;
       }
@@ -189,6 +192,19 @@ class Collector : public TarVisitor {
     for (auto& found : content::secrets(kind, path, text)) {
       if (report_.secrets.size() < limits_.max_findings) report_.secrets.push_back(std::move(found));
     }
+  }
+
+  // An SQLite file cut at the cap is unreadable: the whole list is then missing, and says why.
+  void add_rpmdb(const std::string& path, std::string_view bytes) {
+    PackageDb db{path, "rpm", {}, truncated_, ""};
+    if (truncated_) {
+      db.error = "larger than the read limit (" + std::to_string(limits_.max_rpmdb_bytes >> 20) + " MiB)";
+    } else if (auto packages = rpmdb::parse_sqlite(std::string(bytes))) {
+      db.packages = std::move(*packages);
+    } else {
+      db.error = packages.error().message;
+    }
+    if (report_.package_dbs.size() < limits_.max_findings * 10) report_.package_dbs.push_back(std::move(db));
   }
 
   LayerReport& report_;

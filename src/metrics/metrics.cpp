@@ -91,6 +91,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                                   "storage.max_size: the cache evicts least recently used blobs above it").Add({});
   tls_expiry_ = &family(prometheus::BuildGauge(), r, "ocigate_tls_certificate_expiry_timestamp_seconds",
                         "When the certificate the TLS listener serves expires (notAfter, unix seconds)");
+  instance_info_ = &family(prometheus::BuildGauge(), r, "ocigate_instance_info",
+                           "This replica (server.instance) and its build version; always 1");
+  policy_info_ = &family(prometheus::BuildGauge(), r, "ocigate_policy_info",
+                         "The policy in force: its mode (enforce|audit) and version; always 1");
   evictions_ = &family(prometheus::BuildCounter(), r, "ocigate_cache_evictions_total",
                        "Blobs evicted from the cache (least recently used)").Add({});
   evicted_bytes_ = &family(prometheus::BuildCounter(), r, "ocigate_cache_evicted_bytes_total",
@@ -195,6 +199,18 @@ void Metrics::record_notify(std::string_view result) {
 }
 
 void Metrics::set_tls_certificate_expiry(double unix_seconds) { tls_expiry_->Add({}).Set(unix_seconds); }
+
+void Metrics::set_instance(std::string_view instance, std::string_view version) {
+  instance_info_->Add({{"ocigate_instance", std::string(instance)}, {"version", std::string(version)}}).Set(1);
+}
+
+// One series at a time: the previous policy's goes when a reload replaces it.
+void Metrics::set_policy(std::string_view mode, std::string_view version) {
+  auto& next = policy_info_->Add({{"mode", std::string(mode)}, {"version", std::string(version)}});
+  if (policy_series_ && policy_series_ != &next) policy_info_->Remove(policy_series_);
+  policy_series_ = &next;
+  next.Set(1);
+}
 
 void Metrics::set_evictions(double evictions, double evicted_bytes) {
   // The cache counts since open; mirror the difference so the counters stay monotonic.

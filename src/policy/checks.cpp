@@ -5,7 +5,8 @@
 
 #include "ocigate/oci/digest.hpp"
 #include "filesystem_checks.hpp"
-#include "ocigate/policy/glob.hpp"
+#include "ocigate/common/glob.hpp"
+#include "ocigate/common/time.hpp"
 #include "text.hpp"
 
 namespace ocigate::policy {

@@ -1,7 +1,8 @@
 #include "ocigate/policy/engine.hpp"
 
 #include "ocigate/policy/checks.hpp"
-#include "ocigate/policy/glob.hpp"
+#include "ocigate/common/glob.hpp"
+#include "ocigate/common/time.hpp"
 #include "text.hpp"
 
 namespace ocigate::policy {

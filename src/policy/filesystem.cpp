@@ -62,9 +62,19 @@ bool read_packages(const nlohmann::json& json, FilesystemFacts& facts) {
         !read_string(item, "format", p.format)) {
       return false;
     }
+    // Optional (inventories stored before they existed lack them).
+    if (item.contains("source") && !read_string(item, "source", p.source)) return false;
+    if (item.contains("source_version") && !read_string(item, "source_version", p.source_version)) return false;
     facts.packages.push_back(std::move(p));
   }
   return true;
+}
+
+nlohmann::json package_json(const Package& p) {
+  nlohmann::json out = {{"name", p.name}, {"version", p.version}, {"format", p.format}};
+  if (!p.source.empty()) out["source"] = p.source;
+  if (!p.source_version.empty()) out["source_version"] = p.source_version;
+  return out;
 }
 
 }  // namespace
@@ -73,7 +83,7 @@ nlohmann::json FilesystemFacts::to_json() const {
   nlohmann::json users_json = nlohmann::json::object();
   for (const auto& [name, uid] : users) users_json[name] = uid;
   nlohmann::json packages_json = nlohmann::json::array();
-  for (const auto& p : packages) packages_json.push_back({{"name", p.name}, {"version", p.version}, {"format", p.format}});
+  for (const auto& p : packages) packages_json.push_back(package_json(p));
   return {{"setuid_files", findings_json(setuid_files)},
           {"installers", findings_json(installers)},
           {"secret_files", findings_json(secret_files)},

@@ -4,7 +4,7 @@
 
 #include "filesystem_checks.hpp"
 
-#include "ocigate/policy/glob.hpp"
+#include "ocigate/common/glob.hpp"
 #include "text.hpp"
 
 namespace ocigate::policy {

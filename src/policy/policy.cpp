@@ -3,10 +3,12 @@
 #include <charconv>
 #include <set>
 
-#include "ocigate/config/config.hpp"
+#include <yaml-cpp/yaml.h>
+
 #include "ocigate/oci/digest.hpp"
+#include "ocigate/common/time.hpp"
 #include "ocigate/policy/checks.hpp"
-#include "ocigate/policy/glob.hpp"
+#include "ocigate/common/glob.hpp"
 
 namespace ocigate::policy {
 
@@ -97,7 +99,7 @@ class Parser {
     if (auto n = root["prefetch_timeout"]) {
       std::string v = scalar(n, "policy.prefetch_timeout");
       auto seconds = whole_seconds(v);
-      if (!seconds) seconds = config::parse_duration(v);
+      if (!seconds) seconds = parse_duration(v);
       if (!seconds) refuse(n, "policy.prefetch_timeout", "must be a duration like 20s or 2m, got '" + v + "'");
       if (seconds->count() <= 0) refuse(n, "policy.prefetch_timeout", "must be longer than 0s");
       policy.prefetch_timeout = *seconds;
@@ -483,6 +485,10 @@ Result<Policy> parse_policy(const YAML::Node& node, std::string_view source) {
   } catch (const std::exception& e) {
     return Error{Errc::config_invalid, std::string(source) + ": policy: " + e.what()};
   }
+}
+
+Result<Policy> parse_policy(const YAML::Node* node, std::string_view source) {
+  return node ? parse_policy(*node, source) : default_policy();
 }
 
 }  // namespace ocigate::policy

@@ -12,9 +12,16 @@ std::mutex mutex;
 Level min_level = Level::info;
 std::FILE* access_file = stdout;  // nullptr = off
 std::FILE* audit_file = stdout;   // nullptr = off
+std::string instance_name;        // set once at start, before any line is written
 
-// "-" stdout, "off" nullptr, else the file opened for appending.
+// "-" stdout, "off" nullptr, else the file opened for appending. A file opened by an earlier call
+// is closed first.
 bool open_log(const std::string& spec, std::FILE*& out, std::string& error) {
+  {
+    std::lock_guard lock(mutex);
+    if (out && out != stdout) std::fclose(out);
+    out = nullptr;
+  }
   if (spec == "-") {
     out = stdout;
   } else if (spec == "off") {
@@ -78,9 +85,12 @@ void event(Level level, std::string_view message, nlohmann::json fields) {
   write_line(stderr, line);
 }
 
+void set_instance(const std::string& instance) { instance_name = instance; }
+
 void audit(const nlohmann::json& line) {
   if (!audit_file) return;
   nlohmann::json out = {{"time", now_iso8601()}};
+  if (!instance_name.empty()) out["instance"] = instance_name;
   out.update(line);
   write_line(audit_file, out);
 }
@@ -88,6 +98,7 @@ void audit(const nlohmann::json& line) {
 void access(const nlohmann::json& line) {
   if (!access_file) return;
   nlohmann::json out = {{"time", now_iso8601()}, {"log", "access"}};
+  if (!instance_name.empty()) out["instance"] = instance_name;
   out.update(line);
   write_line(access_file, out);
 }

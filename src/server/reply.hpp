@@ -62,4 +62,11 @@ struct Reply {
   std::string verdict;                  // policy verdict for gated manifests: allow | warn | block
 };
 
+// An OCI error answer: the status and JSON body server/errors maps the code to; a 429 carries
+// Retry-After (the error's, else 60 s).
+Reply error_reply(const Error& error);
+Reply error_reply(Errc code, std::string message);
+// A plain-text answer (probes, metrics) for the access log's route.
+Reply text_reply(http::status status, std::string body, std::string route);
+
 }  // namespace ocigate::server

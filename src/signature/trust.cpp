@@ -13,7 +13,7 @@
 
 #include "crypto.hpp"
 #include "ocigate/oci/digest.hpp"
-#include "ocigate/policy/glob.hpp"
+#include "ocigate/common/glob.hpp"
 
 namespace ocigate::signature {
 
@@ -192,7 +192,7 @@ Result<Identity> parse_identity(std::string_view text) {
 std::vector<const LoadedTrustEntry*> TrustStore::matching(std::string_view image) const {
   std::vector<const LoadedTrustEntry*> out;
   for (const auto& entry : entries) {
-    if (policy::glob_match(entry.match, image)) out.push_back(&entry);
+    if (glob_match(entry.match, image)) out.push_back(&entry);
   }
   return out;
 }

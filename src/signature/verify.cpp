@@ -12,7 +12,7 @@
 
 #include "crypto.hpp"
 #include "ocigate/oci/digest.hpp"
-#include "ocigate/policy/checks.hpp"
+#include "ocigate/common/time.hpp"
 
 namespace ocigate::signature {
 
@@ -599,7 +599,7 @@ SignatureResult verify_notation(const Envelope& envelope, std::string_view diges
   }
   std::string expiry = string_at(*header, "io.cncf.notary.expiry");
   if (!expiry.empty()) {
-    auto when = policy::parse_rfc3339(expiry);
+    auto when = parse_rfc3339(expiry);
     if (!when || *when < now) {
       r.reason = when ? Reason::expired : Reason::malformed;
       r.detail = "io.cncf.notary.expiry " + expiry + (when ? " has passed" : " is not RFC 3339");

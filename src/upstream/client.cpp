@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <map>
 #include <mutex>
 
 #include <openssl/ssl.h>
@@ -22,10 +21,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/url.hpp>
-#include <nlohmann/json.hpp>
 
 #include "connection.hpp"
-#include "ocigate/common/lru_map.hpp"
+#include "lookup.hpp"
+#include "token.hpp"
 #include "ocigate/oci/challenge.hpp"
 #include "ocigate/upstream/address.hpp"
 
@@ -44,7 +43,6 @@ constexpr std::size_t token_body_limit = 1 << 20;
 // Redirect, challenge and error bodies up to this size are read so their connection can be reused.
 constexpr std::size_t drain_limit = 64 * 1024;
 constexpr std::chrono::seconds max_retry_after{5};
-constexpr long default_token_lifetime = 60;
 
 bool is_redirect(unsigned status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
@@ -86,56 +84,6 @@ Error transport_error(const Endpoint& endpoint, const beast::error_code& ec, std
                  "upstream " + endpoint.host + " sent no " + waiting_for + " within " + seconds_text(timeout)};
   }
   return Error{Errc::upstream_error, "upstream " + endpoint.host + ": " + ec.message()};
-}
-
-using Endpoints = std::vector<tcp::endpoint>;
-
-// Addresses of a looked-up name are reused for this long (getaddrinfo gives no TTL): a burst of
-// new connections, such as a cold pull's layers or a redirect to a CDN, does not wait on a lookup
-// each time, and a host that moves is seen within it.
-constexpr auto lookup_ttl = std::chrono::seconds(30);
-constexpr std::size_t lookup_cache_size = 256;  // names, upstream and redirect hosts together
-constexpr int lookup_threads = 4;               // lookups of one client that may block at once
-
-// getaddrinfo, run on a thread of the lookup pool, where it may block.
-asio::awaitable<void> blocking_lookup(std::string host, std::string service, std::optional<Result<Endpoints>>* out) {
-  tcp::resolver resolver(co_await asio::this_coro::executor);
-  boost::system::error_code ec;
-  auto results = resolver.resolve(host, service, ec);
-  if (ec) {
-    out->emplace(Error{Errc::upstream_error, "cannot resolve upstream " + host + ": " + ec.message()});
-  } else if (results.empty()) {
-    out->emplace(Error{Errc::upstream_error, "upstream " + host + " has no address"});
-  } else {
-    Endpoints endpoints;
-    for (const auto& entry : results) endpoints.push_back(entry.endpoint());
-    out->emplace(std::move(endpoints));
-  }
-}
-
-// The default Resolve. asio's own async_resolve runs one getaddrinfo at a time per io_context,
-// so one slow answer held every other name's lookup behind it; the pool runs several at once.
-asio::awaitable<Result<Endpoints>> system_resolve(asio::thread_pool& pool, std::string host, std::string service) {
-  std::optional<Result<Endpoints>> out;
-  co_await asio::co_spawn(pool, blocking_lookup(std::move(host), std::move(service), &out), asio::use_awaitable);
-  co_return std::move(*out);
-}
-
-// One lookup's answer, handed from the lookup to the request waiting for it (on the request's
-// strand, through the timer's executor).
-struct LookupWait {
-  explicit LookupWait(asio::any_io_executor executor) : timer(std::move(executor)) {}
-  asio::steady_timer timer;
-  std::optional<Result<Endpoints>> result;
-};
-
-asio::awaitable<void> run_lookup(Resolve resolve, std::shared_ptr<LookupWait> wait, std::string host,
-                                 std::string service) {
-  auto result = co_await resolve(std::move(host), std::move(service));
-  asio::post(wait->timer.get_executor(), [wait, result = std::move(result)]() mutable {
-    wait->result = std::move(result);
-    wait->timer.cancel();
-  });
 }
 
 // upstreams[].max_concurrent_fetches: a counting semaphore over a thread-safe channel. A permit is
@@ -314,9 +262,8 @@ class ClientImpl final : public Client {
  public:
   ClientImpl(asio::any_io_executor executor, config::Upstream upstream, Resolve resolve)
       : executor_(std::move(executor)),
-        lookup_pool_(resolve ? nullptr : std::make_unique<asio::thread_pool>(lookup_threads)),
-        resolve_(resolve ? std::move(resolve) : system_resolver(*lookup_pool_)),
         upstream_(std::move(upstream)),
+        lookups_(executor_, upstream_.connect_timeout, std::move(resolve)),
         tls_context_(ssl::context::tls_client),
         pool_(std::make_shared<Pool>(upstream_.max_connections)),
         home_{upstream_.host, upstream_.port, upstream_.tls} {
@@ -516,58 +463,9 @@ class ClientImpl final : public Client {
     co_return Error{Errc::upstream_error, "upstream " + endpoint.host + " closed the connection without answering"};
   }
 
-  static Resolve system_resolver(asio::thread_pool& pool) {
-    return [&pool](std::string host, std::string service) {
-      return system_resolve(pool, std::move(host), std::move(service));
-    };
-  }
-
-  static std::string lookup_key(const Endpoint& endpoint) {
-    return endpoint.host + ':' + std::to_string(endpoint.port);
-  }
-
-  std::optional<Endpoints> cached_lookup(const std::string& key) {
-    std::lock_guard lock(lookups_mutex_);
-    const Lookup* found = lookups_.find(key);
-    if (!found) return std::nullopt;
-    if (std::chrono::steady_clock::now() >= found->expires) {
-      lookups_.erase(key);
-      return std::nullopt;
-    }
-    return found->endpoints;
-  }
-
-  void remember_lookup(const std::string& key, const Endpoints& endpoints) {
-    std::lock_guard lock(lookups_mutex_);
-    lookups_.put(key, Lookup{endpoints, std::chrono::steady_clock::now() + lookup_ttl});
-  }
-
-  void forget_lookup(const std::string& key) {
-    std::lock_guard lock(lookups_mutex_);
-    lookups_.erase(key);
-  }
-
-  // A fresh cached answer, else a lookup. getaddrinfo cannot be interrupted: the wait for a
-  // lookup ends after connect_timeout, and an answer that comes later is dropped.
-  asio::awaitable<Result<Endpoints>> resolve(const Endpoint& endpoint) {
-    const std::string key = lookup_key(endpoint);
-    if (auto cached = cached_lookup(key)) co_return std::move(*cached);
-    auto wait = std::make_shared<LookupWait>(co_await asio::this_coro::executor);
-    wait->timer.expires_after(upstream_.connect_timeout);
-    asio::co_spawn(executor_, run_lookup(resolve_, wait, endpoint.host, std::to_string(endpoint.port)),
-                   asio::detached);
-    co_await wait->timer.async_wait(use_tuple);
-    if (!wait->result) {
-      co_return Error{Errc::upstream_timeout, "resolving upstream " + endpoint.host + " timed out after " +
-                                                  seconds_text(upstream_.connect_timeout)};
-    }
-    if (*wait->result) remember_lookup(key, **wait->result);
-    co_return std::move(*wait->result);
-  }
-
   asio::awaitable<Result<std::unique_ptr<Connection>>> open(const Endpoint& endpoint, bool& retryable) {
     retryable = true;
-    auto resolved = co_await resolve(endpoint);
+    auto resolved = co_await lookups_.resolve(endpoint.host, endpoint.port);
     if (!resolved) co_return resolved.error();
     const auto& results = *resolved;
     // The upstream itself may live on an internal network; a host it redirects to may not, unless
@@ -590,7 +488,7 @@ class ClientImpl final : public Client {
     stream.expires_after(upstream_.connect_timeout);
     auto [cec, ep] = co_await stream.async_connect(results, use_tuple);
     if (cec) {
-      forget_lookup(lookup_key(endpoint));  // the retry looks the name up again
+      lookups_.forget(endpoint.host, endpoint.port);  // the retry looks the name up again
       if (cec == beast::error::timeout) {
         co_return Error{Errc::upstream_timeout, "connecting to upstream " + endpoint.host + " timed out after " +
                                                     seconds_text(upstream_.connect_timeout)};
@@ -639,25 +537,13 @@ class ClientImpl final : public Client {
 
   // ---- authentication ----
 
-  struct Token {
-    std::string authorization;
-    std::chrono::steady_clock::time_point expires;
-  };
-
   std::string cached_authorization(const std::string& scope) {
-    {
-      std::lock_guard lock(token_mutex_);
-      auto it = tokens_.find(scope);
-      if (it != tokens_.end()) {
-        if (std::chrono::steady_clock::now() < it->second.expires) return it->second.authorization;
-        tokens_.erase(it);
-      }
-    }
+    if (auto token = tokens_.find(scope)) return *token;
     if (basic_accepted_ && !upstream_.username.empty()) return basic_authorization();
     return {};
   }
 
-  std::string basic_authorization() const { return "Basic " + base64(upstream_.username + ":" + upstream_.password); }
+  std::string basic_authorization() const { return basic_credentials(upstream_.username, upstream_.password); }
 
   // Answers a 401's challenges: the Authorization value to retry with, or why there is none.
   asio::awaitable<Result<std::string>> authorize(const std::string& header, const std::string& scope) {
@@ -724,51 +610,17 @@ class ClientImpl final : public Client {
     }
     auto body = co_await response.read_all(token_body_limit);
     if (!body) co_return Error{Errc::unauthorized, where + ": " + body.error().message};
-    co_return remember_token(*body, scope, where);
+    co_return tokens_.remember(*body, scope, where);
   }
-
-  Result<std::string> remember_token(const std::string& body, const std::string& scope, const std::string& where) {
-    auto json = nlohmann::json::parse(body, nullptr, false);
-    if (!json.is_object()) return Error{Errc::unauthorized, where + " answered something other than a JSON object"};
-    std::string token;
-    for (const char* key : {"token", "access_token"}) {
-      auto it = json.find(key);
-      if (it != json.end() && it->is_string() && !it->get_ref<const std::string&>().empty()) {
-        token = it->get<std::string>();
-        break;
-      }
-    }
-    if (token.empty()) return Error{Errc::unauthorized, where + " answered without a token"};
-    if (!header_safe(token)) return Error{Errc::unauthorized, where + " answered a token with control characters"};
-    long lifetime = default_token_lifetime;
-    if (auto it = json.find("expires_in"); it != json.end() && it->is_number() && it->get<double>() > 0) {
-      lifetime = static_cast<long>(std::min(it->get<double>(), 86400.0));
-    }
-    std::string authorization = "Bearer " + token;
-    // A tenth off the lifetime so a token never expires between our check and the upstream's.
-    const auto expires = std::chrono::steady_clock::now() + std::chrono::seconds(lifetime - lifetime / 10);
-    std::lock_guard lock(token_mutex_);
-    tokens_[scope] = Token{authorization, expires};
-    return authorization;
-  }
-
-  struct Lookup {
-    Endpoints endpoints;
-    std::chrono::steady_clock::time_point expires;
-  };
 
   asio::any_io_executor executor_;
-  std::unique_ptr<asio::thread_pool> lookup_pool_;  // for the system's lookups (no Resolve given)
-  Resolve resolve_;
-  std::mutex lookups_mutex_;
-  LruMap<Lookup> lookups_{lookup_cache_size};  // by host:port, each for lookup_ttl
   config::Upstream upstream_;
+  NameLookups lookups_;
   ssl::context tls_context_;
   std::string setup_error_;
   std::shared_ptr<Pool> pool_;
   Endpoint home_;
-  std::mutex token_mutex_;
-  std::map<std::string, Token> tokens_;
+  TokenCache tokens_;
   std::atomic<bool> basic_accepted_{false};
   // class_bit()s of the upstream's own addresses: a redirect may reach a non-global class only
   // when the upstream itself lives in it.

@@ -11,7 +11,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)ocigate::config::parse(text, "fuzz.yaml");
   if (size <= 64) {
     (void)ocigate::config::parse_size(text);
-    (void)ocigate::config::parse_duration(text);
+    (void)ocigate::parse_duration(text);
   }
   return 0;
 }

@@ -95,6 +95,7 @@ class FakeRegistry:
         self.stopping = threading.Event()
         self.conns = set()
         self.accepted = 0
+        self.extras_sent = 0  # answers whose `extra` bytes have gone out
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", 0))
@@ -256,4 +257,6 @@ class FakeRegistry:
             if action.extra:
                 time.sleep(action.extra_delay)
                 conn.sendall(action.extra)
+                with self.lock:
+                    self.extras_sent += 1
         return not action.close

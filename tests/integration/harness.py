@@ -10,6 +10,7 @@ import atexit
 import base64
 import gzip
 import hashlib
+import http.client
 import http.server
 import io
 import json
@@ -149,14 +150,18 @@ def basic_auth(user, password):
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def request(method, url, body=None, headers=None, auth=None, timeout=30, cafile=None):
+def request(method, url, body=None, headers=None, auth=None, timeout=30, cafile=None, source=None):
     """One HTTP request; returns HttpResult for every status (no exception on 4xx/5xx).
     auth=(user, password) sends Basic credentials; redirects are not followed; cafile: the CA that
-    signed an https server's certificate, or an ssl.SSLContext (e.g. with a client certificate)."""
+    signed an https server's certificate, or an ssl.SSLContext (e.g. with a client certificate).
+    source: the local address to connect from (e.g. "127.0.0.2": any 127/8 address is this host),
+    so a test can be another client to ocigate's per-address limits (plain http only)."""
     req = urllib.request.Request(url, data=body, method=method, headers=dict(headers or {}))
     if auth:
         req.add_header("Authorization", basic_auth(*auth))
     handlers = [NoRedirect]
+    if source:
+        handlers.append(_SourceHTTPHandler(source))
     if cafile:
         import ssl
         context = cafile if isinstance(cafile, ssl.SSLContext) else ssl.create_default_context(cafile=cafile)
@@ -169,12 +174,44 @@ def request(method, url, body=None, headers=None, auth=None, timeout=30, cafile=
         return HttpResult(e.code, e.headers, e.read())
 
 
-def raw_exchange(port, data, timeout=10):
+class Pki:
+    """A test CA (valid `days`) and certificates for 127.0.0.1 signed by it, made with the openssl CLI."""
+
+    def __init__(self, directory, days=2, name="ocigate test CA"):
+        self.dir = directory
+        self.days = days
+        self.ca_key = os.path.join(directory, "ca.key")
+        self.ca_cert = os.path.join(directory, "ca.crt")
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-keyout", self.ca_key, "-out", self.ca_cert, "-days", str(days), "-subj", "/CN=" + name)
+        # skopeo's --src-cert-dir wants the CA as *.crt in a directory of its own.
+        self.cert_dir = os.path.join(directory, "trust")
+        os.mkdir(self.cert_dir)
+        shutil.copy(self.ca_cert, os.path.join(self.cert_dir, "ca.crt"))
+
+    def server_cert(self, name, usage="serverAuth", days=None):
+        """A key and a certificate for 127.0.0.1 and localhost (or a client certificate, usage clientAuth)."""
+        key, csr, cert, ext = (os.path.join(self.dir, name + suffix) for suffix in (".key", ".csr", ".crt", ".ext"))
+        with open(ext, "w") as f:
+            f.write(f"subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage={usage}\n")
+        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+                 "-out", csr, "-subj", "/CN=" + name)
+        _openssl("x509", "-req", "-in", csr, "-CA", self.ca_cert, "-CAkey", self.ca_key, "-CAcreateserial",
+                 "-out", cert, "-days", str(days or self.days), "-extfile", ext)
+        return cert, key
+
+
+def _openssl(*args):
+    return subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60, text=True).stdout
+
+
+def raw_exchange(port, data, timeout=10, source=None):
     """Sends raw bytes to 127.0.0.1:port and reads until the server closes (or `timeout`); returns
-    (status, head, body). For requests urllib refuses to send: malformed ones, huge headers."""
-    import socket
+    (status, head, body). For requests urllib refuses to send: malformed ones, huge headers.
+    source: the local address to connect from, as for request()."""
     chunks = []
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                  source_address=(source, 0) if source else None) as s:
         s.sendall(data)
         while True:
             try:
@@ -192,6 +229,16 @@ def raw_exchange(port, data, timeout=10):
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
+
+
+class _SourceHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, source):
+        super().__init__()
+        self.source = source
+
+    def http_open(self, req):
+        return self.do_open(lambda host, **kw: http.client.HTTPConnection(host, source_address=(self.source, 0), **kw),
+                            req)
 
 
 def process_log_tail(path, lines=40):
@@ -711,6 +758,7 @@ class Ocigate:
         self.config_path = os.path.join(self.dir, "ocigate.yaml")
         self.cafile = None  # with server.tls: the CA the tests trust; url is then https
         self.probe_auth = None  # (user, password) for /metrics when auth.protect_api is on
+        self.probe_source = None  # the local address /metrics is read from (another client to the limits)
         self.config = {
             "server": {"threads": 2, "shutdown_grace": "5s"},
             "storage": {"path": os.path.join(self.dir, "cache"), "max_size": max_size, "chunk_size": "64KiB"},
@@ -783,7 +831,8 @@ class Ocigate:
 
     def metrics(self):
         """Prometheus samples as {'name{labels}': value}."""
-        text = request("GET", self.url + "/metrics", cafile=self.cafile, auth=self.probe_auth).body.decode()
+        text = request("GET", self.url + "/metrics", cafile=self.cafile, auth=self.probe_auth,
+                       source=self.probe_source).body.decode()
         return parse_metrics(text)
 
     def metric_sum(self, name, **labels):
@@ -931,12 +980,17 @@ class BearerGateway:
 
 class CountingPassThrough:
     """A pass-through HTTP proxy in front of an upstream that counts blob GETs and can throttle
-    them (bytes per second), to observe single-flight and to kill ocigate mid-fetch."""
+    them (bytes per second), to observe single-flight and to kill ocigate mid-fetch. Every request
+    is recorded in `.requests` as (method, path) before it is answered; `inject`, when set, is
+    called with (method, path) and may return (status, headers, body) to answer in the upstream's
+    place (an outage, a rate limit) or None to forward."""
 
     def __init__(self, upstream_url, throttle_bps=None):
         self.upstream_url = upstream_url
         self.throttle_bps = throttle_bps
         self.blob_gets = {}
+        self.requests = []
+        self.inject = None
         self.lock = threading.Lock()
         proxy = self
 
@@ -953,10 +1007,23 @@ class CountingPassThrough:
                 self.forward("HEAD")
 
             def forward(self, method):
+                with proxy.lock:
+                    proxy.requests.append((method, self.path))
                 if method == "GET" and "/blobs/" in self.path:
                     digest = self.path.rsplit("/", 1)[1]
                     with proxy.lock:
                         proxy.blob_gets[digest] = proxy.blob_gets.get(digest, 0) + 1
+                injected = proxy.inject(method, self.path) if proxy.inject else None
+                if injected:
+                    status, headers, body = injected
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if method != "HEAD":
+                        self.wfile.write(body)
+                    return
                 headers = {k: v for k, v in self.headers.items() if k.lower() in ("accept", "range", "authorization")}
                 r = request(method, proxy.upstream_url + self.path, headers=headers, timeout=60)
                 self.send_response(r.status)
@@ -988,6 +1055,11 @@ class CountingPassThrough:
     def gets(self, digest):
         with self.lock:
             return self.blob_gets.get(digest, 0)
+
+    def requests_since(self, start, contains=""):
+        """The (method, path) requests from index `start` on whose path contains `contains`."""
+        with self.lock:
+            return [r for r in self.requests[start:] if contains in r[1]]
 
     def __enter__(self):
         self.thread.start()

@@ -7,6 +7,7 @@ import http.client
 import os
 import random
 import subprocess
+import sys
 import threading
 import time
 import unittest
@@ -82,7 +83,11 @@ class CrashConsistency(unittest.TestCase):
 
     def test_sigkill_during_concurrent_fills_leaves_a_clean_cache(self):
         gate = self.gate()
-        rng = random.Random(int(time.time()))
+        # The pull order and the kill delays come from this seed; OCIGATE_CRASH_SEED replays them
+        # (the machine's timing, and so what each kill interrupts, still varies).
+        seed = int(os.environ.get("OCIGATE_CRASH_SEED") or time.time_ns() % (1 << 32))
+        print(f"test_crash: seed {seed} (replay with OCIGATE_CRASH_SEED={seed})", file=sys.stderr, flush=True)
+        rng = random.Random(seed)
         errors = []
         started = time.monotonic()
         rounds = 0
@@ -101,13 +106,13 @@ class CrashConsistency(unittest.TestCase):
                 t.join(30)
             self.assertFalse(any(t.is_alive() for t in threads), "a client hung after the kill")
             result = cache_verify(gate)
-            self.assertEqual(result.returncode, 0, f"round {rounds} (kill after {delay:.2f}s):\n"
+            self.assertEqual(result.returncode, 0, f"seed {seed}, round {rounds} (kill after {delay:.2f}s):\n"
                                                    f"{result.stdout}\n{result.stderr}")
             self.assertIn(": 0 bad", result.stdout)
             if os.environ.get("OCIGATE_TEST_VERBOSE"):
                 print(f"round {rounds}: killed after {delay:.2f}s; {result.stdout.strip()}")
             gate.start()
-        self.assertEqual(errors, [])
+        self.assertEqual(errors, [], f"seed {seed}")
         self.assertGreaterEqual(rounds, 3, kill_points)
 
         # Every image again, correctly: cached blobs from the cache, evicted ones refetched.

@@ -72,27 +72,6 @@ def not_after(cert_path):
     return ssl.cert_time_to_seconds(text.split("=", 1)[1])
 
 
-class Ca:
-    """A test CA and server certificates for 127.0.0.1 signed by it, each valid for a given number of days."""
-
-    def __init__(self, directory):
-        self.dir = directory
-        self.cert = os.path.join(directory, "ca.crt")
-        self.key = os.path.join(directory, "ca.key")
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", self.key, "-out", self.cert, "-days", "30", "-subj", "/CN=ocigate dashboards CA")
-
-    def server_cert(self, name, days):
-        key, csr, cert, ext = (os.path.join(self.dir, name + suffix) for suffix in (".key", ".csr", ".crt", ".ext"))
-        with open(ext, "w") as f:
-            f.write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
-                "-out", csr, "-subj", "/CN=" + name)
-        openssl("x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key, "-CAcreateserial", "-out", cert,
-                "-days", str(days), "-extfile", ext)
-        return cert, key
-
-
 class Prometheus:
     """`prometheus` on 127.0.0.1:<free port> with its own data directory, scraping one target in job
     "ocigate" every second and evaluating `rule_file` every second."""
@@ -304,7 +283,7 @@ class AgainstPrometheus(unittest.TestCase):
     @classmethod
     def scenario(cls):
         started = time.monotonic()
-        cls.ca = Ca(cls.tmp)
+        cls.ca = harness.Pki(cls.tmp, days=30, name="ocigate dashboards CA")
         cls.cert_a, cls.key_a = cls.ca.server_cert("gate-a", days=7)
         cls.cert_b, cls.key_b = cls.ca.server_cert("gate-b", days=3)
         cls.cert_file, cls.key_file = os.path.join(cls.tmp, "tls.crt"), os.path.join(cls.tmp, "tls.key")
@@ -363,7 +342,7 @@ class AgainstPrometheus(unittest.TestCase):
         gate.config["server"].update({
             "tls": {"cert_file": cls.cert_file, "key_file": cls.key_file, "allow_plain_http": True},
             "requests_per_second": 100, "malformed_per_minute": 5, "max_connections_per_client": 24})
-        gate.cafile = cls.ca.cert
+        gate.cafile = cls.ca.ca_cert
         gate._write_config()
         try:
             return gate.start()
@@ -644,7 +623,7 @@ class AgainstPrometheus(unittest.TestCase):
         self.assertEqual(self.expiry_at_start, not_after(self.cert_a))
         self.assertEqual(self.expiry_after_reload, not_after(self.cert_b))
         self.assertLess(self.expiry_after_reload, self.expiry_at_start)
-        served = ssl.create_default_context(cafile=self.ca.cert)
+        served = ssl.create_default_context(cafile=self.ca.ca_cert)
         with socket.create_connection(("127.0.0.1", self.gate.port), timeout=10) as raw:
             with served.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
                 peer = tls.getpeercert()

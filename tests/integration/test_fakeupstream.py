@@ -21,7 +21,7 @@ import harness
 from fakeupstream import Raw, Reply, Silence
 from harness import request
 from test_policy import policy
-from test_security import Pki
+from harness import Pki
 
 ACCEPT = {"Accept": harness.ALL_MANIFESTS}
 MIB = 1 << 20
@@ -132,9 +132,11 @@ class FakeUpstreamFaults(unittest.TestCase):
             except BaseException as e:  # noqa: BLE001 - re-raised in the test thread
                 failure.append(e)
 
+        asked = self.fake.count()
         t = threading.Thread(target=run, daemon=True)
         t.start()
-        time.sleep(0.1)
+        # The healthy pulls run while the fault is in flight: once it has reached the fake (or is over).
+        harness.wait_until(lambda: self.fake.count() > asked or not t.is_alive(), BOUND, "the faulty request")
         self.healthy()
         t.join(BOUND * 3)
         self.assertFalse(t.is_alive(), "the faulty request hung")
@@ -215,9 +217,11 @@ class FakeUpstreamFaults(unittest.TestCase):
         data, digest = self.new_blob(1 * MIB)
         self.blobs[digest] = (data, Reply(200, {}, data, extra_delay=0.3,
                                           extra=b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\njunk!" * 50))
+        extras = self.fake.extras_sent
         r = request("GET", f"{self.gate.url}/v2/team/app/blobs/{digest}", timeout=BOUND)
         self.assertEqual((r.status, harness.sha256(r.body)), (200, digest))
-        time.sleep(0.6)  # the junk now waits on the idle pooled connection
+        # The junk now waits on the idle pooled connection (loopback delivers it as it is sent).
+        harness.wait_until(lambda: self.fake.extras_sent > extras, BOUND, "the junk after the body")
         for _ in range(3):
             other, other_digest = self.new_blob(200_000)
             r = request("GET", f"{self.gate.url}/v2/team/app/blobs/{other_digest}", timeout=BOUND)
@@ -244,11 +248,15 @@ class FakeUpstreamFaults(unittest.TestCase):
     # ---- statuses ----
 
     def test_error_statuses_with_and_without_retry_after(self):
-        cases = [  # (upstream status, Retry-After, client status, Retry-After to the client, attempts)
-            (500, None, 502, None, 1), (502, None, 502, None, 3), (503, None, 502, None, 3),
-            (503, "1", 502, None, 3), (503, "3600", 502, None, 1), (429, None, 429, "60", 1),
-            (429, "7", 429, "7", 1)]
-        for upstream_status, after, status, client_after, attempts in cases:
+        # The upstream's own error body (code "X") is never passed through: ocigate answers with its
+        # own OCI error (blob_fetch.cpp upstream_status_error, errors.cpp): a 5xx is the upstream's
+        # failure, 502 UNAVAILABLE; a 429 is TOOMANYREQUESTS with a Retry-After (60 when it sent none).
+        cases = [  # (upstream status, Retry-After, client status, code, Retry-After to the client, attempts)
+            (500, None, 502, "UNAVAILABLE", None, 1), (502, None, 502, "UNAVAILABLE", None, 3),
+            (503, None, 502, "UNAVAILABLE", None, 3), (503, "1", 502, "UNAVAILABLE", None, 3),
+            (503, "3600", 502, "UNAVAILABLE", None, 1), (429, None, 429, "TOOMANYREQUESTS", "60", 1),
+            (429, "7", 429, "TOOMANYREQUESTS", "7", 1)]
+        for upstream_status, after, status, expected_code, client_after, attempts in cases:
             for kind in ("manifests", "blobs"):
                 with self.subTest(status=upstream_status, retry_after=after, kind=kind):
                     headers = {"Content-Type": "application/json"}
@@ -266,10 +274,8 @@ class FakeUpstreamFaults(unittest.TestCase):
                                                     headers=ACCEPT, timeout=BOUND))
                     self.assertLess(time.monotonic() - started, BOUND)
                     self.assertEqual(r.status, status, r.body)
-                    code = r.json()["errors"][0]["code"]
-                    self.assertEqual(code, "TOOMANYREQUESTS" if status == 429 else code)
-                    if client_after:
-                        self.assertEqual(r.header("Retry-After"), client_after)
+                    self.assertEqual(r.json()["errors"][0]["code"], expected_code, r.body)
+                    self.assertEqual(r.header("Retry-After"), client_after)
                     self.assertEqual(self.fake.count("GET", f"/{kind}/{ref}") - before, attempts)
 
     # ---- malformed answers ----
@@ -637,8 +643,24 @@ class FakeUpstreamFaults(unittest.TestCase):
         # every read that drains the socket while it is slow: a trickle that then stalls must reach
         # the client as it comes, not at the followers' one-second recheck or when the stall is cut.
         # The last piece must arrive within 0.12 s of leaving the fake: a corked socket would hold
-        # it for the kernel's 200 ms.
-        pieces, size, gap = 10, 10_000, 0.03
+        # it for the kernel's 200 ms (0.18 s and more after the last piece, measured), the recheck
+        # for most of a second. Up to three attempts, passing at the first in time: a sanitizer build
+        # on two shared cores has slow moments that one sample would take for the regression, while
+        # a held-back tail is held in every attempt.
+        attempts = []
+        for _ in range(3):
+            attempts.append(self.trickle_delays(connect))
+            overall, last = attempts[-1]
+            if overall < 0.5 and last < 0.12:
+                return
+        self.fail("bytes before the stall were held back: (s beyond the trickle's own time, s after the last "
+                  f"piece left the fake) per attempt: {attempts}")
+
+    def trickle_delays(self, connect):
+        """A blob whose upstream sends `pieces` small pieces, `gap` s apart, then stalls; returns how
+        much longer than the trickle itself the client took to have them all, and how long after the
+        last piece left the fake the client had it."""
+        pieces, size, gap = 9, 10_000, 0.03
         data = os.urandom(3 * MIB)
         digest = harness.sha256(data)
         last_sent = []
@@ -665,8 +687,7 @@ class FakeUpstreamFaults(unittest.TestCase):
         head, _, body = received.partition(b"\r\n\r\n")
         self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
         self.assertEqual(body, data[:pieces * size])
-        self.assertLess(arrived - started, pieces * gap + 0.5, "bytes before the stall were held back")
-        self.assertLess(arrived - last_sent[0], 0.12, "the last bytes before the stall were held back")
+        return round(arrived - started - pieces * gap, 3), round(arrived - last_sent[0], 3)
 
 
 if __name__ == "__main__":

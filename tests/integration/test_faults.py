@@ -1,12 +1,15 @@
 """Faults: the upstream down, lying or slow; ocigate killed mid-fetch; a tiny cache; clients that
 leave. Nothing wrong may be served whole or cached, and other clients must not be harmed."""
 
+import fcntl
+import http.client
 import json
 import os
 import shutil
 import socket
 import struct
 import tempfile
+import termios
 import threading
 import time
 import unittest
@@ -20,6 +23,13 @@ ACCEPT = {"Accept": harness.ALL_MANIFESTS}
 def setUpModule():
     if not os.environ.get("OCIGATE_BIN"):
         raise unittest.SkipTest("OCIGATE_BIN is not set (run through ctest)")
+
+
+def wait_past_ttl(since, ttl):
+    """Waits until a tag fetched before `since` (a time.time() taken after the fetch) is due again.
+    ocigate keeps a tag's fetch time in whole seconds (std::time) and trusts the tag while
+    now - fetched_at < ttl, so the entry is due once the clock's whole second is ttl past since's."""
+    harness.wait_until(lambda: int(time.time()) >= int(since) + ttl, ttl + 2, "the tag's TTL to pass")
 
 
 def raw_get(host_port, path, read_bytes=None, timeout=30):
@@ -40,6 +50,18 @@ def raw_get(host_port, path, read_bytes=None, timeout=30):
                 break
             body += chunk
         return head.split(b"\r\n", 1)[0], body
+
+
+def wait_until_receive_queue_stops(sock):
+    """Waits until the bytes queued for `sock` stop growing: the sender has filled the window and
+    is blocked on its full socket."""
+    queued = []
+
+    def stopped():
+        queued.append(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0])
+        return len(queued) >= 3 and queued[-1] > 0 and queued[-1] == queued[-2] == queued[-3]
+
+    harness.wait_until(stopped, 10, "the sender to block on a full socket")
 
 
 class Faults(unittest.TestCase):
@@ -64,8 +86,9 @@ class Faults(unittest.TestCase):
         gate = self.gate()
         result, _ = self.copy(gate, "team/app:v1")
         self.assertEqual(result.returncode, 0, result.stderr)
+        cached_at = time.time()
         self.registry.stop()
-        time.sleep(1.2)  # past tag_ttl: a revalidation is due and fails
+        wait_past_ttl(cached_at, 1)  # a revalidation is due and fails
         r = request("GET", f"{gate.url}/v2/team/app/manifests/v1", headers=ACCEPT)
         self.assertEqual(r.status, 200)
         self.assertIn("299", r.header("Warning") or "")
@@ -81,11 +104,12 @@ class Faults(unittest.TestCase):
         gate = self.gate()
         first = request("GET", f"{gate.url}/v2/team/app/referrers/{image.digest}")
         self.assertEqual(first.status, 200)
+        cached_at = time.time()
         again = request("GET", f"{gate.url}/v2/team/app/referrers/{image.digest}")
         self.assertEqual(again.json(), first.json())
         self.assertGreater(gate.metric_sum("ocigate_cache_requests_total", kind="referrers", result="hit"), 0)
         self.registry.stop()
-        time.sleep(1.2)  # past tag_ttl: the answer is due again and the upstream is gone
+        wait_past_ttl(cached_at, 1)  # the answer is due again and the upstream is gone
         stale = request("GET", f"{gate.url}/v2/team/app/referrers/{image.digest}")
         self.assertEqual(stale.status, 200)
         self.assertIn("299", stale.header("Warning") or "")
@@ -194,14 +218,22 @@ class Faults(unittest.TestCase):
                 received += chunk
             self.assertTrue(received.startswith(b"HTTP/1.1 200"), received[:100])
             results = []
+            joined = threading.Event()
 
             def full_pull():
-                r = request("GET", f"{gate.url}/v2/team/app/blobs/{layer}", timeout=60)
-                results.append((r.status, harness.sha256(r.body)))
+                conn = http.client.HTTPConnection("127.0.0.1", gate.port, timeout=60)
+                try:
+                    conn.request("GET", f"/v2/team/app/blobs/{layer}")
+                    response = conn.getresponse()
+                    joined.set()  # its 200 head is out: the follower is in the fetch
+                    results.append((response.status, harness.sha256(response.read())))
+                finally:
+                    joined.set()
+                    conn.close()
 
             follower = threading.Thread(target=full_pull)
             follower.start()
-            time.sleep(0.2)
+            self.assertTrue(joined.wait(30), "the follower got no answer")
             leaver.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
             leaver.close()
             follower.join(60)
@@ -226,11 +258,19 @@ class Faults(unittest.TestCase):
             leaver.sendall(f"GET {path} HTTP/1.1\r\nHost: {gate.host}\r\n\r\n".encode())
             received = leaver.recv(65536)
             self.assertTrue(received.startswith(b"HTTP/1.1 200"), received[:100])
-            time.sleep(0.2)  # ocigate is now blocked on the full socket, mid-body
+            wait_until_receive_queue_stops(leaver)  # ocigate is now blocked on the full socket, mid-body
             if reset:
                 leaver.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
             leaver.close()
-        time.sleep(0.3)
+
+        def cut_streams():
+            with open(gate.stdout_path) as f:
+                return sum(1 for l in f if layer in l and '"completed":false' in l)
+
+        # Each cut stream ends with its access-log line, written after the failed write: by then a
+        # SIGPIPE would have ended the process.
+        harness.wait_until(lambda: not gate.running() or cut_streams() >= 3, 15,
+                           "the three cut streams' access-log lines")
         self.assertTrue(gate.running(), gate.stderr()[-2000:])
         r = request("GET", gate.url + path, timeout=60)
         self.assertEqual((r.status, harness.sha256(r.body)), (200, layer))
@@ -261,6 +301,114 @@ class Faults(unittest.TestCase):
         gate = self.gate()
         self.assertEqual(gate.stop(), 0)
         self.assertIn("ocigate stopped", gate.stderr())
+
+
+class TagRevalidation(unittest.TestCase):
+    """upstreams[].tag_ttl against a healthy upstream, and a cached tag served stale when the
+    revalidation is answered 5xx or 429. A pass-through in front of the registry sees every
+    upstream request and answers in its place when told to."""
+    TTL = 3  # seconds; the "within the TTL" steps below take a fraction of one
+
+    @classmethod
+    def setUpClass(cls):
+        cls.registry = harness.Registry()
+        cls.addClassCleanup(cls.registry.close)
+        cls.registry.start()
+        cls.upstream = harness.CountingPassThrough(cls.registry.url)
+        cls.upstream.__enter__()
+        cls.addClassCleanup(cls.upstream.__exit__, None, None, None)
+
+    def setUp(self):
+        self.upstream.inject = None
+
+    def gate(self, ttl, **extra):
+        gate = harness.Ocigate([{"name": "up", "url": self.upstream.url, "tag_ttl": f"{ttl}s"}],
+                               default_upstream="up", extra=extra).start()
+        self.addCleanup(gate.close)
+        return gate
+
+    def get(self, gate, tag, method="GET"):
+        return request(method, f"{gate.url}/v2/team/ttl/manifests/{tag}", headers=ACCEPT)
+
+    def test_within_the_ttl_nothing_goes_upstream_then_a_head_confirms_and_a_moved_tag_is_judged(self):
+        from test_policy import policy
+        user = {"config": {"User": "1000"}}
+        first = harness.push_image(self.registry, "team/ttl", "keep", config_overrides=user, layers=[{"a": b"1"}])
+        for tag in ("moved", "bad"):
+            self.registry.push_manifest("team/ttl", tag, first.manifest, first.media_type)
+        gate = self.gate(self.TTL, policy=policy(non_root_user="block"))
+        for tag in ("keep", "moved", "bad"):
+            before = time.time()
+            self.assertEqual(self.get(gate, tag).header("Docker-Content-Digest"), first.digest)
+            start = len(self.upstream.requests)
+            again = self.get(gate, tag)
+            self.assertEqual((again.status, again.body), (200, first.manifest))
+            self.assertLess(time.time(), int(before) + self.TTL, "too slow to stay within the TTL")
+            self.assertEqual(self.upstream.requests_since(start), [], "within the TTL a tag is the cache's")
+        fetched = time.time()
+        # Upstream, one tag moves to another compliant image and one to an image the policy blocks.
+        moved = harness.push_image(self.registry, "team/ttl", "moved", config_overrides=user, layers=[{"b": b"2"}])
+        bad = harness.push_image(self.registry, "team/ttl", "bad", config_overrides={"config": {"User": "root"}},
+                                 layers=[{"c": b"3"}])
+        wait_past_ttl(fetched, self.TTL)
+
+        start = len(self.upstream.requests)
+        r = self.get(gate, "keep")
+        self.assertEqual((r.status, r.header("Docker-Content-Digest"), r.body), (200, first.digest, first.manifest))
+        self.assertEqual(self.upstream.requests_since(start), [("HEAD", "/v2/team/ttl/manifests/keep")],
+                         "one HEAD confirms the digest; no GET")
+        start = len(self.upstream.requests)
+        self.assertEqual(self.get(gate, "keep").status, 200)
+        self.assertEqual(self.upstream.requests_since(start), [], "the confirmation starts a new TTL")
+
+        start = len(self.upstream.requests)
+        r = self.get(gate, "moved")
+        self.assertEqual((r.status, r.header("Docker-Content-Digest"), r.body), (200, moved.digest, moved.manifest))
+        self.assertEqual(self.upstream.requests_since(start, "/manifests/"),
+                         [("HEAD", "/v2/team/ttl/manifests/moved"), ("GET", "/v2/team/ttl/manifests/moved")])
+        verdict = request("GET", f"{gate.url}/ocigate/v1/verdicts/{moved.digest}")
+        self.assertEqual(verdict.status, 200, "the new image was judged")
+        self.assertEqual((verdict.json()["verdict"], verdict.json()["reference"]), ("allow", "moved"))
+
+        for method in ("GET", "HEAD"):
+            r = self.get(gate, "bad", method)
+            self.assertEqual(r.status, 403, f"{method}: the image the tag moved to breaks the policy")
+        error = self.get(gate, "bad").json()["errors"][0]
+        self.assertEqual((error["code"], error["detail"]["digest"]), ("DENIED", bad.digest))
+        self.assertEqual([v["check"] for v in error["detail"]["violations"]], ["non-root-user"])
+
+    def test_a_cached_tag_is_served_stale_when_the_upstream_answers_5xx_or_429(self):
+        image = harness.push_image(self.registry, "team/ttl", "stale")
+        gate = self.gate(1)
+        self.assertEqual(self.get(gate, "stale").status, 200)
+        wait_past_ttl(time.time(), 1)
+        body = b'{"errors":[{"code":"X","message":"y"}]}'
+        # A stale answer leaves the entry due: each status below is a revalidation of its own.
+        for status in (500, 503, 429):
+            with self.subTest(status=status):
+                self.upstream.inject = lambda method, path, status=status: (
+                    (status, {"Content-Type": "application/json"}, body) if "/manifests/" in path else None)
+                before = gate.metric_sum("ocigate_cache_requests_total", kind="tag", result="stale")
+                start = len(self.upstream.requests)
+                r = self.get(gate, "stale")
+                self.assertEqual((r.status, r.header("Docker-Content-Digest"), r.body),
+                                 (200, image.digest, image.manifest))
+                warnings = [w for w in r.headers.get_all("Warning") or [] if "unavailable" in w]
+                self.assertEqual(len(warnings), 1, r.headers.get_all("Warning"))
+                self.assertTrue(warnings[0].startswith("299 "), warnings)
+                self.assertIn(f"HTTP {status}", warnings[0])
+                self.assertIn(image.digest, warnings[0])
+                sent = self.upstream.requests_since(start, "/manifests/")
+                self.assertTrue(sent, "the tag was revalidated")
+                # The HEAD's answer already says the upstream is failing: no GET follows it (a 429
+                # would only be answered 429 again, and a GET counts against a pull quota).
+                self.assertEqual({method for method, _ in sent}, {"HEAD"}, sent)
+                self.assertEqual(len(sent), 3 if status == 503 else 1, "503 is retried, 500 and 429 are not")
+                self.assertEqual(gate.metric_sum("ocigate_cache_requests_total", kind="tag", result="stale"),
+                                 before + 1)
+        # Something never cached is the upstream's error, not a stale answer.
+        r = self.get(gate, "never-cached")
+        self.assertEqual((r.status, r.json()["errors"][0]["code"]), (429, "TOOMANYREQUESTS"))
 
 
 class UpstreamAnswers(unittest.TestCase):

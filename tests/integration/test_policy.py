@@ -136,7 +136,13 @@ class Gate(unittest.TestCase):
         self.assertEqual(r.status, 200)
         result = self.copy(gate, "team/multi:v1")
         self.assertEqual(result.returncode, 0, result.stderr)  # children run as 1000:1000
-        self.assertIsNotNone(request("GET", f"{gate.url}/ocigate/v1/verdicts/{self.children[0]}").json())
+        stored = request("GET", f"{gate.url}/ocigate/v1/verdicts/{self.children[0]}")
+        self.assertEqual(stored.status, 200, stored.body)
+        verdict = stored.json()
+        self.assertEqual((verdict["verdict"], verdict["digest"]), ("allow", self.children[0]))
+        self.assertEqual(verdict["reference"], "v1", "a child is judged under the tag its index was pulled by")
+        user = [c for c in verdict["checks"] if c["check"] == "non-root-user"]
+        self.assertEqual([c["result"] for c in user], ["pass"])
 
     def test_pinned_reference_judges_the_tag_an_index_was_pulled_by(self):
         gate = self.gate(policy(pinned_reference="block"))
@@ -228,23 +234,105 @@ class Gate(unittest.TestCase):
         self.assertEqual(setuid["result"], "pass", "the final verdict is judged on every layer")
         self.assertTrue(verdict["inventory"]["complete"])
 
+    def test_a_user_is_judged_by_its_uid_in_etc_passwd_not_its_gid(self):
+        # toor is an alias of uid 0 with a non-zero gid; app is a non-root user in group 0. A parser
+        # that read the gid column would pass toor and block app.
+        passwd = (b"root:x:0:0:root:/root:/bin/sh\n"
+                  b"toor:x:0:1000:alias of root:/root:/bin/sh\n"
+                  b"app:x:1000:0:app in group root:/home/app:/bin/sh\n")
+        layers = [{"etc/passwd": passwd}]
+        harness.push_image(self.registry, "team/toor", "v1", layers=layers,
+                           config_overrides={"config": {"User": "toor"}})
+        harness.push_image(self.registry, "team/app-gid0", "v1", layers=layers,
+                           config_overrides={"config": {"User": "app"}})
+        gate = self.gate(policy(non_root_user="block"))
+        r = request("GET", f"{gate.url}/v2/team/toor/manifests/v1", headers=ACCEPT)
+        self.assertEqual(r.status, 403, r.body[:300])
+        violation = r.json()["errors"][0]["detail"]["violations"][0]
+        self.assertEqual(violation["check"], "non-root-user")
+        self.assertIn("user 'toor' has uid 0 in /etc/passwd", violation["message"])
+        result = self.copy(gate, "team/toor:v1")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("non-root-user", result.stderr)
+        result = self.copy(gate, "team/app-gid0:v1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+
+    def test_blob_access_referenced_any_and_audit(self):
+        # One layer is shared by an allowed image and a blocked one; each also has a layer of its own.
+        shared = {"shared.txt": b"in both images\n"}
+        good = harness.push_image(self.registry, "team/shares", "v1", layers=[shared, {"good.txt": b"good\n"}],
+                                  config_overrides={"config": {"User": "1000"}})
+        bad = harness.push_image(self.registry, "team/shares-root", "v1", layers=[shared, {"bad.txt": b"bad\n"}],
+                                 config_overrides={"config": {"User": "root"}})
+        self.assertEqual(good.layer_digests[0], bad.layer_digests[0])
+        loose = self.registry.push_blob("team/shares", b"a blob no manifest refers to")
+        unreferenced = "ocigate_unreferenced_blob_requests_total"
+
+        def blob(gate, repo, digest, method="GET"):
+            return request(method, f"{gate.url}/v2/{repo}/blobs/{digest}")
+
+        gate = self.gate(policy(non_root_user="block"))
+        for method in ("GET", "HEAD"):
+            r = blob(gate, "team/shares", loose, method)
+            self.assertEqual(r.status, 403, f"{method} of a digest no manifest refers to")
+        error = blob(gate, "team/shares", loose).json()["errors"][0]
+        self.assertEqual(error["code"], "DENIED")
+        self.assertIn("not referenced by any image this mirror has allowed", error["message"])
+        self.assertEqual(gate.metric_sum(unreferenced), 3)
+        # The blocked image's manifest is refused, and none of its blobs become reachable, the
+        # shared layer included (no allowed image has referred to it yet).
+        self.assertEqual(request("GET", f"{gate.url}/v2/team/shares-root/manifests/v1", headers=ACCEPT).status, 403)
+        self.assertEqual(blob(gate, "team/shares-root", bad.layer_digests[0]).status, 403)
+        # An allowed image makes its blobs reachable: its own layer and the shared one. The blocked
+        # image's own layer and config stay refused.
+        self.assertEqual(request("GET", f"{gate.url}/v2/team/shares/manifests/v1", headers=ACCEPT).status, 200)
+        for digest in good.blobs:
+            r = blob(gate, "team/shares", digest)
+            self.assertEqual((r.status, harness.sha256(r.body)), (200, digest))
+        for digest in (bad.layer_digests[1], bad.config_digest):
+            self.assertEqual(blob(gate, "team/shares-root", digest).status, 403)
+        self.assertEqual(blob(gate, "team/shares", loose).status, 403)
+        self.assertEqual(gate.metric_sum(unreferenced), 7)
+        self.assertEqual(self.registry.blob_gets(loose), 0, "a refused blob is never fetched")
+
+        # blob_access: any serves any digest and counts nothing.
+        anything = self.gate(dict(policy(non_root_user="block"), blob_access="any"))
+        r = blob(anything, "team/shares", loose)
+        self.assertEqual((r.status, r.body), (200, b"a blob no manifest refers to"))
+        self.assertEqual(anything.metric_sum(unreferenced), 0)
+
+        # Audit mode serves an unreferenced blob, counts it and logs it.
+        audit = self.gate(policy(mode="audit", non_root_user="block"))
+        r = blob(audit, "team/shares", loose)
+        self.assertEqual((r.status, r.body), (200, b"a blob no manifest refers to"))
+        self.assertEqual(audit.metric_sum(unreferenced), 1)
+        self.assertIn("blob not referenced by an allowed image (audit mode: served)", audit.stderr())
+
     def test_reload_on_sighup_applies_a_new_policy_and_keeps_the_old_on_error(self):
         gate = self.gate(policy(non_root_user="block"))
         self.assertEqual(request("GET", f"{gate.url}/v2/team/root/manifests/v1", headers=ACCEPT).status, 403)
         with open(gate.config_path) as f:
             config = json.load(f)
-        config["policy"] = policy(non_root_user="off")
+
+        def warned_checks():
+            r = request("GET", f"{gate.url}/v2/team/root/manifests/v1", headers=ACCEPT)
+            self.assertEqual(r.status, 200, r.body[:300])
+            return sorted(w.split("ocigate: ", 1)[1].split(":", 1)[0] for w in r.headers.get_all("Warning") or [])
+
+        # The new policy warns on one check only; the built-in default (audit, every check on) would
+        # warn on several, non-root-user first among them, so the two cannot be mistaken.
+        config["policy"] = policy(non_root_user="off", healthcheck="warn")
         with open(gate.config_path, "w") as f:
             json.dump(config, f)
         gate.proc.send_signal(signal.SIGHUP)
         harness.wait_until(lambda: gate.metric_sum("ocigate_policy_reloads_total", result="ok") == 1, 10, "reload")
-        self.assertEqual(request("GET", f"{gate.url}/v2/team/root/manifests/v1", headers=ACCEPT).status, 200)
+        self.assertEqual(warned_checks(), ["healthcheck"])
         config["policy"] = {"mode": "enforce", "checks": {"no-such-check": "block"}}
         with open(gate.config_path, "w") as f:
             json.dump(config, f)
         gate.proc.send_signal(signal.SIGHUP)
         harness.wait_until(lambda: gate.metric_sum("ocigate_policy_reloads_total", result="error") == 1, 10, "reload")
-        self.assertEqual(request("GET", f"{gate.url}/v2/team/root/manifests/v1", headers=ACCEPT).status, 200)
+        self.assertEqual(warned_checks(), ["healthcheck"], "the policy in force before the bad file stays")
         self.assertIn("policy reload refused", gate.stderr())
 
     def test_invalid_policy_refuses_to_start_with_key_and_line(self):

@@ -136,7 +136,9 @@ class OpenUpstream(PullTestCase):
     def test_a_cached_blob_leaves_its_keep_alive_connection_uncorked(self):
         # A cached blob goes out corked (only full TCP segments); the end of its body must uncork,
         # or its short tail and the next small reply on the connection would each wait for the
-        # kernel's 200 ms cork timer. The fastest of three rounds, so one slow moment cannot fail it.
+        # kernel's 200 ms cork timer. Rounds run until one is in time, ten at most: a held-back tail
+        # is held in every round (0.2 s or more), while a sanitizer build on two shared cores has slow
+        # moments that a single sample (or the best of three) would take for the regression.
         # Only a committed blob is corked (a fetch being followed is not): wait for a cache hit first.
         digest = self.oci.layer_digests[0]
 
@@ -148,8 +150,9 @@ class OpenUpstream(PullTestCase):
         harness.wait_until(served_from_cache, 10, "a cache hit of the blob")
         conn = http.client.HTTPConnection("127.0.0.1", self.gate.port, timeout=10)
         self.addCleanup(conn.close)
+        bound = 0.15
         blob_seconds, manifest_seconds = [], []
-        for _ in range(3):
+        for _ in range(10):
             started = time.monotonic()
             conn.request("GET", f"/v2/team/app/blobs/{digest}")
             blob = conn.getresponse()
@@ -160,8 +163,10 @@ class OpenUpstream(PullTestCase):
             manifest = conn.getresponse()
             self.assertEqual((manifest.status, manifest.read()), (200, self.oci.manifest))
             manifest_seconds.append(time.monotonic() - started)
-        self.assertLess(min(blob_seconds), 0.15, f"the blob's tail was held back: {blob_seconds}")
-        self.assertLess(min(manifest_seconds), 0.15, f"the next reply was held back: {manifest_seconds}")
+            if min(blob_seconds) < bound and min(manifest_seconds) < bound:
+                break
+        self.assertLess(min(blob_seconds), bound, f"the blob's tail was held back: {blob_seconds}")
+        self.assertLess(min(manifest_seconds), bound, f"the next reply was held back: {manifest_seconds}")
 
     def test_range_on_an_uncached_blob(self):
         image = harness.push_image(self.registry, "team/ranged", "v1", layers=[{"r": os.urandom(200_000)}])
@@ -317,6 +322,18 @@ class OpenUpstream(PullTestCase):
         request("GET", f"{self.base}/v2/team/app/manifests/v1", headers=ACCEPT)
         self.assertGreater(self.gate.metric_sum("ocigate_http_requests_total", route="manifest"), 0)
         self.assertGreater(self.gate.metric_sum("ocigate_upstream_requests_total", upstream="up"), 0)
+
+    def test_the_instance_names_every_answer_log_line_and_the_metrics(self):
+        import socket
+        host = socket.gethostname()[:64]
+        r = request("GET", f"{self.base}/v2/team/app/manifests/v1", headers=ACCEPT)
+        self.assertEqual(r.header("X-Ocigate-Instance"), host)
+        self.assertEqual(request("GET", f"{self.base}/v2/team/app/manifests/nope").header("X-Ocigate-Instance"), host)
+        with open(self.gate.stdout_path) as f:
+            lines = [json.loads(line) for line in f if line.strip()]
+        self.assertTrue(all(line.get("instance") == host for line in lines if line.get("log") in ("access", "audit")))
+        self.assertEqual(self.gate.metric_sum("ocigate_instance_info", ocigate_instance=host), 1)
+        self.assertEqual(self.gate.metric_sum("ocigate_policy_info", mode="audit"), 1)
 
     def test_access_log_is_json_without_credentials(self):
         request("GET", f"{self.base}/v2/team/app/manifests/v1", headers=ACCEPT)

@@ -13,7 +13,6 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import time
 import unittest
 
 import harness
@@ -29,38 +28,6 @@ def setUpModule():
     for tool in ("openssl", "htpasswd", "skopeo"):
         if not shutil.which(tool):
             raise unittest.SkipTest(tool + " is not installed")
-
-
-def openssl(*args):
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
-class Pki:
-    """A test CA and server certificates for 127.0.0.1 signed by it."""
-
-    def __init__(self, directory):
-        self.dir = directory
-        self.ca_key = os.path.join(directory, "ca.key")
-        self.ca_cert = os.path.join(directory, "ca.crt")
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", self.ca_key, "-out", self.ca_cert, "-days", "2", "-subj", "/CN=ocigate test CA")
-        # skopeo's --src-cert-dir wants the CA as *.crt in a directory of its own.
-        self.cert_dir = os.path.join(directory, "trust")
-        os.mkdir(self.cert_dir)
-        shutil.copy(self.ca_cert, os.path.join(self.cert_dir, "ca.crt"))
-
-    def server_cert(self, name, usage="serverAuth"):
-        key = os.path.join(self.dir, name + ".key")
-        csr = os.path.join(self.dir, name + ".csr")
-        cert = os.path.join(self.dir, name + ".crt")
-        ext = os.path.join(self.dir, name + ".ext")
-        with open(ext, "w") as f:
-            f.write(f"subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage={usage}\n")
-        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
-                "-out", csr, "-subj", "/CN=" + name)
-        openssl("x509", "-req", "-in", csr, "-CA", self.ca_cert, "-CAkey", self.ca_key, "-CAcreateserial",
-                "-out", cert, "-days", "2", "-extfile", ext)
-        return cert, key
 
 
 def skopeo(gate, ref, dest, creds=None, verify=True, cert_dir=None):
@@ -79,7 +46,7 @@ class Security(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="ocigate-security-")
-        cls.pki = Pki(cls.tmp)
+        cls.pki = harness.Pki(cls.tmp)
         cls.cert, cls.key = cls.pki.server_cert("server-a")
         cls.htpasswd = os.path.join(cls.tmp, "htpasswd")
         subprocess.run(["htpasswd", "-B", "-b", "-c", "-C", "5", cls.htpasswd, "alice", "alice-pw"], check=True,
@@ -275,7 +242,8 @@ class Security(unittest.TestCase):
         headers = {"Authorization": harness.basic_auth("alice", "alice-pw")}
         old = http.client.HTTPSConnection("127.0.0.1", gate.port, context=context, timeout=10)
         old.request("GET", "/v2/", headers=headers)
-        self.assertEqual(old.getresponse().read() is not None, True)
+        response = old.getresponse()
+        self.assertEqual((response.status, response.read()), (200, b"{}"))
         first_cert = old.sock.getpeercert(binary_form=True)
         shutil.copy(cert_b, live_cert)
         shutil.copy(key_b, live_key)
@@ -379,6 +347,51 @@ class Security(unittest.TestCase):
         self.assertEqual(len(denied), 1)
         self.assertEqual(denied[0]["user"], "alice")
 
+    def test_auth_reload_on_sighup_applies_users_tokens_and_rules_and_keeps_them_on_error(self):
+        htpasswd = os.path.join(self.tmp, "reload-htpasswd")
+        shutil.copy(self.htpasswd, htpasswd)
+        self.addCleanup(os.unlink, htpasswd)
+        gate = self.gate(tls=False, auth=self.auth_section(htpasswd_file=htpasswd))
+        bearer = {"Authorization": "Bearer " + TOKEN}
+
+        def status(repo, auth=None, headers=None):
+            return request("GET", f"{gate.url}/v2/{repo}/manifests/v1", headers={**ACCEPT, **(headers or {})},
+                           auth=auth).status
+
+        def reload(logged):
+            count = gate.stderr().count(logged)
+            gate.proc.send_signal(signal.SIGHUP)
+            harness.wait_until(lambda: gate.stderr().count(logged) > count, 10, logged)
+
+        before = {"carol": status("team/app", ("carol", "carol-pw")), "bob": status("other/tool", ("bob", "bob-pw")),
+                  "token": status("other/tool", headers=bearer), "alice": status("other/tool", ("alice", "alice-pw"))}
+        self.assertEqual(before, {"carol": 401, "bob": 200, "token": 200, "alice": 403})
+        # carol joins (group team), bob leaves (his password was just verified and cached), the token
+        # goes, and team may now pull other/* too.
+        subprocess.run(["htpasswd", "-B", "-b", "-C", "5", htpasswd, "carol", "carol-pw"], check=True,
+                       capture_output=True)
+        subprocess.run(["htpasswd", "-D", htpasswd, "bob"], check=True, capture_output=True)
+        section = self.auth_section(htpasswd_file=htpasswd, tokens=[],
+                                    groups={"team": ["alice", "carol"]})
+        section["rules"][0]["repositories"].append("up/other/*")
+        gate.config["auth"] = section
+        gate._write_config()
+        reload("auth reloaded")
+        after = {"carol": status("team/app", ("carol", "carol-pw")), "bob": status("other/tool", ("bob", "bob-pw")),
+                 "token": status("other/tool", headers=bearer), "alice": status("other/tool", ("alice", "alice-pw"))}
+        self.assertEqual(after, {"carol": 200, "bob": 401, "token": 401, "alice": 200})
+        # A file ocigate cannot use (an htpasswd entry that is not bcrypt), with rules that would take
+        # alice's new grant away: refused whole, the users and rules in force stay.
+        with open(htpasswd, "w") as f:
+            f.write("dave:$apr1$abcdefgh$0123456789abcdefghijkl\n")
+        gate.config["auth"] = self.auth_section(htpasswd_file=htpasswd, tokens=[])
+        gate._write_config()
+        reload("auth reload refused")
+        kept = {"carol": status("team/app", ("carol", "carol-pw")), "bob": status("other/tool", ("bob", "bob-pw")),
+                "token": status("other/tool", headers=bearer), "alice": status("other/tool", ("alice", "alice-pw"))}
+        self.assertEqual(kept, after)
+        self.assertNotIn("0123456789abcdef", gate.stderr(), "a hash never reaches the log")
+
     def test_invalid_auth_config_exits_2_with_file_and_line(self):
         bad = os.path.join(self.tmp, "bad-htpasswd")
         with open(bad, "w") as f:
@@ -408,7 +421,7 @@ class Security(unittest.TestCase):
         self.assertEqual(statuses[:2], [200, 200])
         self.assertIn(429, statuses[2:])
         refused = statuses.count(429)
-        time.sleep(1.1)  # a token for the scrape itself
+        gate.probe_source = "127.0.0.2"  # another client address: its own bucket for the scrape
         self.assertEqual(gate.metric_sum("ocigate_rate_limited_total", limit="rate"), refused)
         with open(gate.stdout_path) as f:
             limited = [json.loads(line) for line in f if '"status":429' in line]
@@ -434,6 +447,81 @@ class Security(unittest.TestCase):
         harness.wait_until(lambda: request("GET", gate.url + "/v2/").status == 200, 5, "a free slot")
         self.assertEqual(gate.metric_sum("ocigate_rate_limited_total", limit="connections"), 1)
         self.assertEqual(gate.stderr().count("connection refused: too many open connections"), 1)
+
+
+def exchange(port, data, source):
+    """harness.raw_exchange from `source`; returns (status, {lower-case header: value}, body)."""
+    status, head, body = harness.raw_exchange(port, data, source=source)
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head.split("\r\n")[1:])}
+    return status, headers, body
+
+
+class MalformedRequests(unittest.TestCase):
+    """server.malformed_per_minute (429 once an address has sent more malformed requests than that in
+    a minute) and server.max_uri_bytes (414) end to end. Each test speaks from a loopback address of
+    its own (any 127/8 address is this host), so the budgets do not mix."""
+    PER_MINUTE = 3
+    MAX_URI = 512
+
+    @classmethod
+    def setUpClass(cls):
+        cls.registry = harness.Registry()
+        cls.addClassCleanup(cls.registry.close)
+        cls.registry.start()
+        cls.image = harness.push_image(cls.registry, "team/app", "v1")
+        cls.gate = harness.Ocigate([{"name": "up", "url": cls.registry.url}], default_upstream="up")
+        cls.gate.config["server"].update(malformed_per_minute=cls.PER_MINUTE, max_uri_bytes=cls.MAX_URI)
+        cls.gate._write_config()
+        cls.addClassCleanup(cls.gate.close)
+        cls.gate.start()
+
+    def counter(self, name, **labels):
+        return self.gate.metric_sum(name, **labels)
+
+    def test_a_target_over_max_uri_bytes_is_414_and_never_sent_upstream(self):
+        source = "127.0.0.3"
+        before = self.counter("ocigate_malformed_requests_total", reason="uri_too_long")
+        at_limit = "/v2/team/app/manifests/v1?pad="
+        at_limit += "x" * (self.MAX_URI - len(at_limit))
+        r = request("GET", self.gate.url + at_limit, headers=ACCEPT, source=source)
+        self.assertEqual((r.status, r.body), (200, self.image.manifest), "a target of exactly max_uri_bytes")
+        marker = "long" * 200
+        status, headers, body = exchange(self.gate.port, f"GET /v2/team/app/manifests/{marker}"
+                                         f" HTTP/1.1\r\nHost: x\r\n\r\n".encode(), source)
+        self.assertEqual(status, 414)
+        self.assertEqual(json.loads(body), {"errors": [{"code": "NAME_INVALID", "message": "request target too long"}]})
+        self.assertEqual(headers.get("connection"), "close")
+        at_limit += "y"
+        self.assertEqual(request("GET", self.gate.url + at_limit, headers=ACCEPT, source=source).status, 414,
+                         "one byte over")
+        self.assertEqual(self.counter("ocigate_malformed_requests_total", reason="uri_too_long"), before + 2)
+        self.assertEqual(self.registry.requests_containing(marker), 0)
+
+    def test_an_address_over_malformed_per_minute_gets_429_and_others_do_not(self):
+        source = "127.0.0.4"
+        unparsable = b"BLAH\r\n\r\n"
+        before = {"unparsable": self.counter("ocigate_malformed_requests_total", reason="unparsable"),
+                  "limited": self.counter("ocigate_rate_limited_total", limit="malformed")}
+        bad_name = b"GET /v2/UPPER/manifests/v1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        # Both kinds count: requests that do not parse, and requests answered 400.
+        for data, code in ((unparsable, "UNSUPPORTED"), (unparsable, "UNSUPPORTED"), (bad_name, "NAME_INVALID")):
+            status, _, body = exchange(self.gate.port, data, source)
+            self.assertEqual((status, json.loads(body)["errors"][0]["code"]), (400, code))
+        # PER_MINUTE malformed requests are within the budget.
+        self.assertEqual(request("GET", self.gate.url + "/v2/", source=source).status, 200)
+        self.assertEqual(exchange(self.gate.port, unparsable, source)[0], 400)
+        status, headers, body = exchange(self.gate.port, b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n", source)
+        self.assertEqual(status, 429)
+        self.assertEqual(json.loads(body)["errors"][0]["code"], "TOOMANYREQUESTS")
+        self.assertEqual(headers.get("retry-after"), "60")
+        self.assertEqual(headers.get("connection"), "close")
+        self.assertEqual(request("GET", self.gate.url + "/v2/").status, 200, "another address is not limited")
+        self.assertEqual(self.counter("ocigate_malformed_requests_total", reason="unparsable"), before["unparsable"] + 3)
+        self.assertEqual(self.counter("ocigate_rate_limited_total", limit="malformed"), before["limited"] + 1)
+        with open(self.gate.stdout_path) as f:
+            limited = [json.loads(l) for l in f if l.startswith("{") and '"status":429' in l]
+        self.assertEqual([l["error"] for l in limited],
+                         ["refused: too many malformed requests (server.malformed_per_minute)"])
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ struct Error {
 };
 
 template <class T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}                 // NOLINT: implicit on purpose
   Result(Error error) : v_(std::move(error)) {}             // NOLINT

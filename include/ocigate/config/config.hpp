@@ -4,14 +4,17 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <yaml-cpp/yaml.h>
-
 #include "ocigate/common/result.hpp"
+
+namespace YAML {
+class Node;
+}
 
 namespace ocigate::config {
 
@@ -63,6 +66,10 @@ struct Tls {
 };
 
 struct Server {
+  // This replica's name: the X-Ocigate-Instance response header, the access and audit lines, and
+  // ocigate_instance_info, so a decision can be traced to the replica that made it. Default: the
+  // host name. 1-64 of A-Z a-z 0-9 . _ -.
+  std::string instance;
   Endpoint listen{"0.0.0.0", 5000};
   std::optional<Tls> tls;
   std::optional<Endpoint> metrics_listen;  // /metrics on its own listener; default: same listener
@@ -155,7 +162,9 @@ struct Config {
   Log log;
   std::optional<Auth> auth;
   Notify notify;
-  YAML::Node policy;  // the `policy:` section, validated by the policy module; null when absent
+  // The `policy:` section as written, validated by the policy module (policy::parse_policy);
+  // null when absent. Shared and never changed, so copies of a Config are cheap.
+  std::shared_ptr<const YAML::Node> policy;
 
   const Upstream* find_upstream(std::string_view name) const;
 };
@@ -170,7 +179,5 @@ Result<Config> load_file(const std::string& path);
 
 // "20GiB", "512MiB", "1.5GB", "1048576" -> bytes. Units: B, KB, MB, GB, TB (1000s), KiB, MiB, GiB, TiB.
 std::optional<std::uint64_t> parse_size(std::string_view text);
-// "30s", "5m", "1h", "2d", "1h30m", "0s" -> seconds.
-std::optional<std::chrono::seconds> parse_duration(std::string_view text);
 
 }  // namespace ocigate::config

@@ -31,10 +31,11 @@ struct SecretFile {
 };
 
 struct PackageDb {
-  std::string path;    // "lib/apk/db/installed", "var/lib/dpkg/status", "var/lib/dpkg/status.d/x"
-  std::string format;  // "apk" | "dpkg"
+  std::string path;    // "lib/apk/db/installed", "var/lib/dpkg/status", "var/lib/dpkg/status.d/x", "var/lib/rpm/rpmdb.sqlite"
+  std::string format;  // "apk" | "dpkg" | "rpm"
   std::vector<policy::Package> packages;
-  bool truncated = false;  // larger than the read cap: the list is a prefix
+  bool truncated = false;  // larger than the read cap: the list is a prefix (rpm: empty)
+  std::string error;       // why the database could not be read ("" when it was)
   bool operator==(const PackageDb&) const = default;
 };
 
@@ -51,6 +52,10 @@ struct OsRelease {
 
 struct LayerReport {
   enum class Status { ok, foreign, error };
+
+  // Written into the JSON; a cached report of another format reads as absent, so the layer is
+  // scanned again. 2: package sources (dpkg Source, apk origin) and rpm databases.
+  static constexpr int format_version = 2;
 
   std::string digest, media_type;
   Status status = Status::ok;

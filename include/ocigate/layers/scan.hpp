@@ -28,6 +28,7 @@ struct ScanLimits {
   std::size_t small_file = 64 * 1024;          // regular files up to this size are read for secrets
   std::uint64_t content_budget = 64ull << 20;  // bytes of small files read per layer
   std::size_t max_db_bytes = 32 << 20;         // package databases, /etc/passwd, os-release (prefix kept)
+  std::size_t max_rpmdb_bytes = 128 << 20;     // rpmdb.sqlite: read whole or not at all (SQLite needs every page)
   std::size_t max_findings = 1000;             // per list, so a report stays small
 };
 

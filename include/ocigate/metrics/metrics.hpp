@@ -82,6 +82,11 @@ class Metrics {
   // and on each SIGHUP reload. No series until then, so a plain-HTTP mirror exports none (an
   // expiry alert must not see a 0 and fire).
   void set_tls_certificate_expiry(double unix_seconds);
+  // Info gauges (value 1): which replica this is (server.instance) and which build, for joining a
+  // fleet's series to its replicas; and the policy in force (mode enforce|audit, version), replaced
+  // on every reload, so audit mode is visible beside the decisions it turns into warnings.
+  void set_instance(std::string_view instance, std::string_view version);
+  void set_policy(std::string_view mode, std::string_view version);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -117,6 +122,9 @@ class Metrics {
   prometheus::Gauge* cache_blobs_;
   prometheus::Gauge* cache_max_size_bytes_;
   prometheus::Family<prometheus::Gauge>* tls_expiry_;
+  prometheus::Family<prometheus::Gauge>* instance_info_;
+  prometheus::Family<prometheus::Gauge>* policy_info_;
+  prometheus::Gauge* policy_series_ = nullptr;
   prometheus::Counter* evictions_;
   prometheus::Counter* evicted_bytes_;
 };

@@ -141,9 +141,5 @@ std::string redact_credentials(std::string_view text);
 std::string redact(std::string_view name, std::string_view value);
 // Whether a RUN command refreshes a package index without installing afterwards.
 bool lone_index_update(std::string_view command);
-// Parses RFC 3339 ("2024-01-02T03:04:05.123456789Z", "...+02:00"); nullopt when malformed.
-std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
-// "YYYY-MM-DD" of a time point, in UTC.
-std::string utc_date(std::chrono::system_clock::time_point when);
 
 }  // namespace ocigate::policy

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ocigate::policy {
@@ -20,8 +21,23 @@ struct FileFinding {
 };
 
 struct Package {
+  Package() = default;
+  // Most packages are their own source: Package{name, version, format}.
+  Package(std::string name, std::string version, std::string format, std::string source = {},
+          std::string source_version = {})
+      : name(std::move(name)),
+        version(std::move(version)),
+        format(std::move(format)),
+        source(std::move(source)),
+        source_version(std::move(source_version)) {}
+
   std::string name, version;
-  std::string format;  // "apk" | "dpkg": which ecosystem the version belongs to
+  std::string format;  // "apk" | "dpkg" | "rpm": which ecosystem the version belongs to
+  // The source the binary package was built from, as vulnerability databases name it: dpkg's
+  // `Source:` field, apk's origin (`o:`), the rpm's SOURCERPM name. "" when the database does
+  // not say (the package is then its own source). source_version only when it differs from
+  // version (dpkg's `Source: name (version)`, binNMUs).
+  std::string source, source_version;
   bool operator==(const Package&) const = default;
 };
 
@@ -42,7 +58,8 @@ struct FilesystemFacts {
 
   // {"setuid_files":[{path,layer,detail}],"installers":[...],"secret_files":[...],
   //  "passwd":{"present":bool,"users":{name:uid}},"os":{"id","version_id","pretty_name"},
-  //  "packages":[{name,version,format}],"not_inspected":[...]}
+  //  "packages":[{name,version,format[,source][,source_version]}],"not_inspected":[...]}
+  // (source and source_version are written only when set, and read when present).
   nlohmann::json to_json() const;
   // Inverse of to_json; nullopt on anything malformed.
   static std::optional<FilesystemFacts> from_json(const nlohmann::json& json);

@@ -22,8 +22,6 @@
 // Unknown keys, check ids, actions, modes, malformed globs and dates are refused with
 // "<source>:<line>: policy.<key path>: why" (Errc::config_invalid).
 
-#include <yaml-cpp/yaml.h>
-
 #include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -33,6 +31,10 @@
 #include <vector>
 
 #include "ocigate/common/result.hpp"
+
+namespace YAML {
+class Node;
+}
 
 namespace ocigate::policy {
 
@@ -107,6 +109,9 @@ struct Policy {
 
 // A null or undefined node gives default_policy(). source names the file in messages.
 Result<Policy> parse_policy(const YAML::Node& node, std::string_view source);
+// The same for a section that may be absent (nullptr: the built-in default policy), as
+// config::Config::policy holds it.
+Result<Policy> parse_policy(const YAML::Node* node, std::string_view source);
 
 // mode audit, every check on with action block, default parameters.
 Policy default_policy();

@@ -22,6 +22,9 @@ inline void info(std::string_view m, nlohmann::json f = nlohmann::json::object()
 inline void warn(std::string_view m, nlohmann::json f = nlohmann::json::object()) { event(Level::warn, m, std::move(f)); }
 inline void error(std::string_view m, nlohmann::json f = nlohmann::json::object()) { event(Level::error, m, std::move(f)); }
 
+// The replica's name (server.instance), added to every access and audit line.
+void set_instance(const std::string& instance);
+
 void access(const nlohmann::json& line);
 // Policy decisions: one JSON line each, "log":"audit".
 void audit(const nlohmann::json& line);

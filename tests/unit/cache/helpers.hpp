@@ -9,7 +9,7 @@
 #include <string>
 
 #include "../../../src/cache/test_access.hpp"
-#include "../support.hpp"
+#include "support.hpp"
 #include "ocigate/cache/store.hpp"
 
 namespace ocigate::cache::test {

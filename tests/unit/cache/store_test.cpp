@@ -11,10 +11,33 @@
 namespace ocigate::cache::test {
 namespace {
 
-TEST(CacheManifests, RoundTripExactBytesAndMediaType) {
+// A fresh directory for a cache; tests open it as they need.
+class CacheDir : public ::testing::Test {
+ protected:
   TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+};
+
+// A cache opened in a fresh directory with the test options.
+class OpenCache : public CacheDir {
+ protected:
+  void SetUp() override {
+    store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+  }
+  std::unique_ptr<Store> store;
+};
+
+class CacheBlobs : public OpenCache {};
+class CacheClose : public OpenCache {};
+class CacheManifests : public OpenCache {};
+class CacheRecords : public OpenCache {};
+class CacheTags : public OpenCache {};
+class CacheBlobFiles : public CacheDir {};
+class CacheConcurrency : public CacheDir {};
+class CacheOpen : public CacheDir {};
+class CacheReopen : public CacheDir {};
+
+TEST_F(CacheManifests, RoundTripExactBytesAndMediaType) {
   std::string bytes("{\"schemaVersion\":2}\0\xff tail", 25);
   ASSERT_TRUE(store->put_manifest("sha256:aa", {"application/vnd.oci.image.manifest.v1+json", bytes}));
   auto got = store->get_manifest("sha256:aa");
@@ -24,10 +47,7 @@ TEST(CacheManifests, RoundTripExactBytesAndMediaType) {
   EXPECT_FALSE(store->get_manifest("sha256:bb"));
 }
 
-TEST(CacheManifests, LargeManifestAboveTheBlobFileThresholdRoundTrips) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheManifests, LargeManifestAboveTheBlobFileThresholdRoundTrips) {
   std::string bytes = pattern_bytes(200 * 1024, 3);
   ASSERT_TRUE(store->put_manifest("sha256:big", {"", bytes}));
   auto got = store->get_manifest("sha256:big");
@@ -36,10 +56,7 @@ TEST(CacheManifests, LargeManifestAboveTheBlobFileThresholdRoundTrips) {
   EXPECT_EQ(got->bytes, bytes);
 }
 
-TEST(CacheManifests, CountTowardSizeAndReplacingDoesNotCountTwice) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheManifests, CountTowardSizeAndReplacingDoesNotCountTwice) {
   ASSERT_TRUE(store->put_manifest("sha256:aa", {"t", std::string(1000, 'x')}));
   EXPECT_EQ(store->stats().size_bytes, 1000u);
   ASSERT_TRUE(store->put_manifest("sha256:aa", {"t", std::string(400, 'y')}));
@@ -48,19 +65,13 @@ TEST(CacheManifests, CountTowardSizeAndReplacingDoesNotCountTwice) {
   EXPECT_EQ(store->stats().size_bytes, 500u);
 }
 
-TEST(CacheManifests, EmptyDigestIsRefused) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheManifests, EmptyDigestIsRefused) {
   auto put = store->put_manifest("", {"t", "x"});
   ASSERT_FALSE(put);
   EXPECT_EQ(put.error().code, Errc::digest_invalid);
 }
 
-TEST(CacheTags, RoundTripAndKeepRepositoriesApart) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheTags, RoundTripAndKeepRepositoriesApart) {
   ASSERT_TRUE(store->put_tag("docker.io/library/alpine", "3.19", {"sha256:aa", "application/x", 1700000000}));
   ASSERT_TRUE(store->put_tag("docker.io/library/alpine3", ".19", {"sha256:bb", "application/y", -5}));
   auto a = store->get_tag("docker.io/library/alpine", "3.19");
@@ -76,10 +87,7 @@ TEST(CacheTags, RoundTripAndKeepRepositoriesApart) {
   EXPECT_FALSE(store->get_tag("docker.io/library/alpin", "e3.19"));
 }
 
-TEST(CacheTags, OverwriteReplacesTheAnswer) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheTags, OverwriteReplacesTheAnswer) {
   ASSERT_TRUE(store->put_tag("r", "t", {"sha256:old", "m", 1}));
   ASSERT_TRUE(store->put_tag("r", "t", {"sha256:new", "m2", 2}));
   auto got = store->get_tag("r", "t");
@@ -89,20 +97,14 @@ TEST(CacheTags, OverwriteReplacesTheAnswer) {
   EXPECT_EQ(got->fetched_at, 2);
 }
 
-TEST(CacheTags, RepositoryKeyWithNulIsRefusedNotConfused) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheTags, RepositoryKeyWithNulIsRefusedNotConfused) {
   auto put = store->put_tag(std::string("a\0b", 3), "t", {"sha256:aa", "m", 1});
   ASSERT_FALSE(put);
   EXPECT_EQ(put.error().code, Errc::name_invalid);
   EXPECT_FALSE(store->get_tag(std::string("a\0b", 3), "t"));
 }
 
-TEST(CacheRecords, PutGetRemove) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheRecords, PutGetRemove) {
   std::string value("v\0w", 3);
   ASSERT_TRUE(store->put_record("verdict", "sha256:aa", value));
   EXPECT_EQ(store->get_record("verdict", "sha256:aa"), value);
@@ -113,10 +115,7 @@ TEST(CacheRecords, PutGetRemove) {
   EXPECT_TRUE(store->remove_record("verdict", "never-there"));
 }
 
-TEST(CacheRecords, SpacesDoNotBleedIntoEachOther) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheRecords, SpacesDoNotBleedIntoEachOther) {
   ASSERT_TRUE(store->put_record("a", "bc", "1"));
   ASSERT_TRUE(store->put_record("ab", "c", "2"));
   EXPECT_EQ(store->get_record("a", "bc"), "1");
@@ -126,10 +125,7 @@ TEST(CacheRecords, SpacesDoNotBleedIntoEachOther) {
   EXPECT_FALSE(store->get_record(std::string_view("a\0b", 3), "c"));
 }
 
-TEST(CacheRecords, RemoveOutsideKeepsOnlyThePrefixAndOnlyInItsSpace) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheRecords, RemoveOutsideKeepsOnlyThePrefixAndOnlyInItsSpace) {
   for (const char* key : {"a/1", "b", "b/1", "b/2/x", "b0", "c/1", "\xff\xff"}) {
     ASSERT_TRUE(store->put_record("verdict", key, "v"));
     ASSERT_TRUE(store->put_record("other", key, "o"));
@@ -146,18 +142,12 @@ TEST(CacheRecords, RemoveOutsideKeepsOnlyThePrefixAndOnlyInItsSpace) {
   EXPECT_EQ(store->get_record("verdict-latest", "a/1"), "l") << "a space that extends the name is another space";
 }
 
-TEST(CacheRecords, DoNotCountTowardSize) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheRecords, DoNotCountTowardSize) {
   ASSERT_TRUE(store->put_record("tags", "k", std::string(5000, 'x')));
   EXPECT_EQ(store->stats().size_bytes, 0u);
 }
 
-TEST(CacheBlobs, OddAppendsAcrossManyChunksReadBackAtArbitraryOffsets) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheBlobs, OddAppendsAcrossManyChunksReadBackAtArbitraryOffsets) {
   const std::string bytes = pattern_bytes(17 * test_chunk + 12345, 1);
   auto writer = store->begin_blob("sha256:aa");
   ASSERT_TRUE(writer);
@@ -197,10 +187,7 @@ TEST(CacheBlobs, OddAppendsAcrossManyChunksReadBackAtArbitraryOffsets) {
 }
 
 // Readers ask for whole chunks; a reused, larger out buffer is replaced, not appended to.
-TEST(CacheBlobs, ChunkReadsIntoAReusedBufferReturnExactBytes) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheBlobs, ChunkReadsIntoAReusedBufferReturnExactBytes) {
   const std::string bytes = pattern_bytes(4 * test_chunk + 777, 3);
   ASSERT_TRUE(put_blob(*store, "sha256:aa", bytes));
   auto reader = store->open_blob("sha256:aa");
@@ -223,8 +210,7 @@ TEST(CacheBlobs, ChunkReadsIntoAReusedBufferReturnExactBytes) {
 // Blob files cut short or deleted behind the cache's back (a broken disk, a careless cleanup):
 // a reader opened before sees a storage error, never short or wrong bytes, and a reopened cache
 // drops the entry so the blob is fetched again.
-TEST(CacheBlobs, ShortBlobFileIsAReadErrorAndDroppedAtOpen) {
-  TempDir dir;
+TEST_F(CacheBlobFiles, ShortBlobFileIsAReadErrorAndDroppedAtOpen) {
   {
     auto store = open_store(test_options(dir.path()));
     ASSERT_TRUE(store);
@@ -246,8 +232,7 @@ TEST(CacheBlobs, ShortBlobFileIsAReadErrorAndDroppedAtOpen) {
   EXPECT_EQ(blob_file_count(dir.path()), 0u);
 }
 
-TEST(CacheBlobs, MissingBlobFileDropsTheEntryOnOpenBlobAndAtOpen) {
-  TempDir dir;
+TEST_F(CacheBlobFiles, MissingBlobFileDropsTheEntryOnOpenBlobAndAtOpen) {
   {
     auto store = open_store(test_options(dir.path()));
     ASSERT_TRUE(store);
@@ -271,8 +256,7 @@ TEST(CacheBlobs, MissingBlobFileDropsTheEntryOnOpenBlobAndAtOpen) {
 
 // Every blob dropped for a lost file is reported (for the log) and counted (for a metric): one
 // deleted by hand is found when next read, one cut short is found at open. Nothing else is.
-TEST(CacheBlobs, LostFilesAreReportedAndCounted) {
-  TempDir dir;
+TEST_F(CacheBlobFiles, LostFilesAreReportedAndCounted) {
   std::vector<std::pair<std::string, std::string>> lost;
   Options options = test_options(dir.path());
   options.on_lost_file = [&lost](const std::string& digest, const std::string& why) { lost.emplace_back(digest, why); };
@@ -307,8 +291,7 @@ TEST(CacheBlobs, LostFilesAreReportedAndCounted) {
 
 // A cache written by an older version (blobs as RocksDB chunks, version-1 metas) opens: the old
 // blobs are dropped, and everything else (manifests, tags, records) stays.
-TEST(CacheBlobs, ChunkedBlobsOfAnOlderVersionAreDroppedAtOpen) {
-  TempDir dir;
+TEST_F(CacheBlobFiles, ChunkedBlobsOfAnOlderVersionAreDroppedAtOpen) {
   {
     auto store = open_store(test_options(dir.path()));
     ASSERT_TRUE(store);
@@ -337,8 +320,7 @@ TEST(CacheBlobs, ChunkedBlobsOfAnOlderVersionAreDroppedAtOpen) {
 
 // A blob of many default-size chunks, appended in odd pieces, reads back the same before and after
 // a restart.
-TEST(CacheBlobs, TwentyMebibyteBlobReadsBackBeforeAndAfterReopen) {
-  TempDir dir;
+TEST_F(CacheBlobFiles, TwentyMebibyteBlobReadsBackBeforeAndAfterReopen) {
   const std::string bytes = pattern_bytes((20u << 20) + 12345, 23);
   {
     auto store = open_store(test_options(dir.path()));
@@ -359,10 +341,7 @@ TEST(CacheBlobs, TwentyMebibyteBlobReadsBackBeforeAndAfterReopen) {
   EXPECT_TRUE(all == bytes);
 }
 
-TEST(CacheBlobs, ReadAtOrPastTheEndReturnsZeroAndClearsOut) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheBlobs, ReadAtOrPastTheEndReturnsZeroAndClearsOut) {
   const std::string bytes = pattern_bytes(test_chunk + 10, 2);
   ASSERT_TRUE(put_blob(*store, "sha256:aa", bytes));
   auto reader = store->open_blob("sha256:aa");
@@ -380,10 +359,7 @@ TEST(CacheBlobs, ReadAtOrPastTheEndReturnsZeroAndClearsOut) {
   EXPECT_EQ(out, bytes.substr(bytes.size() - 3));
 }
 
-TEST(CacheBlobs, EmptyBlobCommitsAndReadsAsEmpty) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheBlobs, EmptyBlobCommitsAndReadsAsEmpty) {
   ASSERT_TRUE(put_blob(*store, "sha256:empty", ""));
   EXPECT_EQ(store->blob_size("sha256:empty"), 0u);
   auto reader = store->open_blob("sha256:empty");
@@ -394,10 +370,7 @@ TEST(CacheBlobs, EmptyBlobCommitsAndReadsAsEmpty) {
   EXPECT_EQ(*n, 0u);
 }
 
-TEST(CacheBlobs, InvisibleUntilCommit) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheBlobs, InvisibleUntilCommit) {
   const std::string bytes = pattern_bytes(3 * test_chunk + 1, 4);
   auto writer = store->begin_blob("sha256:aa");
   ASSERT_TRUE(writer);
@@ -414,10 +387,7 @@ TEST(CacheBlobs, InvisibleUntilCommit) {
   EXPECT_EQ(store->stats().size_bytes, bytes.size());
 }
 
-TEST(CacheBlobs, ReadStagedIsClampedToWhatWasAppended) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheBlobs, ReadStagedIsClampedToWhatWasAppended) {
   const std::string bytes = pattern_bytes(2 * test_chunk + 500, 5);
   auto writer = store->begin_blob("sha256:aa");
   ASSERT_TRUE(writer);
@@ -440,10 +410,7 @@ TEST(CacheBlobs, ReadStagedIsClampedToWhatWasAppended) {
   EXPECT_EQ(out, bytes.substr(2 * test_chunk - 10));
 }
 
-TEST(CacheBlobs, ReadStagedFromAnotherThreadWhileAppending) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheBlobs, ReadStagedFromAnotherThreadWhileAppending) {
   const std::string bytes = pattern_bytes(40 * test_chunk + 777, 6);
   auto begun = store->begin_blob("sha256:aa");
   ASSERT_TRUE(begun);
@@ -486,10 +453,7 @@ TEST(CacheBlobs, ReadStagedFromAnotherThreadWhileAppending) {
   follower.join();
 }
 
-TEST(CacheBlobs, DestroyingAnUncommittedWriterDeletesItsFile) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheBlobs, DestroyingAnUncommittedWriterDeletesItsFile) {
   {
     auto writer = store->begin_blob("sha256:aa");
     ASSERT_TRUE(writer);
@@ -500,10 +464,7 @@ TEST(CacheBlobs, DestroyingAnUncommittedWriterDeletesItsFile) {
   EXPECT_EQ(blob_file_count(dir.path()), 0u);
 }
 
-TEST(CacheBlobs, CommittingADigestAlreadyPresentSucceedsAndKeepsOneCopy) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheBlobs, CommittingADigestAlreadyPresentSucceedsAndKeepsOneCopy) {
   const std::string bytes = pattern_bytes(3 * test_chunk + 99, 8);
   auto first = store->begin_blob("sha256:aa");
   auto second = store->begin_blob("sha256:aa");
@@ -530,10 +491,7 @@ TEST(CacheBlobs, CommittingADigestAlreadyPresentSucceedsAndKeepsOneCopy) {
   EXPECT_EQ(key_count(dir.path(), "b/"), 1u);
 }
 
-TEST(CacheBlobs, AppendAfterCommitAndDoubleCommitAreErrors) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheBlobs, AppendAfterCommitAndDoubleCommitAreErrors) {
   auto writer = store->begin_blob("sha256:aa");
   ASSERT_TRUE(writer);
   ASSERT_TRUE((*writer)->append("abc"));
@@ -543,19 +501,13 @@ TEST(CacheBlobs, AppendAfterCommitAndDoubleCommitAreErrors) {
   EXPECT_EQ(store->blob_size("sha256:aa"), 3u);
 }
 
-TEST(CacheBlobs, EmptyDigestIsRefused) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheBlobs, EmptyDigestIsRefused) {
   auto writer = store->begin_blob("");
   ASSERT_FALSE(writer);
   EXPECT_EQ(writer.error().code, Errc::digest_invalid);
 }
 
-TEST(CacheBlobs, RemoveDeletesAnUnpinnedBlob) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheBlobs, RemoveDeletesAnUnpinnedBlob) {
   ASSERT_TRUE(put_blob(*store, "sha256:aa", pattern_bytes(2 * test_chunk + 1, 9)));
   ASSERT_TRUE(store->remove_blob("sha256:aa"));
   EXPECT_FALSE(store->blob_size("sha256:aa"));
@@ -576,10 +528,7 @@ std::string pread_all(int fd, std::size_t size) {
   return out;
 }
 
-TEST(CacheBlobs, FileDescriptorsHoldTheStagedAndCommittedBytes) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheBlobs, FileDescriptorsHoldTheStagedAndCommittedBytes) {
   const std::string bytes = pattern_bytes(3 * test_chunk + 9, 12);
   auto writer = store->begin_blob("sha256:aa");
   ASSERT_TRUE(writer);
@@ -596,10 +545,7 @@ TEST(CacheBlobs, FileDescriptorsHoldTheStagedAndCommittedBytes) {
   EXPECT_TRUE(pread_all(reader->file_descriptor(), bytes.size()) == bytes);
 }
 
-TEST(CacheBlobs, RemovingAPinnedBlobHidesItButLetsTheReaderFinish) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheBlobs, RemovingAPinnedBlobHidesItButLetsTheReaderFinish) {
   const std::string bytes = pattern_bytes(4 * test_chunk + 17, 10);
   ASSERT_TRUE(put_blob(*store, "sha256:aa", bytes));
   auto reader = store->open_blob("sha256:aa");
@@ -623,8 +569,7 @@ TEST(CacheBlobs, RemovingAPinnedBlobHidesItButLetsTheReaderFinish) {
   EXPECT_EQ(blob_file_count(dir.path()), 1u);
 }
 
-TEST(CacheBlobs, UnreadableMetaIsDroppedAtOpen) {
-  TempDir dir;
+TEST_F(CacheBlobFiles, UnreadableMetaIsDroppedAtOpen) {
   {
     auto store = open_store(test_options(dir.path()));
     ASSERT_TRUE(store);
@@ -644,8 +589,7 @@ TEST(CacheBlobs, UnreadableMetaIsDroppedAtOpen) {
   EXPECT_EQ(key_count(dir.path(), "b/"), 1u);
 }
 
-TEST(CacheBlobs, MetaClaimingAnotherBlobsFileIsDroppedAtOpen) {
-  TempDir dir;
+TEST_F(CacheBlobFiles, MetaClaimingAnotherBlobsFileIsDroppedAtOpen) {
   const std::string bytes = pattern_bytes(2 * test_chunk + 5, 18);
   {
     auto store = open_store(test_options(dir.path()));
@@ -674,8 +618,7 @@ TEST(CacheBlobs, MetaClaimingAnotherBlobsFileIsDroppedAtOpen) {
   EXPECT_EQ(blob_file_count(dir.path()), 0u);
 }
 
-TEST(CacheReopen, KeepsCommittedBlobsTagsManifestsAndRecords) {
-  TempDir dir;
+TEST_F(CacheReopen, KeepsCommittedBlobsTagsManifestsAndRecords) {
   const std::string bytes = pattern_bytes(6 * test_chunk + 321, 13);
   {
     auto store = open_store(test_options(dir.path()));
@@ -707,8 +650,7 @@ TEST(CacheReopen, KeepsCommittedBlobsTagsManifestsAndRecords) {
   EXPECT_EQ(stats.size_bytes, bytes.size() + 14);
 }
 
-TEST(CacheReopen, NewWritersDoNotReuseLiveWriterIds) {
-  TempDir dir;
+TEST_F(CacheReopen, NewWritersDoNotReuseLiveWriterIds) {
   const std::string first = pattern_bytes(2 * test_chunk + 1, 14);
   const std::string second = pattern_bytes(2 * test_chunk + 2, 15);
   {
@@ -730,8 +672,7 @@ TEST(CacheReopen, NewWritersDoNotReuseLiveWriterIds) {
   EXPECT_TRUE(all == second);
 }
 
-TEST(CacheOpen, SecondStoreOnTheSamePathFailsCleanly) {
-  TempDir dir;
+TEST_F(CacheOpen, SecondStoreOnTheSamePathFailsCleanly) {
   auto first = open_store(test_options(dir.path()));
   ASSERT_TRUE(first);
   auto second = Store::open(test_options(dir.path()));
@@ -743,8 +684,7 @@ TEST(CacheOpen, SecondStoreOnTheSamePathFailsCleanly) {
   EXPECT_EQ(first->get_record("s", "k"), "still works");
 }
 
-TEST(CacheOpen, PathThatIsAFileFailsWithStorageError) {
-  TempDir dir;
+TEST_F(CacheOpen, PathThatIsAFileFailsWithStorageError) {
   const std::string file = dir.path() + "/plain-file";
   std::ofstream(file) << "not a directory";
   auto store = Store::open(test_options(file));
@@ -756,15 +696,13 @@ TEST(CacheOpen, PathThatIsAFileFailsWithStorageError) {
   EXPECT_EQ(below.error().code, Errc::storage_error);
 }
 
-TEST(CacheOpen, CreatesMissingParentDirectories) {
-  TempDir dir;
+TEST_F(CacheOpen, CreatesMissingParentDirectories) {
   auto store = open_store(test_options(dir.path() + "/a/b/c"));
   ASSERT_TRUE(store);
   EXPECT_TRUE(store->put_record("s", "k", "v"));
 }
 
-TEST(CacheOpen, RejectsZeroChunkSizeAndEmptyPath) {
-  TempDir dir;
+TEST_F(CacheOpen, RejectsZeroChunkSizeAndEmptyPath) {
   Options options = test_options(dir.path());
   options.chunk_size = 0;
   auto store = Store::open(options);
@@ -775,10 +713,7 @@ TEST(CacheOpen, RejectsZeroChunkSizeAndEmptyPath) {
   EXPECT_EQ(empty.error().code, Errc::config_invalid);
 }
 
-TEST(CacheClose, LaterCallsFailAndLiveHandlesStaySafe) {
-  TempDir dir;
-  auto store = open_store(test_options(dir.path()));
-  ASSERT_TRUE(store);
+TEST_F(CacheClose, LaterCallsFailAndLiveHandlesStaySafe) {
   const std::string bytes = pattern_bytes(2 * test_chunk, 16);
   ASSERT_TRUE(put_blob(*store, "sha256:aa", bytes));
   ASSERT_TRUE(store->put_manifest("sha256:mm", {"m", "x"}));
@@ -828,8 +763,7 @@ TEST(CacheClose, LaterCallsFailAndLiveHandlesStaySafe) {
   EXPECT_EQ(blob_file_count(dir.path()), 1u);
 }
 
-TEST(CacheConcurrency, ParallelWritersReadersAndManifestsKeepTheIndexConsistent) {
-  TempDir dir;
+TEST_F(CacheConcurrency, ParallelWritersReadersAndManifestsKeepTheIndexConsistent) {
   // Small enough that eviction runs while readers pin blobs.
   auto store = open_store(test_options(dir.path(), 6 * (2 * test_chunk + 100)));
   ASSERT_TRUE(store);

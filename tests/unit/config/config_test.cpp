@@ -1,9 +1,13 @@
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include "ocigate/config/config.hpp"
 
@@ -91,7 +95,7 @@ TEST(ConfigDefaults, ListenOnPort5000AndProxyDockerHub) {
   EXPECT_EQ(config.storage.chunk_size, 1u << 20);
   EXPECT_FALSE(config.storage.verify_reads);
   EXPECT_EQ(config.log.level, "info");
-  EXPECT_TRUE(config.policy.IsNull());
+  EXPECT_FALSE(config.policy);
   EXPECT_EQ(config.find_upstream("docker.io"), &config.upstreams[0]);
 }
 
@@ -131,7 +135,7 @@ upstreams:
   EXPECT_EQ(up.idle_timeout, seconds(60));
   EXPECT_EQ(up.max_connections, 32u);
   EXPECT_EQ(config.default_upstream, "localhost:5001");  // the only upstream
-  EXPECT_TRUE(config.policy.IsNull());
+  EXPECT_FALSE(config.policy);
 }
 
 TEST_F(ConfigFiles, ParsesEveryKeyOfAFullConfig) {
@@ -210,9 +214,9 @@ policy:
   EXPECT_EQ(config.log.access_log, "/var/log/ocigate/access.log");
   EXPECT_EQ(config.log.audit_log, "off");
   EXPECT_EQ(config.log.level, "debug");
-  ASSERT_TRUE(config.policy.IsMap());
-  EXPECT_EQ(config.policy["rules"][0]["deny"].Scalar(), "latest");
-  EXPECT_EQ(config.policy["rules"].Mark().line + 1, 33);  // the policy module reports lines from these marks
+  ASSERT_TRUE(config.policy && config.policy->IsMap());
+  EXPECT_EQ((*config.policy)["rules"][0]["deny"].Scalar(), "latest");
+  EXPECT_EQ((*config.policy)["rules"].Mark().line + 1, 33);  // the policy module reports lines from these marks
 }
 
 TEST(ConfigParse, AcceptsJson) {
@@ -226,7 +230,7 @@ TEST(ConfigParse, AcceptsJson) {
   EXPECT_EQ(config.storage.chunk_size, 64u << 10);
   EXPECT_EQ(config.upstreams.at(0).tag_ttl, seconds(1));
   EXPECT_EQ(config.default_upstream, "up");
-  EXPECT_TRUE(config.policy.IsMap());
+  EXPECT_TRUE(config.policy && config.policy->IsMap());
 }
 
 TEST(ConfigParse, ReportsJsonErrorsWithTheirLine) {
@@ -241,7 +245,7 @@ TEST(ConfigParse, AcceptsEmptySectionsAsDefaults) {
   auto config = parsed(with_upstream("server:\nstorage:\nlog:\npolicy:\n"));
   EXPECT_EQ(config.server.listen.port, 5000);
   EXPECT_EQ(config.log.level, "info");
-  EXPECT_TRUE(config.policy.IsNull());
+  EXPECT_FALSE(config.policy);
 }
 
 TEST(ConfigParse, AcceptsIpv6Listeners) {
@@ -338,6 +342,22 @@ TEST(ConfigDefaultUpstream, AnExplicitEmptyOneDisablesTheFallback) {
 TEST(ConfigDefaultUpstream, RefusesAMissingUpstream) {
   EXPECT_TRUE(refused(with_upstream("default_upstream: quay.io\n"), 4, "default_upstream",
                       "names no configured upstream: 'quay.io'"));
+}
+
+TEST(ConfigInstance, DefaultsToTheHostNameAndTakesAName) {
+  char host[256] = {};
+  ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+  EXPECT_EQ(parsed(with_upstream("")).server.instance, std::string(host).substr(0, 64));
+  EXPECT_EQ(defaults().server.instance, std::string(host).substr(0, 64));
+  EXPECT_EQ(parsed(with_upstream("server:\n  instance: mirror-2.eu_west\n")).server.instance, "mirror-2.eu_west");
+}
+
+TEST(ConfigInstance, RefusesANameThatCannotGoIntoAHeader) {
+  const std::vector<std::string> bad = {"\"a b\"", "\"a:b\"", "\"\"", "\"x\\ny\"", "\"é\"", std::string(65, 'a')};
+  for (const auto& name : bad) {
+    EXPECT_TRUE(refused(with_upstream("server:\n  instance: " + name + "\n"), 5, "server.instance", "must be 1-64 of"))
+        << name;
+  }
 }
 
 TEST(ConfigRefusal, UnknownTopLevelKeySuggestsTheNearest) {

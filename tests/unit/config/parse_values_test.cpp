@@ -74,42 +74,5 @@ TEST(ParseSize, RejectsMalformedFractions) {
   EXPECT_FALSE(parse_size("1.0000000000001KiB"));  // more precision than any byte count needs
 }
 
-TEST(ParseDuration, AcceptsEachUnit) {
-  EXPECT_EQ(parse_duration("90s"), seconds(90));
-  EXPECT_EQ(parse_duration("5m"), seconds(300));
-  EXPECT_EQ(parse_duration("1h"), seconds(3600));
-  EXPECT_EQ(parse_duration("2d"), seconds(2 * 86400));
-  EXPECT_EQ(parse_duration("0s"), seconds(0));
-}
-
-TEST(ParseDuration, AcceptsCombinations) {
-  EXPECT_EQ(parse_duration("1h30m"), seconds(5400));
-  EXPECT_EQ(parse_duration("1d2h3m4s"), seconds(86400 + 7200 + 180 + 4));
-}
-
-TEST(ParseDuration, AcceptsUpToACentury) {
-  EXPECT_EQ(parse_duration("36500d"), seconds(36500ll * 86400));
-  EXPECT_FALSE(parse_duration("36501d"));
-  EXPECT_FALSE(parse_duration("99999999999999999999s"));
-}
-
-TEST(ParseDuration, RejectsABareNumber) {
-  EXPECT_FALSE(parse_duration("5"));
-  EXPECT_FALSE(parse_duration("0"));
-  EXPECT_FALSE(parse_duration("1h30"));
-}
-
-TEST(ParseDuration, RejectsSignsUnknownUnitsAndEmpty) {
-  EXPECT_FALSE(parse_duration(""));
-  EXPECT_FALSE(parse_duration("-1s"));
-  EXPECT_FALSE(parse_duration("+1s"));
-  EXPECT_FALSE(parse_duration("5x"));
-  EXPECT_FALSE(parse_duration("500ms"));
-  EXPECT_FALSE(parse_duration("1.5h"));
-  EXPECT_FALSE(parse_duration("s"));
-  EXPECT_FALSE(parse_duration("1h 30m"));
-  EXPECT_FALSE(parse_duration("5M"));
-}
-
 }  // namespace
 }  // namespace ocigate::config

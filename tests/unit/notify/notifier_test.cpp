@@ -14,7 +14,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "../upstream/test_server.hpp"
+#include "test_server.hpp"
 #include "ocigate/notify/notifier.hpp"
 #include "ocigate/notify/payload.hpp"
 

@@ -439,24 +439,6 @@ TEST(ImageAge, IsUnknownForMissingMalformedOrPlaceholderDates) {
   EXPECT_EQ(run(check_image_age, facts_with(config)).outcome, Outcome::unknown);
 }
 
-TEST(ParseRfc3339, HandlesFractionsAndOffsets) {
-  auto a = parse_rfc3339("2025-06-15T12:00:00Z");
-  auto b = parse_rfc3339("2025-06-15T14:00:00.999999999+02:00");
-  auto c = parse_rfc3339("2025-06-15t07:30:00-04:30");
-  ASSERT_TRUE(a && b && c);
-  EXPECT_EQ(*a, test_now());
-  EXPECT_EQ(*b, test_now());
-  EXPECT_EQ(*c, test_now());
-  EXPECT_FALSE(parse_rfc3339("2025-06-15T12:00:00+0200"));
-  EXPECT_FALSE(parse_rfc3339("2025-06-15T12:00:00.Z"));
-  EXPECT_FALSE(parse_rfc3339("2025-06-15T12:00:00Zjunk"));
-}
-
-TEST(UtcDate, FormatsTheCivilDate) {
-  EXPECT_EQ(utc_date(test_now()), "2025-06-15");
-  EXPECT_EQ(utc_date(std::chrono::system_clock::time_point{}), "1970-01-01");
-}
-
 // ---- reserved checks
 
 TEST(ReservedChecks, AreNeverPass) {

@@ -53,7 +53,7 @@ TEST(ExampleConfig, LoadsAndEqualsTheBuiltInDefault) {
 TEST(ExampleConfig, PolicyEqualsTheDefaultPolicy) {
   auto loaded = config::load_file(OCIGATE_SOURCE_DIR "/config/ocigate.yaml");
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;
-  auto parsed = policy::parse_policy(loaded->policy, loaded->source);
+  auto parsed = policy::parse_policy(loaded->policy.get(), loaded->source);
   ASSERT_TRUE(parsed.ok()) << parsed.error().message;
   EXPECT_EQ(parsed->version, policy::default_policy().version)
       << policy::canonical_json(*parsed).dump() << "\n" << policy::canonical_json(policy::default_policy()).dump();

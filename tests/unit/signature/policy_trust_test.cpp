@@ -1,6 +1,7 @@
 // policy.trust parsing (policy module) and the signature check fed by signature::evaluate.
 
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include "helpers.hpp"
 #include "ocigate/policy/checks.hpp"

@@ -1,0 +1,141 @@
+#pragma once
+// The cache's index of committed blobs, in memory and in RocksDB. Internal to ocigate_cache.
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "blob_files.hpp"
+#include "codec.hpp"
+#include "ocigate/cache/store.hpp"
+
+namespace ocigate::cache {
+
+inline constexpr std::uint32_t max_chunk_size = 256u << 20;
+// A touch is written back to the meta only when the stored value is this stale: LRU order across
+// restarts is approximate, and hot blobs do not cost a write per read. close() writes the rest.
+inline constexpr std::uint64_t persist_access_after_ms = 60'000;
+inline constexpr const char* blob_dir_name = "blobs";
+
+Error db_error(const std::string& what, const rocksdb::Status& status);
+Error closed_error();
+bool has_prefix(const rocksdb::Slice& key, std::string_view prefix);
+// The first key after every key that starts with prefix; empty when there is none.
+std::string prefix_end(std::string prefix);
+
+struct Entry {
+  std::string digest;
+  codec::BlobMeta meta;
+  std::uint64_t persisted_access = 0;
+  std::uint32_t pins = 0;
+  std::list<std::uint64_t>::iterator lru_position;
+};
+
+// The blob index (sizes, LRU order, pins, eviction, the commit protocol) and the database it
+// lives in: state shared by the store and every reader and writer, so those may outlive close()
+// and the Store.
+// Lock order: db_mutex (shared for any use of db, exclusive to close) before index_mutex_.
+// A thread never takes db_mutex twice.
+class Index {
+ public:
+  explicit Index(const Options& options)
+      : options(options), blob_dir((std::filesystem::path(options.path) / blob_dir_name).string()) {}
+
+  const Options options;
+  const std::string blob_dir;
+  mutable std::shared_mutex db_mutex;
+  std::unique_ptr<rocksdb::DB> db;  // null once closed
+  std::atomic<bool> closed{false};  // readers and writers fail once set
+
+  Status load();
+  void close();
+
+  std::uint64_t allocate_writer_id() { return next_writer_id_.fetch_add(1); }
+  std::string file_path(std::uint64_t writer_id) const { return blob_dir + "/" + codec::blob_file_name(writer_id); }
+  void report_lost(const std::string& digest, const std::string& why) {
+    lost_files_.fetch_add(1, std::memory_order_relaxed);
+    if (options.on_lost_file) options.on_lost_file(digest, why);
+  }
+  // Makes the names of files created since the last call durable.
+  Status sync_dir();
+
+  // Finds a live blob, pins it and opens its file; touch moves it to the most recently used end.
+  // A blob whose file is gone is dropped from the index (and so fetched again).
+  std::optional<OpenBlob> pin(const std::string& digest, bool touch, rocksdb::DB* db);
+  // db may be null (closed): then only the count drops.
+  void unpin(std::uint64_t writer_id, rocksdb::DB* db);
+
+  std::optional<std::uint64_t> blob_size(const std::string& digest) const;
+  Status remove_blob(const std::string& digest, rocksdb::DB& db);
+  Status put_manifest(const std::string& digest, const ManifestEntry& entry, rocksdb::DB& db);
+  Status remove_manifest(const std::string& digest, rocksdb::DB& db);
+  std::vector<std::string> blob_digests() const;
+
+  // Commit protocol: reserve (fails if the digest is committed or being committed), write, then
+  // finish or cancel. The reservation returns the access tick for the new meta.
+  std::optional<std::uint64_t> reserve_commit(const std::string& digest);
+  void cancel_commit(const std::string& digest);
+  void finish_commit(const std::string& digest, const codec::BlobMeta& meta, rocksdb::DB& db);
+
+  // Deletes the files of blobs dropped from the index, outside the index lock (a big file takes
+  // a while to unlink). Readers that have one open keep reading it.
+  void reap();
+
+  Stats stats() const;
+
+ private:
+  std::uint64_t tick_locked();
+  void insert_locked(std::string digest, const codec::BlobMeta& meta);
+  void erase_locked(std::unordered_map<std::uint64_t, Entry>::iterator it);
+  void evict_locked(rocksdb::DB& db, const std::string* keep);
+  std::uint64_t size_locked() const { return blob_bytes_ + manifest_bytes_; }
+  Status load_metas(std::unordered_set<std::uint64_t>& live_ids, std::uint64_t& max_id);
+  Status drop_legacy_chunks();
+  Status load_manifest_bytes();
+  void remove_orphan_files(const std::unordered_set<std::uint64_t>& live_ids, std::uint64_t& max_id);
+
+  std::atomic<std::uint64_t> next_writer_id_{1};
+  FileHandle dir_;  // blob_dir, for fsync
+
+  mutable std::mutex index_mutex_;
+  std::unordered_map<std::uint64_t, Entry> by_id_;            // live blobs
+  std::unordered_map<std::string, std::uint64_t> by_digest_;  // live blobs
+  std::list<std::uint64_t> lru_;                              // least recently used first
+  std::unordered_set<std::string> committing_;
+  std::vector<std::uint64_t> doomed_;  // dropped from the index, files not yet deleted
+  std::uint64_t last_tick_ = 0;
+  std::uint64_t blob_bytes_ = 0;
+  std::uint64_t manifest_bytes_ = 0;
+  std::uint64_t evictions_ = 0;
+  std::atomic<std::uint64_t> lost_files_{0};
+  std::uint64_t evicted_bytes_ = 0;
+};
+
+// A shared hold on the database: close() waits until it is released.
+class DbLease {
+ public:
+  explicit DbLease(const Index& index) : lock_(index.db_mutex), db_(index.db.get()) {}
+  rocksdb::DB* get() const { return db_; }
+  rocksdb::DB& operator*() const { return *db_; }
+  rocksdb::DB* operator->() const { return db_; }
+  explicit operator bool() const { return db_ != nullptr; }
+
+ private:
+  std::shared_lock<std::shared_mutex> lock_;
+  rocksdb::DB* db_;
+};
+
+}  // namespace ocigate::cache

@@ -1,0 +1,75 @@
+#pragma once
+// The front door: what a request passes before any route sees it. Per client address: open
+// connections, a token bucket of requests, a budget of malformed requests, the target's length;
+// then authentication (Basic against bcrypt off the I/O threads, tokens, client certificates) and
+// the pull grant for the repository the request names.
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/message.hpp>
+
+#include "front/limiter.hpp"
+#include "ocigate/auth/auth.hpp"
+#include "ocigate/config/config.hpp"
+#include "ocigate/metrics/metrics.hpp"
+#include "reply.hpp"
+
+namespace ocigate::server {
+
+using Request = http::request<http::empty_body>;
+
+// Who the front door let in, or the answer that refuses the request.
+struct Admission {
+  std::optional<Reply> refusal;
+  std::string user;  // "" for anonymous
+};
+
+class FrontDoor {
+ public:
+  FrontDoor(const config::Config& config, metrics::Metrics& metrics);
+
+  // Builds the authenticator from config.auth (at start); an error is a configuration error.
+  Status configure();
+  // SIGHUP: users, tokens and rules from the re-read file; an invalid one keeps the old ones.
+  void reload_auth(const config::Config& next);
+
+  // Connections per address (server.max_connections_per_client).
+  bool open_connection(const std::string& peer);
+  void close_connection(const std::string& peer);
+
+  // Rate, malformed budget and target length; probes (/healthz, /readyz) skip the rate limit.
+  std::optional<Reply> limit(const Request& request, const std::string& peer, bool probe);
+  // Credentials (an Authorization header, else the connection's certificate user). Probes pass
+  // without; with auth.protect_api, /metrics and /ocigate/ need a user.
+  boost::asio::awaitable<Admission> authenticate(const Request& request, const std::string& cert_user,
+                                                 std::string_view path, bool probe);
+  // The pull grant for the repository the request names; nullopt when granted (or when there is
+  // no auth section, or the name maps nowhere: the proxy answers that, after authentication).
+  std::optional<Reply> authorize(const Request& request, const std::string& user);
+  // A malformed request or a 400 answer from this address: counted against malformed_per_minute.
+  // True when the address is now over its budget (its connection should close).
+  bool malformed(const std::string& peer, std::string_view reason);
+
+ private:
+  std::shared_ptr<auth::Authenticator> current_auth();
+  Reply refuse_credentials(const auth::Authenticator& authenticator, auth::Credentials::Kind kind,
+                           const std::string& claimed);
+
+  const config::Config& config_;
+  metrics::Metrics& metrics_;
+  MalformedLimiter malformed_;
+  RateLimiter rate_;
+  ConnectionCounter connections_;
+  std::mutex auth_mutex_;  // guards auth_, swapped whole on SIGHUP
+  std::shared_ptr<auth::Authenticator> auth_;
+  boost::asio::thread_pool bcrypt_pool_{2};  // last: joined first, before anything its work refers to
+};
+
+}  // namespace ocigate::server
