@@ -84,6 +84,11 @@ std::string violation_lines(const nlohmann::json& violations) {
   return out;
 }
 
+// " (on instance `a`)" when the event names the replica that saw it.
+std::string on_instance(const Event& event) {
+  return event.instance.empty() ? std::string() : " (on instance `" + escape(event.instance) + "`)";
+}
+
 std::string slack_text(const Event& event) {
   switch (event.kind) {
     case EventKind::block:
@@ -92,6 +97,7 @@ std::string slack_text(const Event& event) {
       std::string text = std::string(block ? ":no_entry: *ocigate blocked* `" : ":warning: *ocigate warned about* `") +
                          escape(pulled(event)) + "`";
       if (!event.client.empty()) text += " for " + escape(event.client);
+      text += on_instance(event);
       if (!event.digest.empty()) text += "\ndigest " + escape(event.digest);
       text += violation_lines(event.violations);
       if (!event.policy_version.empty()) text += "\npolicy version " + escape(event.policy_version);
@@ -100,9 +106,9 @@ std::string slack_text(const Event& event) {
     case EventKind::digest_mismatch:
       return ":rotating_light: *ocigate: upstream " + escape(event.upstream) + " served wrong bytes* for `" +
              escape(event.repository) + "`: asked for " + escape(event.digest) + ", got " + escape(event.actual) +
-             " (the bytes were discarded)";
+             " (the bytes were discarded)" + on_instance(event);
     case EventKind::policy_reload_failed:
-      return ":x: *ocigate refused a policy reload*; the previous policy stays in force: " +
+      return ":x: *ocigate refused a policy reload*" + on_instance(event) + "; the previous policy stays in force: " +
              escape(cut(event.error, 2000));
   }
   return {};
@@ -129,6 +135,7 @@ std::optional<EventKind> parse_kind(std::string_view name) {
 
 std::string json_body(const Event& event) {
   nlohmann::json out = {{"event", kind_name(event.kind)}, {"time", iso8601(event.time)}};
+  if (!event.instance.empty()) out["instance"] = event.instance;
   switch (event.kind) {
     case EventKind::block:
     case EventKind::warn:

@@ -24,6 +24,7 @@ std::optional<EventKind> parse_kind(std::string_view name);
 struct Event {
   EventKind kind = EventKind::block;
   std::chrono::system_clock::time_point time = std::chrono::system_clock::now();
+  std::string instance;   // server.instance: which replica saw it (every kind; left out when empty)
   // block, warn: as on the audit line.
   std::string client;     // who pulled (address, and user when authenticated)
   std::string image;      // "<upstream>/<repo>"

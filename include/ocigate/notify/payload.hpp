@@ -10,7 +10,7 @@
 namespace ocigate::notify {
 
 // One JSON object: "event" (the kind), "time" (UTC, ISO 8601 with milliseconds, as the audit log
-// writes it), then the kind's fields:
+// writes it), "instance" (server.instance, when set), then the kind's fields:
 //   block, warn:          client, image, reference, digest, verdict, violations, policy_version
 //   digest_mismatch:      upstream, repository, digest, actual
 //   policy_reload_failed: error
@@ -18,7 +18,7 @@ namespace ocigate::notify {
 std::string json_body(const Event& event);
 
 // {"text": "..."}: a message a person reads in Slack (or a Slack-compatible incoming webhook):
-// what happened, to which image, the violations with their remediation (at most 10, then "and N
+// what happened, to which image, on which instance, the violations with their remediation (at most 10, then "and N
 // more"), escaped for Slack's mrkdwn (&, <, >).
 std::string slack_body(const Event& event);
 

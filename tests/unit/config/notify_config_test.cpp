@@ -6,7 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "../support.hpp"
+#include "support.hpp"
 #include "ocigate/config/config.hpp"
 
 namespace ocigate::config {

@@ -7,7 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "../support.hpp"
+#include "support.hpp"
 #include "ocigate/notify/payload.hpp"
 
 namespace ocigate::notify {
@@ -112,6 +112,15 @@ TEST(JsonBody, PolicyReloadFailedCarriesTheError) {
                                                  {"error", "policy.yaml:3: checks.x: unknown"}}));
 }
 
+TEST(JsonBody, EveryKindNamesTheInstanceThatSawIt) {
+  for (Event event : {blocked(), mismatch(), reload_failed("e")}) {
+    event.instance = "mirror-eu-1";
+    auto body = json::parse(json_body(event));
+    EXPECT_EQ(body["instance"], "mirror-eu-1") << body.dump();
+  }
+  EXPECT_FALSE(json::parse(json_body(blocked())).contains("instance"));  // unset: left out, not ""
+}
+
 TEST(JsonBody, TimeHasMillisecondsAndNeverRoundsUp) {
   Event event = reload_failed("e");
   event.time = std::chrono::system_clock::time_point(std::chrono::microseconds(1709296496999999));
@@ -196,6 +205,13 @@ TEST(SlackBody, DigestMismatchAndReloadFailureAreReadable) {
   EXPECT_THAT(text, HasSubstr("refused a policy reload"));
   EXPECT_THAT(text, HasSubstr("previous policy stays"));
   EXPECT_THAT(text, HasSubstr("policy.yaml:3: bad"));
+}
+
+TEST(SlackBody, NamesTheInstance) {
+  for (Event event : {blocked(), mismatch(), reload_failed("e")}) {
+    event.instance = "mirror-<1>";
+    EXPECT_THAT(slack_text(event), HasSubstr("(on instance `mirror-&lt;1&gt;`)"));
+  }
 }
 
 TEST(Body, PicksTheFormat) {
