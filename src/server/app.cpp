@@ -16,6 +16,7 @@
 #include "cpus.hpp"
 #include "front/front_door.hpp"
 #include "local_routes.hpp"
+#include "notices.hpp"
 #include "ocigate/server/log.hpp"
 #include "ocigate/upstream/client.hpp"
 #include "pull/proxy.hpp"
@@ -28,6 +29,9 @@ namespace ocigate::server {
 namespace asio = boost::asio;
 
 namespace {
+
+// How long queued webhook events may still go out when their notifier is replaced or at exit.
+constexpr std::chrono::milliseconds notify_shutdown_grace{2000};
 
 class App final : public Responder {
  public:
@@ -45,7 +49,18 @@ class App final : public Responder {
         listener_(config.server, metrics_, front_, *this, ioc, std::move(session_contexts)) {
     metrics_.set_instance(config.server.instance, OCIGATE_VERSION);
     metrics_.set_policy(policy::mode_text(policy_.get()->mode), policy_.get()->version);
+    (void)notices::install(make_notifier(config.notify.webhooks), config.server.instance);
   }
+
+  // What is still queued gets a moment to go out; the notifier goes before the metrics it counts in.
+  ~App() {
+    if (!notices::flush(notify_shutdown_grace)) log::warn("webhook events still queued at exit are dropped");
+    auto last = notices::install(nullptr, config_.server.instance);
+    last.reset();
+    for (auto& retiring : retiring_) retiring.join();
+  }
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
 
   // TLS context and authenticator from the configuration; an error is a configuration error.
   Status configure_security() {
@@ -118,6 +133,7 @@ class App final : public Responder {
     if (config_.source.empty() || config_.source.front() == '<') {
       log::warn("SIGHUP ignored: running on the built-in default config, nothing to reload");
       metrics_.record_policy_reload("error");
+      notices::reload_failed("SIGHUP ignored: running on the built-in default config, nothing to reload");
       return;
     }
     auto loaded = config::load_file(config_.source);
@@ -125,6 +141,8 @@ class App final : public Responder {
     if (!next) {
       log::error("policy reload refused; the previous policy stays in force", {{"error", next.error().message}});
       metrics_.record_policy_reload("error");
+      // Told to the webhooks in force before the reload: a file that does not load has none.
+      notices::reload_failed(next.error().message);
     } else {
       log::info("policy reloaded", {{"policy_version", next->policy.version}, {"previous", policy_.get()->version},
                                     {"trust", next->trust.fingerprint}});
@@ -134,7 +152,35 @@ class App final : public Responder {
       metrics_.record_policy_reload("ok");
     }
     reload_tls();
-    if (loaded) front_.reload_auth(*loaded);
+    if (loaded) {
+      front_.reload_auth(*loaded);
+      reload_webhooks(loaded->notify.webhooks);
+    }
+  }
+
+  // notify.webhooks as the file now says (a file that loads, as for auth): events from now on go to
+  // the new set; the old notifier gets a moment to send what it holds, on a thread of its own.
+  void reload_webhooks(std::vector<config::Webhook> webhooks) {
+    const std::size_t count = webhooks.size();
+    auto old = notices::install(make_notifier(std::move(webhooks)), config_.server.instance);
+    if (old) {
+      retiring_.emplace_back([old = std::move(old)]() mutable {
+        (void)old->flush(notify_shutdown_grace);
+        old.reset();
+      });
+    }
+    log::info("webhooks reloaded", {{"webhooks", count}});
+  }
+
+  std::unique_ptr<notify::Notifier> make_notifier(std::vector<config::Webhook> webhooks) {
+    if (webhooks.empty()) return nullptr;
+    // Called on the notifier's thread; never names the URL (a Slack URL is a credential) or the secret.
+    auto report = [](const notify::Failure& failure) {
+      log::warn(failure.result == "dropped" ? "webhook event dropped" : "webhook delivery failed",
+                {{"webhook", failure.webhook}, {"event", failure.event}, {"result", failure.result},
+                 {"attempts", failure.attempts}, {"reason", failure.reason}});
+    };
+    return std::make_unique<notify::Notifier>(std::move(webhooks), &metrics_, report);
   }
 
   // New connections get the new certificate; open ones keep the context they started with.
@@ -186,6 +232,7 @@ class App final : public Responder {
   std::unique_ptr<asio::signal_set> reload_signal_;
   std::chrono::steady_clock::time_point deadline_;
   std::unique_ptr<asio::steady_timer> drain_timer_;
+  std::vector<std::thread> retiring_;  // notifiers replaced on reload, finishing off the I/O threads
 };
 
 }  // namespace
