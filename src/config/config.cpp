@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/url/parse.hpp>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
@@ -599,8 +600,15 @@ Auth load_auth(const Loader& l, const YAML::Node& node) {
   return auth;
 }
 
-bool loopback_host(std::string_view host) {
-  return host == "localhost" || host == "[::1]" || host == "::1" || host.substr(0, 4) == "127.";
+bool is_loopback_host(const std::string& host) {
+  if (lower(host) == "localhost") return true;
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(host, ec);
+  if (ec) return false;
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6()).is_loopback();
+  }
+  return address.is_loopback();
 }
 
 int hex_digit(char h) {
@@ -637,15 +645,15 @@ VulnerabilitySource vulnerability_source(const Loader& l, const YAML::Node& node
   auto parsed = boost::urls::parse_uri(source.url);
   if (!parsed) l.refuse(node, key, "not a URL: '" + source.url + "'");
   const bool https = parsed->scheme_id() == boost::urls::scheme::https;
-  const std::string host(parsed->encoded_host_address());
+  std::string host(parsed->encoded_host_address());
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
   if (host.empty()) l.refuse(node, key, "has no host");
-  if (!https && !(parsed->scheme_id() == boost::urls::scheme::http && loopback_host(host))) {
+  if (!https && !(parsed->scheme_id() == boost::urls::scheme::http && is_loopback_host(host))) {
     l.refuse(node, key, "must be https:// (http:// only to a loopback host), got '" + source.url + "'");
   }
   if (parsed->has_userinfo() || parsed->has_fragment()) l.refuse(node, key, "must not carry credentials or a fragment");
   source.tls = https;
   source.host = host;
-  if (source.host.size() > 2 && source.host.front() == '[') source.host = source.host.substr(1, source.host.size() - 2);
   source.port = https ? 443 : 80;
   if (parsed->has_port()) {
     auto port = parse_digits(parsed->port(), 5);
@@ -691,6 +699,117 @@ Vulnerabilities load_vulnerabilities(const Loader& l, const YAML::Node& node) {
   return v;
 }
 
+// An address no webhook may be sent to, whatever else is allowed: link-local (cloud metadata at
+// 169.254.169.254), unspecified and multicast. The notifier judges resolved names the same way.
+bool never_a_webhook(const boost::asio::ip::address& address) {
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return never_a_webhook(boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6()));
+  }
+  if (address.is_unspecified() || address.is_multicast()) return true;
+  if (address.is_v4()) return (address.to_v4().to_uint() & 0xffff0000u) == 0xa9fe0000u;  // 169.254/16
+  return address.to_v6().is_link_local();
+}
+
+// Messages never repeat the URL: a Slack incoming-webhook URL is itself the credential.
+void parse_webhook_url(const Loader& l, const YAML::Node& node, const std::string& key, Webhook& w) {
+  w.url = l.scalar(node, key);
+  auto parsed = boost::urls::parse_uri(w.url);
+  if (!parsed) l.refuse(node, key, "not an absolute http(s) URL");
+  auto scheme = parsed->scheme_id();
+  if (scheme != boost::urls::scheme::http && scheme != boost::urls::scheme::https) {
+    l.refuse(node, key, "scheme must be https, got '" + std::string(parsed->scheme()) + "'");
+  }
+  if (parsed->has_userinfo()) l.refuse(node, key, "must not carry credentials (use secret_file to sign requests)");
+  if (parsed->has_fragment()) l.refuse(node, key, "must not have a fragment");
+  w.tls = scheme == boost::urls::scheme::https;
+  w.host = std::string(parsed->encoded_host_address());
+  if (w.host.empty()) l.refuse(node, key, "has no host");
+  if (w.host.find('%') != std::string::npos) l.refuse(node, key, "host must not be percent-encoded");
+  boost::system::error_code ec;
+  auto literal = boost::asio::ip::make_address(w.host, ec);
+  if (!ec && never_a_webhook(literal)) {
+    l.refuse(node, key, "host " + w.host + " is a link-local, unspecified or multicast address (never a webhook)");
+  }
+  // Plain http would send events (and their signature) in the clear; only a receiver on this
+  // machine is spared TLS. Upstreams may use http anywhere; webhooks may not.
+  if (!w.tls && !is_loopback_host(w.host)) {
+    l.refuse(node, key, "must be https; plain http is allowed only to a loopback host (127.0.0.1, ::1, localhost)");
+  }
+  if (parsed->has_port()) {
+    auto port = parse_digits(parsed->port(), 5);
+    if (!port || *port == 0 || *port > 65535) l.refuse(node, key, "bad port '" + std::string(parsed->port()) + "'");
+    w.port = static_cast<std::uint16_t>(*port);
+  } else {
+    w.port = w.tls ? 443 : 80;
+  }
+  w.target = std::string(parsed->encoded_path());
+  if (w.target.empty()) w.target = "/";
+  if (parsed->has_query()) w.target += "?" + std::string(parsed->encoded_query());
+}
+
+std::vector<std::string> webhook_events(const Loader& l, const YAML::Node& node, const std::string& key) {
+  if (node.IsNull() || (node.IsSequence() && node.size() == 0)) l.refuse(node, key, "must name at least one event");
+  auto events = l.list(node, key);
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const auto& known = webhook_event_names;
+    const std::string item_key = key + "[" + std::to_string(i) + "]";
+    if (std::find(std::begin(known), std::end(known), events[i]) == std::end(known)) {
+      l.refuse(node[i], item_key,
+               "unknown event '" + events[i] + "' (use block, warn, digest_mismatch, policy_reload_failed)");
+    }
+    if (std::find(out.begin(), out.end(), events[i]) != out.end()) {
+      l.refuse(node[i], item_key, "duplicate event '" + events[i] + "'");
+    }
+    out.push_back(events[i]);
+  }
+  return out;
+}
+
+Webhook load_webhook(const Loader& l, const YAML::Node& node, const std::string& path) {
+  if (!node.IsMap()) l.refuse(node, path, "must be a mapping with url and events");
+  l.only_keys(node, path, {"url", "events", "secret_file", "timeout", "format", "ca_file"});
+  Webhook w;
+  w.key = path;
+  if (!node["url"]) l.refuse(node, path + ".url", "is required");
+  parse_webhook_url(l, node["url"], path + ".url", w);
+  if (!node["events"]) l.refuse(node, path + ".events", "is required (block, warn, digest_mismatch, policy_reload_failed)");
+  w.events = webhook_events(l, node["events"], path + ".events");
+  if (node["secret_file"]) {
+    w.secret_file = l.scalar(node["secret_file"], path + ".secret_file");
+    if (w.secret_file.empty()) l.refuse(node["secret_file"], path + ".secret_file", "must be a file path");
+    w.secret = read_secret(l, node["secret_file"], path + ".secret_file", w.secret_file);
+  }
+  if (node["ca_file"]) w.ca_file = l.readable_file(node["ca_file"], path + ".ca_file");
+  if (node["timeout"]) {
+    auto timeout = l.positive_duration(node["timeout"], path + ".timeout");
+    if (timeout > std::chrono::minutes(5)) l.refuse(node["timeout"], path + ".timeout", "must be at most 5m");
+    w.timeout = timeout;
+  }
+  if (node["format"]) {
+    auto format = l.scalar(node["format"], path + ".format");
+    if (format == "slack") {
+      w.format = WebhookFormat::slack;
+    } else if (format != "json") {
+      l.refuse(node["format"], path + ".format", "must be json or slack, got '" + format + "'");
+    }
+  }
+  return w;
+}
+
+Notify load_notify(const Loader& l, const YAML::Node& node) {
+  l.only_keys(node, "notify", {"webhooks"});
+  Notify notify;
+  if (node.IsNull()) return notify;
+  const YAML::Node webhooks = node["webhooks"];
+  if (!webhooks || webhooks.IsNull()) return notify;
+  if (!webhooks.IsSequence()) l.refuse(webhooks, "notify.webhooks", "must be a list of {url, events, ...}");
+  for (std::size_t i = 0; i < webhooks.size(); ++i) {
+    notify.webhooks.push_back(load_webhook(l, webhooks[i], "notify.webhooks[" + std::to_string(i) + "]"));
+  }
+  return notify;
+}
+
 void load_upstreams(const Loader& l, const YAML::Node& root, Config& config) {
   const YAML::Node upstreams = root["upstreams"];
   if (!upstreams) l.refuse(root, "upstreams", "at least one upstream is required");
@@ -707,7 +826,7 @@ void load_upstreams(const Loader& l, const YAML::Node& root, Config& config) {
 
 Config load(const Loader& l, const YAML::Node& root) {
   l.only_keys(root, "", {"server", "storage", "upstreams", "default_upstream", "log", "policy", "auth",
-                         "vulnerabilities"});
+                         "vulnerabilities", "notify"});
   Config config;
   config.source = l.source();
   config.server.instance = host_name();
@@ -716,6 +835,7 @@ Config load(const Loader& l, const YAML::Node& root) {
   if (root["log"]) load_log(l, root["log"], config.log);
   if (root["auth"]) config.auth = load_auth(l, root["auth"]);
   if (root["vulnerabilities"]) config.vulnerabilities = load_vulnerabilities(l, root["vulnerabilities"]);
+  if (root["notify"]) config.notify = load_notify(l, root["notify"]);
   if (const YAML::Node policy = root["policy"]; policy && !policy.IsNull()) {
     if (!policy.IsMap()) l.refuse(policy, "policy", "must be a mapping");
     config.policy = std::make_shared<const YAML::Node>(policy);

@@ -77,6 +77,9 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   fetch_slot_timeouts_ = &family(prometheus::BuildCounter(), r, "ocigate_upstream_fetch_slot_timeouts_total",
                                  "Upstream requests refused (503) after waiting fetch_slot_timeout for a "
                                  "max_concurrent_fetches slot, by upstream");
+  notify_events_ = &family(prometheus::BuildCounter(), r, "ocigate_notify_events_total",
+                           "Block events for webhooks, per webhook, by result (delivered, failed, dropped, retried)");
+  for (const char* result : {"delivered", "failed", "dropped", "retried"}) notify_events_->Add({{"result", result}});
   inflight_streams_ = &family(prometheus::BuildGauge(), r, "ocigate_inflight_streams",
                               "Blob bodies being sent to clients now").Add({});
   fetch_followers_ = &family(prometheus::BuildGauge(), r, "ocigate_shared_fetch_waiters",
@@ -205,6 +208,10 @@ void Metrics::record_limited(std::string_view limit) { limited_->Add({{"limit", 
 void Metrics::set_fetch_slot_timeouts(std::string_view upstream, double total) {
   auto& counter = fetch_slot_timeouts_->Add({{"upstream", std::string(upstream)}});
   if (total > counter.Value()) counter.Increment(total - counter.Value());
+}
+
+void Metrics::record_notify(std::string_view result) {
+  notify_events_->Add({{"result", std::string(result)}}).Increment();
 }
 
 void Metrics::set_tls_certificate_expiry(double unix_seconds) { tls_expiry_->Add({}).Set(unix_seconds); }

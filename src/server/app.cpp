@@ -17,6 +17,7 @@
 #include "database_loader.hpp"
 #include "front/front_door.hpp"
 #include "local_routes.hpp"
+#include "notices.hpp"
 #include "ocigate/server/log.hpp"
 #include "ocigate/upstream/client.hpp"
 #include "pull/proxy.hpp"
@@ -29,6 +30,9 @@ namespace ocigate::server {
 namespace asio = boost::asio;
 
 namespace {
+
+// How long queued webhook events may still go out when their notifier is replaced or at exit.
+constexpr std::chrono::milliseconds notify_shutdown_grace{2000};
 
 class App final : public Responder {
  public:
@@ -52,7 +56,18 @@ class App final : public Responder {
     const auto& data = *policy_.vulnerabilities();
     if (data.configured) metrics_.record_vulndb_load(data.database ? "ok" : "error");
     report_database(data, true);
+    (void)notices::install(make_notifier(config.notify.webhooks), config.server.instance);
   }
+
+  // What is still queued gets a moment to go out; the notifier goes before the metrics it counts in.
+  ~App() {
+    if (!notices::flush(notify_shutdown_grace)) log::warn("webhook events still queued at exit are dropped");
+    auto last = notices::install(nullptr, config_.server.instance);
+    last.reset();
+    for (auto& retiring : retiring_) retiring.join();
+  }
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
 
   // TLS context and authenticator from the configuration; an error is a configuration error.
   Status configure_security() {
@@ -125,6 +140,7 @@ class App final : public Responder {
     if (config_.source.empty() || config_.source.front() == '<') {
       log::warn("SIGHUP ignored: running on the built-in default config, nothing to reload");
       metrics_.record_policy_reload("error");
+      notices::reload_failed("SIGHUP ignored: running on the built-in default config, nothing to reload");
       return;
     }
     auto loaded = config::load_file(config_.source);
@@ -132,6 +148,8 @@ class App final : public Responder {
     if (!next) {
       log::error("policy reload refused; the previous policy stays in force", {{"error", next.error().message}});
       metrics_.record_policy_reload("error");
+      // Told to the webhooks in force before the reload: a file that does not load has none.
+      notices::reload_failed(next.error().message);
     } else {
       log::info("policy reloaded", {{"policy_version", next->policy.version}, {"previous", policy_.get()->version},
                                     {"trust", next->trust.fingerprint}});
@@ -143,6 +161,7 @@ class App final : public Responder {
     reload_tls();
     if (loaded) {
       front_.reload_auth(*loaded);
+      reload_webhooks(loaded->notify.webhooks);
       // Seconds of reading on a thread of its own; swapped in when done (database_loaded).
       if (loaded->vulnerabilities) {
         log::info(databases_.busy() ? "a vulnerability database load is in progress; loading it again follows"
@@ -181,6 +200,31 @@ class App final : public Responder {
     log::info("vulnerability database loaded",
               {{"directory", data.directory}, {"version", meta.version}, {"records", meta.records_loaded},
                {"files", meta.files}, {"age_seconds", db->age(std::chrono::system_clock::now()).count()}});
+  }
+
+  // notify.webhooks as the file now says (a file that loads, as for auth): events from now on go to
+  // the new set; the old notifier gets a moment to send what it holds, on a thread of its own.
+  void reload_webhooks(std::vector<config::Webhook> webhooks) {
+    const std::size_t count = webhooks.size();
+    auto old = notices::install(make_notifier(std::move(webhooks)), config_.server.instance);
+    if (old) {
+      retiring_.emplace_back([old = std::move(old)]() mutable {
+        (void)old->flush(notify_shutdown_grace);
+        old.reset();
+      });
+    }
+    log::info("webhooks reloaded", {{"webhooks", count}});
+  }
+
+  std::unique_ptr<notify::Notifier> make_notifier(std::vector<config::Webhook> webhooks) {
+    if (webhooks.empty()) return nullptr;
+    // Called on the notifier's thread; never names the URL (a Slack URL is a credential) or the secret.
+    auto report = [](const notify::Failure& failure) {
+      log::warn(failure.result == "dropped" ? "webhook event dropped" : "webhook delivery failed",
+                {{"webhook", failure.webhook}, {"event", failure.event}, {"result", failure.result},
+                 {"attempts", failure.attempts}, {"reason", failure.reason}});
+    };
+    return std::make_unique<notify::Notifier>(std::move(webhooks), &metrics_, report);
   }
 
   // New connections get the new certificate; open ones keep the context they started with.
@@ -232,6 +276,7 @@ class App final : public Responder {
   std::unique_ptr<asio::signal_set> reload_signal_;
   std::chrono::steady_clock::time_point deadline_;
   std::unique_ptr<asio::steady_timer> drain_timer_;
+  std::vector<std::thread> retiring_;  // notifiers replaced on reload, finishing off the I/O threads
   // Last: destroyed first, so a load in progress is waited for while everything it reports to lives.
   DatabaseLoader databases_;
 };

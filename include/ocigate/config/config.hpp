@@ -109,6 +109,37 @@ struct Auth {
   std::chrono::seconds cache_ttl{300};  // how long a verified password is remembered
 };
 
+// notify.webhooks: people told about block events (the notify module delivers them). A URL may
+// itself be a secret (a Slack incoming-webhook URL is one): messages name a webhook by its key and
+// host, never by its URL.
+enum class WebhookFormat : std::uint8_t {
+  json,   // the event's fields as a JSON object
+  slack,  // {"text": "..."}: a readable message for a Slack (or compatible) incoming webhook
+};
+
+// The event names a webhook may subscribe to, as written in `events`.
+inline constexpr std::string_view webhook_event_names[] = {"block", "warn", "digest_mismatch",
+                                                           "policy_reload_failed"};
+
+struct Webhook {
+  std::string key;           // "notify.webhooks[0]", for messages
+  std::string url;           // as written; never logged
+  bool tls = true;           // https; plain http only to a loopback host
+  std::string host;          // IPv6 without brackets
+  std::uint16_t port = 443;
+  std::string target = "/";  // path and query the POST goes to
+  std::vector<std::string> events;  // a non-empty subset of webhook_event_names
+  std::string secret_file;
+  std::string secret;        // read from secret_file at load time; never logged; empty = unsigned
+  std::string ca_file;       // extra CA bundle (PEM) trusted for this webhook, besides the system's
+  std::chrono::milliseconds timeout{5000};  // one delivery attempt: lookup, connect, TLS, request, answer
+  WebhookFormat format = WebhookFormat::json;
+};
+
+struct Notify {
+  std::vector<Webhook> webhooks;  // empty: nobody is notified
+};
+
 struct Storage {
   std::string path = "./ocigate-data";
   std::uint64_t max_size = 20ull << 30;
@@ -148,6 +179,7 @@ struct Config {
   Log log;
   std::optional<Auth> auth;
   std::optional<Vulnerabilities> vulnerabilities;  // absent: no database, the check says "unknown"
+  Notify notify;
   // The `policy:` section as written, validated by the policy module (policy::parse_policy);
   // null when absent. Shared and never changed, so copies of a Config are cheap.
   std::shared_ptr<const YAML::Node> policy;

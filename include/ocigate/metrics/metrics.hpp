@@ -84,6 +84,11 @@ class Metrics {
   prometheus::Gauge& cache_max_size_bytes() { return *cache_max_size_bytes_; }  // storage.max_size
   // Counters mirrored from the cache's own counts at scrape time.
   void set_evictions(double evictions, double evicted_bytes);
+  // Block events for webhooks (notify module), one count per event and webhook. result: delivered
+  // (2xx) | failed (gave up: attempts spent, a 4xx, a refused address) | dropped (queue full or shut
+  // down before sending) | retried (an attempt that will be tried again). The four series exist from
+  // the start at 0.
+  void record_notify(std::string_view result);
   // notAfter of the serving certificate (unix seconds), set when the TLS context is loaded at start
   // and on each SIGHUP reload. No series until then, so a plain-HTTP mirror exports none (an
   // expiry alert must not see a 0 and fire).
@@ -121,6 +126,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* auth_failures_;
   prometheus::Family<prometheus::Counter>* limited_;
   prometheus::Family<prometheus::Counter>* fetch_slot_timeouts_;
+  prometheus::Family<prometheus::Counter>* notify_events_;
   prometheus::Gauge* inflight_streams_;
   prometheus::Gauge* fetch_followers_;
   prometheus::Gauge* cache_size_bytes_;

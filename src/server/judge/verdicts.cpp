@@ -8,6 +8,7 @@
 #include "ocigate/common/glob.hpp"
 #include "ocigate/common/time.hpp"
 #include "ocigate/server/log.hpp"
+#include "notices.hpp"
 #include "records.hpp"
 
 namespace ocigate::server {
@@ -167,6 +168,7 @@ void Verdicts::audit(const policy::Verdict& verdict, const std::string& client, 
                         {"policy_version", verdict.policy_version},
                         {"cached", cached}};
   log::audit(out);
+  notices::verdict(verdict, client);
   if (verdict.decision == policy::Decision::block) {
     auto upstream = verdict.image.substr(0, verdict.image.find('/'));
     auto repository = labelled_repository(*policy_.get(), verdict.image);

@@ -9,6 +9,7 @@
 
 #include "ocigate/oci/digest.hpp"
 #include "ocigate/server/log.hpp"
+#include "notices.hpp"
 #include "pull/piped_hash.hpp"
 
 namespace ocigate::server {
@@ -190,13 +191,15 @@ asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, upstrea
   auto length = response.content_length();
   fetch->start_streaming(writer, length.has_value(), length.value_or(0));
 
-  Status streamed = co_await stream_body(*fetch, response, *writer);
+  std::string actual;
+  Status streamed = co_await stream_body(*fetch, response, *writer, actual);
   if (!streamed) {
     if (streamed.error().code == Errc::digest_mismatch) {
       context_.metrics.record_digest_mismatch(upstream_name);
       log::error("digest mismatch: upstream bytes do not match the digest; nothing cached",
                  {{"upstream", upstream_name}, {"served_by", response.served_by()}, {"repository", repo},
                   {"digest", digest}, {"detail", streamed.error().message}});
+      notices::digest_mismatch(upstream_name, repo, digest, actual);
     } else {
       log::warn("blob fetch failed", {{"upstream", upstream_name}, {"digest", digest},
                                       {"error", streamed.error().message}});
@@ -224,7 +227,7 @@ asio::awaitable<void> BlobFetches::run(std::shared_ptr<BlobFetch> fetch, upstrea
 }
 
 asio::awaitable<Status> BlobFetches::stream_body(BlobFetch& fetch, upstream::Response& response,
-                                                 cache::BlobWriter& writer) {
+                                                 cache::BlobWriter& writer, std::string& actual) {
   auto expected = oci::Digest::parse(fetch.digest());
   auto length = response.content_length();
   // A small blob's buffer is its size: a config or a small layer does not take a whole piece.
@@ -259,7 +262,7 @@ asio::awaitable<Status> BlobFetches::stream_body(BlobFetch& fetch, upstream::Res
   if (length && writer.appended() != *length) {
     co_return Error{Errc::upstream_error, "upstream body ended early"};
   }
-  std::string actual = co_await hasher.finish();
+  actual = co_await hasher.finish();
   if (actual != fetch.digest()) {
     co_return Error{Errc::digest_mismatch, "upstream sent bytes hashing to " + actual};
   }

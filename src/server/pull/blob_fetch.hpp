@@ -106,8 +106,9 @@ class BlobFetches {
  private:
   boost::asio::awaitable<void> run(std::shared_ptr<BlobFetch> fetch, upstream::Client& client, std::string repo,
                                    std::string scope);
+  // On a digest mismatch, actual is what the bytes hashed to.
   boost::asio::awaitable<Status> stream_body(BlobFetch& fetch, upstream::Response& response,
-                                             cache::BlobWriter& writer);
+                                             cache::BlobWriter& writer, std::string& actual);
   boost::asio::awaitable<Status> commit(cache::BlobWriter& writer);
   void forget(const std::string& digest);
 

@@ -11,6 +11,7 @@
 #include "ocigate/oci/reference.hpp"
 #include "ocigate/server/errors.hpp"
 #include "ocigate/server/log.hpp"
+#include "notices.hpp"
 #include "pull/upstream_call.hpp"
 #include "records.hpp"
 
@@ -271,6 +272,7 @@ asio::awaitable<Result<ManifestData>> ManifestFlow::fetch(const Target& target, 
       log::error("digest mismatch: upstream manifest does not match the digest asked for; nothing cached",
                  {{"upstream", target.upstream->name}, {"repository", target.repo}, {"digest", expected_digest},
                   {"actual", actual}});
+      notices::digest_mismatch(target.upstream->name, target.repo, expected_digest, actual);
       co_return Error{Errc::upstream_error, what + ": upstream bytes do not match the digest"};
     }
     digest = expected_digest;

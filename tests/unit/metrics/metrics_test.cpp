@@ -30,6 +30,22 @@ TEST(Metrics, MirroredEvictionCountersStayMonotonic) {
   EXPECT_NE(text.find("ocigate_cache_evicted_bytes_total 500"), std::string::npos);
 }
 
+TEST(Metrics, NotifyEventsStartAtZeroForEveryResult) {
+  Metrics m;
+  auto text = m.render();
+  for (const char* result : {"delivered", "failed", "dropped", "retried"}) {
+    EXPECT_NE(text.find("ocigate_notify_events_total{result=\"" + std::string(result) + "\"} 0"), std::string::npos)
+        << result << "\n" << text;
+  }
+  m.record_notify("retried");
+  m.record_notify("delivered");
+  m.record_notify("retried");
+  text = m.render();
+  EXPECT_NE(text.find("ocigate_notify_events_total{result=\"retried\"} 2"), std::string::npos) << text;
+  EXPECT_NE(text.find("ocigate_notify_events_total{result=\"delivered\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("ocigate_notify_events_total{result=\"dropped\"} 0"), std::string::npos);
+}
+
 TEST(Metrics, AuthFailuresAndLimitsAreCountedByReasonOnly) {
   Metrics m;
   m.record_auth_failure("bad_password");
