@@ -11,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -250,14 +251,25 @@ int update_vulndb(const config::Config& config) {
   }
   std::printf("verifying %zu file(s)\n", staged.size());
   if (auto verified = verify(dir, staged); !verified) return failed(staged, "verification: " + verified.error().message);
-  for (const auto& s : staged) {
-    fs::rename(s.staged, s.final, ec);
-    if (ec) return failed(staged, s.final.string() + ": " + ec.message());
-    if (auto synced = sync_directory(s.final.parent_path()); !synced) return failed(staged, synced.error().message);
-    std::printf("installed %s\n", s.file.c_str());
-  }
-  if (auto written = write_manifest(dir); !written) {
-    std::fprintf(stderr, "ocigate vulndb update: %s\n", written.error().message.c_str());
+  // While files are renamed one by one the directory is half old, half new: the marker makes a
+  // reload (SIGHUP) in that window keep the database in force.
+  const fs::path marker = dir / vuln::updating_name;
+  if (!std::ofstream(marker)) return failed(staged, marker.string() + ": " + std::strerror(errno));
+  auto install = [&]() -> Status {
+    for (const auto& s : staged) {
+      fs::rename(s.staged, s.final, ec);
+      if (ec) return Error{Errc::storage_error, s.final.string() + ": " + ec.message()};
+      if (auto synced = sync_directory(s.final.parent_path()); !synced) return synced;
+      std::printf("installed %s\n", s.file.c_str());
+    }
+    return write_manifest(dir);
+  };
+  auto installed = install();
+  fs::remove(marker, ec);
+  if (!installed) {
+    remove_staged(staged);
+    std::fprintf(stderr, "ocigate vulndb update: %s\nocigate vulndb update: failed while installing; run it again "
+                         "(a reload meanwhile keeps the database in force)\n", installed.error().message.c_str());
     return 1;
   }
   auto version = vuln::version_of(dir.string());

@@ -477,9 +477,22 @@ std::string fingerprint_text(const std::vector<DataFile>& files) {
   return hashed;
 }
 
+// An update is renaming its files into place (and did not die doing it): the directory is half old, half new.
+Status not_updating(const std::string& dir) {
+  struct stat st {};
+  if (::stat((fs::path(dir) / updating_name).c_str(), &st) != 0) return ok_status();
+  const auto since = std::chrono::system_clock::now() - std::chrono::system_clock::time_point(
+                                                            std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                                                std::chrono::nanoseconds(mtime_ns(st))));
+  if (since > updating_stale) return ok_status();
+  return Error{Errc::storage_error, dir + ": ocigate vulndb update is installing files (" + updating_name +
+                                        "); load again when it is done"};
+}
+
 }  // namespace
 
 Result<std::string> version_of(const std::string& dir, LoadLimits limits) {
+  if (auto busy = not_updating(dir); !busy) return busy.error();
   auto files = list_files(dir, limits);
   if (!files) return files.error();
   if (files->empty()) return Error{Errc::storage_error, dir + ": no OSV records (*.json) or all.zip files"};
@@ -489,6 +502,7 @@ Result<std::string> version_of(const std::string& dir, LoadLimits limits) {
 }
 
 Result<std::shared_ptr<const Database>> load(const std::string& dir, LoadLimits limits) {
+  if (auto busy = not_updating(dir); !busy) return busy.error();
   auto files = list_files(dir, limits);
   if (!files) return files.error();
   if (files->empty()) return Error{Errc::storage_error, dir + ": no OSV records (*.json) or all.zip files"};

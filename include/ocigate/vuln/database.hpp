@@ -93,6 +93,11 @@ struct Metadata {
 
 // The updater writes this beside the data: {"built_at": "<RFC 3339>"} (other keys ignored).
 inline constexpr const char* manifest_name = "ocigate-vulndb.json";
+// ... and this while it renames its verified files into place: load() and version_of() refuse a
+// directory that has it (a reload keeps the database in force), unless it is older than
+// updating_stale (an update that died).
+inline constexpr const char* updating_name = ".ocigate-vulndb-updating";
+inline constexpr std::chrono::seconds updating_stale{300};
 
 struct LoadLimits {
   ZipLimits zip;

@@ -293,5 +293,23 @@ TEST(Load, BadOrHalfWrittenDatabasesAreErrors) {
   EXPECT_FALSE(load(dir.path(), small).ok());
 }
 
+TEST(Load, ADirectoryAnUpdateIsInstallingIntoIsRefusedUntilTheMarkerGoesOrGoesStale) {
+  ocigate::test::TempDir dir;
+  write(dir.path() + "/a.json", simple("DEBIAN-CVE-1", "Debian:12", "openssl", ""));
+  const std::string marker = dir.path() + "/" + updating_name;
+  write(marker, "");
+  auto busy = load(dir.path());
+  ASSERT_FALSE(busy.ok());
+  EXPECT_NE(busy.error().message.find("vulndb update is installing"), std::string::npos) << busy.error().message;
+  EXPECT_FALSE(version_of(dir.path()).ok());
+  // An update that died long ago no longer holds the database back.
+  const auto old = std::filesystem::file_time_type::clock::now() - updating_stale - std::chrono::minutes(1);
+  std::filesystem::last_write_time(marker, old);
+  EXPECT_TRUE(load(dir.path()).ok());
+  std::filesystem::remove(marker);
+  EXPECT_TRUE(load(dir.path()).ok());
+  EXPECT_TRUE(version_of(dir.path()).ok());
+}
+
 }  // namespace
 }  // namespace ocigate::vuln
