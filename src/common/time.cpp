@@ -1,9 +1,11 @@
 // RFC 3339 timestamps, civil dates and durations without the C library's locale- and TZ-dependent calls.
 
 #include <cstdio>
+#include <ctime>
 #include <string>
 
 #include "ocigate/common/time.hpp"
+#include "ocigate/common/timestamp.hpp"
 
 namespace ocigate {
 
@@ -113,6 +115,19 @@ std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
     if (total > 100ull * 365 * 86400) return std::nullopt;  // a century: surely a typo
   }
   return std::chrono::seconds(total);
+}
+
+std::string iso8601_millis(std::chrono::system_clock::time_point time) {
+  using namespace std::chrono;
+  const auto whole = floor<seconds>(time);
+  const auto millis = duration_cast<milliseconds>(time - whole).count();
+  const std::time_t secs = system_clock::to_time_t(whole);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(millis));
+  return buf;
 }
 
 }  // namespace ocigate

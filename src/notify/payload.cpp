@@ -6,25 +6,14 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "ocigate/common/timestamp.hpp"
+
 namespace ocigate::notify {
 
 namespace {
 
 constexpr std::size_t slack_max_violations = 10;
 constexpr std::size_t slack_max_field = 500;  // characters of one message or remediation
-
-std::string iso8601(std::chrono::system_clock::time_point time) {
-  using namespace std::chrono;
-  const auto whole = floor<seconds>(time);
-  const auto millis = duration_cast<milliseconds>(time - whole).count();
-  const std::time_t secs = system_clock::to_time_t(whole);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(millis));
-  return buf;
-}
 
 std::string dump(const nlohmann::json& json) {
   return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -134,7 +123,7 @@ std::optional<EventKind> parse_kind(std::string_view name) {
 }
 
 std::string json_body(const Event& event) {
-  nlohmann::json out = {{"event", kind_name(event.kind)}, {"time", iso8601(event.time)}};
+  nlohmann::json out = {{"event", kind_name(event.kind)}, {"time", iso8601_millis(event.time)}};
   if (!event.instance.empty()) out["instance"] = event.instance;
   switch (event.kind) {
     case EventKind::block:

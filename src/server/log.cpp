@@ -1,4 +1,5 @@
 #include "ocigate/server/log.hpp"
+#include "ocigate/common/timestamp.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -36,18 +37,7 @@ bool open_log(const std::string& spec, std::FILE*& out, std::string& error) {
   return true;
 }
 
-std::string now_iso8601() {
-  using namespace std::chrono;
-  auto now = system_clock::now();
-  auto secs = system_clock::to_time_t(now);
-  auto millis = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(millis));
-  return buf;
-}
+std::string now_iso8601() { return iso8601_millis(std::chrono::system_clock::now()); }
 
 const char* level_name(Level level) {
   switch (level) {

@@ -21,6 +21,7 @@
 #include "ocigate/cache/store.hpp"
 #include "ocigate/layers/report.hpp"
 #include "records.hpp"
+#include "policy_fixtures.hpp"
 #include "server_fixtures.hpp"
 #include "support.hpp"
 
@@ -30,24 +31,10 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-policy::Policy parse(const std::string& yaml) {
-  auto parsed = policy::parse_policy(YAML::Load(yaml)["policy"], "test.yaml");
-  EXPECT_TRUE(parsed.ok()) << parsed.error().message;
-  return parsed.ok() ? *parsed : policy::Policy{};
-}
-
 // Every check off but non-root-user, which blocks.
-policy::Policy non_root_blocks(const std::string& extra = "") {
-  std::string yaml = "policy:\n  mode: enforce\n  checks:\n";
-  for (const auto& id : policy::check_ids()) yaml += "    " + id + ": " + (id == "non-root-user" ? "block" : "off") + "\n";
-  return parse(yaml + extra);
-}
+policy::Policy non_root_blocks(const std::string& extra = "") { return test::only_check("non-root-user", "block", extra); }
 
-policy::Policy every_check_off() {
-  std::string yaml = "policy:\n  mode: enforce\n  checks:\n";
-  for (const auto& id : policy::check_ids()) yaml += "    " + id + ": off\n";
-  return parse(yaml);
-}
+policy::Policy every_check_off() { return test::only_check("", ""); }
 
 // A source that records its calls and sets the image's user.
 class FakeSource final : public FactSource {
