@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "ocigate/common/time.hpp"
 #include "ocigate/config/config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
