@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <openssl/x509_vfy.h>
 
@@ -33,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     case 2: {
       CosignTagSignature signature{text, {}};
-      for (const auto& result : verify_cosign_tag(signature, digest, {})) {
+      for (const auto& result : verify_cosign_tag(signature, digest, std::vector<PublicKey>{})) {
         if (result.valid()) std::abort();  // no key, no valid signature
       }
       break;
@@ -41,7 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 3: {
       Envelope envelope{digest, "application/vnd.dev.sigstore.bundle.v0.3+json",
                         "application/vnd.dev.sigstore.bundle.v0.3+json", text};
-      if (verify_sigstore_bundle(envelope, digest, {}).valid()) std::abort();
+      if (verify_sigstore_bundle(envelope, digest, std::vector<PublicKey>{}).valid()) std::abort();
       break;
     }
     case 4: {
