@@ -17,10 +17,11 @@ inline policy::Policy parse_policy(const std::string& yaml) {
   return parsed.ok() ? *parsed : policy::Policy{};
 }
 
-// Enforce mode with every check off but `check` (at `action`; "" for none), plus `extra` YAML
-// under policy:.
-inline policy::Policy only_check(const std::string& check, const std::string& action, const std::string& extra = "") {
-  std::string yaml = "policy:\n  mode: enforce\n  checks:\n";
+// Every check off but `check` (at `action`; "" for none), plus `extra` YAML under policy:, in
+// `mode` (enforce or audit).
+inline policy::Policy only_check(const std::string& check, const std::string& action, const std::string& extra = "",
+                                 const std::string& mode = "enforce") {
+  std::string yaml = "policy:\n  mode: " + mode + "\n  checks:\n";
   for (const auto& id : policy::check_ids()) yaml += "    " + id + ": " + (id == check ? action : "off") + "\n";
   return parse_policy(yaml + extra);
 }

@@ -6,17 +6,15 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <filesystem>
-#include <random>
-
-#include <yaml-cpp/yaml.h>
-
 #include "judge/verdicts.hpp"
 #include "notices.hpp"
 #include "ocigate/cache/store.hpp"
 #include "ocigate/metrics/metrics.hpp"
 #include "ocigate/notify/payload.hpp"
 #include "ocigate/policy/policy.hpp"
+#include "policy_fixtures.hpp"
+#include "server_fixtures.hpp"
+#include "support.hpp"
 #include "test_server.hpp"
 
 namespace {
@@ -29,32 +27,20 @@ using upstream::test::TestServer;
 using json = nlohmann::json;
 
 policy::Policy only_non_root(const std::string& action, const std::string& mode = "enforce") {
-  std::string yaml = "policy:\n  mode: " + mode + "\n  checks:\n";
-  for (const auto& id : policy::check_ids()) {
-    yaml += "    " + id + ": " + (id == "non-root-user" ? action : "off") + "\n";
-  }
-  auto parsed = policy::parse_policy(YAML::Load(yaml)["policy"], "test.yaml");
-  EXPECT_TRUE(parsed.ok()) << parsed.error().message;
-  return *parsed;
+  return test::only_check("non-root-user", action, "", mode);
 }
 
 class Notices : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("ocigate-notices-" + std::to_string(std::random_device{}()));
-    cache::Options options;
-    options.path = dir_.string();
-    options.max_size = 1ull << 30;
-    auto opened = cache::Store::open(options);
-    ASSERT_TRUE(opened.ok()) << opened.error().message;
-    store_ = std::move(*opened);
+    store_ = test::open_cache(dir_.path());
+    ASSERT_TRUE(store_);
   }
   void TearDown() override {
     auto last = server::notices::install(nullptr, "");
     last.reset();
-    store_->close();
+    if (store_) store_->close();
     store_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   void install(std::vector<std::string> events = {"block", "warn", "digest_mismatch", "policy_reload_failed"}) {
@@ -93,7 +79,7 @@ class Notices : public ::testing::Test {
     return out;
   }
 
-  std::filesystem::path dir_;
+  test::TempDir dir_;
   std::unique_ptr<cache::Store> store_;
   metrics::Metrics metrics_;
   TestServer receiver_{[](const ServerRequest&) { return Reply::ok(""); }};

@@ -4,16 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <filesystem>
-#include <random>
-
-#include <yaml-cpp/yaml.h>
-
 #include "judge/blob_access.hpp"
 #include "judge/verdicts.hpp"
 #include "ocigate/cache/store.hpp"
 #include "ocigate/metrics/metrics.hpp"
 #include "ocigate/policy/policy.hpp"
+#include "policy_fixtures.hpp"
+#include "server_fixtures.hpp"
+#include "support.hpp"
 
 namespace {
 
@@ -22,30 +20,18 @@ using namespace std::chrono;
 
 // Every check off but non-root-user (set to `action`), plus `extra` YAML under policy:.
 policy::Policy only_non_root(const std::string& action, const std::string& extra = "") {
-  std::string yaml = "policy:\n  mode: enforce\n  checks:\n";
-  for (const auto& id : policy::check_ids()) {
-    yaml += "    " + id + ": " + (id == "non-root-user" ? action : "off") + "\n";
-  }
-  auto parsed = policy::parse_policy(YAML::Load(yaml + extra)["policy"], "test.yaml");
-  EXPECT_TRUE(parsed.ok()) << parsed.error().message;
-  return *parsed;
+  return test::only_check("non-root-user", action, extra);
 }
 
 class VerdictCache : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / ("ocigate-gate-" + std::to_string(std::random_device{}()));
-    cache::Options options;
-    options.path = dir_.string();
-    options.max_size = 1ull << 30;
-    auto opened = cache::Store::open(options);
-    ASSERT_TRUE(opened.ok()) << opened.error().message;
-    store_ = std::move(*opened);
+    store_ = test::open_cache(dir_.path());
+    ASSERT_TRUE(store_);
   }
   void TearDown() override {
-    store_->close();
+    if (store_) store_->close();
     store_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   static policy::ImageFacts facts(sys_days day) {
@@ -59,7 +45,7 @@ class VerdictCache : public ::testing::Test {
     return f;
   }
 
-  std::filesystem::path dir_;
+  test::TempDir dir_;
   std::unique_ptr<cache::Store> store_;
   metrics::Metrics metrics_;
 };
