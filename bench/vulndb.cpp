@@ -52,8 +52,8 @@ std::vector<ocigate::policy::Package> read_inventory(const std::string& path) {
   std::vector<ocigate::policy::Package> out;
   if (!json.is_array()) return out;
   for (const auto& p : json) {
-    out.push_back({.name = p.value("name", ""), .version = p.value("version", ""), .format = p.value("format", "dpkg"),
-                   .source = p.value("source", ""), .source_version = p.value("source_version", "")});
+    out.emplace_back(p.value("name", ""), p.value("version", ""), p.value("format", "dpkg"), p.value("source", ""),
+                     p.value("source_version", ""));
   }
   return out;
 }
