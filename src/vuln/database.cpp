@@ -248,6 +248,7 @@ MatchResult Database::match(const Os& os, const std::vector<policy::Package>& pa
     return out;
   }
   out.supported = true;
+  out.database = shared_from_this();
   const Scheme scheme = distro->scheme;
   // Hits are collected as small records and sorted; Findings (strings) are built once, in order.
   struct Hit {
@@ -316,7 +317,7 @@ MatchResult Database::match(const Os& os, const std::vector<policy::Package>& pa
     f.package = packages[h.package].name;
     f.matched_name = look.name;
     f.installed_version = look.version;
-    if (!h.fix.empty()) f.fixed_version = std::string(h.fix);
+    if (!h.fix.empty()) f.fixed_version = h.fix;
     f.severity = e.severity;
     if (e.has_score) f.score = std::round(static_cast<double>(e.score) * 10) / 10;
     f.severity_source = *e.severity_source;

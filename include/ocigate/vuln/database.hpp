@@ -27,7 +27,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ocigate/common/result.hpp"
@@ -54,19 +56,23 @@ std::optional<Distro> distro_of(const Os& os);
 // The release an OSV ecosystem string scopes to; nullopt for the ecosystems not matched.
 std::optional<Distro> distro_of_ecosystem(std::string_view ecosystem);
 
+// One vulnerable package. What comes from the database is a view into it, not a copy (a large
+// image has thousands of findings); MatchResult::database keeps it alive.
 struct Finding {
-  std::string id;                      // the record's id: DEBIAN-CVE-2024-1111, DSA-5678-1, RLSA-2024:1234, ...
-  std::vector<std::string> aliases;    // its `aliases` and `upstream` ids (CVE-...)
-  std::vector<std::string> related;    // its `related` ids (ALSA/RLSA list the CVEs they fix there)
-  std::string package;                 // the installed package
-  std::string matched_name;            // the name the record uses (source, origin, or the package itself)
-  std::string installed_version;       // the version compared (the source's own when dpkg says one)
-  std::optional<std::string> fixed_version;  // the fix to install; nullopt = no fix yet
+  std::string_view id;                    // the record's id: DEBIAN-CVE-2024-1111, DSA-5678-1, RLSA-2024:1234, ...
+  std::span<const std::string> aliases;   // its `aliases` and `upstream` ids (CVE-...)
+  std::span<const std::string> related;   // its `related` ids (ALSA/RLSA list the CVEs they fix there)
+  std::string package;                    // the installed package
+  std::string matched_name;               // the name the record uses (source, origin, or the package itself)
+  std::string installed_version;          // the version compared (the source's own when dpkg says one)
+  std::optional<std::string_view> fixed_version;  // the fix to install; nullopt = no fix yet
   Severity severity = Severity::unknown;
-  std::optional<double> score;         // the CVSS base score, when the record has a vector
-  std::string severity_source;         // the vector, or "Debian urgency: low", "Ubuntu priority: medium", ...
-  std::string ecosystem;               // the record's ecosystem string, e.g. "Ubuntu:22.04:LTS"
+  std::optional<double> score;            // the CVSS base score, when the record has a vector
+  std::string_view severity_source;       // the vector, or "Debian urgency: low", "Ubuntu priority: medium", ...
+  std::string_view ecosystem;             // the record's ecosystem string, e.g. "Ubuntu:22.04:LTS"
 };
+
+class Database;
 
 struct MatchResult {
   // False when the database cannot judge this image: a distribution it does not cover, or a
@@ -77,6 +83,7 @@ struct MatchResult {
   std::vector<Finding> findings;       // highest severity first, then score, id, package
   std::size_t packages_checked = 0;    // packages of the distribution's format looked up
   std::vector<std::string> skipped;    // "<package> <version>: not a valid <scheme> version"
+  std::shared_ptr<const Database> database;  // what the findings' views point into
 };
 
 struct Metadata {
@@ -106,7 +113,7 @@ struct LoadLimits {
   unsigned threads = 0;                        // inflating and parsing; 0 = one per CPU (at most 8)
 };
 
-class Database {
+class Database : public std::enable_shared_from_this<Database> {
  public:
   const Metadata& metadata() const { return metadata_; }
   // Seconds since built_at (0 when built_at is in the future).

@@ -1,6 +1,7 @@
 // The vulnerability database: which records it keeps, how inventories match them (source and
 // origin names), loading a directory of records and zips, and the ignore helper.
 #include <gtest/gtest.h>
+#include <gmock/gmock.h>
 
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@ namespace ocigate::vuln {
 namespace {
 
 using policy::Package;
+using ::testing::ElementsAre;
 using std::chrono::system_clock;
 
 Package pkg(std::string name, std::string version, std::string format, std::string source = "", std::string source_version = "") {
@@ -37,7 +39,7 @@ std::string simple(const std::string& id, const std::string& ecosystem, const st
 
 std::vector<std::string> ids(const MatchResult& m) {
   std::vector<std::string> out;
-  for (const auto& f : m.findings) out.push_back(f.id + "/" + f.package);
+  for (const auto& f : m.findings) out.push_back(std::string(f.id) + "/" + f.package);
   return out;
 }
 
@@ -99,7 +101,7 @@ TEST(Match, DebianRecordsNameTheSourcePackage) {
   ASSERT_EQ(ids(m), (std::vector<std::string>{"DEBIAN-CVE-2024-0001/libssl3", "DEBIAN-CVE-2024-0002/libc6",
                                               "DEBIAN-CVE-2024-0003/zlib1g"}));
   const Finding& top = m.findings[0];
-  EXPECT_EQ(top.aliases, std::vector<std::string>{"CVE-2024-0001"});
+  EXPECT_THAT(top.aliases, ElementsAre("CVE-2024-0001"));
   EXPECT_EQ(top.matched_name, "openssl");
   EXPECT_EQ(top.installed_version, "3.0.11-1~deb12u2");
   EXPECT_EQ(top.fixed_version, "3.0.13-1~deb12u1");
@@ -134,7 +136,7 @@ TEST(Match, RpmRecordsMatchTheBinaryOrTheSourceNameOnce) {
                                     pkg("zlibby", "1.2.11-40.el9", "rpm")};
   auto rocky = db->match({"rocky", "9.3"}, inventory);
   ASSERT_EQ(ids(rocky), (std::vector<std::string>{"RLSA-2024:1/tinyssl", "RLSA-2024:1/tinyssl-libs"}));
-  EXPECT_EQ(rocky.findings[0].related, std::vector<std::string>{"CVE-2024-9"});
+  EXPECT_THAT(rocky.findings[0].related, ElementsAre("CVE-2024-9"));
   auto rhel = db->match({"rhel", "9.4"}, inventory);
   EXPECT_EQ(ids(rhel), std::vector<std::string>{"RHSA-2024:2/zlibby"});
 }
