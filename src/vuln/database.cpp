@@ -399,38 +399,59 @@ std::optional<std::chrono::system_clock::time_point> manifest_time(const fs::pat
 // One item to load: its text, or nullopt when it is not a record (a directory, a README).
 using ReadItem = std::function<Result<std::optional<std::string>>(unsigned worker, std::size_t item)>;
 
+using Batch = std::vector<std::optional<Result<osv::Record>>>;
+
+// Reads and parses items [start, end) on `threads` threads.
+Batch parse_batch(std::size_t start, std::size_t end, unsigned threads, const ReadItem& read) {
+  Batch slots(end - start);
+  std::atomic<std::size_t> next{start};
+  auto work = [&](unsigned worker) {
+    for (std::size_t i; (i = next++) < end;) {
+      auto text = read(worker, i);
+      if (!text) {
+        slots[i - start] = Result<osv::Record>(text.error());
+      } else if (*text) {
+        slots[i - start] = osv::parse_record(**text);
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned w = 1; w < threads; ++w) pool.emplace_back(work, w);
+  work(0);
+  for (auto& t : pool) t.join();
+  return slots;
+}
+
+// Adds a parsed batch to the index in item order; the first error stops it.
+Status add_batch(Database::Impl& impl, Batch& slots, std::size_t start, const std::function<std::string(std::size_t)>& where) {
+  for (std::size_t i = start; i < start + slots.size(); ++i) {
+    auto& slot = slots[i - start];
+    if (!slot) continue;
+    if (!*slot) return Error{slot->error().code, where(i) + ": " + slot->error().message};
+    impl.add(std::move(**slot));
+  }
+  return ok_status();
+}
+
 // Reads and parses `count` items on `threads` threads, a batch at a time (memory stays bounded),
 // and adds the records to the index in item order, so "the first id wins" does not depend on
-// thread timing. The first error (in item order) stops the load.
+// thread timing. Adding (one thread: the index is not shared) overlaps with parsing the next
+// batch. The first error (in item order) stops the load.
 Status load_items(Database::Impl& impl, std::size_t count, unsigned threads, const ReadItem& read,
                   const std::function<std::string(std::size_t)>& where) {
   constexpr std::size_t batch = 2048;
+  Batch adding;
+  Status added = ok_status();
+  std::thread adder;
   for (std::size_t start = 0; start < count; start += batch) {
-    std::size_t end = std::min(count, start + batch);
-    std::vector<std::optional<Result<osv::Record>>> slots(end - start);
-    std::atomic<std::size_t> next{start};
-    auto work = [&](unsigned worker) {
-      for (std::size_t i; (i = next++) < end;) {
-        auto text = read(worker, i);
-        if (!text) {
-          slots[i - start] = Result<osv::Record>(text.error());
-        } else if (*text) {
-          slots[i - start] = osv::parse_record(**text);
-        }
-      }
-    };
-    std::vector<std::thread> pool;
-    for (unsigned w = 1; w < threads; ++w) pool.emplace_back(work, w);
-    work(0);
-    for (auto& t : pool) t.join();
-    for (std::size_t i = start; i < end; ++i) {
-      auto& slot = slots[i - start];
-      if (!slot) continue;
-      if (!*slot) return Error{slot->error().code, where(i) + ": " + slot->error().message};
-      impl.add(std::move(**slot));
-    }
+    Batch parsed = parse_batch(start, std::min(count, start + batch), threads, read);
+    if (adder.joinable()) adder.join();
+    if (!added) return added;
+    adding = std::move(parsed);
+    adder = std::thread([&, start] { added = add_batch(impl, adding, start, where); });
   }
-  return ok_status();
+  if (adder.joinable()) adder.join();
+  return added;
 }
 
 bool record_entry(const ZipEntry& entry) {
