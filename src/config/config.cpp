@@ -16,6 +16,7 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include "ocigate/common/address.hpp"
 #include "ocigate/common/time.hpp"
 
 namespace ocigate::config {
@@ -600,17 +601,6 @@ Auth load_auth(const Loader& l, const YAML::Node& node) {
   return auth;
 }
 
-bool is_loopback_host(const std::string& host) {
-  if (lower(host) == "localhost") return true;
-  boost::system::error_code ec;
-  auto address = boost::asio::ip::make_address(host, ec);
-  if (ec) return false;
-  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
-    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6()).is_loopback();
-  }
-  return address.is_loopback();
-}
-
 int hex_digit(char h) {
   if (h >= '0' && h <= '9') return h - '0';
   if (h >= 'a' && h <= 'f') return h - 'a' + 10;
@@ -648,7 +638,7 @@ VulnerabilitySource vulnerability_source(const Loader& l, const YAML::Node& node
   std::string host(parsed->encoded_host_address());
   if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
   if (host.empty()) l.refuse(node, key, "has no host");
-  if (!https && !(parsed->scheme_id() == boost::urls::scheme::http && is_loopback_host(host))) {
+  if (!https && !(parsed->scheme_id() == boost::urls::scheme::http && net::is_loopback_host(host))) {
     l.refuse(node, key, "must be https:// (http:// only to a loopback host), got '" + source.url + "'");
   }
   if (parsed->has_userinfo() || parsed->has_fragment()) l.refuse(node, key, "must not carry credentials or a fragment");
@@ -700,14 +690,11 @@ Vulnerabilities load_vulnerabilities(const Loader& l, const YAML::Node& node) {
 }
 
 // An address no webhook may be sent to, whatever else is allowed: link-local (cloud metadata at
-// 169.254.169.254), unspecified and multicast. The notifier judges resolved names the same way.
+// 169.254.169.254) and special-purpose ones (unspecified, multicast, ...). The notifier judges
+// resolved names the same way.
 bool never_a_webhook(const boost::asio::ip::address& address) {
-  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
-    return never_a_webhook(boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6()));
-  }
-  if (address.is_unspecified() || address.is_multicast()) return true;
-  if (address.is_v4()) return (address.to_v4().to_uint() & 0xffff0000u) == 0xa9fe0000u;  // 169.254/16
-  return address.to_v6().is_link_local();
+  const auto address_class = net::classify_address(address);
+  return address_class == net::AddressClass::link_local || address_class == net::AddressClass::special;
 }
 
 // Messages never repeat the URL: a Slack incoming-webhook URL is itself the credential.
@@ -732,7 +719,7 @@ void parse_webhook_url(const Loader& l, const YAML::Node& node, const std::strin
   }
   // Plain http would send events (and their signature) in the clear; only a receiver on this
   // machine is spared TLS. Upstreams may use http anywhere; webhooks may not.
-  if (!w.tls && !is_loopback_host(w.host)) {
+  if (!w.tls && !net::is_loopback_host(w.host)) {
     l.refuse(node, key, "must be https; plain http is allowed only to a loopback host (127.0.0.1, ::1, localhost)");
   }
   if (parsed->has_port()) {

@@ -19,7 +19,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "ocigate/notify/payload.hpp"
-#include "ocigate/upstream/address.hpp"
+#include "ocigate/common/address.hpp"
 
 namespace ocigate::notify::detail {
 
@@ -101,10 +101,10 @@ asio::awaitable<Result<Endpoints>> lookup(const config::Webhook& webhook, const 
 // rebinding) at the machine ocigate runs on, its network or a cloud metadata service.
 std::optional<std::string> refused_address(const Target& target, const Endpoints& endpoints) {
   for (const auto& endpoint : endpoints) {
-    const auto address_class = upstream::classify_address(endpoint.address());
-    if (!upstream::redirect_allowed(address_class, target.home_classes)) {
+    const auto address_class = net::classify_address(endpoint.address());
+    if (!net::redirect_allowed(address_class, target.home_classes)) {
       return target.webhook->host + " resolves to " + endpoint.address().to_string() + " (" +
-             std::string(upstream::class_name(address_class)) +
+             std::string(net::class_name(address_class)) +
              "): a webhook may reach such an address only when its URL names one (never link-local)";
     }
   }
@@ -193,11 +193,11 @@ asio::awaitable<Attempt> over_tls(beast::tcp_stream connected, const Target& tar
 
 std::uint8_t home_classes(const config::Webhook& webhook) {
   std::uint8_t classes = 0;
-  if (webhook.host == "localhost") classes |= upstream::class_bit(upstream::AddressClass::loopback);
+  if (webhook.host == "localhost") classes |= net::class_bit(net::AddressClass::loopback);
   if (auto address = literal_address(webhook.host)) {
-    const auto address_class = upstream::classify_address(*address);
-    if (address_class == upstream::AddressClass::loopback || address_class == upstream::AddressClass::private_network) {
-      classes |= upstream::class_bit(address_class);
+    const auto address_class = net::classify_address(*address);
+    if (address_class == net::AddressClass::loopback || address_class == net::AddressClass::private_network) {
+      classes |= net::class_bit(address_class);
     }
   }
   return classes;

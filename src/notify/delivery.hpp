@@ -20,7 +20,7 @@ namespace ocigate::notify::detail {
 struct Target {
   const config::Webhook* webhook = nullptr;
   boost::asio::ssl::context* tls = nullptr;  // set for https
-  // Address classes (upstream::class_bit) the webhook may reach besides global ones: loopback or
+  // Address classes (net::class_bit) the webhook may reach besides global ones: loopback or
   // private when its URL names such an address (or localhost); never link-local or special.
   std::uint8_t home_classes = 0;
 };

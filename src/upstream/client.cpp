@@ -26,7 +26,7 @@
 #include "lookup.hpp"
 #include "token.hpp"
 #include "ocigate/oci/challenge.hpp"
-#include "ocigate/upstream/address.hpp"
+#include "ocigate/common/address.hpp"
 
 namespace ocigate::upstream {
 
@@ -273,7 +273,7 @@ class ClientImpl final : public Client {
     }
     boost::system::error_code ec;
     auto literal = asio::ip::make_address(home_.host, ec);
-    if (!ec) home_classes_ |= class_bit(classify_address(literal));
+    if (!ec) home_classes_ |= net::class_bit(net::classify_address(literal));
   }
 
   const config::Upstream& upstream() const override { return upstream_; }
@@ -410,16 +410,16 @@ class ClientImpl final : public Client {
     boost::system::error_code ec;
     auto literal = asio::ip::make_address(next->endpoint.host, ec);
     if (!ec && !(next->endpoint == home_)) {
-      const AddressClass target = classify_address(literal);
-      if (!redirect_allowed(target, home_classes_.load())) return internal_redirect_refused(next->endpoint, target);
+      const net::AddressClass target = net::classify_address(literal);
+      if (!net::redirect_allowed(target, home_classes_.load())) return internal_redirect_refused(next->endpoint, target);
     }
     return next;
   }
 
-  Error internal_redirect_refused(const Endpoint& target, AddressClass address_class) const {
+  Error internal_redirect_refused(const Endpoint& target, net::AddressClass address_class) const {
     std::string why = "upstream " + home_.host + " redirected to " + target.host + ", a " +
-                      std::string(class_name(address_class)) + " address";
-    why += address_class == AddressClass::special ? ": refused" : ", while the upstream itself is not on one: refused";
+                      std::string(net::class_name(address_class)) + " address";
+    why += address_class == net::AddressClass::special ? ": refused" : ", while the upstream itself is not on one: refused";
     return Error{Errc::upstream_error, std::move(why)};
   }
 
@@ -471,10 +471,10 @@ class ClientImpl final : public Client {
     // The upstream itself may live on an internal network; a host it redirects to may not, unless
     // the upstream does too. Judged on the addresses we are about to connect to (no DNS rebinding).
     for (const auto& address : results) {
-      const AddressClass address_class = classify_address(address.address());
+      const net::AddressClass address_class = net::classify_address(address.address());
       if (endpoint == home_) {
-        home_classes_ |= class_bit(address_class);
-      } else if (!redirect_allowed(address_class, home_classes_.load())) {
+        home_classes_ |= net::class_bit(address_class);
+      } else if (!net::redirect_allowed(address_class, home_classes_.load())) {
         retryable = false;
         co_return internal_redirect_refused(endpoint, address_class);
       }

@@ -1,14 +1,15 @@
 #pragma once
-// Where an upstream redirect may lead. A registry may send blob GETs to a CDN; it must not be able
-// to point ocigate at the machine it runs on or the network behind it (SSRF), so the resolved
-// addresses of a redirect target are checked, not just its name.
+// What kind of address ocigate is about to connect to, for every place that must not be pointed at
+// the machine it runs on or the network behind it (SSRF): upstream redirects (a registry may send
+// blob GETs to a CDN), webhooks, vulnerability database sources. Resolved addresses are checked,
+// not just names.
 
 #include <cstdint>
 #include <string_view>
 
 #include <boost/asio/ip/address.hpp>
 
-namespace ocigate::upstream {
+namespace ocigate::net {
 
 // The kinds of address a redirect is judged by. IPv4-mapped and NAT64 (64:ff9b::/96) IPv6 are
 // judged as the IPv4 address they carry.
@@ -26,6 +27,9 @@ std::string_view class_name(AddressClass address_class);  // "loopback", "link-l
 // Not global: loopback, link-local, private or special.
 bool is_internal_address(const boost::asio::ip::address& address);
 
+// A host (an address literal, or "localhost") that is this machine.
+bool is_loopback_host(std::string_view host);
+
 // The classes an upstream's own addresses fall in, as a set of bits.
 constexpr std::uint8_t class_bit(AddressClass address_class) {
   return static_cast<std::uint8_t>(1u << static_cast<unsigned>(address_class));
@@ -37,4 +41,4 @@ constexpr std::uint8_t class_bit(AddressClass address_class) {
 // never to 169.254.169.254 or the 10/8 network behind it); special addresses never.
 bool redirect_allowed(AddressClass target, std::uint8_t home_classes);
 
-}  // namespace ocigate::upstream
+}  // namespace ocigate::net

@@ -1,8 +1,10 @@
-#include "ocigate/upstream/address.hpp"
+#include "ocigate/common/address.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
 
-namespace ocigate::upstream {
+namespace ocigate::net {
 
 namespace {
 
@@ -66,10 +68,21 @@ bool is_internal_address(const boost::asio::ip::address& address) {
   return classify_address(address) != AddressClass::global;
 }
 
+bool is_loopback_host(std::string_view host) {
+  if (host.size() == 9 && std::equal(host.begin(), host.end(), "localhost", [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) == b;
+      })) {
+    return true;
+  }
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(host, ec);
+  return !ec && classify_address(address) == AddressClass::loopback;
+}
+
 bool redirect_allowed(AddressClass target, std::uint8_t home_classes) {
   if (target == AddressClass::global) return true;
   if (target == AddressClass::special) return false;
   return (home_classes & class_bit(target)) != 0;
 }
 
-}  // namespace ocigate::upstream
+}  // namespace ocigate::net

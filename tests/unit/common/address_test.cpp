@@ -1,8 +1,8 @@
-#include "ocigate/upstream/address.hpp"
+#include "ocigate/common/address.hpp"
 
 #include <gtest/gtest.h>
 
-namespace ocigate::upstream {
+namespace ocigate::net {
 namespace {
 
 bool internal(const char* text) { return is_internal_address(boost::asio::ip::make_address(text)); }
@@ -83,5 +83,15 @@ TEST(RedirectAllowedTest, APrivateUpstreamReachesItsOwnClassOnly) {
   EXPECT_FALSE(redirect_allowed(of("0.0.0.0"), special_home)) << "special-purpose targets are never allowed";
 }
 
+TEST(LoopbackHostTest, LocalhostAndLoopbackLiteralsOnly) {
+  for (const char* host : {"localhost", "LocalHost", "127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"}) {
+    EXPECT_TRUE(is_loopback_host(host)) << host;
+  }
+  for (const char* host : {"", "localhost.", "localhost.example.com", "10.0.0.1", "0.0.0.0", "::", "example.com",
+                           "127.0.0.1.nip.io", "[::1]"}) {
+    EXPECT_FALSE(is_loopback_host(host)) << host;
+  }
+}
+
 }  // namespace
-}  // namespace ocigate::upstream
+}  // namespace ocigate::net
