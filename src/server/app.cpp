@@ -300,10 +300,12 @@ void run_contexts(const std::vector<std::unique_ptr<asio::io_context>>& contexts
   for (std::size_t i = 1; i < contexts.size(); ++i) {
     guards.push_back(asio::make_work_guard(*contexts[i]));
     workers.emplace_back([context = contexts[i].get(), pin, i] {
+      name_current_thread("io-" + std::to_string(i));
       pin(i);
       context->run();
     });
   }
+  name_current_thread("io-0");
   pin(0);
   contexts.front()->run();
   guards.clear();

@@ -37,4 +37,6 @@ std::optional<std::string> pin_current_thread(int cpu) {
   return std::nullopt;
 }
 
+void name_current_thread(const std::string& name) { pthread_setname_np(pthread_self(), name.substr(0, 15).c_str()); }
+
 }  // namespace ocigate::server

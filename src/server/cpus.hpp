@@ -25,4 +25,8 @@ std::optional<std::vector<int>> cpu_plan(unsigned threads, const std::vector<int
 // Pins the calling thread to cpu; an error text when the kernel refuses.
 std::optional<std::string> pin_current_thread(int cpu);
 
+// Names the calling thread (at most 15 characters are kept), as `top -H`, `perf` and /proc show it:
+// "io-0", "hash", "commit".
+void name_current_thread(const std::string& name);
+
 }  // namespace ocigate::server

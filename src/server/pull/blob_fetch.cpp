@@ -9,6 +9,7 @@
 
 #include "ocigate/oci/digest.hpp"
 #include "ocigate/server/log.hpp"
+#include "cpus.hpp"
 #include "notices.hpp"
 #include "pull/piped_hash.hpp"
 
@@ -28,6 +29,8 @@ std::string status_text(unsigned status) { return std::to_string(status); }
 
 asio::awaitable<void> commit_blob(cache::BlobWriter* writer, std::optional<Status>* outcome,
                                   std::atomic<unsigned>* pending) {
+  static thread_local const bool named = (name_current_thread("commit"), true);
+  (void)named;
   outcome->emplace(writer->commit());
   --*pending;
   co_return;

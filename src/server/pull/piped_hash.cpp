@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "cpus.hpp"
 #include "ocigate/oci/digest.hpp"
 
 namespace ocigate::server {
@@ -60,6 +61,8 @@ void PipedHasher::submit(std::size_t n) {
   const char* data = s.buffers[s.submitted % s.buffers.size()].get();
   ++s.submitted;
   asio::post(s.hash, [state = state_, data, n]() mutable {
+    static thread_local const bool named = (name_current_thread("hash"), true);
+    (void)named;
     state->hasher.update(data, n);
     auto caller = state->wake.get_executor();
     // The last reference is dropped on the caller's executor, where the timer lives.

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
+#include <string>
 #include <thread>
 
 namespace ocigate::server {
@@ -52,6 +54,19 @@ TEST(CpusTest, PinningAThreadNarrowsOnlyThatThread) {
   EXPECT_EQ(inside, (std::vector<int>{before.back()}));
   EXPECT_EQ(allowed_cpus(), before);
   EXPECT_NE(pin_current_thread(CPU_SETSIZE + 1), std::nullopt) << "a CPU that does not exist is refused";
+}
+
+// What `top -H` and /proc show: the name, cut to the kernel's 15 characters.
+TEST(CpusTest, NamesTheCallingThread) {
+  std::string seen, cut;
+  std::thread([&] {
+    name_current_thread("hash");
+    std::ifstream("/proc/thread-self/comm") >> seen;
+    name_current_thread("a-name-longer-than-fifteen");
+    std::ifstream("/proc/thread-self/comm") >> cut;
+  }).join();
+  EXPECT_EQ(seen, "hash");
+  EXPECT_EQ(cut, "a-name-longer-t");
 }
 
 }  // namespace

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Where a cold single stream's time goes (issue #26, part 2): one client GETs a blob that neither
+proxy has seen, through a fresh ocigate and a fresh Distribution proxy, alternating, and this
+prints for each GET its rate with what each process and each of ocigate's threads did meanwhile:
+CPU seconds (user + system, from /proc/<pid>/task/<tid>/stat), and voluntary context switches
+(a thread that gave up the CPU to wait). The machine's idle share comes from /proc/stat.
+
+  bench/cold_stream.py [--ocigate BIN] [--size MiB] [--rounds N] [--only ocigate|peer]
+
+A figure of this script is not a bench row: it explains the row "cold blob, 1 client" of bench/run.
+Builds on bench/bench.py's helpers (processes, upstream seeding, blobget); cleans up on exit.
+"""
+
+import argparse
+import atexit
+import os
+import signal
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def threads_of(pid):
+    """{tid: (name, cpu seconds, voluntary switches, involuntary switches)} of a live process."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                status = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        cpu = (int(fields[11]) + int(fields[12])) / TICK
+        out[tid] = (name, cpu, int(status["voluntary_ctxt_switches"]), int(status["nonvoluntary_ctxt_switches"]))
+    return out
+
+
+def machine_times():
+    with open("/proc/stat") as f:
+        cpu = [int(x) for x in f.readline().split()[1:]]
+    return sum(cpu), cpu[3] + cpu[4]  # total, idle + iowait
+
+
+def process_cpu(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def one_get(tools, server, upstream, path):
+    """One cold GET: (GiB/s, per-thread deltas of the proxy, upstream CPU s, machine idle share)."""
+    before, up_before, (total0, idle0) = threads_of(server.pid), process_cpu(upstream.pid), machine_times()
+    result = tools.get(server.port, path, 1)
+    after, up_after, (total1, idle1) = threads_of(server.pid), process_cpu(upstream.pid), machine_times()
+    deltas = []
+    for tid, (name, cpu, vol, invol) in after.items():
+        b = before.get(tid, (name, 0.0, 0, 0))
+        if cpu - b[1] > 0.005 or vol - b[2] > 10:
+            deltas.append((name, tid, cpu - b[1], vol - b[2], invol - b[3]))
+    deltas.sort(key=lambda d: -d[2])
+    idle = (idle1 - idle0) / max(1, total1 - total0)
+    return result["bytes_per_second"] / bench.GiB, deltas, up_after - up_before, idle
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ocigate", default=os.environ.get("OCIGATE_BIN", bench.DEFAULT_BIN))
+    ap.add_argument("--size", type=int, default=1024, help="blob size in MiB (default 1024)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--only", choices=("ocigate", "peer"))
+    args = ap.parse_args()
+    bench._workdir = tempfile.mkdtemp(prefix="ocigate-bench-cold-", dir="/tmp")
+    atexit.register(bench._cleanup)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, bench._on_signal)
+    wd = bench._workdir
+    tools = bench.Tools(wd)
+    off = bench.policy_off(bench.policy_check_ids(args.ocigate, wd))
+    upstream = bench.registry(os.path.join(wd, "upstream")).start()
+    blob = os.path.join(wd, "blob.bin")
+    digest = bench.make_random_file(blob, args.size * bench.MiB)
+    with open(blob, "rb") as f:
+        bench.Pusher(upstream.port).push_blob("bench/big", f, digest, args.size * bench.MiB)
+    path = f"/v2/bench/big/blobs/{digest}"
+    up_url = f"http://127.0.0.1:{upstream.port}"
+    who_list = [args.only] if args.only else ["ocigate", "peer"]
+    for r in range(args.rounds):
+        os.sync()
+        rate, _, up_cpu, idle = one_get(tools, upstream, upstream, path)
+        print(f"round {r + 1}: direct {rate:.2f} GiB/s (upstream CPU {up_cpu:.2f} s, idle {100 * idle:.0f}%)")
+        for who in (who_list if r % 2 == 0 else list(reversed(who_list))):
+            directory = os.path.join(wd, f"{who}-{r}")
+            os.sync()
+            if who == "ocigate":
+                server = bench.ocigate(args.ocigate, directory, up_url, off).start()
+            else:
+                server = bench.registry(directory, proxy_url=up_url).start()
+            rate, deltas, up_cpu, idle = one_get(tools, server, upstream, path)
+            total = sum(d[2] for d in deltas)
+            print(f"  {who}: {rate:.2f} GiB/s; proxy CPU {total:.2f} s, upstream CPU {up_cpu:.2f} s, "
+                  f"machine idle {100 * idle:.0f}%")
+            for name, tid, cpu, vol, invol in deltas[:8]:
+                print(f"    {name:>16} {tid:>7}: {cpu:5.2f} s CPU, {vol:6d} waits, {invol:5d} preempted")
+            server.destroy()
+    upstream.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
