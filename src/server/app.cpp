@@ -6,6 +6,7 @@
 #include "ocigate/server/app.hpp"
 
 #include <atomic>
+#include <memory>
 #include <csignal>
 #include <thread>
 
@@ -64,7 +65,7 @@ class App final : public Responder {
     if (!notices::flush(notify_shutdown_grace)) log::warn("webhook events still queued at exit are dropped");
     auto last = notices::install(nullptr, config_.server.instance);
     last.reset();
-    for (auto& retiring : retiring_) retiring.join();
+    for (auto& retiring : retiring_) retiring.thread.join();
   }
   App(const App&) = delete;
   App& operator=(const App&) = delete;
@@ -207,11 +208,19 @@ class App final : public Responder {
   void reload_webhooks(std::vector<config::Webhook> webhooks) {
     const std::size_t count = webhooks.size();
     auto old = notices::install(make_notifier(std::move(webhooks)), config_.server.instance);
+    std::erase_if(retiring_, [](Retiring& r) {
+      if (!r.done->load()) return false;
+      r.thread.join();  // its notifier is gone: the thread only has to be reaped
+      return true;
+    });
     if (old) {
-      retiring_.emplace_back([old = std::move(old)]() mutable {
+      auto done = std::make_shared<std::atomic<bool>>(false);
+      std::thread thread([old = std::move(old), done]() mutable {
         (void)old->flush(notify_shutdown_grace);
         old.reset();
+        *done = true;
       });
+      retiring_.push_back({std::move(thread), std::move(done)});
     }
     log::info("webhooks reloaded", {{"webhooks", count}});
   }
@@ -276,7 +285,12 @@ class App final : public Responder {
   std::unique_ptr<asio::signal_set> reload_signal_;
   std::chrono::steady_clock::time_point deadline_;
   std::unique_ptr<asio::steady_timer> drain_timer_;
-  std::vector<std::thread> retiring_;  // notifiers replaced on reload, finishing off the I/O threads
+  // Notifiers replaced on reload, finishing off the I/O threads; reaped at the next reload once done.
+  struct Retiring {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<Retiring> retiring_;
   // Last: destroyed first, so a load in progress is waited for while everything it reports to lives.
   DatabaseLoader databases_;
 };
