@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "record_reader.hpp"
+
 namespace ocigate::vuln::osv {
 
 namespace {
@@ -181,9 +183,17 @@ Result<Record> record_from_json(const json& j) {
 }
 
 Result<Record> parse_record(std::string_view text) {
-  auto j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return bad_record("", "not valid JSON");
-  return record_from_json(j);
+  Record r;
+  switch (read_record(text, r)) {
+    case ReadProblem::none: return r;
+    case ReadProblem::invalid_json: return bad_record("", "not valid JSON");
+    case ReadProblem::not_object: return bad_record("", "not a JSON object");
+    case ReadProblem::no_id: return bad_record("", "no id");
+    case ReadProblem::wrong_type: return bad_record(r.id, "a field has the wrong type");
+    case ReadProblem::affected_not_array: return bad_record(r.id, "affected is not an array");
+    case ReadProblem::malformed_affected: return bad_record(r.id, "malformed affected entry");
+  }
+  return bad_record(r.id, "unreadable");
 }
 
 bool events_valid(const std::vector<Event>& events, Scheme scheme) {

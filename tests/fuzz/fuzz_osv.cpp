@@ -3,14 +3,36 @@
 // against a few inventories, so the evaluation sees whatever ranges and versions the input has.
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
 
 #include "ocigate/vuln/database.hpp"
 #include "ocigate/vuln/osv.hpp"
 
+namespace {
+
+// parse_record reads the text without a document; record_from_json reads the document: both must
+// give the same record, or the same error.
+void same_as_document(std::string_view text, const ocigate::Result<ocigate::vuln::osv::Record>& read) {
+  auto document = nlohmann::json::parse(text, nullptr, false);
+  if (document.is_discarded()) {
+    if (read || read.error().message != "OSV record: not valid JSON") std::abort();
+    return;
+  }
+  auto from_document = ocigate::vuln::osv::record_from_json(document);
+  if (read.ok() != from_document.ok()) std::abort();
+  if (read ? !(*read == *from_document) : read.error().message != from_document.error().message) std::abort();
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace ocigate::vuln;
-  auto record = osv::parse_record(std::string_view(reinterpret_cast<const char*>(data), size));
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  auto record = osv::parse_record(text);
+  same_as_document(text, record);
   if (!record) return 0;
   for (const auto& a : record->affected) {
     (void)osv::rate(*record, a);

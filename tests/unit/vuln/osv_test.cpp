@@ -218,5 +218,69 @@ TEST(OsvRecord, MalformedRecordsAreErrorsNotCrashes) {
   }
 }
 
+// parse_record reads the text without a JSON document; record_from_json reads the document. On
+// every shape (repeated keys: the last wins; nulls; a wrong type at each level) they must agree.
+TEST(OsvRecord, ReadingTheTextAgreesWithReadingTheDocument) {
+  const char* texts[] = {
+      R"({"id": "A", "aliases": ["CVE-1"], "upstream": ["CVE-2"], "related": ["R"], "modified": "m",
+          "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N"}], "details": "long", "references": [{"url": 1}],
+          "affected": [{"package": {"ecosystem": "Debian:12", "name": "openssl", "purl": 5},
+                        "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.2-1"}]}],
+                        "versions": ["1.0-1"], "ecosystem_specific": {"urgency": "low"}}]})",
+      R"({"upstream": ["CVE-2"], "id": "B", "aliases": ["CVE-1"]})",  // upstream first in the text
+      R"({"id": "C", "id": "D"})",                                     // the last id wins
+      R"({"id": "E", "aliases": 5, "aliases": ["ok"]})",               // a bad value, then a good one
+      R"({"id": "F", "aliases": ["ok"], "aliases": 5})",               // the other way round
+      R"({"id": "G", "aliases": null, "modified": null, "severity": null, "affected": null, "withdrawn": null})",
+      R"({"id": "H", "withdrawn": false})",
+      R"({"id": "I", "withdrawn": {}})",
+      R"({"id": "J", "withdrawn": 1, "withdrawn": null})",
+      R"({"id": "K", "modified": 1})",
+      R"({"id": "L", "modified": []})",
+      R"({"id": "M", "related": [null]})",
+      R"({"id": "N", "severity": [5]})",
+      R"({"id": "O", "severity": [{"type": null, "score": "x"}]})",
+      R"({"id": "P", "severity": [{"type": "T", "type": 1}]})",
+      R"({"id": "Q", "severity": {}})",
+      R"({"id": "R", "database_specific": {"severity": "HIGH"}, "ecosystem_specific": {"urgency": 5},
+          "affected": [{"package": {"name": "x"}}]})",
+      R"({"id": "S", "ecosystem_specific": [1], "database_specific": {"urgency": "low", "urgency": 2, "severity": "s"},
+          "affected": [{"database_specific": {"severity": "own"}}, {}]})",
+      R"({"id": "T", "affected": [{"package": null, "package": {"name": "p"}}, {"package": []}]})",
+      R"({"id": "U", "affected": [{"package": {"ecosystem": []}}]})",
+      R"({"id": "V", "affected": [{"ranges": [{"type": "ECOSYSTEM", "events": null}]}]})",
+      R"({"id": "W", "affected": [{"ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "1", "introduced": "2"}]}]}]})",
+      R"({"id": "X", "affected": [{"ranges": [{"type": "ECOSYSTEM", "events": [{"fixed": null}]}]}]})",
+      R"({"id": "Y", "affected": [{"ranges": [{"type": 1, "events": []}]}]})",
+      R"({"id": "Z", "affected": [{"ranges": [{"events": [{"limit": "*", "other": []}]}], "ranges": [5]}]})",
+      R"({"id": "AA", "affected": [{"versions": ["1", 2]}]})",
+      R"({"id": "AB", "affected": [{"versions": {}}]})",
+      R"({"id": "AC", "affected": [[]]})",
+      R"({"id": "AD", "affected": "x"})",
+      R"({"id": "AE", "affected": [], "affected": {}})",
+      R"({"id": "AF", "aliases": ["\u00e9\ud83d\ude00"]})",
+      R"({"id": 1})",
+      R"({"id": ""})",
+      R"({"id": null})",
+      R"({"id": ["A"]})",
+      R"({})",
+      R"([])",
+      R"("A")",
+      R"(5)",
+  };
+  for (const char* text : texts) {
+    auto read = parse_record(text);
+    auto from_document = record_from_json(nlohmann::json::parse(text));
+    ASSERT_EQ(read.ok(), from_document.ok()) << text;
+    if (read.ok()) {
+      EXPECT_EQ(*read, *from_document) << text;
+    } else {
+      EXPECT_EQ(read.error().message, from_document.error().message) << text;
+    }
+  }
+  EXPECT_EQ(parse_record(R"({"id": "A",})").error().message, "OSV record: not valid JSON");
+  EXPECT_EQ(parse_record(R"({"id": "A"} {})").error().message, "OSV record: not valid JSON");
+}
+
 }  // namespace
 }  // namespace ocigate::vuln::osv
