@@ -620,6 +620,17 @@ class Ceiling:
         self.sock.close()
 
 
+def curl_rate(port, path):
+    """One GET with curl, the body to /dev/null: bytes/s."""
+    out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}",
+                          f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, timeout=600,
+                         stdin=subprocess.DEVNULL)
+    status, size, seconds = out.stdout.split()
+    if out.returncode != 0 or status != "200":
+        raise RuntimeError(f"curl: status {status}, exit {out.returncode}: {out.stderr.strip()[:200]}")
+    return int(size) / float(seconds)
+
+
 def skopeo_copy(port, ref, dest):
     cmd = ["skopeo", "--insecure-policy", "copy", "--src-tls-verify=false", f"docker://127.0.0.1:{port}/{ref}",
            "dir:" + dest]
@@ -849,6 +860,10 @@ class Bench:
         r = self.attempt("ceiling 1 client", lambda: self.tools.get(self.ceiling.port, "/", 1))
         if r:
             self.add("warm1", "ceiling", r["bytes_per_second"])
+        for who in order:  # the same with a standard client: a user's figure, not only our load tool's
+            rate = self.attempt(f"warm 1 client curl {who}", lambda: curl_rate(self.warm[who].port, big))
+            if rate:
+                self.add("warm1_curl", who, rate)
         for key, paths, method in (("manifest_tag", "by_tag", "GET"), ("manifest_digest", "by_digest", "GET"),
                                    ("head_blob", "blobs", "HEAD")):
             for who in order:
@@ -1092,6 +1107,9 @@ def build_table(bench):
         rows.append((key, label, gib_s(o) + pct(o), gib_s(p) + pct(p), fmt_ratio(rr), "≥ 1.2× and ≥ 75% of ceiling",
                      met(rr is not None and rr >= 1.2, o is not None and c and o / c >= 0.75),
                      {"ocigate": o, "peer": p, "ceiling": c}))
+    o, p = med("warm1_curl", "ocigate"), med("warm1_curl", "peer")
+    rows.append(("warm1_curl", "warm blob, 1 client, curl", gib_s(o), gib_s(p), fmt_ratio(ratio(o, p)), "—", None,
+                 {"ocigate": o, "peer": p}))
     for key, label in (("warm1", "ceiling: loopback sendfile, 1 client"),
                        ("warm16", f"ceiling: loopback sendfile, {CONCURRENT} clients")):
         c = med(key, "ceiling")
