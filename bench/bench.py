@@ -1477,6 +1477,12 @@ def main():
                          "Distribution (bench/fleet.py); with --quick or --smoke for smaller sizes")
     ap.add_argument("--vulndb", nargs="?", const=os.path.join(REPO, "build", "release", "bench", "ocigate_bench_vulndb"),
                     help="only the vulnerabilities figures (issue #22), with this bench/vulndb.cpp program")
+    ap.add_argument("--scale", action="store_true",
+                    help="only the cache scale figures (issue #26 part 3): start-up, RSS, p99 and eviction for "
+                         "10k, 100k and 1M cached blobs (bench/scale.py); with --quick or --smoke for smaller sizes")
+    ap.add_argument("--scale-sizes", help="with --scale: the blob counts to measure, comma-separated")
+    ap.add_argument("--cache-fill", default=os.path.join(REPO, "build", "release", "bench", "ocigate_bench_cache_fill"),
+                    help="the bench/cache_fill.cpp program (bench/run builds it)")
     args = ap.parse_args()
     for tool in ("docker-registry", "skopeo", "cc"):
         if not shutil.which(tool):
@@ -1499,6 +1505,10 @@ def main():
         return fleet.main(args, started)
     if args.vulndb:
         return vulndb_main(args, started)
+    if args.scale:
+        sys.modules.setdefault("bench", sys.modules[__name__])  # bench/scale.py builds on this module's helpers
+        import scale
+        return scale.main(args, started)
     bench = Bench(args, _workdir)
     # The smoke mode is a check that the script works: it never rewrites the README's figures.
     update_readme = not args.no_readme and not args.smoke

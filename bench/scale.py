@@ -1,0 +1,224 @@
+"""`bench/run --scale` (issue #26, part 3): how ocigate's costs grow with the number of cached blobs.
+
+For each N: bench/cache_fill.cpp fills a fresh cache with N small synthetic blobs (images of one config and
+nine 1-4 KiB layers, each tagged v1) straight through cache::Store; then ocigate starts on that cache with an
+upstream that refuses every connection (the cached tags are younger than the tag TTL, so they are served
+without it) and every policy check off. Figures per N:
+  - start-up: from spawning ocigate until /readyz answers 200 (polled every 50 ms), page cache warm from the fill;
+  - RSS (VmRSS) once ready, and its growth per blob between sizes;
+  - p99 of a warm manifest GET by tag and of a HEAD blob (httpload, 4 connections, one thread), over the tags and
+    layers of 2,000 images spread over the whole cache, after one pass over the tags warmed their verdicts; three
+    rounds of each, alternated, the median p99 reported;
+  - eviction of 10% of the cache's bytes: the one commit that runs the pass (cache_fill evict), ocigate stopped.
+Results go to bench/results/scale.json and the scale section of bench/README.md (not in --smoke)."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import bench as b
+
+MODES = {
+    "full": {"sizes": [10_000, 100_000, 1_000_000], "load_s": 5},
+    "quick": {"sizes": [10_000, 100_000], "load_s": 3},
+    "smoke": {"sizes": [1_000, 5_000], "load_s": 1},
+}
+SAMPLE_IMAGES = 2000   # images whose tag and one layer the latency figures cycle through
+CONNECTIONS = 4        # few: the figure is a request's latency, not the rate under queueing
+ROUNDS = 3             # latency rounds per figure; the one with the median p99 is reported
+READY_TIMEOUT = 600
+FILL_BUDGET_S = 15 * 60  # a fill predicted to take longer is skipped (and said so)
+RESULTS = os.path.join(b.BENCH_DIR, "results", "scale.json")
+BEGIN = "<!-- bench:scale:begin (bench/run --scale rewrites this section) -->"
+END = "<!-- bench:scale:end -->"
+ACCEPT = ("Accept: " + b.OCI_ACCEPT,)
+
+
+def vm_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def disk_bytes(path):
+    out = subprocess.run(["du", "-sb", path], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
+
+
+def run_tool(cmd, timeout):
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])} failed: {out.stderr[-1500:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def warm_tags(port, paths_file):
+    """One GET of every sampled tag, so the timed pass finds their verdicts cached."""
+    with open(paths_file) as f:
+        paths = [line.strip() for line in f if line.strip()]
+    b.sequential_latencies(port, paths, {"Accept": b.OCI_ACCEPT})
+
+
+class ScaleBench:
+    def __init__(self, args, workdir):
+        self.args = args
+        self.mode_name = "smoke" if args.smoke else "quick" if args.quick else "full"
+        self.mode = dict(MODES[self.mode_name])
+        if args.scale_sizes:
+            self.mode["sizes"] = [int(n) for n in args.scale_sizes.split(",")]
+        self.workdir = workdir
+        self.rows = []
+        self.skipped = []
+        self.errors = []
+        self.fill_rate = None  # blobs per second of the last fill
+
+    def run(self):
+        self.tools = b.Tools(self.workdir)
+        self.check_ids = b.policy_check_ids(self.args.ocigate, self.workdir)
+        for n in self.mode["sizes"]:
+            if self.fill_rate and n / self.fill_rate > FILL_BUDGET_S:
+                why = (f"N = {n:,} skipped: the fill would take ~{n / self.fill_rate / 60:.0f} min at the "
+                       f"{self.fill_rate:.0f} blobs/s of the last fill (budget {FILL_BUDGET_S // 60} min)")
+                b.log(why)
+                self.skipped.append(why)
+                continue
+            try:
+                self.rows.append(self.measure(n))
+            except Exception as e:  # noqa: BLE001 - one size failing must not lose the others
+                self.errors.append(f"N = {n:,}: {e}")
+                b.log(f"N = {n:,} failed: {e}")
+
+    def measure(self, n):
+        root = os.path.join(self.workdir, f"scale-{n}")
+        cache, paths = os.path.join(root, "ocigate", "cache"), os.path.join(root, "paths")
+        os.makedirs(root, exist_ok=True)
+        fill = run_tool([self.args.cache_fill, "fill", cache, str(n), "--paths", paths,
+                         "--sample", str(SAMPLE_IMAGES)], FILL_BUDGET_S * 3)
+        self.fill_rate = fill["blobs"] / fill["fill_seconds"]
+        b.log(f"N = {n:,}: filled {fill['blobs']:,} blobs in {fill['fill_seconds']:.0f} s ({self.fill_rate:.0f}/s)")
+        row = {"n": n, "fill": fill, "disk_bytes": disk_bytes(cache)}
+        row.update(self.serve(root, paths))
+        row["evict"] = run_tool([self.args.cache_fill, "evict", cache, "--fraction", "0.1"], 1200)
+        b.log(f"N = {n:,}: ready {row['ready_s']:.2f} s, RSS {row['rss_kib'] / 1024:.0f} MiB, manifest p99 "
+              f"{row['manifest']['p99_us'] / 1000:.2f} ms, HEAD p99 {row['head']['p99_us'] / 1000:.2f} ms, eviction "
+              f"{row['evict']['eviction_commit_seconds']:.2f} s")
+        shutil.rmtree(root, ignore_errors=True)
+        return row
+
+    def serve(self, root, paths):
+        """Starts ocigate on the filled cache; start-up time, RSS and the latency figures."""
+        server = b.ocigate(self.args.ocigate, os.path.join(root, "ocigate"), "http://127.0.0.1:1",
+                           b.policy_off(self.check_ids))
+        server.start_timeout = READY_TIMEOUT
+        started = time.monotonic()
+        server.start()
+        out = {"ready_s": time.monotonic() - started, "rss_kib": vm_rss_kib(server.pid)}
+        try:
+            warm_tags(server.port, paths + ".tags")
+            load_s, port = self.mode["load_s"], server.port
+            manifest, head = [], []
+            for _ in range(ROUNDS):  # alternated, so a burst of load from elsewhere hits one round of each
+                manifest.append(self.tools.load(port, paths + ".tags", "GET", load_s, CONNECTIONS, 1, ACCEPT))
+                head.append(self.tools.load(port, paths + ".blobs", "HEAD", load_s, CONNECTIONS, 1))
+            out["manifest"], out["head"] = median_round(manifest), median_round(head)
+            out["rss_kib_after_load"] = vm_rss_kib(server.pid)
+        finally:
+            server.stop()
+        return out
+
+
+def median_round(rounds):
+    """The round with the median p99, all rounds kept beside it."""
+    ordered = sorted(rounds, key=lambda r: r["p99_us"])
+    return dict(ordered[len(ordered) // 2], rounds=rounds)
+
+
+def growth_per_blob(rows):
+    """RSS bytes added per blob between consecutive sizes measured."""
+    out = []
+    for a, c in zip(rows, rows[1:]):
+        blobs = c["fill"]["blobs"] - a["fill"]["blobs"]
+        out.append({"from": a["n"], "to": c["n"], "bytes_per_blob": (c["rss_kib"] - a["rss_kib"]) * 1024 / blobs})
+    return out
+
+
+def render(rows, growth):
+    ms = lambda us: f"{us / 1000:.2f}"
+    lines = ["| blobs | fill | on disk | ready after | RSS when ready | manifest GET p50 / p99 | HEAD blob p50 / p99 "
+             "| evict 10% |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        e = r["evict"]
+        lines.append(f"| {r['fill']['blobs']:,} | {r['fill']['fill_seconds']:.0f} s | {r['disk_bytes'] / b.GiB:.2f} GiB "
+                     f"| {r['ready_s']:.2f} s | {r['rss_kib'] / 1024:.0f} MiB "
+                     f"| {ms(r['manifest']['p50_us'])} / {ms(r['manifest']['p99_us'])} ms "
+                     f"| {ms(r['head']['p50_us'])} / {ms(r['head']['p99_us'])} ms "
+                     f"| {e['eviction_commit_seconds']:.2f} s ({e['evicted']:,} blobs; lookups meanwhile: p99 "
+                     f"{e['probe_p99_ms']:.2f} ms, worst {e['probe_worst_ms']:.0f} ms) |")
+    text = "\n".join(lines) + "\n"
+    if growth:
+        text += "\nRSS growth per blob: " + "; ".join(
+            f"{g['from']:,} → {g['to']:,}: {g['bytes_per_blob']:.0f} B" for g in growth) + ".\n"
+    return text
+
+
+def goals(rows):
+    """The issue's goals at the largest N measured, against the smallest."""
+    if len(rows) < 2:
+        return ""
+    small, big = rows[0], rows[-1]
+    p99 = lambda r, k: r[k]["p99_us"]
+    checks = [
+        (f"ready ≤ 10 s at {big['n']:,}", f"{big['ready_s']:.2f} s", big["ready_s"] <= 10),
+        (f"RSS ≤ 256 MiB at {big['n']:,}", f"{big['rss_kib'] / 1024:.0f} MiB", big["rss_kib"] <= 256 * 1024),
+        (f"manifest GET p99 at {big['n']:,} within 10% of {small['n']:,}",
+         f"{p99(big, 'manifest') / p99(small, 'manifest'):.2f}×", p99(big, "manifest") <= 1.1 * p99(small, "manifest")),
+        (f"HEAD blob p99 at {big['n']:,} within 10% of {small['n']:,}",
+         f"{p99(big, 'head') / p99(small, 'head'):.2f}×", p99(big, "head") <= 1.1 * p99(small, "head")),
+    ]
+    return "\n| goal | measured | met? |\n|---|---|---|\n" + "".join(
+        f"| {g} | {v} | {'yes' if ok else '**no**'} |\n" for g, v, ok in checks)
+
+
+def main(args, started):
+    if not args.cache_fill or not os.access(args.cache_fill, os.X_OK):
+        raise SystemExit("bench: --scale needs the bench/cache_fill.cpp program (bench/run builds it)")
+    bench = ScaleBench(args, b._workdir)
+    try:
+        bench.run()
+    finally:
+        b._cleanup()
+    rows = bench.rows
+    growth = growth_per_blob(rows)
+    text = render(rows, growth) + goals(rows)
+    if bench.skipped:
+        text += "\n" + "".join(f"- {s}\n" for s in bench.skipped)
+    date = b.run_span(started)
+    heading = (f"`bench/run --scale`{' --' + bench.mode_name if bench.mode_name != 'full' else ''}, "
+               f"{os.cpu_count()} cores, {date}; latency: median p99 of {ROUNDS} rounds of {bench.mode['load_s']} s, "
+               f"{CONNECTIONS} connections (httpload); {time.monotonic() - started:.0f} s in all.")
+    print("\n" + heading + "\n\n" + text)
+    errors = "".join(f"- measurement error: {e}\n" for e in bench.errors)
+    if errors:
+        print(errors)
+    results = RESULTS if bench.mode_name != "smoke" else os.path.join(b.BENCH_DIR, "results", "scale-smoke.json")
+    os.makedirs(os.path.dirname(results), exist_ok=True)
+    with open(results, "w") as f:
+        json.dump({"date": date, "cores": os.cpu_count(), "mode": bench.mode_name, "sizes": bench.mode,
+                   "sample_images": SAMPLE_IMAGES, "connections": CONNECTIONS, "rows": rows, "growth": growth,
+                   "skipped": bench.skipped, "errors": bench.errors, "table": text}, f, indent=1)
+        f.write("\n")
+    if not args.no_readme and bench.mode_name != "smoke" and os.path.exists(b.README):
+        with open(b.README) as f:
+            readme = f.read()
+        if BEGIN in readme and END in readme:
+            before, rest = readme.split(BEGIN, 1)
+            _, after = rest.split(END, 1)
+            with open(b.README, "w") as f:
+                f.write(before + f"{BEGIN}\n{heading}\n\n{text}{errors}{END}" + after)
+        else:
+            b.log("bench/README.md has no scale markers; not rewritten")
+    return 1 if bench.errors or not rows else 0
