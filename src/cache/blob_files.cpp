@@ -61,7 +61,7 @@ class Reader final : public BlobReader {
   Reader(std::shared_ptr<Index> index, OpenBlob blob) : index_(std::move(index)), blob_(std::move(blob)) {}
   ~Reader() override {
     DbLease db(*index_);
-    index_->unpin(blob_.writer_id, db.get());
+    index_->unpin(blob_.key, blob_.writer_id, db.get());
   }
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;

@@ -254,6 +254,33 @@ TEST_F(CacheBlobFiles, MissingBlobFileDropsTheEntryOnOpenBlobAndAtOpen) {
   EXPECT_EQ(store->stats().size_bytes, 1000u);
 }
 
+// Two index entries naming one file (a hand-edited or damaged database): the first in key order keeps
+// the file, the other entry is dropped, and the file stays.
+TEST_F(CacheBlobFiles, AnEntryClaimingAnotherBlobsFileIsDroppedAtOpen) {
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(put_blob(*store, "sha256:aa", pattern_bytes(1000, 1)));
+  }
+  auto meta = test_access::get_raw(dir.path(), "b/sha256:aa");
+  ASSERT_TRUE(meta.ok());
+  ASSERT_TRUE(test_access::put_raw(dir.path(), "b/sha256:zz", *meta).ok());
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    EXPECT_EQ(store->blob_size("sha256:aa"), 1000u);
+    EXPECT_FALSE(store->blob_size("sha256:zz"));
+    EXPECT_EQ(store->stats().size_bytes, 1000u);
+    auto reader = store->open_blob("sha256:aa");
+    ASSERT_TRUE(reader);
+    std::string all;
+    ASSERT_TRUE(read_blob(*reader, all));
+    EXPECT_EQ(all, pattern_bytes(1000, 1));
+  }
+  EXPECT_EQ(key_count(dir.path(), "b/"), 1u);
+  EXPECT_EQ(blob_file_count(dir.path()), 1u);
+}
+
 // Every blob dropped for a lost file is reported (for the log) and counted (for a metric): one
 // deleted by hand is found when next read, one cut short is found at open. Nothing else is.
 TEST_F(CacheBlobFiles, LostFilesAreReportedAndCounted) {
