@@ -172,7 +172,7 @@ Status Writer::commit() {
 // a crash right after, and a crash before leaves at most an orphan file.
 Status Writer::publish(rocksdb::DB& db, std::uint64_t size, std::uint64_t tick) {
   if (::fdatasync(file_.get()) != 0) return errno_error("cannot sync the file of blob " + digest_);
-  if (auto synced = index_->sync_dir(); !synced) return synced;
+  if (auto synced = index_->sync_dir(id_); !synced) return synced;
   BlobMeta meta{size, id_, tick};
   rocksdb::WriteOptions durable;
   durable.sync = true;

@@ -1,5 +1,5 @@
 #pragma once
-// A blob's bytes: one plain file per blob under <cache>/blobs, written by its BlobWriter and read
+// A blob's bytes: one plain file per blob under <cache>/blobs/<2 hex> (codec.hpp), written by its BlobWriter and read
 // by BlobReaders, with the index (index.hpp) deciding which files are live. Internal to
 // ocigate_cache.
 

@@ -52,6 +52,8 @@ Status write_cleanup(rocksdb::DB& db, rocksdb::WriteBatch& batch, const std::str
 Status Index::load() {
   dir_ = FileHandle(::open(blob_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dir_) return errno_error("cannot open blob directory " + blob_dir);
+  if (auto made = make_file_dirs(); !made) return made;
+  if (auto moved = move_flat_files(); !moved) return moved;
   LiveIds live_ids;
   if (auto loaded = load_metas(live_ids); !loaded) return loaded;
   if (auto dropped = drop_legacy_chunks(); !dropped) return dropped;
@@ -165,14 +167,57 @@ Status Index::load_manifest_bytes() {
   return ok_status();
 }
 
+// The 256 directories blob files fan out to (codec.hpp).
+Status Index::make_file_dirs() {
+  bool made = false;
+  for (unsigned i = 0; i < 256; ++i) {
+    const std::string dir = blob_dir + "/" + codec::blob_file_dir(i);
+    if (::mkdir(dir.c_str(), 0700) == 0) {
+      made = true;
+    } else if (errno != EEXIST) {
+      return errno_error("cannot create blob directory " + dir);
+    }
+  }
+  if (made && ::fsync(dir_.get()) != 0) return errno_error("cannot sync blob directory " + blob_dir);
+  return ok_status();
+}
+
+// Blob files of earlier versions lie in blobs/ itself: each moves to its directory. A crash midway
+// leaves some in each place, and the next open moves the rest.
+Status Index::move_flat_files() {
+  bool moved = false;
+  std::error_code ec;
+  for (const auto& file : std::filesystem::directory_iterator(blob_dir, ec)) {
+    const std::string name = file.path().filename().string();
+    auto id = codec::parse_blob_file_name(name);
+    if (!id) continue;  // a fan-out directory, or not ours
+    if (::rename(file.path().c_str(), file_path(*id).c_str()) != 0) return errno_error("cannot move blob file " + name);
+    moved = true;
+  }
+  if (ec) return {Errc::storage_error, "cannot list blob directory " + blob_dir + ": " + ec.message()};
+  if (!moved) return ok_status();
+  if (auto synced = sync_file_dirs(); !synced) return synced;
+  if (::fsync(dir_.get()) != 0) return errno_error("cannot sync blob directory " + blob_dir);
+  return ok_status();
+}
+
+Status Index::sync_file_dirs() {
+  for (unsigned i = 0; i < 256; ++i) {
+    if (auto synced = sync_dir(i); !synced) return synced;
+  }
+  return ok_status();
+}
+
 // Files no meta owns: a writer killed before its commit, or a removal cut short by a crash.
 void Index::remove_orphan_files(const LiveIds& live_ids, std::uint64_t& max_id) {
   std::error_code ec;
-  for (const auto& file : std::filesystem::directory_iterator(blob_dir, ec)) {
-    auto id = codec::parse_blob_file_name(file.path().filename().string());
-    if (!id) continue;  // not ours
-    max_id = std::max(max_id, *id);
-    if (!std::binary_search(live_ids.begin(), live_ids.end(), *id)) std::filesystem::remove(file.path(), ec);
+  for (unsigned i = 0; i < 256; ++i) {
+    for (const auto& file : std::filesystem::directory_iterator(blob_dir + "/" + codec::blob_file_dir(i), ec)) {
+      auto id = codec::parse_blob_file_name(file.path().filename().string());
+      if (!id) continue;  // not ours
+      max_id = std::max(max_id, *id);
+      if (!std::binary_search(live_ids.begin(), live_ids.end(), *id)) std::filesystem::remove(file.path(), ec);
+    }
   }
 }
 
@@ -200,8 +245,21 @@ void Index::close() {
   reap();
 }
 
-Status Index::sync_dir() {
-  if (::fsync(dir_.get()) != 0) return errno_error("cannot sync blob directory " + blob_dir);
+FileHandle Index::create_file(std::uint64_t writer_id) {
+  const std::string path = file_path(writer_id);
+  constexpr int flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC;
+  FileHandle file(::open(path.c_str(), flags, 0600));
+  if (file || errno != ENOENT) return file;
+  // Its directory went (removed by hand): made again, and its name made durable before any commit.
+  const std::string dir = blob_dir + "/" + codec::blob_file_dir(writer_id);
+  if ((::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) || ::fsync(dir_.get()) != 0) return file;
+  return FileHandle(::open(path.c_str(), flags, 0600));
+}
+
+Status Index::sync_dir(std::uint64_t writer_id) {
+  const std::string dir = blob_dir + "/" + codec::blob_file_dir(writer_id);
+  FileHandle handle(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!handle || ::fsync(handle.get()) != 0) return errno_error("cannot sync blob directory " + dir);
   return ok_status();
 }
 

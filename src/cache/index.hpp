@@ -69,13 +69,15 @@ class Index {
   void close();
 
   std::uint64_t allocate_writer_id() { return next_writer_id_.fetch_add(1); }
-  std::string file_path(std::uint64_t writer_id) const { return blob_dir + "/" + codec::blob_file_name(writer_id); }
+  std::string file_path(std::uint64_t writer_id) const { return blob_dir + "/" + codec::blob_file_path(writer_id); }
+  // Creates a writer's new file (and its directory, should it be gone).
+  FileHandle create_file(std::uint64_t writer_id);
   void report_lost(const std::string& digest, const std::string& why) {
     lost_files_.fetch_add(1, std::memory_order_relaxed);
     if (options.on_lost_file) options.on_lost_file(digest, why);
   }
-  // Makes the names of files created since the last call durable.
-  Status sync_dir();
+  // Makes the name of a writer's new file durable.
+  Status sync_dir(std::uint64_t writer_id);
 
   // Finds a live blob, pins it and opens its file; touch moves it to the most recently used end.
   // A blob whose file is gone is dropped from the index (and so fetched again).
@@ -121,6 +123,9 @@ class Index {
   Status load_metas(LiveIds& live_ids);
   void drop_duplicate_claims(std::vector<std::pair<std::uint64_t, Slot*>>& by_id, rocksdb::WriteBatch& cleanup);
   void order_lru_locked();
+  Status make_file_dirs();
+  Status move_flat_files();
+  Status sync_file_dirs();
   Status drop_legacy_chunks();
   Status load_manifest_bytes();
   void remove_orphan_files(const LiveIds& live_ids, std::uint64_t& max_id);

@@ -3,8 +3,6 @@
 
 #include "ocigate/cache/store.hpp"
 
-#include <fcntl.h>
-
 #include <filesystem>
 
 #include "codec.hpp"
@@ -139,7 +137,7 @@ Result<std::unique_ptr<BlobWriter>> StoreImpl::begin_blob(const std::string& dig
   DbLease db(*index_);
   if (!db) return closed_error();
   const std::uint64_t id = index_->allocate_writer_id();
-  FileHandle file(::open(index_->file_path(id).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  FileHandle file = index_->create_file(id);
   if (!file) return errno_error("cannot create a file for blob " + digest + " in " + index_->blob_dir);
   return make_writer(index_, digest, id, std::move(file));
 }

@@ -71,18 +71,22 @@ inline std::size_t key_count(const std::string& path, std::string_view prefix) {
 
 inline std::filesystem::path blob_dir(const std::string& path) { return std::filesystem::path(path) / "blobs"; }
 
-// Blob files in a store's directory, committed or not.
+// Blob files in a store's directories, committed or not.
 inline std::size_t blob_file_count(const std::string& path) {
   std::size_t count = 0;
   std::error_code ec;
-  for (const auto& file : std::filesystem::directory_iterator(blob_dir(path), ec)) count += file.is_regular_file();
+  for (const auto& file : std::filesystem::recursive_directory_iterator(blob_dir(path), ec)) {
+    count += file.is_regular_file();
+  }
   return count;
 }
 
 // The one blob file of a store holding a single blob.
 inline std::filesystem::path only_blob_file(const std::string& path) {
   std::error_code ec;
-  for (const auto& file : std::filesystem::directory_iterator(blob_dir(path), ec)) return file.path();
+  for (const auto& file : std::filesystem::recursive_directory_iterator(blob_dir(path), ec)) {
+    if (file.is_regular_file()) return file.path();
+  }
   return {};
 }
 

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <thread>
@@ -252,6 +253,61 @@ TEST_F(CacheBlobFiles, MissingBlobFileDropsTheEntryOnOpenBlobAndAtOpen) {
   EXPECT_TRUE(store->blob_size("sha256:aa"));
   EXPECT_FALSE(store->blob_size("sha256:bb"));
   EXPECT_EQ(store->stats().size_bytes, 1000u);
+}
+
+// 256 directories of files, not one of every file: a writer's file lies in the directory named by
+// the last two hex digits of its 16-hex name.
+TEST_F(CacheBlobFiles, ABlobFileLiesInTheDirectoryOfItsNamesLastTwoDigits) {
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(put_blob(*store, "sha256:aa", pattern_bytes(1000, 1)));
+  const auto file = only_blob_file(dir.path());
+  const std::string name = file.filename().string();
+  ASSERT_EQ(name.size(), 16u);
+  EXPECT_EQ(file.parent_path().filename().string(), name.substr(14));
+  EXPECT_EQ(file.parent_path().parent_path(), blob_dir(dir.path()));
+  std::size_t dirs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(blob_dir(dir.path()))) dirs += entry.is_directory();
+  EXPECT_EQ(dirs, 256u);
+}
+
+// Earlier versions kept every blob file in blobs/ itself. Open moves them into their directories,
+// also when a crash cut an earlier move short (some files moved, some not), and still deletes the
+// files no entry owns.
+TEST_F(CacheBlobFiles, FilesOfTheFlatLayoutMoveToTheirDirectoriesAtOpen) {
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    for (std::uint32_t i = 0; i < 3; ++i) ASSERT_TRUE(put_blob(*store, "sha256:" + std::to_string(i), pattern_bytes(1000 + i, i)));
+  }
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(blob_dir(dir.path()))) {
+    if (entry.is_regular_file()) files.push_back(entry.path());
+  }
+  ASSERT_EQ(files.size(), 3u);
+  std::sort(files.begin(), files.end());
+  for (std::size_t i = 0; i < 2; ++i) std::filesystem::rename(files[i], blob_dir(dir.path()) / files[i].filename());
+  std::ofstream(blob_dir(dir.path()) / "00000000000000ff") << "no entry owns this";
+  for (const auto& entry : std::filesystem::directory_iterator(blob_dir(dir.path()))) {
+    if (entry.is_directory() && std::filesystem::is_empty(entry.path())) std::filesystem::remove(entry.path());
+  }
+
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    auto reader = store->open_blob("sha256:" + std::to_string(i));
+    ASSERT_TRUE(reader) << i;
+    std::string all;
+    ASSERT_TRUE(read_blob(*reader, all));
+    EXPECT_EQ(all, pattern_bytes(1000 + i, i));
+  }
+  EXPECT_EQ(blob_file_count(dir.path()), 3u);
+  for (const auto& entry : std::filesystem::directory_iterator(blob_dir(dir.path()))) {
+    EXPECT_TRUE(entry.is_directory()) << entry.path();
+  }
+  // A new blob's writer comes after the orphan's: no name is handed out twice.
+  ASSERT_TRUE(put_blob(*store, "sha256:new", pattern_bytes(10, 9)));
+  EXPECT_TRUE(std::filesystem::exists(blob_dir(dir.path()) / "00" / "0000000000000100"));
 }
 
 // Two index entries naming one file (a hand-edited or damaged database): the first in key order keeps

@@ -33,7 +33,7 @@ std::filesystem::path file_of(const std::string& path, const std::string& digest
   auto meta = codec::decode_meta(*meta_value);
   EXPECT_TRUE(meta);
   if (!meta) return {};
-  return blob_dir(path) / codec::blob_file_name(meta->writer_id);
+  return blob_dir(path) / codec::blob_file_path(meta->writer_id);
 }
 
 void flip_byte(const std::filesystem::path& file, std::uint64_t offset) {
