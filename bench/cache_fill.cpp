@@ -4,12 +4,16 @@
 //
 //   ocigate_bench_cache_fill fill DIR BLOBS [--layers K] [--threads T] [--paths PREFIX] [--sample S]
 //   ocigate_bench_cache_fill evict DIR [--fraction F]
+//   ocigate_bench_cache_fill open DIR
 //
 // fill: BLOBS blobs as images of one config blob and K layers (default 9) of 1-4 KiB of random
 // bytes, each blob written with begin_blob/append/commit; each image's OCI manifest put with
 // put_manifest and tagged v1 under origin/bench/scale-NNNNNNN (`origin` is the upstream name
 // bench/scale.py gives ocigate). --paths writes PREFIX.tags (manifest GET by tag) and PREFIX.blobs
 // (one layer per image) for S images spread over the whole cache (default 10,000), for httpload.
+//
+// open: opens the cache once and reports how long that took and the process's RSS then (the
+// cache's own share of the server's).
 //
 // evict: opens the cache with max_size lowered to (1 - F) of its size (default F = 0.1), commits
 // one more blob (the commit runs the eviction pass) and reports how long that commit took, while
@@ -261,6 +265,18 @@ int evict(const std::string& dir, double fraction) {
   return 0;
 }
 
+// The cache's own cost at open, without the server around it: time, RSS once open, peak RSS.
+int open_only(const std::string& dir) {
+  const auto start = Clock::now();
+  auto store = open_store(dir, unlimited);
+  const double open_s = seconds_since(start);
+  nlohmann::json out = {{"blobs", store->stats().blob_count}, {"open_seconds", open_s},
+                        {"vm_rss_kib", status_kib("VmRSS:")}, {"vm_hwm_kib", status_kib("VmHWM:")}};
+  store->close();
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}
+
 std::size_t number(const char* text) {
   char* end = nullptr;
   const unsigned long long v = std::strtoull(text, &end, 10);
@@ -271,7 +287,8 @@ std::size_t number(const char* text) {
 int usage() {
   std::fprintf(stderr,
                "usage: ocigate_bench_cache_fill fill DIR BLOBS [--layers K] [--threads T] [--paths PREFIX] [--sample S]\n"
-               "       ocigate_bench_cache_fill evict DIR [--fraction F]\n");
+               "       ocigate_bench_cache_fill evict DIR [--fraction F]\n"
+               "       ocigate_bench_cache_fill open DIR\n");
   return 2;
 }
 
@@ -300,6 +317,7 @@ int main(int argc, char** argv) {
     }
     return fill(args);
   }
+  if (mode == "open") return open_only(argv[2]);
   if (mode == "evict") {
     double fraction = 0.1;
     for (int i = 3; i + 1 < argc; i += 2) {
