@@ -11,6 +11,8 @@
 #include <tuple>
 #include <utility>
 
+#include "db_options.hpp"
+
 namespace ocigate::cache {
 
 using codec::BlobMeta;
@@ -77,7 +79,7 @@ Status Index::load_metas(LiveIds& live_ids) {
   rocksdb::WriteBatch cleanup;
   std::vector<std::pair<std::uint64_t, Slot*>> by_id;
   std::lock_guard lock(index_mutex_);  // nothing else runs yet; held for the helpers' sake
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(scan_options()));
   for (it->Seek(std::string(codec::meta_prefix)); it->Valid() && has_prefix(it->key(), codec::meta_prefix);
        it->Next()) {
     const std::string digest = it->key().ToString().substr(codec::meta_prefix.size());
@@ -149,7 +151,7 @@ Status Index::drop_legacy_chunks() {
 Status Index::load_manifest_bytes() {
   std::uint64_t manifest_bytes = 0;
   rocksdb::WriteBatch cleanup;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(scan_options()));
   for (it->Seek(std::string(codec::manifest_prefix));
        it->Valid() && has_prefix(it->key(), codec::manifest_prefix); it->Next()) {
     auto bytes = codec::manifest_bytes_size(std::string_view(it->value().data(), it->value().size()));
