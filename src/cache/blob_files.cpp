@@ -151,7 +151,7 @@ Status Writer::commit() {
   DbLease db(*index_);
   if (!db) return fail(closed_error());
   const std::uint64_t size = appended_.load();
-  auto tick = index_->reserve_commit(digest_);
+  auto tick = index_->reserve_commit(digest_, db.get());
   if (tick) {
     if (auto published = publish(*db, size, *tick); !published) {
       index_->cancel_commit(digest_);

@@ -74,7 +74,7 @@ std::optional<std::string> Index::file_problem(const BlobMeta& meta) const {
   return "its file has " + std::to_string(file.st_size) + " of " + std::to_string(meta.size) + " bytes";
 }
 
-// Loads every blob meta whose file is there whole into the index; drops the others.
+// Loads every readable blob meta into the index, unchecked; drops the others.
 Status Index::load_metas(LiveIds& live_ids) {
   rocksdb::WriteBatch cleanup;
   std::vector<std::pair<std::uint64_t, Slot*>> by_id;
@@ -84,18 +84,16 @@ Status Index::load_metas(LiveIds& live_ids) {
        it->Next()) {
     const std::string digest = it->key().ToString().substr(codec::meta_prefix.size());
     auto meta = codec::decode_meta(std::string_view(it->value().data(), it->value().size()));
-    // Unreadable (or an older format), or its file lost or cut short by a crash: dropping the meta
-    // keeps the index sound, and the blob is fetched again.
+    // Unreadable (or an older format): dropping the meta keeps the index sound, and the blob is
+    // fetched again. Whether its file is there whole is checked later (check_batch, usable_locked).
     if (!meta || digest.empty()) {
       cleanup.Delete(it->key());
       continue;
     }
-    if (auto problem = file_problem(*meta)) {
-      report_lost(digest, *problem);
-      cleanup.Delete(it->key());
-      continue;
-    }
-    by_id.emplace_back(meta->writer_id, add_locked(digest, *meta));
+    Slot* slot = add_locked(digest, *meta);
+    slot->second.checked = false;
+    ++unchecked_;
+    by_id.emplace_back(meta->writer_id, slot);
   }
   if (!it->status().ok()) return db_error("cannot scan cached blobs", it->status());
   it.reset();
@@ -133,6 +131,92 @@ void Index::order_lru_locked() {
     last_tick_ = std::max(last_tick_, slot->second.meta.last_access);
     link_newest_locked(slot);
   }
+}
+
+void Index::start_checking() {
+  std::lock_guard lock(checker_mutex_);
+  if (!checker_.joinable()) {
+    checker_ = std::thread([this] {
+      std::string from(codec::meta_prefix);
+      while (!stop_checking_.load() && check_batch(from)) {
+      }
+    });
+  }
+}
+
+void Index::stop_checking() {
+  stop_checking_ = true;
+  std::lock_guard lock(checker_mutex_);
+  if (checker_.joinable()) checker_.join();
+}
+
+// Checks the blobs of up to 1,024 metas from key `from` on, and moves `from` past them; false once
+// every meta was seen (or the cache is closed). The files are stat'ed outside the index lock.
+bool Index::check_batch(std::string& from) {
+  DbLease db(*this);
+  if (!db) return false;
+  std::vector<std::string> digests;
+  bool more = false;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(scan_options()));
+    for (it->Seek(from); it->Valid() && has_prefix(it->key(), codec::meta_prefix); it->Next()) {
+      if (digests.size() == 1024) {
+        from = it->key().ToString();
+        more = true;
+        break;
+      }
+      digests.push_back(it->key().ToString().substr(codec::meta_prefix.size()));
+    }
+  }
+  for (const auto& digest : digests) {
+    if (stop_checking_.load()) return false;
+    check_one(digest, db.get());
+  }
+  reap();
+  return more;
+}
+
+void Index::check_one(const std::string& digest, rocksdb::DB* db) {
+  BlobMeta meta;
+  {
+    std::lock_guard lock(index_mutex_);
+    Slot* slot = find_locked(digest);
+    if (!slot || slot->second.checked) return;
+    meta = slot->second.meta;
+  }
+  auto problem = file_problem(meta);  // a cold stat may wait for the disk: not under the lock
+  std::lock_guard lock(index_mutex_);
+  Slot* slot = find_locked(digest);
+  if (!slot || slot->second.checked || slot->second.meta.writer_id != meta.writer_id) return;
+  if (problem) {
+    drop_lost_locked(slot, digest, *problem, db);
+  } else {
+    mark_checked_locked(slot->second);
+  }
+}
+
+// Whether a blob's file can serve it: checked the first time (a stat under the lock), and the blob
+// dropped if not.
+bool Index::usable_locked(Slot* slot, const std::string& digest, rocksdb::DB* db) {
+  if (slot->second.checked) return true;
+  if (auto problem = file_problem(slot->second.meta)) {
+    drop_lost_locked(slot, digest, *problem, db);
+    return false;
+  }
+  mark_checked_locked(slot->second);
+  return true;
+}
+
+void Index::mark_checked_locked(Entry& entry) {
+  entry.checked = true;
+  --unchecked_;
+}
+
+// Forgets a blob whose file is gone or short, so it is fetched again. db may be null (closed):
+// then the entry stays, and is not served.
+void Index::drop_lost_locked(Slot* slot, const std::string& digest, const std::string& why, rocksdb::DB* db) {
+  report_lost(digest, why);
+  if (db && db->Delete(rocksdb::WriteOptions(), codec::meta_key(digest)).ok()) erase_locked(slot);
 }
 
 // Blobs of earlier versions lived in the database as chunks: two range deletes drop them all.
@@ -224,6 +308,7 @@ void Index::remove_orphan_files(const LiveIds& live_ids, std::uint64_t& max_id) 
 }
 
 void Index::close() {
+  stop_checking();  // before the lock: the checker holds a lease while it works
   std::unique_lock db_lock(db_mutex);
   if (!db) return;
   {
@@ -304,6 +389,7 @@ Slot* Index::add_locked(const std::string& digest, const BlobMeta& meta) {
 // Out of the map only; the slot must be off the LRU list.
 void Index::forget_locked(Slot* slot) {
   const BlobKey key = slot->first;
+  if (!slot->second.checked) --unchecked_;
   blob_bytes_ -= slot->second.meta.size;
   names_.erase(key);
   blobs_.erase(key);
@@ -347,14 +433,13 @@ void Index::unlink_locked(Slot* slot) {
 std::optional<OpenBlob> Index::pin(const std::string& digest, bool touch, rocksdb::DB* db) {
   std::lock_guard lock(index_mutex_);
   Slot* slot = find_locked(digest);
-  if (!slot) return std::nullopt;
+  if (!slot || !usable_locked(slot, digest, db)) return std::nullopt;
   Entry& entry = slot->second;
   // Opened under the index lock, so no eviction can delete the file in between.
   FileHandle file(::open(file_path(entry.meta.writer_id).c_str(), O_RDONLY | O_CLOEXEC));
   if (!file) {
     // Lost from under us (deleted by hand, a broken disk): forget it, so it is fetched again.
-    report_lost(digest, std::string("its file cannot be opened: ") + std::strerror(errno));
-    if (db && db->Delete(rocksdb::WriteOptions(), codec::meta_key(digest)).ok()) erase_locked(slot);
+    drop_lost_locked(slot, digest, std::string("its file cannot be opened: ") + std::strerror(errno), db);
     return std::nullopt;
   }
   (void)::posix_fadvise(file.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -386,11 +471,15 @@ void Index::unpin(const BlobKey& key, std::uint64_t writer_id, rocksdb::DB* db) 
   reap();
 }
 
-std::optional<std::uint64_t> Index::blob_size(const std::string& digest) const {
-  std::lock_guard lock(index_mutex_);
-  auto found = blobs_.find(blob_key(digest));
-  if (found == blobs_.end()) return std::nullopt;
-  return found->second.meta.size;
+std::optional<std::uint64_t> Index::blob_size(const std::string& digest, rocksdb::DB* db) {
+  std::optional<std::uint64_t> size;
+  {
+    std::lock_guard lock(index_mutex_);
+    Slot* slot = find_locked(digest);
+    if (slot && usable_locked(slot, digest, db)) size = slot->second.meta.size;
+  }
+  reap();
+  return size;
 }
 
 // Removal does not wait for readers: they hold the file open and finish reading it.
@@ -450,10 +539,12 @@ std::vector<std::string> Index::blob_digests() const {
   return digests;
 }
 
-std::optional<std::uint64_t> Index::reserve_commit(const std::string& digest) {
+std::optional<std::uint64_t> Index::reserve_commit(const std::string& digest, rocksdb::DB* db) {
   const BlobKey key = blob_key(digest);
   std::lock_guard lock(index_mutex_);
-  if (blobs_.contains(key) || committing_.contains(key)) return std::nullopt;
+  // A blob loaded at open whose file turns out lost makes way for this one.
+  if (Slot* slot = find_locked(digest); slot && usable_locked(slot, digest, db)) return std::nullopt;
+  if (committing_.contains(key)) return std::nullopt;
   committing_.insert(key);
   return tick_locked();
 }
@@ -507,6 +598,7 @@ Stats Index::stats() const {
   stats.evictions = evictions_;
   stats.lost_files = lost_files_.load(std::memory_order_relaxed);
   stats.evicted_bytes = evicted_bytes_;
+  stats.unchecked_blobs = unchecked_;
   return stats;
 }
 

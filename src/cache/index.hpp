@@ -13,6 +13,7 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -45,6 +46,7 @@ struct Entry {
   codec::BlobMeta meta;
   std::uint64_t persisted_access = 0;
   std::uint32_t pins = 0;
+  bool checked = true;    // false for a blob loaded at open until its file was seen whole
   Slot* older = nullptr;  // LRU neighbours
   Slot* newer = nullptr;
 };
@@ -58,6 +60,9 @@ class Index {
  public:
   explicit Index(const Options& options)
       : options(options), blob_dir((std::filesystem::path(options.path) / blob_dir_name).string()) {}
+  ~Index() { stop_checking(); }
+  Index(const Index&) = delete;
+  Index& operator=(const Index&) = delete;
 
   const Options options;
   const std::string blob_dir;
@@ -66,6 +71,8 @@ class Index {
   std::atomic<bool> closed{false};  // readers and writers fail once set
 
   Status load();
+  // Checks the files of the blobs load() left unchecked, on a thread of its own, a batch at a time.
+  void start_checking();
   void close();
 
   std::uint64_t allocate_writer_id() { return next_writer_id_.fetch_add(1); }
@@ -85,7 +92,7 @@ class Index {
   // db may be null (closed): then only the count drops.
   void unpin(const BlobKey& key, std::uint64_t writer_id, rocksdb::DB* db);
 
-  std::optional<std::uint64_t> blob_size(const std::string& digest) const;
+  std::optional<std::uint64_t> blob_size(const std::string& digest, rocksdb::DB* db);
   Status remove_blob(const std::string& digest, rocksdb::DB& db);
   Status put_manifest(const std::string& digest, const ManifestEntry& entry, rocksdb::DB& db);
   Status remove_manifest(const std::string& digest, rocksdb::DB& db);
@@ -93,7 +100,7 @@ class Index {
 
   // Commit protocol: reserve (fails if the digest is committed or being committed), write, then
   // finish or cancel. The reservation returns the access tick for the new meta.
-  std::optional<std::uint64_t> reserve_commit(const std::string& digest);
+  std::optional<std::uint64_t> reserve_commit(const std::string& digest, rocksdb::DB* db);
   void cancel_commit(const std::string& digest);
   void finish_commit(const std::string& digest, const codec::BlobMeta& meta, rocksdb::DB& db);
 
@@ -120,6 +127,12 @@ class Index {
   void evict_locked(rocksdb::DB& db, const BlobKey* keep);
   std::uint64_t size_locked() const { return blob_bytes_ + manifest_bytes_; }
   std::optional<std::string> file_problem(const codec::BlobMeta& meta) const;
+  bool usable_locked(Slot* slot, const std::string& digest, rocksdb::DB* db);
+  void mark_checked_locked(Entry& entry);
+  void drop_lost_locked(Slot* slot, const std::string& digest, const std::string& why, rocksdb::DB* db);
+  bool check_batch(std::string& from);
+  void check_one(const std::string& digest, rocksdb::DB* db);
+  void stop_checking();
   Status load_metas(LiveIds& live_ids);
   void drop_duplicate_claims(std::vector<std::pair<std::uint64_t, Slot*>>& by_id, rocksdb::WriteBatch& cleanup);
   void order_lru_locked();
@@ -129,6 +142,10 @@ class Index {
   Status drop_legacy_chunks();
   Status load_manifest_bytes();
   void remove_orphan_files(const LiveIds& live_ids, std::uint64_t& max_id);
+
+  std::mutex checker_mutex_;
+  std::thread checker_;
+  std::atomic<bool> stop_checking_{false};
 
   std::atomic<std::uint64_t> next_writer_id_{1};
   FileHandle dir_;  // blob_dir, for fsync
@@ -143,6 +160,7 @@ class Index {
   std::uint64_t last_tick_ = 0;
   std::uint64_t blob_bytes_ = 0;
   std::uint64_t manifest_bytes_ = 0;
+  std::uint64_t unchecked_ = 0;  // entries with checked == false
   std::uint64_t evictions_ = 0;
   std::atomic<std::uint64_t> lost_files_{0};
   std::uint64_t evicted_bytes_ = 0;

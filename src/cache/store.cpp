@@ -88,7 +88,7 @@ Status StoreImpl::put_tag(const std::string& repo_key, const std::string& tag, c
 std::optional<std::uint64_t> StoreImpl::blob_size(const std::string& digest) {
   DbLease db(*index_);
   if (!db) return std::nullopt;
-  return index_->blob_size(digest);
+  return index_->blob_size(digest, db.get());
 }
 
 std::unique_ptr<BlobReader> StoreImpl::open_blob(const std::string& digest) {
@@ -226,6 +226,7 @@ Result<std::unique_ptr<Store>> Store::open(const Options& options) {
     index->close();
     return Error{loaded.error().code, "cannot load cache at " + options.path + ": " + loaded.error().message};
   }
+  if (index->stats().unchecked_blobs > 0) index->start_checking();
   return std::unique_ptr<Store>(std::make_unique<StoreImpl>(std::move(index)));
 }
 

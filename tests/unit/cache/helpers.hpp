@@ -3,10 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "../../../src/cache/test_access.hpp"
 #include "support.hpp"
@@ -60,6 +62,15 @@ inline ::testing::AssertionResult read_blob(BlobReader& reader, std::string& all
     all += out;
   }
   return ::testing::AssertionSuccess();
+}
+
+// Waits until the thread that checks the files of the blobs loaded at open is through them all.
+inline ::testing::AssertionResult wait_checked(Store& store) {
+  for (int i = 0; i < 10000; ++i) {
+    if (store.stats().unchecked_blobs == 0) return ::testing::AssertionSuccess();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return ::testing::AssertionFailure() << store.stats().unchecked_blobs << " blobs still unchecked after 10 s";
 }
 
 // Keys under a prefix in a closed store's database ("b/" metas, "m/" manifests, ...).

@@ -338,7 +338,7 @@ TEST_F(CacheBlobFiles, AnEntryClaimingAnotherBlobsFileIsDroppedAtOpen) {
 }
 
 // Every blob dropped for a lost file is reported (for the log) and counted (for a metric): one
-// deleted by hand is found when next read, one cut short is found at open. Nothing else is.
+// deleted by hand is found when next read, one cut short by the check after open. Nothing else is.
 TEST_F(CacheBlobFiles, LostFilesAreReportedAndCounted) {
   std::vector<std::pair<std::string, std::string>> lost;
   Options options = test_options(dir.path());
@@ -365,11 +365,81 @@ TEST_F(CacheBlobFiles, LostFilesAreReportedAndCounted) {
   lost.clear();
   auto store = open_store(options);
   ASSERT_TRUE(store);
+  ASSERT_TRUE(wait_checked(*store));
   ASSERT_EQ(lost.size(), 1u);
   EXPECT_EQ(lost[0].first, "sha256:bb");
   EXPECT_EQ(lost[0].second, "its file has 2000 of 3000 bytes");
   EXPECT_EQ(store->stats().lost_files, 1u);
   EXPECT_FALSE(store->blob_size("sha256:bb"));
+}
+
+// open() does not stat every blob file before it returns; a thread checks them after it. Until then a
+// blob's first use checks its own file: none whose file is missing or short is ever served, and each
+// is dropped, reported and counted once, whichever finds it.
+TEST_F(CacheBlobFiles, BlobsLoadedAtOpenAreCheckedBeforeUseAndByTheThreadAfterOpen) {
+  constexpr int blobs = 300;
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    for (int i = 0; i < blobs; ++i) ASSERT_TRUE(put_blob(*store, "sha256:" + std::to_string(i), pattern_bytes(100, i)));
+  }
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(blob_dir(dir.path()))) {
+    if (entry.is_regular_file()) files.push_back(entry.path());
+  }
+  // In writer order (by name, not path: the directories go by the last digits): files[i] holds blob i.
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.filename() < b.filename(); });
+  std::filesystem::resize_file(files[7], 50);
+  std::filesystem::remove(files[8]);
+  std::filesystem::resize_file(files[250], 10);
+  std::filesystem::remove(files[251]);
+  std::atomic<int> lost{0};
+  Options options = test_options(dir.path());
+  options.on_lost_file = [&lost](const std::string&, const std::string&) { ++lost; };
+  {
+    auto store = open_store(options);
+    ASSERT_TRUE(store);
+    EXPECT_FALSE(store->blob_size("sha256:7"));
+    EXPECT_FALSE(store->open_blob("sha256:8"));
+    EXPECT_FALSE(store->inspect_blob("sha256:250"));
+    EXPECT_EQ(store->blob_size("sha256:9"), 100u);
+    // Fetched again, a lost blob commits again even if the thread has not reached it.
+    ASSERT_TRUE(put_blob(*store, "sha256:251", pattern_bytes(100, 251)));
+    EXPECT_EQ(store->blob_size("sha256:251"), 100u);
+    ASSERT_TRUE(wait_checked(*store));
+    EXPECT_EQ(lost.load(), 4);
+    EXPECT_EQ(store->stats().lost_files, 4u);
+    EXPECT_EQ(store->stats().blob_count, static_cast<std::uint64_t>(blobs - 3));
+    EXPECT_EQ(store->stats().size_bytes, (blobs - 3) * 100u);
+  }
+  EXPECT_EQ(key_count(dir.path(), "b/"), static_cast<std::size_t>(blobs - 3));
+  EXPECT_EQ(blob_file_count(dir.path()), static_cast<std::size_t>(blobs - 3));
+}
+
+// Closing while the thread still checks (a big cache, a quick stop) stops it; what it did not reach
+// is checked after the next open.
+TEST_F(CacheBlobFiles, ClosingStopsTheCheckAndTheNextOpenFinishesIt) {
+  constexpr int blobs = 2000;
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    for (int i = 0; i < blobs; ++i) ASSERT_TRUE(put_blob(*store, "sha256:" + std::to_string(i), pattern_bytes(10, i)));
+  }
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(blob_dir(dir.path()))) {
+    if (entry.is_regular_file()) files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.filename() < b.filename(); });
+  std::filesystem::remove(files.back());
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+  }
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(wait_checked(*store));
+  EXPECT_EQ(store->stats().blob_count, static_cast<std::uint64_t>(blobs - 1));
+  EXPECT_FALSE(store->blob_size("sha256:" + std::to_string(blobs - 1)));
 }
 
 // A cache written by an older version (blobs as RocksDB chunks, version-1 metas) opens: the old

@@ -131,6 +131,7 @@ TEST(CacheVerify, TruncatedAndMissingBlobFilesLeaveTheCache) {
   const auto truncated_file = file_of(dir.path(), truncated.digest);
   auto store = open_store(test_options(dir.path()));
   ASSERT_TRUE(store);
+  ASSERT_TRUE(wait_checked(*store));  // cut after the check that follows open, which would drop it as lost
   std::filesystem::remove(missing_file);
   std::filesystem::resize_file(truncated_file, 3 * test_chunk);
   auto report = verify(*store);
