@@ -3,12 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "../../../src/cache/test_access.hpp"
 #include "support.hpp"
@@ -99,6 +101,17 @@ inline std::filesystem::path only_blob_file(const std::string& path) {
     if (file.is_regular_file()) return file.path();
   }
   return {};
+}
+
+// Every blob file of a store, in writer order (by name: the directories go by the last digits), so
+// the i-th blob a fresh store committed has the i-th file.
+inline std::vector<std::filesystem::path> blob_files_in_writer_order(const std::string& path) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& file : std::filesystem::recursive_directory_iterator(blob_dir(path))) {
+    if (file.is_regular_file()) files.push_back(file.path());
+  }
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.filename() < b.filename(); });
+  return files;
 }
 
 }  // namespace ocigate::cache::test

@@ -280,12 +280,8 @@ TEST_F(CacheBlobFiles, FilesOfTheFlatLayoutMoveToTheirDirectoriesAtOpen) {
     ASSERT_TRUE(store);
     for (std::uint32_t i = 0; i < 3; ++i) ASSERT_TRUE(put_blob(*store, "sha256:" + std::to_string(i), pattern_bytes(1000 + i, i)));
   }
-  std::vector<std::filesystem::path> files;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(blob_dir(dir.path()))) {
-    if (entry.is_regular_file()) files.push_back(entry.path());
-  }
+  const auto files = blob_files_in_writer_order(dir.path());
   ASSERT_EQ(files.size(), 3u);
-  std::sort(files.begin(), files.end());
   for (std::size_t i = 0; i < 2; ++i) std::filesystem::rename(files[i], blob_dir(dir.path()) / files[i].filename());
   std::ofstream(blob_dir(dir.path()) / "00000000000000ff") << "no entry owns this";
   for (const auto& entry : std::filesystem::directory_iterator(blob_dir(dir.path()))) {
@@ -383,12 +379,8 @@ TEST_F(CacheBlobFiles, BlobsLoadedAtOpenAreCheckedBeforeUseAndByTheThreadAfterOp
     ASSERT_TRUE(store);
     for (int i = 0; i < blobs; ++i) ASSERT_TRUE(put_blob(*store, "sha256:" + std::to_string(i), pattern_bytes(100, i)));
   }
-  std::vector<std::filesystem::path> files;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(blob_dir(dir.path()))) {
-    if (entry.is_regular_file()) files.push_back(entry.path());
-  }
-  // In writer order (by name, not path: the directories go by the last digits): files[i] holds blob i.
-  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.filename() < b.filename(); });
+  const auto files = blob_files_in_writer_order(dir.path());  // files[i] holds blob i
+  ASSERT_EQ(files.size(), static_cast<std::size_t>(blobs));
   std::filesystem::resize_file(files[7], 50);
   std::filesystem::remove(files[8]);
   std::filesystem::resize_file(files[250], 10);
@@ -425,12 +417,7 @@ TEST_F(CacheBlobFiles, ClosingStopsTheCheckAndTheNextOpenFinishesIt) {
     ASSERT_TRUE(store);
     for (int i = 0; i < blobs; ++i) ASSERT_TRUE(put_blob(*store, "sha256:" + std::to_string(i), pattern_bytes(10, i)));
   }
-  std::vector<std::filesystem::path> files;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(blob_dir(dir.path()))) {
-    if (entry.is_regular_file()) files.push_back(entry.path());
-  }
-  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.filename() < b.filename(); });
-  std::filesystem::remove(files.back());
+  std::filesystem::remove(blob_files_in_writer_order(dir.path()).back());
   {
     auto store = open_store(test_options(dir.path()));
     ASSERT_TRUE(store);
