@@ -471,15 +471,13 @@ void Index::unpin(const BlobKey& key, std::uint64_t writer_id, rocksdb::DB* db) 
   reap();
 }
 
+// Never reaps: a lookup must not end up unlinking the files of a whole eviction pass. The file of a
+// blob it drops goes with the next reap.
 std::optional<std::uint64_t> Index::blob_size(const std::string& digest, rocksdb::DB* db) {
-  std::optional<std::uint64_t> size;
-  {
-    std::lock_guard lock(index_mutex_);
-    Slot* slot = find_locked(digest);
-    if (slot && usable_locked(slot, digest, db)) size = slot->second.meta.size;
-  }
-  reap();
-  return size;
+  std::lock_guard lock(index_mutex_);
+  Slot* slot = find_locked(digest);
+  if (!slot || !usable_locked(slot, digest, db)) return std::nullopt;
+  return slot->second.meta.size;
 }
 
 // Removal does not wait for readers: they hold the file open and finish reading it.
