@@ -171,12 +171,17 @@ def wait_ready(proc, port, path, log_path, timeout=START_TIMEOUT):
     return False
 
 
-def vm_hwm_kib(pid):
+def proc_status_kib(pid, key):
+    """A kB figure of /proc/PID/status ("VmHWM", "VmRSS")."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1])
     return None
+
+
+def vm_hwm_kib(pid):
+    return proc_status_kib(pid, "VmHWM")
 
 
 class Server:
@@ -1258,6 +1263,19 @@ def write_outputs(bench, rows, started, update_readme):
                 f.write(before + section + after)
         else:
             log("bench/README.md has no results markers; not rewritten")
+
+
+def rewrite_readme_section(begin, end, body, what):
+    """Replaces what lies between the markers begin and end in bench/README.md with body."""
+    with open(README) as f:
+        text = f.read()
+    if begin not in text or end not in text:
+        log(f"bench/README.md has no {what} markers; not rewritten")
+        return
+    before, rest = text.split(begin, 1)
+    _, after = rest.split(end, 1)
+    with open(README, "w") as f:
+        f.write(before + f"{begin}\n{body}{end}" + after)
 
 
 def raise_nofile(need):
