@@ -209,7 +209,8 @@ def render(rows, growth):
                      f"| {r['ready_s']:.2f} s | {r['rss_kib'] / 1024:.0f} MiB "
                      f"| {ms(r['manifest']['p50_us'])} / {ms(r['manifest']['p99_us'])} ms "
                      f"| {ms(r['head']['p50_us'])} / {ms(r['head']['p99_us'])} ms "
-                     f"| {e['eviction_commit_seconds']:.2f} s ({e['evicted']:,} blobs; lookups meanwhile: p99 "
+                     f"| {e['eviction_commit_seconds']:.2f} s ({e['evicted']:,} blobs; files checked "
+                     f"{e.get('checked_seconds', 0):.1f} s after open; lookups meanwhile: p99 "
                      f"{e['probe_p99_ms']:.2f} ms, worst {e['probe_worst_ms']:.0f} ms) |")
     text = "\n".join(lines) + "\n"
     if growth:
