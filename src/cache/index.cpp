@@ -111,7 +111,7 @@ void Index::drop_duplicate_claims(std::vector<std::pair<std::uint64_t, Slot*>>& 
   std::stable_sort(by_id.begin(), by_id.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   auto claimed = [](const auto& a, const auto& b) { return a.first == b.first; };
   for (auto it = std::adjacent_find(by_id.begin(), by_id.end(), claimed); it != by_id.end();
-       it = std::adjacent_find(it + 1, by_id.end(), claimed)) {
+       it = std::adjacent_find(it, by_id.end(), claimed)) {  // from it again: a third may claim it too
     cleanup.Delete(codec::meta_key(digest_locked((it + 1)->second->first)));
     forget_locked((it + 1)->second);
     by_id.erase(it + 1);

@@ -306,8 +306,8 @@ TEST_F(CacheBlobFiles, FilesOfTheFlatLayoutMoveToTheirDirectoriesAtOpen) {
   EXPECT_TRUE(std::filesystem::exists(blob_dir(dir.path()) / "00" / "0000000000000100"));
 }
 
-// Two index entries naming one file (a hand-edited or damaged database): the first in key order keeps
-// the file, the other entry is dropped, and the file stays.
+// Index entries naming one file (a hand-edited or damaged database): the first in key order keeps the
+// file, the others are dropped, and the file stays.
 TEST_F(CacheBlobFiles, AnEntryClaimingAnotherBlobsFileIsDroppedAtOpen) {
   {
     auto store = open_store(test_options(dir.path()));
@@ -316,11 +316,13 @@ TEST_F(CacheBlobFiles, AnEntryClaimingAnotherBlobsFileIsDroppedAtOpen) {
   }
   auto meta = test_access::get_raw(dir.path(), "b/sha256:aa");
   ASSERT_TRUE(meta.ok());
+  ASSERT_TRUE(test_access::put_raw(dir.path(), "b/sha256:zy", *meta).ok());
   ASSERT_TRUE(test_access::put_raw(dir.path(), "b/sha256:zz", *meta).ok());
   {
     auto store = open_store(test_options(dir.path()));
     ASSERT_TRUE(store);
     EXPECT_EQ(store->blob_size("sha256:aa"), 1000u);
+    EXPECT_FALSE(store->blob_size("sha256:zy"));
     EXPECT_FALSE(store->blob_size("sha256:zz"));
     EXPECT_EQ(store->stats().size_bytes, 1000u);
     auto reader = store->open_blob("sha256:aa");
