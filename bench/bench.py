@@ -171,12 +171,17 @@ def wait_ready(proc, port, path, log_path, timeout=START_TIMEOUT):
     return False
 
 
-def vm_hwm_kib(pid):
+def proc_status_kib(pid, key):
+    """A kB figure of /proc/PID/status ("VmHWM", "VmRSS")."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1])
     return None
+
+
+def vm_hwm_kib(pid):
+    return proc_status_kib(pid, "VmHWM")
 
 
 class Server:
@@ -1295,6 +1300,19 @@ def write_outputs(bench, rows, started, update_readme):
             log("bench/README.md has no results markers; not rewritten")
 
 
+def rewrite_readme_section(begin, end, body, what):
+    """Replaces what lies between the markers begin and end in bench/README.md with body."""
+    with open(README) as f:
+        text = f.read()
+    if begin not in text or end not in text:
+        log(f"bench/README.md has no {what} markers; not rewritten")
+        return
+    before, rest = text.split(begin, 1)
+    _, after = rest.split(end, 1)
+    with open(README, "w") as f:
+        f.write(before + f"{begin}\n{body}{end}" + after)
+
+
 def raise_nofile(need):
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -1512,6 +1530,12 @@ def main():
                          "Distribution (bench/fleet.py); with --quick or --smoke for smaller sizes")
     ap.add_argument("--vulndb", nargs="?", const=os.path.join(REPO, "build", "release", "bench", "ocigate_bench_vulndb"),
                     help="only the vulnerabilities figures (issue #22), with this bench/vulndb.cpp program")
+    ap.add_argument("--scale", action="store_true",
+                    help="only the cache scale figures (issue #26 part 3): start-up, RSS, p99 and eviction for "
+                         "10k, 100k and 1M cached blobs (bench/scale.py); with --quick or --smoke for smaller sizes")
+    ap.add_argument("--scale-sizes", help="with --scale: the blob counts to measure, comma-separated")
+    ap.add_argument("--cache-fill", default=os.path.join(REPO, "build", "release", "bench", "ocigate_bench_cache_fill"),
+                    help="the bench/cache_fill.cpp program (bench/run builds it)")
     args = ap.parse_args()
     for tool in ("docker-registry", "skopeo", "cc"):
         if not shutil.which(tool):
@@ -1534,6 +1558,10 @@ def main():
         return fleet.main(args, started)
     if args.vulndb:
         return vulndb_main(args, started)
+    if args.scale:
+        sys.modules.setdefault("bench", sys.modules[__name__])  # bench/scale.py builds on this module's helpers
+        import scale
+        return scale.main(args, started)
     bench = Bench(args, _workdir)
     # The smoke mode is a check that the script works: it never rewrites the README's figures.
     update_readme = not args.no_readme and not args.smoke

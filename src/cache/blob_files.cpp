@@ -61,7 +61,7 @@ class Reader final : public BlobReader {
   Reader(std::shared_ptr<Index> index, OpenBlob blob) : index_(std::move(index)), blob_(std::move(blob)) {}
   ~Reader() override {
     DbLease db(*index_);
-    index_->unpin(blob_.writer_id, db.get());
+    index_->unpin(blob_.key, blob_.writer_id, db.get());
   }
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
@@ -151,7 +151,7 @@ Status Writer::commit() {
   DbLease db(*index_);
   if (!db) return fail(closed_error());
   const std::uint64_t size = appended_.load();
-  auto tick = index_->reserve_commit(digest_);
+  auto tick = index_->reserve_commit(digest_, db.get());
   if (tick) {
     if (auto published = publish(*db, size, *tick); !published) {
       index_->cancel_commit(digest_);
@@ -172,7 +172,7 @@ Status Writer::commit() {
 // a crash right after, and a crash before leaves at most an orphan file.
 Status Writer::publish(rocksdb::DB& db, std::uint64_t size, std::uint64_t tick) {
   if (::fdatasync(file_.get()) != 0) return errno_error("cannot sync the file of blob " + digest_);
-  if (auto synced = index_->sync_dir(); !synced) return synced;
+  if (auto synced = index_->sync_dir(id_); !synced) return synced;
   BlobMeta meta{size, id_, tick};
   rocksdb::WriteOptions durable;
   durable.sync = true;

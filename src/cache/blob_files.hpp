@@ -1,5 +1,5 @@
 #pragma once
-// A blob's bytes: one plain file per blob under <cache>/blobs, written by its BlobWriter and read
+// A blob's bytes: one plain file per blob under <cache>/blobs/<2 hex> (codec.hpp), written by its BlobWriter and read
 // by BlobReaders, with the index (index.hpp) deciding which files are live. Internal to
 // ocigate_cache.
 
@@ -11,6 +11,7 @@
 #include <string_view>
 #include <utility>
 
+#include "blob_key.hpp"
 #include "ocigate/cache/store.hpp"
 
 namespace ocigate::cache {
@@ -51,6 +52,7 @@ Result<std::size_t> read_file(int fd, std::uint64_t size, std::uint64_t offset, 
 
 // A committed blob opened for reading: its file stays readable while open, even once removed.
 struct OpenBlob {
+  BlobKey key;
   std::uint64_t writer_id = 0;
   std::uint64_t size = 0;
   FileHandle file;

@@ -80,6 +80,13 @@ std::string meta_key(std::string_view digest) { return join(meta_prefix, digest)
 
 std::string blob_file_name(std::uint64_t writer_id) { return hex16(writer_id); }
 
+std::string blob_file_dir(std::uint64_t writer_id) { return hex16(writer_id).substr(14); }
+
+std::string blob_file_path(std::uint64_t writer_id) {
+  const std::string name = hex16(writer_id);
+  return name.substr(14) + "/" + name;
+}
+
 std::string record_key(std::string_view space, std::string_view key) {
   std::string out = join(record_prefix, space);
   out.push_back('\0');

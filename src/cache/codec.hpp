@@ -6,9 +6,11 @@
 //   b/<digest>                       committed blob meta (BlobMeta)
 //   r/<space>\0<key>                 record
 //
-// A blob's bytes are one plain file, blobs/<writer id, 16 hex> under the cache directory, named by
-// the writer that filled it. A meta owns its file; a file no meta owns (a writer killed before its
-// commit, an eviction cut short by a crash) is deleted by open(), which lists the directory.
+// A blob's bytes are one plain file, blobs/<last 2 of 16 hex>/<writer id, 16 hex> under the cache
+// directory, named by the writer that filled it: writer ids count up, so the 256 directories fill
+// evenly and none holds more than a 256th of a big cache. A meta owns its file; a file no meta owns
+// (a writer killed before its commit, an eviction cut short by a crash) is deleted by open(), which
+// lists the directories. Earlier versions kept every file in blobs/ itself; open() moves them.
 //
 // Earlier versions stored blobs as chunks under c/ with staging markers under w/, and version-1
 // metas; open() drops all three (the blobs are fetched again).
@@ -42,6 +44,9 @@ std::string record_key(std::string_view space, std::string_view key);
 
 // The file name of a writer's blob file, and back; nullopt for any other name.
 std::string blob_file_name(std::uint64_t writer_id);
+// The directory under blobs/ that holds it ("2a"), and its path under blobs/ ("2a/000000000000002a").
+std::string blob_file_dir(std::uint64_t writer_id);
+std::string blob_file_path(std::uint64_t writer_id);
 std::optional<std::uint64_t> parse_blob_file_name(std::string_view name);
 
 std::string encode_manifest(const ManifestEntry& entry);

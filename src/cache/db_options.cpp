@@ -16,4 +16,11 @@ rocksdb::Options cache_db_options() {
   return options;
 }
 
+rocksdb::ReadOptions scan_options() {
+  rocksdb::ReadOptions options;
+  options.fill_cache = false;
+  options.readahead_size = 2 << 20;
+  return options;
+}
+
 }  // namespace ocigate::cache

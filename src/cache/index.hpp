@@ -7,18 +7,20 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "blob_files.hpp"
+#include "blob_key.hpp"
 #include "codec.hpp"
 #include "ocigate/cache/store.hpp"
 
@@ -36,12 +38,17 @@ bool has_prefix(const rocksdb::Slice& key, std::string_view prefix);
 // The first key after every key that starts with prefix; empty when there is none.
 std::string prefix_end(std::string prefix);
 
+// A live blob in memory. Its digest is the map key (BlobKey); the LRU order is a list threaded
+// through the entries themselves, so a blob costs one map node and nothing else.
+struct Entry;
+using Slot = std::pair<const BlobKey, Entry>;
 struct Entry {
-  std::string digest;
   codec::BlobMeta meta;
   std::uint64_t persisted_access = 0;
   std::uint32_t pins = 0;
-  std::list<std::uint64_t>::iterator lru_position;
+  bool checked = true;    // false for a blob loaded at open until its file was seen whole
+  Slot* older = nullptr;  // LRU neighbours
+  Slot* newer = nullptr;
 };
 
 // The blob index (sizes, LRU order, pins, eviction, the commit protocol) and the database it
@@ -53,6 +60,9 @@ class Index {
  public:
   explicit Index(const Options& options)
       : options(options), blob_dir((std::filesystem::path(options.path) / blob_dir_name).string()) {}
+  ~Index() { stop_checking(); }
+  Index(const Index&) = delete;
+  Index& operator=(const Index&) = delete;
 
   const Options options;
   const std::string blob_dir;
@@ -61,24 +71,28 @@ class Index {
   std::atomic<bool> closed{false};  // readers and writers fail once set
 
   Status load();
+  // Checks the files of the blobs load() left unchecked, on a thread of its own, a batch at a time.
+  void start_checking();
   void close();
 
   std::uint64_t allocate_writer_id() { return next_writer_id_.fetch_add(1); }
-  std::string file_path(std::uint64_t writer_id) const { return blob_dir + "/" + codec::blob_file_name(writer_id); }
+  std::string file_path(std::uint64_t writer_id) const { return blob_dir + "/" + codec::blob_file_path(writer_id); }
+  // Creates a writer's new file (and its directory, should it be gone).
+  FileHandle create_file(std::uint64_t writer_id);
   void report_lost(const std::string& digest, const std::string& why) {
     lost_files_.fetch_add(1, std::memory_order_relaxed);
     if (options.on_lost_file) options.on_lost_file(digest, why);
   }
-  // Makes the names of files created since the last call durable.
-  Status sync_dir();
+  // Makes the name of a writer's new file durable.
+  Status sync_dir(std::uint64_t writer_id);
 
   // Finds a live blob, pins it and opens its file; touch moves it to the most recently used end.
   // A blob whose file is gone is dropped from the index (and so fetched again).
   std::optional<OpenBlob> pin(const std::string& digest, bool touch, rocksdb::DB* db);
   // db may be null (closed): then only the count drops.
-  void unpin(std::uint64_t writer_id, rocksdb::DB* db);
+  void unpin(const BlobKey& key, std::uint64_t writer_id, rocksdb::DB* db);
 
-  std::optional<std::uint64_t> blob_size(const std::string& digest) const;
+  std::optional<std::uint64_t> blob_size(const std::string& digest, rocksdb::DB* db);
   Status remove_blob(const std::string& digest, rocksdb::DB& db);
   Status put_manifest(const std::string& digest, const ManifestEntry& entry, rocksdb::DB& db);
   Status remove_manifest(const std::string& digest, rocksdb::DB& db);
@@ -86,7 +100,7 @@ class Index {
 
   // Commit protocol: reserve (fails if the digest is committed or being committed), write, then
   // finish or cancel. The reservation returns the access tick for the new meta.
-  std::optional<std::uint64_t> reserve_commit(const std::string& digest);
+  std::optional<std::uint64_t> reserve_commit(const std::string& digest, rocksdb::DB* db);
   void cancel_commit(const std::string& digest);
   void finish_commit(const std::string& digest, const codec::BlobMeta& meta, rocksdb::DB& db);
 
@@ -97,28 +111,56 @@ class Index {
   Stats stats() const;
 
  private:
+  using Map = std::unordered_map<BlobKey, Entry, BlobKeyHash>;
+  // Writer ids of the live blobs at open, sorted: which files are owned.
+  using LiveIds = std::vector<std::uint64_t>;
+
   std::uint64_t tick_locked();
-  void insert_locked(std::string digest, const codec::BlobMeta& meta);
-  void erase_locked(std::unordered_map<std::uint64_t, Entry>::iterator it);
-  void evict_locked(rocksdb::DB& db, const std::string* keep);
+  std::string digest_locked(const BlobKey& key) const;
+  Slot* find_locked(const std::string& digest);
+  Slot* add_locked(const std::string& digest, const codec::BlobMeta& meta);
+  void forget_locked(Slot* slot);
+  void insert_locked(const std::string& digest, const codec::BlobMeta& meta);
+  void erase_locked(Slot* slot);
+  void link_newest_locked(Slot* slot);
+  void unlink_locked(Slot* slot);
+  void evict_locked(rocksdb::DB& db, const BlobKey* keep);
   std::uint64_t size_locked() const { return blob_bytes_ + manifest_bytes_; }
-  Status load_metas(std::unordered_set<std::uint64_t>& live_ids, std::uint64_t& max_id);
+  std::optional<std::string> file_problem(const codec::BlobMeta& meta) const;
+  bool usable_locked(Slot* slot, const std::string& digest, rocksdb::DB* db);
+  void mark_checked_locked(Entry& entry);
+  void drop_lost_locked(Slot* slot, const std::string& digest, const std::string& why, rocksdb::DB* db);
+  bool check_batch(std::string& from);
+  void check_one(const std::string& digest, rocksdb::DB* db);
+  void stop_checking();
+  Status load_metas(LiveIds& live_ids);
+  void drop_duplicate_claims(std::vector<std::pair<std::uint64_t, Slot*>>& by_id, rocksdb::WriteBatch& cleanup);
+  void order_lru_locked();
+  Status make_file_dirs();
+  Status move_flat_files();
+  Status sync_file_dirs();
   Status drop_legacy_chunks();
   Status load_manifest_bytes();
-  void remove_orphan_files(const std::unordered_set<std::uint64_t>& live_ids, std::uint64_t& max_id);
+  void remove_orphan_files(const LiveIds& live_ids, std::uint64_t& max_id);
+
+  std::mutex checker_mutex_;
+  std::thread checker_;
+  std::atomic<bool> stop_checking_{false};
 
   std::atomic<std::uint64_t> next_writer_id_{1};
   FileHandle dir_;  // blob_dir, for fsync
 
   mutable std::mutex index_mutex_;
-  std::unordered_map<std::uint64_t, Entry> by_id_;            // live blobs
-  std::unordered_map<std::string, std::uint64_t> by_digest_;  // live blobs
-  std::list<std::uint64_t> lru_;                              // least recently used first
-  std::unordered_set<std::string> committing_;
+  Map blobs_;                                                 // live blobs
+  std::unordered_map<BlobKey, std::string, BlobKeyHash> names_;  // digests that are no canonical SHA-256
+  Slot* oldest_ = nullptr;                                    // the LRU list's ends
+  Slot* newest_ = nullptr;
+  std::unordered_set<BlobKey, BlobKeyHash> committing_;
   std::vector<std::uint64_t> doomed_;  // dropped from the index, files not yet deleted
   std::uint64_t last_tick_ = 0;
   std::uint64_t blob_bytes_ = 0;
   std::uint64_t manifest_bytes_ = 0;
+  std::uint64_t unchecked_ = 0;  // entries with checked == false
   std::uint64_t evictions_ = 0;
   std::atomic<std::uint64_t> lost_files_{0};
   std::uint64_t evicted_bytes_ = 0;

@@ -3,8 +3,6 @@
 
 #include "ocigate/cache/store.hpp"
 
-#include <fcntl.h>
-
 #include <filesystem>
 
 #include "codec.hpp"
@@ -90,7 +88,7 @@ Status StoreImpl::put_tag(const std::string& repo_key, const std::string& tag, c
 std::optional<std::uint64_t> StoreImpl::blob_size(const std::string& digest) {
   DbLease db(*index_);
   if (!db) return std::nullopt;
-  return index_->blob_size(digest);
+  return index_->blob_size(digest, db.get());
 }
 
 std::unique_ptr<BlobReader> StoreImpl::open_blob(const std::string& digest) {
@@ -139,7 +137,7 @@ Result<std::unique_ptr<BlobWriter>> StoreImpl::begin_blob(const std::string& dig
   DbLease db(*index_);
   if (!db) return closed_error();
   const std::uint64_t id = index_->allocate_writer_id();
-  FileHandle file(::open(index_->file_path(id).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  FileHandle file = index_->create_file(id);
   if (!file) return errno_error("cannot create a file for blob " + digest + " in " + index_->blob_dir);
   return make_writer(index_, digest, id, std::move(file));
 }
@@ -228,6 +226,7 @@ Result<std::unique_ptr<Store>> Store::open(const Options& options) {
     index->close();
     return Error{loaded.error().code, "cannot load cache at " + options.path + ": " + loaded.error().message};
   }
+  if (index->stats().unchecked_blobs > 0) index->start_checking();
   return std::unique_ptr<Store>(std::make_unique<StoreImpl>(std::move(index)));
 }
 

@@ -361,10 +361,11 @@ class CachedBlobRot(unittest.TestCase):
         self.assertEqual(harness.sha256(r.body), digest)
         harness.wait_until(lambda: request("HEAD", f"{gate.url}/v2/team/rot/blobs/{digest}").status == 200 and
                            gate.metric_sum("ocigate_cache_blobs") >= 1, 10, "the blob's commit")
-        blob_dir = os.path.join(gate.storage_path, "blobs")
-        files = [f for f in os.listdir(blob_dir) if os.path.getsize(os.path.join(blob_dir, f)) == size]
-        self.assertEqual(len(files), 1, os.listdir(blob_dir))
-        return os.path.join(blob_dir, files[0])
+        blob_dir = os.path.join(gate.storage_path, "blobs")  # files fan out to blobs/<2 hex>/<16 hex>
+        every = [os.path.join(d, f) for d, _, names in os.walk(blob_dir) for f in names]
+        files = [f for f in every if os.path.getsize(f) == size]
+        self.assertEqual(len(files), 1, every)
+        return files[0]
 
     def corrupt_cached_copy(self, gate, digest, size):
         with open(self.cached_file(gate, digest, size), "r+b") as f:

@@ -53,6 +53,10 @@ struct Stats {
   std::uint64_t evictions = 0;       // blobs evicted since open
   std::uint64_t evicted_bytes = 0;
   std::uint64_t lost_files = 0;      // blobs dropped since open because their file was missing or short
+  // Blobs loaded at open whose file has not been checked yet. open() does not stat every file before
+  // it returns: a thread checks them after it (and a blob's first use checks its own), dropping
+  // those whose file is missing or short; none is ever served unchecked.
+  std::uint64_t unchecked_blobs = 0;
 };
 
 class Store;
@@ -99,8 +103,8 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // Opens (or creates) the database, loads the LRU index (dropping entries whose file is missing
-  // or short), and deletes blob files no entry owns.
+  // Opens (or creates) the database, loads the LRU index, and deletes blob files no entry owns.
+  // Entries whose file is missing or short are dropped after it returns (Stats::unchecked_blobs).
   static Result<std::unique_ptr<Store>> open(const Options& options);
 
   // Manifests, keyed by their digest string ("sha256:...").

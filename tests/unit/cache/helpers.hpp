@@ -3,10 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "../../../src/cache/test_access.hpp"
 #include "support.hpp"
@@ -62,6 +66,15 @@ inline ::testing::AssertionResult read_blob(BlobReader& reader, std::string& all
   return ::testing::AssertionSuccess();
 }
 
+// Waits until the thread that checks the files of the blobs loaded at open is through them all.
+inline ::testing::AssertionResult wait_checked(Store& store) {
+  for (int i = 0; i < 10000; ++i) {
+    if (store.stats().unchecked_blobs == 0) return ::testing::AssertionSuccess();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return ::testing::AssertionFailure() << store.stats().unchecked_blobs << " blobs still unchecked after 10 s";
+}
+
 // Keys under a prefix in a closed store's database ("b/" metas, "m/" manifests, ...).
 inline std::size_t key_count(const std::string& path, std::string_view prefix) {
   auto keys = test_access::keys_with_prefix(path, prefix);
@@ -71,19 +84,34 @@ inline std::size_t key_count(const std::string& path, std::string_view prefix) {
 
 inline std::filesystem::path blob_dir(const std::string& path) { return std::filesystem::path(path) / "blobs"; }
 
-// Blob files in a store's directory, committed or not.
+// Blob files in a store's directories, committed or not.
 inline std::size_t blob_file_count(const std::string& path) {
   std::size_t count = 0;
   std::error_code ec;
-  for (const auto& file : std::filesystem::directory_iterator(blob_dir(path), ec)) count += file.is_regular_file();
+  for (const auto& file : std::filesystem::recursive_directory_iterator(blob_dir(path), ec)) {
+    count += file.is_regular_file();
+  }
   return count;
 }
 
 // The one blob file of a store holding a single blob.
 inline std::filesystem::path only_blob_file(const std::string& path) {
   std::error_code ec;
-  for (const auto& file : std::filesystem::directory_iterator(blob_dir(path), ec)) return file.path();
+  for (const auto& file : std::filesystem::recursive_directory_iterator(blob_dir(path), ec)) {
+    if (file.is_regular_file()) return file.path();
+  }
   return {};
+}
+
+// Every blob file of a store, in writer order (by name: the directories go by the last digits), so
+// the i-th blob a fresh store committed has the i-th file.
+inline std::vector<std::filesystem::path> blob_files_in_writer_order(const std::string& path) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& file : std::filesystem::recursive_directory_iterator(blob_dir(path))) {
+    if (file.is_regular_file()) files.push_back(file.path());
+  }
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.filename() < b.filename(); });
+  return files;
 }
 
 }  // namespace ocigate::cache::test

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <thread>
@@ -254,8 +255,88 @@ TEST_F(CacheBlobFiles, MissingBlobFileDropsTheEntryOnOpenBlobAndAtOpen) {
   EXPECT_EQ(store->stats().size_bytes, 1000u);
 }
 
+// 256 directories of files, not one of every file: a writer's file lies in the directory named by
+// the last two hex digits of its 16-hex name.
+TEST_F(CacheBlobFiles, ABlobFileLiesInTheDirectoryOfItsNamesLastTwoDigits) {
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(put_blob(*store, "sha256:aa", pattern_bytes(1000, 1)));
+  const auto file = only_blob_file(dir.path());
+  const std::string name = file.filename().string();
+  ASSERT_EQ(name.size(), 16u);
+  EXPECT_EQ(file.parent_path().filename().string(), name.substr(14));
+  EXPECT_EQ(file.parent_path().parent_path(), blob_dir(dir.path()));
+  std::size_t dirs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(blob_dir(dir.path()))) dirs += entry.is_directory();
+  EXPECT_EQ(dirs, 256u);
+}
+
+// Earlier versions kept every blob file in blobs/ itself. Open moves them into their directories,
+// also when a crash cut an earlier move short (some files moved, some not), and still deletes the
+// files no entry owns.
+TEST_F(CacheBlobFiles, FilesOfTheFlatLayoutMoveToTheirDirectoriesAtOpen) {
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    for (std::uint32_t i = 0; i < 3; ++i) ASSERT_TRUE(put_blob(*store, "sha256:" + std::to_string(i), pattern_bytes(1000 + i, i)));
+  }
+  const auto files = blob_files_in_writer_order(dir.path());
+  ASSERT_EQ(files.size(), 3u);
+  for (std::size_t i = 0; i < 2; ++i) std::filesystem::rename(files[i], blob_dir(dir.path()) / files[i].filename());
+  std::ofstream(blob_dir(dir.path()) / "00000000000000ff") << "no entry owns this";
+  for (const auto& entry : std::filesystem::directory_iterator(blob_dir(dir.path()))) {
+    if (entry.is_directory() && std::filesystem::is_empty(entry.path())) std::filesystem::remove(entry.path());
+  }
+
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    auto reader = store->open_blob("sha256:" + std::to_string(i));
+    ASSERT_TRUE(reader) << i;
+    std::string all;
+    ASSERT_TRUE(read_blob(*reader, all));
+    EXPECT_EQ(all, pattern_bytes(1000 + i, i));
+  }
+  EXPECT_EQ(blob_file_count(dir.path()), 3u);
+  for (const auto& entry : std::filesystem::directory_iterator(blob_dir(dir.path()))) {
+    EXPECT_TRUE(entry.is_directory()) << entry.path();
+  }
+  // A new blob's writer comes after the orphan's: no name is handed out twice.
+  ASSERT_TRUE(put_blob(*store, "sha256:new", pattern_bytes(10, 9)));
+  EXPECT_TRUE(std::filesystem::exists(blob_dir(dir.path()) / "00" / "0000000000000100"));
+}
+
+// Index entries naming one file (a hand-edited or damaged database): the first in key order keeps the
+// file, the others are dropped, and the file stays.
+TEST_F(CacheBlobFiles, AnEntryClaimingAnotherBlobsFileIsDroppedAtOpen) {
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(put_blob(*store, "sha256:aa", pattern_bytes(1000, 1)));
+  }
+  auto meta = test_access::get_raw(dir.path(), "b/sha256:aa");
+  ASSERT_TRUE(meta.ok());
+  ASSERT_TRUE(test_access::put_raw(dir.path(), "b/sha256:zy", *meta).ok());
+  ASSERT_TRUE(test_access::put_raw(dir.path(), "b/sha256:zz", *meta).ok());
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    EXPECT_EQ(store->blob_size("sha256:aa"), 1000u);
+    EXPECT_FALSE(store->blob_size("sha256:zy"));
+    EXPECT_FALSE(store->blob_size("sha256:zz"));
+    EXPECT_EQ(store->stats().size_bytes, 1000u);
+    auto reader = store->open_blob("sha256:aa");
+    ASSERT_TRUE(reader);
+    std::string all;
+    ASSERT_TRUE(read_blob(*reader, all));
+    EXPECT_EQ(all, pattern_bytes(1000, 1));
+  }
+  EXPECT_EQ(key_count(dir.path(), "b/"), 1u);
+  EXPECT_EQ(blob_file_count(dir.path()), 1u);
+}
+
 // Every blob dropped for a lost file is reported (for the log) and counted (for a metric): one
-// deleted by hand is found when next read, one cut short is found at open. Nothing else is.
+// deleted by hand is found when next read, one cut short by the check after open. Nothing else is.
 TEST_F(CacheBlobFiles, LostFilesAreReportedAndCounted) {
   std::vector<std::pair<std::string, std::string>> lost;
   Options options = test_options(dir.path());
@@ -282,11 +363,72 @@ TEST_F(CacheBlobFiles, LostFilesAreReportedAndCounted) {
   lost.clear();
   auto store = open_store(options);
   ASSERT_TRUE(store);
+  ASSERT_TRUE(wait_checked(*store));
   ASSERT_EQ(lost.size(), 1u);
   EXPECT_EQ(lost[0].first, "sha256:bb");
   EXPECT_EQ(lost[0].second, "its file has 2000 of 3000 bytes");
   EXPECT_EQ(store->stats().lost_files, 1u);
   EXPECT_FALSE(store->blob_size("sha256:bb"));
+}
+
+// open() does not stat every blob file before it returns; a thread checks them after it. Until then a
+// blob's first use checks its own file: none whose file is missing or short is ever served, and each
+// is dropped, reported and counted once, whichever finds it.
+TEST_F(CacheBlobFiles, BlobsLoadedAtOpenAreCheckedBeforeUseAndByTheThreadAfterOpen) {
+  constexpr int blobs = 300;
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    for (int i = 0; i < blobs; ++i) ASSERT_TRUE(put_blob(*store, "sha256:" + std::to_string(i), pattern_bytes(100, i)));
+  }
+  const auto files = blob_files_in_writer_order(dir.path());  // files[i] holds blob i
+  ASSERT_EQ(files.size(), static_cast<std::size_t>(blobs));
+  std::filesystem::resize_file(files[7], 50);
+  std::filesystem::remove(files[8]);
+  std::filesystem::resize_file(files[250], 10);
+  std::filesystem::remove(files[251]);
+  std::atomic<int> lost{0};
+  Options options = test_options(dir.path());
+  options.on_lost_file = [&lost](const std::string&, const std::string&) { ++lost; };
+  {
+    auto store = open_store(options);
+    ASSERT_TRUE(store);
+    EXPECT_FALSE(store->blob_size("sha256:7"));
+    EXPECT_FALSE(store->open_blob("sha256:8"));
+    EXPECT_FALSE(store->inspect_blob("sha256:250"));
+    EXPECT_EQ(store->blob_size("sha256:9"), 100u);
+    // Fetched again, a lost blob commits again even if the thread has not reached it.
+    ASSERT_TRUE(put_blob(*store, "sha256:251", pattern_bytes(100, 251)));
+    EXPECT_EQ(store->blob_size("sha256:251"), 100u);
+    ASSERT_TRUE(wait_checked(*store));
+    EXPECT_EQ(lost.load(), 4);
+    EXPECT_EQ(store->stats().lost_files, 4u);
+    EXPECT_EQ(store->stats().blob_count, static_cast<std::uint64_t>(blobs - 3));
+    EXPECT_EQ(store->stats().size_bytes, (blobs - 3) * 100u);
+  }
+  EXPECT_EQ(key_count(dir.path(), "b/"), static_cast<std::size_t>(blobs - 3));
+  EXPECT_EQ(blob_file_count(dir.path()), static_cast<std::size_t>(blobs - 3));
+}
+
+// Closing while the thread still checks (a big cache, a quick stop) stops it; what it did not reach
+// is checked after the next open.
+TEST_F(CacheBlobFiles, ClosingStopsTheCheckAndTheNextOpenFinishesIt) {
+  constexpr int blobs = 2000;
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+    for (int i = 0; i < blobs; ++i) ASSERT_TRUE(put_blob(*store, "sha256:" + std::to_string(i), pattern_bytes(10, i)));
+  }
+  std::filesystem::remove(blob_files_in_writer_order(dir.path()).back());
+  {
+    auto store = open_store(test_options(dir.path()));
+    ASSERT_TRUE(store);
+  }
+  auto store = open_store(test_options(dir.path()));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(wait_checked(*store));
+  EXPECT_EQ(store->stats().blob_count, static_cast<std::uint64_t>(blobs - 1));
+  EXPECT_FALSE(store->blob_size("sha256:" + std::to_string(blobs - 1)));
 }
 
 // A cache written by an older version (blobs as RocksDB chunks, version-1 metas) opens: the old

@@ -33,7 +33,7 @@ std::filesystem::path file_of(const std::string& path, const std::string& digest
   auto meta = codec::decode_meta(*meta_value);
   EXPECT_TRUE(meta);
   if (!meta) return {};
-  return blob_dir(path) / codec::blob_file_name(meta->writer_id);
+  return blob_dir(path) / codec::blob_file_path(meta->writer_id);
 }
 
 void flip_byte(const std::filesystem::path& file, std::uint64_t offset) {
@@ -131,6 +131,7 @@ TEST(CacheVerify, TruncatedAndMissingBlobFilesLeaveTheCache) {
   const auto truncated_file = file_of(dir.path(), truncated.digest);
   auto store = open_store(test_options(dir.path()));
   ASSERT_TRUE(store);
+  ASSERT_TRUE(wait_checked(*store));  // cut after the check that follows open, which would drop it as lost
   std::filesystem::remove(missing_file);
   std::filesystem::resize_file(truncated_file, 3 * test_chunk);
   auto report = verify(*store);
