@@ -1,8 +1,8 @@
 #include "ocigate/common/address.hpp"
 
-#include <algorithm>
-#include <cctype>
 #include <cstdint>
+
+#include <boost/algorithm/string/predicate.hpp>
 
 namespace ocigate::net {
 
@@ -69,11 +69,7 @@ bool is_internal_address(const boost::asio::ip::address& address) {
 }
 
 bool is_loopback_host(std::string_view host) {
-  if (host.size() == 9 && std::equal(host.begin(), host.end(), "localhost", [](char a, char b) {
-        return std::tolower(static_cast<unsigned char>(a)) == b;
-      })) {
-    return true;
-  }
+  if (boost::algorithm::iequals(host, "localhost")) return true;
   boost::system::error_code ec;
   auto address = boost::asio::ip::make_address(host, ec);
   return !ec && classify_address(address) == AddressClass::loopback;

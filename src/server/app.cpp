@@ -6,8 +6,8 @@
 #include "ocigate/server/app.hpp"
 
 #include <atomic>
-#include <memory>
 #include <csignal>
+#include <memory>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>

@@ -20,7 +20,8 @@ using json = nlohmann::json;
 template <class T>
 struct Field {
   T value{};
-  bool present = false;   // a value of the expected kind (for event kinds and events: any value)
+  bool present = false;   // read for sections and their ratings (a value of the expected kind), and
+                          // for events and event kinds (any value: both are required to be right)
   bool bad = false;       // a value of another type
   bool bad_item = false;  // an array item of another type
   void reset() { *this = Field{}; }
@@ -295,24 +296,20 @@ class Reader {
         field<SectionState>(place).present = true;
         frame = {kind, &field<SectionState>(place).value};
         break;
-      case Kind::package:
-        field<PackageState>(place).present = true;
-        frame = {kind, &field<PackageState>(place).value};
-        break;
+      case Kind::package: frame = {kind, &field<PackageState>(place).value}; break;
       default: break;
     }
   }
 
   static void open_array(Kind kind, void* place, Frame& frame) {
     switch (kind) {
-      case Kind::strings: field<std::vector<std::string>>(place).present = true; break;
-      case Kind::scores: field<std::vector<ScoreState>>(place).present = true; break;
-      case Kind::affected: field<std::vector<AffectedState>>(place).present = true; break;
-      case Kind::ranges: field<std::vector<RangeState>>(place).present = true; break;
-      case Kind::events: field<std::vector<EventState>>(place).present = true; break;
-      default: return;
+      case Kind::events: field<std::vector<EventState>>(place).present = true; [[fallthrough]];
+      case Kind::strings:
+      case Kind::scores:
+      case Kind::affected:
+      case Kind::ranges: frame = {kind, place}; break;
+      default: break;
     }
-    frame = {kind, place};
   }
 
   // A container where another kind of value is expected: the field (or its array) is bad.
