@@ -3,11 +3,13 @@
 proxy has seen, through a fresh ocigate and a fresh Distribution proxy, alternating, and this
 prints for each GET its rate with what each process and each of ocigate's threads did meanwhile:
 CPU seconds (user + system, from /proc/<pid>/task/<tid>/stat), and voluntary context switches
-(a thread that gave up the CPU to wait). The machine's idle share comes from /proc/stat.
+(a thread that gave up the CPU to wait), with the upstream's and the client's CPU. The machine's idle
+share comes from /proc/stat. With --skopeo it does the same for `skopeo copy` of 20 gzip layers of 5 MiB.
 
-  bench/cold_stream.py [--ocigate BIN] [--size MiB] [--rounds N] [--only ocigate|peer]
+  bench/cold_stream.py [--ocigate BIN] [--size MiB] [--rounds N] [--only ocigate|peer] [--skopeo]
 
-A figure of this script is not a bench row: it explains the row "cold blob, 1 client" of bench/run.
+A figure of this script is not a bench row: it explains the rows "cold blob, 1 client" and "cold pull
+overhead" of bench/run.
 Builds on bench/bench.py's helpers (processes, upstream seeding, blobget); cleans up on exit.
 """
 
