@@ -17,11 +17,13 @@
 //
 // evict: opens the cache with max_size lowered to (1 - F) of its size (default F = 0.1), waits for
 // the file check that follows open (checked_seconds: open until every blob was checked), commits
-// one more blob (the commit runs the eviction pass) and reports how long that commit took, while
-// another thread asks for random cached blobs' sizes one after the other and reports how long the
-// lookups that overlapped the pass waited (each takes the index lock, as every open does). The
-// prober only asks for sizes: a reader's release runs the eviction pass itself when the cache is
-// over budget, which would start the pass before the measured commit.
+// one more blob (the commit runs the eviction pass) and reports how long that commit took
+// (eviction_commit_seconds: the cache's own thread deletes the evicted blobs' files after it) and
+// how long until every evicted file was deleted (files_deleted_seconds, from the commit's start),
+// while another thread asks for random cached blobs' sizes one after the other and reports how
+// long the lookups that overlapped the commit waited (each takes the index lock, as every open
+// does). The prober only asks for sizes: a reader's release runs the eviction pass itself when the
+// cache is over budget, which would start the pass before the measured commit.
 
 #include <algorithm>
 #include <atomic>
@@ -239,8 +241,8 @@ int evict(const std::string& dir, double fraction) {
   const auto opening = Clock::now();
   auto store = open_store(dir, max_size);
   const double open_s = seconds_since(opening);
-  // The file check after open reaps what it drops: were it still running, it could take the pass's
-  // doomed files and unlink them on its thread, outside the measured commit.
+  // The file check after open stats every file: were it still running, it would compete with the
+  // pass and its deletes for the disk.
   while (store->stats().unchecked_blobs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   const double checked_s = seconds_since(opening);
   auto digests = store->blob_digests();
@@ -254,6 +256,8 @@ int evict(const std::string& dir, double fraction) {
   put_blob(*store, random.bytes(2048));
   const auto end = Clock::now();
   const double pass_s = std::chrono::duration<double>(end - start).count();
+  store->wait_files_deleted();
+  const double deleted_s = seconds_since(start);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   stop = true;
   probe.join();
@@ -262,6 +266,7 @@ int evict(const std::string& dir, double fraction) {
   nlohmann::json out = {{"blobs_before", count}, {"size_before", size}, {"max_size", max_size},
                         {"evicted", stats.evictions}, {"evicted_bytes", stats.evicted_bytes},
                         {"open_seconds", open_s}, {"checked_seconds", checked_s}, {"eviction_commit_seconds", pass_s},
+                        {"files_deleted_seconds", deleted_s},
                         {"probes_during", during.size()}, {"probe_worst_ms", during.empty() ? 0.0 : during.back()},
                         {"probe_p99_ms", during.empty() ? 0.0 : during[during.size() * 99 / 100]},
                         {"vm_hwm_kib", status_kib("VmHWM:")}};

@@ -12,7 +12,8 @@ without it) and every policy check off. Figures per N:
     again beside it and its rounds alternate with them, so the p99 goal compares figures taken in the same minutes
     on a shared machine; taken once ocigate is idle (under 5% of a core over a
     second, at most a minute: RocksDB compacts what the fill left after the open);
-  - eviction of 10% of the cache's bytes: the one commit that runs the pass (cache_fill evict), ocigate stopped.
+  - eviction of 10% of the cache's bytes: the one commit that runs the pass, and until its files are deleted
+    (cache_fill evict), ocigate stopped.
 Results go to bench/results/scale.json and the scale section of bench/README.md (not in --smoke)."""
 
 import json
@@ -136,7 +137,8 @@ class ScaleBench:
 
     def evict(self, root):
         out = run_tool([self.args.cache_fill, "evict", os.path.join(root, "ocigate", "cache"), "--fraction", "0.1"], 1200)
-        b.log(f"{root}: evicting 10% took {out['eviction_commit_seconds']:.2f} s")
+        b.log(f"{root}: evicting 10% took {out['eviction_commit_seconds']:.2f} s, its files deleted after "
+              f"{out['files_deleted_seconds']:.2f} s")
         return out
 
     def start(self, root):
@@ -209,7 +211,8 @@ def render(rows, growth):
                      f"| {r['ready_s']:.2f} s | {r['rss_kib'] / 1024:.0f} MiB "
                      f"| {ms(r['manifest']['p50_us'])} / {ms(r['manifest']['p99_us'])} ms "
                      f"| {ms(r['head']['p50_us'])} / {ms(r['head']['p99_us'])} ms "
-                     f"| {e['eviction_commit_seconds']:.2f} s ({e['evicted']:,} blobs; files checked "
+                     f"| {e['eviction_commit_seconds']:.2f} s ({e['evicted']:,} blobs; files deleted after "
+                     f"{e['files_deleted_seconds']:.2f} s; files checked "
                      f"{e.get('checked_seconds', 0):.1f} s after open; lookups meanwhile: p99 "
                      f"{e['probe_p99_ms']:.2f} ms, worst {e['probe_worst_ms']:.0f} ms) |")
     text = "\n".join(lines) + "\n"

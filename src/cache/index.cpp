@@ -150,6 +150,41 @@ void Index::stop_checking() {
   if (checker_.joinable()) checker_.join();
 }
 
+void Index::start_reaping() {
+  std::lock_guard lock(reaper_mutex_);
+  if (!reaper_.joinable()) reaper_ = std::thread([this] { reap_until_stopped(); });
+}
+
+// Unlinks the queued files a batch at a time, outside every lock. Stopped, it still empties the
+// queue first: those files are out of the index already, and would stay as orphans until the next
+// open. A failed unlink leaves such an orphan too (the next open() deletes it), so this never hangs
+// on a file it cannot delete.
+void Index::reap_until_stopped() {
+  std::unique_lock lock(reaper_mutex_);
+  for (;;) {
+    reaper_wake_.wait(lock, [this] { return stop_reaping_ || !to_reap_.empty(); });
+    if (to_reap_.empty()) return;  // stopped, and nothing left
+    std::vector<std::uint64_t> batch;
+    batch.swap(to_reap_);
+    reaping_ = true;
+    lock.unlock();
+    if (options.before_deleting_files) options.before_deleting_files();
+    for (std::uint64_t id : batch) (void)::unlink(file_path(id).c_str());
+    lock.lock();
+    reaping_ = false;
+    if (to_reap_.empty()) reaped_.notify_all();
+  }
+}
+
+void Index::stop_reaping() {
+  {
+    std::lock_guard lock(reaper_mutex_);
+    stop_reaping_ = true;
+  }
+  reaper_wake_.notify_one();
+  if (reaper_.joinable()) reaper_.join();
+}
+
 // Checks the blobs of up to 1,024 metas from key `from` on, and moves `from` past them; false once
 // every meta was seen (or the cache is closed). The files are stat'ed outside the index lock.
 bool Index::check_batch(std::string& from) {
@@ -172,7 +207,7 @@ bool Index::check_batch(std::string& from) {
     if (stop_checking_.load()) return false;
     check_one(digest, db.get());
   }
-  reap();
+  hand_to_reaper();
   return more;
 }
 
@@ -329,7 +364,8 @@ void Index::close() {
   db.reset();
   closed = true;
   db_lock.unlock();
-  reap();
+  hand_to_reaper();
+  stop_reaping();
 }
 
 FileHandle Index::create_file(std::uint64_t writer_id) {
@@ -350,14 +386,24 @@ Status Index::sync_dir(std::uint64_t writer_id) {
   return ok_status();
 }
 
-void Index::reap() {
+void Index::hand_to_reaper() {
   std::vector<std::uint64_t> doomed;
   {
     std::lock_guard lock(index_mutex_);
     doomed.swap(doomed_);
   }
-  // A failed unlink leaves an orphan that the next open() deletes.
-  for (std::uint64_t id : doomed) (void)::unlink(file_path(id).c_str());
+  if (doomed.empty()) return;
+  {
+    std::lock_guard lock(reaper_mutex_);
+    to_reap_.insert(to_reap_.end(), doomed.begin(), doomed.end());
+  }
+  reaper_wake_.notify_one();
+}
+
+void Index::wait_files_deleted() {
+  hand_to_reaper();
+  std::unique_lock lock(reaper_mutex_);
+  reaped_.wait(lock, [this] { return to_reap_.empty() && !reaping_; });
 }
 
 std::uint64_t Index::tick_locked() {
@@ -397,7 +443,9 @@ void Index::forget_locked(Slot* slot) {
 
 void Index::insert_locked(const std::string& digest, const BlobMeta& meta) { link_newest_locked(add_locked(digest, meta)); }
 
-// Drops a blob from the index; its file is deleted by the next reap().
+// Drops a blob from the index; the reaper deletes its file once it is handed over. Crash safety:
+// every caller has removed the blob's meta from RocksDB before, so a file is unlinked only once no
+// entry owns it, and as writer ids are never reused, the reaper never unlinks a live blob's file.
 void Index::erase_locked(Slot* slot) {
   unlink_locked(slot);
   doomed_.push_back(slot->second.meta.writer_id);
@@ -468,11 +516,11 @@ void Index::unpin(const BlobKey& key, std::uint64_t writer_id, rocksdb::DB* db) 
     // A blob kept only because it was pinned (or just committed) may go now.
     if (db) evict_locked(*db, nullptr);
   }
-  reap();
+  hand_to_reaper();
 }
 
-// Never reaps: a lookup must not end up unlinking the files of a whole eviction pass. The file of a
-// blob it drops goes with the next reap.
+// Does not hand over to the reaper, so a lookup takes the index lock once: the file of a blob it
+// drops goes with the next hand_to_reaper (any commit, removal or last unpin, or close).
 std::optional<std::uint64_t> Index::blob_size(const std::string& digest, rocksdb::DB* db) {
   std::lock_guard lock(index_mutex_);
   Slot* slot = find_locked(digest);
@@ -490,7 +538,7 @@ Status Index::remove_blob(const std::string& digest, rocksdb::DB& db) {
     if (!status.ok()) return db_error("cannot remove blob " + digest, status);
     erase_locked(slot);
   }
-  reap();
+  hand_to_reaper();
   return ok_status();
 }
 
@@ -509,7 +557,7 @@ Status Index::put_manifest(const std::string& digest, const ManifestEntry& entry
     manifest_bytes_ = manifest_bytes_ - std::min(manifest_bytes_, old_bytes) + entry.bytes.size();
     evict_locked(db, nullptr);
   }
-  reap();
+  hand_to_reaper();
   return ok_status();
 }
 
@@ -560,7 +608,7 @@ void Index::finish_commit(const std::string& digest, const BlobMeta& meta, rocks
     insert_locked(digest, meta);
     evict_locked(db, &key);
   }
-  reap();
+  hand_to_reaper();
 }
 
 // Evicts unpinned blobs, least recently used first, until the size fits (or nothing else can

@@ -5,6 +5,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -55,12 +56,15 @@ struct Entry {
 // lives in: state shared by the store and every reader and writer, so those may outlive close()
 // and the Store.
 // Lock order: db_mutex (shared for any use of db, exclusive to close) before index_mutex_.
-// A thread never takes db_mutex twice.
+// A thread never takes db_mutex twice, nor another lock while it holds reaper_mutex_.
 class Index {
  public:
   explicit Index(const Options& options)
       : options(options), blob_dir((std::filesystem::path(options.path) / blob_dir_name).string()) {}
-  ~Index() { stop_checking(); }
+  ~Index() {
+    stop_checking();
+    stop_reaping();
+  }
   Index(const Index&) = delete;
   Index& operator=(const Index&) = delete;
 
@@ -73,6 +77,8 @@ class Index {
   Status load();
   // Checks the files of the blobs load() left unchecked, on a thread of its own, a batch at a time.
   void start_checking();
+  // Deletes the files of blobs dropped from the index on a thread of its own (hand_to_reaper).
+  void start_reaping();
   void close();
 
   std::uint64_t allocate_writer_id() { return next_writer_id_.fetch_add(1); }
@@ -104,9 +110,12 @@ class Index {
   void cancel_commit(const std::string& digest);
   void finish_commit(const std::string& digest, const codec::BlobMeta& meta, rocksdb::DB& db);
 
-  // Deletes the files of blobs dropped from the index, outside the index lock (a big file takes
-  // a while to unlink). Readers that have one open keep reading it.
-  void reap();
+  // Hands the files of blobs dropped from the index to the reaper thread and returns: unlinking
+  // those of a whole eviction pass takes seconds, which no commit or I/O thread should wait for.
+  // Readers that have one open keep reading it.
+  void hand_to_reaper();
+  // Returns once every file dropped so far is deleted (for tests and benchmarks).
+  void wait_files_deleted();
 
   Stats stats() const;
 
@@ -133,6 +142,8 @@ class Index {
   bool check_batch(std::string& from);
   void check_one(const std::string& digest, rocksdb::DB* db);
   void stop_checking();
+  void reap_until_stopped();
+  void stop_reaping();
   Status load_metas(LiveIds& live_ids);
   void drop_duplicate_claims(std::vector<std::pair<std::uint64_t, Slot*>>& by_id, rocksdb::WriteBatch& cleanup);
   void order_lru_locked();
@@ -147,6 +158,15 @@ class Index {
   std::thread checker_;
   std::atomic<bool> stop_checking_{false};
 
+  // The reaper's queue: writer ids whose files are to be deleted, in the order handed over.
+  std::mutex reaper_mutex_;
+  std::condition_variable reaper_wake_;  // ids queued, or stop_reaping_ set
+  std::condition_variable reaped_;       // the queue ran dry
+  std::vector<std::uint64_t> to_reap_;
+  bool reaping_ = false;  // the reaper holds ids it has not unlinked yet
+  bool stop_reaping_ = false;
+  std::thread reaper_;
+
   std::atomic<std::uint64_t> next_writer_id_{1};
   FileHandle dir_;  // blob_dir, for fsync
 
@@ -156,7 +176,7 @@ class Index {
   Slot* oldest_ = nullptr;                                    // the LRU list's ends
   Slot* newest_ = nullptr;
   std::unordered_set<BlobKey, BlobKeyHash> committing_;
-  std::vector<std::uint64_t> doomed_;  // dropped from the index, files not yet deleted
+  std::vector<std::uint64_t> doomed_;  // dropped from the index, not yet handed to the reaper
   std::uint64_t last_tick_ = 0;
   std::uint64_t blob_bytes_ = 0;
   std::uint64_t manifest_bytes_ = 0;

@@ -37,6 +37,7 @@ class StoreImpl final : public Store {
   std::unique_ptr<BlobReader> inspect_blob(const std::string& digest) override;
   Status remove_manifest(const std::string& digest) override;
   Stats stats() const override { return index_->stats(); }
+  void wait_files_deleted() override { index_->wait_files_deleted(); }
   void close() override { index_->close(); }
 
  private:
@@ -222,6 +223,7 @@ Result<std::unique_ptr<Store>> Store::open(const Options& options) {
   start_background_threads(*raw);
   auto index = std::make_shared<Index>(options);
   index->db.reset(raw);
+  index->start_reaping();
   if (auto loaded = index->load(); !loaded) {
     index->close();
     return Error{loaded.error().code, "cannot load cache at " + options.path + ": " + loaded.error().message};

@@ -76,6 +76,7 @@ class CommitHookStore final : public cache::Store {
   std::unique_ptr<cache::BlobReader> inspect_blob(const std::string& d) override { return inner_.inspect_blob(d); }
   Status remove_manifest(const std::string& d) override { return inner_.remove_manifest(d); }
   cache::Stats stats() const override { return inner_.stats(); }
+  void wait_files_deleted() override { inner_.wait_files_deleted(); }
   void close() override { inner_.close(); }
 
  private:

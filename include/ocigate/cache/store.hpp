@@ -34,6 +34,9 @@ struct Options {
   // it is next read. The blob is fetched again; this is for the log and a metric. Called under
   // the cache's lock: it must be quick and must not call the store.
   std::function<void(const std::string& digest, const std::string& why)> on_lost_file;
+  // Tests only: called on the thread that deletes the files of dropped blobs before each batch it
+  // deletes, so a test can hold it back. Must not call the store.
+  std::function<void()> before_deleting_files;
 };
 
 struct ManifestEntry {
@@ -140,7 +143,12 @@ class Store {
   virtual Status remove_manifest(const std::string& digest) = 0;
 
   virtual Stats stats() const = 0;
-  // Flushes and closes cleanly; further calls fail with storage_error.
+  // The files of evicted and removed blobs are deleted on a thread of the store's, after the call
+  // that dropped them returned. This returns once every file dropped so far is deleted (for tests
+  // and benchmarks; nothing else needs to wait).
+  virtual void wait_files_deleted() = 0;
+  // Flushes and closes cleanly, and deletes the files still to delete; further calls fail with
+  // storage_error.
   virtual void close() = 0;
 };
 

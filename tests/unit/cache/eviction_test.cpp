@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <future>
+#include <thread>
+
 #include "helpers.hpp"
 
 namespace ocigate::cache::test {
@@ -169,6 +172,54 @@ TEST(CacheEviction, OpeningOverBudgetEvictsOnTheFirstWrite) {
   ASSERT_TRUE(store->put_manifest("sha256:m", {"m", "{}"}));
   EXPECT_LE(store->stats().size_bytes, blob_size);
   EXPECT_EQ(store->stats().evictions, 4u);
+}
+
+// Holds back the thread that deletes the files of dropped blobs until the gate opens. Declare the
+// gate after the store: destroyed unopened (a test that failed early), it lets the thread go, so
+// closing the store does not wait for it forever.
+Options gated_options(const std::string& path, std::uint64_t max_size, std::promise<void>& gate) {
+  Options options = test_options(path, max_size);
+  options.before_deleting_files = [opened = gate.get_future().share()] { opened.wait(); };
+  return options;
+}
+
+// Unlinking the files of a big eviction pass takes seconds: the commit that ran the pass returns
+// without waiting for it, and the files go after.
+TEST(CacheEviction, TheCommitThatEvictsReturnsBeforeTheFilesAreDeleted) {
+  TempDir dir;
+  std::unique_ptr<Store> store;
+  std::promise<void> gate;
+  store = open_store(gated_options(dir.path(), 2 * blob_size + blob_size / 2, gate));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(put_blob(*store, "sha256:a", blob(1)));
+  ASSERT_TRUE(put_blob(*store, "sha256:b", blob(2)));
+  ASSERT_TRUE(put_blob(*store, "sha256:c", blob(3)));  // evicts a
+  EXPECT_FALSE(store->blob_size("sha256:a"));
+  EXPECT_EQ(blob_file_count(dir.path()), 3u);  // a's file waits at the gate
+  gate.set_value();
+  store->wait_files_deleted();
+  EXPECT_EQ(blob_file_count(dir.path()), 2u);
+}
+
+// close() lets the thread delete every file still queued before it stops: none is left over for
+// the next open to find.
+TEST(CacheEviction, ClosingDeletesTheFilesStillToDelete) {
+  TempDir dir;
+  std::unique_ptr<Store> store;
+  std::promise<void> gate;
+  store = open_store(gated_options(dir.path(), 2 * blob_size + blob_size / 2, gate));
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(put_blob(*store, "sha256:a", blob(1)));
+  ASSERT_TRUE(put_blob(*store, "sha256:b", blob(2)));
+  ASSERT_TRUE(put_blob(*store, "sha256:c", blob(3)));  // evicts a: its file waits at the gate
+  ASSERT_TRUE(store->remove_blob("sha256:b"));         // and b's behind it
+  EXPECT_EQ(blob_file_count(dir.path()), 3u);
+  std::thread closing([&] { store->close(); });
+  // The gate opens once close() is under way: its database is gone.
+  while (store->put_record("test", "k", "v")) std::this_thread::yield();
+  gate.set_value();
+  closing.join();
+  EXPECT_EQ(blob_file_count(dir.path()), 1u);
 }
 
 }  // namespace

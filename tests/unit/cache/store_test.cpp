@@ -230,6 +230,7 @@ TEST_F(CacheBlobFiles, ShortBlobFileIsAReadErrorAndDroppedAtOpen) {
   ASSERT_TRUE(store);
   EXPECT_FALSE(store->blob_size("sha256:aa"));
   EXPECT_EQ(store->stats().size_bytes, 0u);
+  store->wait_files_deleted();
   EXPECT_EQ(blob_file_count(dir.path()), 0u);
 }
 
@@ -655,6 +656,7 @@ TEST_F(CacheBlobs, RemoveDeletesAnUnpinnedBlob) {
   EXPECT_FALSE(store->blob_size("sha256:aa"));
   EXPECT_EQ(store->stats().size_bytes, 0u);
   EXPECT_TRUE(store->remove_blob("sha256:aa"));
+  store->wait_files_deleted();
   EXPECT_EQ(blob_file_count(dir.path()), 0u);
   store->close();
   EXPECT_EQ(key_count(dir.path(), "b/"), 0u);

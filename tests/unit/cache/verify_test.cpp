@@ -108,6 +108,7 @@ TEST(CacheVerify, CorruptedBlobFileIsFoundAndRemoved) {
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->bad.empty());
   EXPECT_EQ(again->blobs, 1u);
+  store->wait_files_deleted();
   EXPECT_EQ(blob_file_count(dir.path()), 1u);
   store.reset();
   EXPECT_EQ(key_count(dir.path(), "b/"), 1u);
