@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <tuple>
@@ -155,10 +156,11 @@ void Index::start_reaping() {
   if (!reaper_.joinable()) reaper_ = std::thread([this] { reap_until_stopped(); });
 }
 
-// Unlinks the queued files a batch at a time, outside every lock. Stopped, it still empties the
-// queue first: those files are out of the index already, and would stay as orphans until the next
-// open. A failed unlink leaves such an orphan too (the next open() deletes it), so this never hangs
-// on a file it cannot delete.
+// Unlinks the queued files a batch at a time, outside every lock. Stopped, it goes on emptying the
+// queue for up to options.close_delete_grace: those files are out of the index already. What is
+// left then stays as orphans for the next open() to delete, so that a stop right after a mass
+// eviction (a 10% pass at 1M blobs unlinks for 20-30 s) does not hold up the process's exit. A
+// failed unlink leaves such an orphan too, so this never hangs on a file it cannot delete.
 void Index::reap_until_stopped() {
   std::unique_lock lock(reaper_mutex_);
   for (;;) {
@@ -169,17 +171,30 @@ void Index::reap_until_stopped() {
     reaping_ = true;
     lock.unlock();
     if (options.before_deleting_files) options.before_deleting_files();
-    for (std::uint64_t id : batch) (void)::unlink(file_path(id).c_str());
+    bool out_of_time = false;
+    for (std::uint64_t id : batch) {
+      if ((out_of_time = past_stop_grace())) break;
+      (void)::unlink(file_path(id).c_str());
+    }
     lock.lock();
     reaping_ = false;
+    if (out_of_time) to_reap_.clear();
     if (to_reap_.empty()) reaped_.notify_all();
+    if (out_of_time) return;
   }
+}
+
+bool Index::past_stop_grace() const {
+  const auto deadline = stop_deadline_.load(std::memory_order_acquire);
+  return deadline != 0 && std::chrono::steady_clock::now().time_since_epoch().count() >= deadline;
 }
 
 void Index::stop_reaping() {
   {
     std::lock_guard lock(reaper_mutex_);
     stop_reaping_ = true;
+    const auto deadline = std::chrono::steady_clock::now() + options.close_delete_grace;
+    stop_deadline_.store(deadline.time_since_epoch().count(), std::memory_order_release);
   }
   reaper_wake_.notify_one();
   if (reaper_.joinable()) reaper_.join();

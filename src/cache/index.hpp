@@ -5,6 +5,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
@@ -143,6 +144,7 @@ class Index {
   void check_one(const std::string& digest, rocksdb::DB* db);
   void stop_checking();
   void reap_until_stopped();
+  bool past_stop_grace() const;
   void stop_reaping();
   Status load_metas(LiveIds& live_ids);
   void drop_duplicate_claims(std::vector<std::pair<std::uint64_t, Slot*>>& by_id, rocksdb::WriteBatch& cleanup);
@@ -165,6 +167,8 @@ class Index {
   std::vector<std::uint64_t> to_reap_;
   bool reaping_ = false;  // the reaper holds ids it has not unlinked yet
   bool stop_reaping_ = false;
+  // Until when a stopped reaper goes on deleting, in steady_clock ticks (0: running).
+  std::atomic<std::chrono::steady_clock::rep> stop_deadline_{0};
   std::thread reaper_;
 
   std::atomic<std::uint64_t> next_writer_id_{1};

@@ -34,6 +34,10 @@ struct Options {
   // it is next read. The blob is fetched again; this is for the log and a metric. Called under
   // the cache's lock: it must be quick and must not call the store.
   std::function<void(const std::string& digest, const std::string& why)> on_lost_file;
+  // How long close() goes on deleting the files of dropped (evicted, removed) blobs that are still
+  // queued. Any left then are orphans the next open deletes: a stop right after a mass eviction
+  // must not wait for tens of seconds of unlinks.
+  std::chrono::milliseconds close_delete_grace{2000};
   // Tests only: called on the thread that deletes the files of dropped blobs before each batch it
   // deletes, so a test can hold it back. Must not call the store.
   std::function<void()> before_deleting_files;
@@ -147,8 +151,8 @@ class Store {
   // that dropped them returned. This returns once every file dropped so far is deleted (for tests
   // and benchmarks; nothing else needs to wait).
   virtual void wait_files_deleted() = 0;
-  // Flushes and closes cleanly, and deletes the files still to delete; further calls fail with
-  // storage_error.
+  // Flushes and closes cleanly, and deletes the files still to delete (for up to
+  // Options::close_delete_grace); further calls fail with storage_error.
   virtual void close() = 0;
 };
 

@@ -222,5 +222,31 @@ TEST(CacheEviction, ClosingDeletesTheFilesStillToDelete) {
   EXPECT_EQ(blob_file_count(dir.path()), 1u);
 }
 
+// A stop must not wait for the unlinks of a mass eviction: past close_delete_grace the files still
+// queued are left, and the next open deletes them as orphans.
+TEST(CacheEviction, ClosingLeavesWhatItCannotDeleteInTimeToTheNextOpen) {
+  TempDir dir;
+  std::unique_ptr<Store> store;
+  std::promise<void> gate;
+  Options options = gated_options(dir.path(), 2 * blob_size + blob_size / 2, gate);
+  options.close_delete_grace = std::chrono::milliseconds(0);
+  store = open_store(options);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(put_blob(*store, "sha256:a", blob(1)));
+  ASSERT_TRUE(put_blob(*store, "sha256:b", blob(2)));
+  ASSERT_TRUE(put_blob(*store, "sha256:c", blob(3)));  // evicts a: its file waits at the gate
+  ASSERT_TRUE(store->remove_blob("sha256:b"));         // and b's behind it
+  std::thread closing([&] { store->close(); });
+  while (store->put_record("test", "k", "v")) std::this_thread::yield();
+  gate.set_value();
+  closing.join();
+  EXPECT_EQ(blob_file_count(dir.path()), 3u);
+  store.reset();
+  store = open_store(test_options(dir.path(), 2 * blob_size + blob_size / 2));
+  ASSERT_TRUE(store);
+  EXPECT_EQ(blob_file_count(dir.path()), 1u);
+  EXPECT_EQ(store->blob_size("sha256:c"), blob_size);
+}
+
 }  // namespace
 }  // namespace ocigate::cache::test
