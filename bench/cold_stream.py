@@ -20,7 +20,6 @@ import resource
 import signal
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
@@ -59,12 +58,13 @@ def process_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def one_get(tools, server, upstream, path):
-    """One cold GET: (GiB/s, per-thread deltas of the proxy, upstream CPU s, client CPU s, machine idle share)."""
-    before, up_before, (total0, idle0) = threads_of(server.pid), process_cpu(upstream.pid), machine_times()
+def measured(proxy, upstream, action):
+    """Runs action() and returns (its result, per-thread deltas of the proxy, upstream CPU s, client CPU s,
+    machine idle share). The client is this script's child that action() ran to its end."""
+    before, up_before, (total0, idle0) = threads_of(proxy.pid), process_cpu(upstream.pid), machine_times()
     client_before = children_cpu()
-    result = tools.get(server.port, path, 1)
-    after, up_after, (total1, idle1) = threads_of(server.pid), process_cpu(upstream.pid), machine_times()
+    result = action()
+    after, up_after, (total1, idle1) = threads_of(proxy.pid), process_cpu(upstream.pid), machine_times()
     client = children_cpu() - client_before
     deltas = []
     for tid, (name, cpu, vol, invol) in after.items():
@@ -73,11 +73,11 @@ def one_get(tools, server, upstream, path):
             deltas.append((name, tid, cpu - b[1], vol - b[2], invol - b[3]))
     deltas.sort(key=lambda d: -d[2])
     idle = (idle1 - idle0) / max(1, total1 - total0)
-    return result["bytes_per_second"] / bench.GiB, deltas, up_after - up_before, client, idle
+    return result, deltas, up_after - up_before, client, idle
 
 
 def children_cpu():
-    """CPU seconds of this script's finished children: the client (blobget) once it has exited."""
+    """CPU seconds of this script's finished children: the client (blobget, skopeo) once it has exited."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
@@ -88,31 +88,16 @@ def push_twenty(port, layers=20, size=5 * bench.MiB):
     pusher.push_image("bench/twenty", "v1", [(digest, size) for digest in pushed])
 
 
-def one_copy(proxy, upstream, port, dest):
-    """One `skopeo copy` through port: (seconds, per-thread deltas of the proxy, upstream CPU s, client CPU s,
-    machine idle share)."""
-    before, up_before, (total0, idle0) = threads_of(proxy.pid), process_cpu(upstream.pid), machine_times()
-    client_before = children_cpu()
-    seconds = bench.skopeo_copy(port, "bench/twenty:v1", dest)
-    after, up_after, (total1, idle1) = threads_of(proxy.pid), process_cpu(upstream.pid), machine_times()
-    deltas = []
-    for tid, (name, cpu, vol, invol) in after.items():
-        b = before.get(tid, (name, 0.0, 0, 0))
-        if cpu - b[1] > 0.005 or vol - b[2] > 10:
-            deltas.append((name, tid, cpu - b[1], vol - b[2], invol - b[3]))
-    deltas.sort(key=lambda d: -d[2])
-    idle = (idle1 - idle0) / max(1, total1 - total0)
-    return seconds, deltas, up_after - up_before, children_cpu() - client_before, idle
-
-
-def skopeo_rounds(args, upstream, off, who_list):
+def alternate(args, upstream, off, fetch, shown):
+    """Rounds of fetch(port) straight from the upstream, then through a fresh ocigate and a fresh peer (the order
+    alternating), each printed with shown(result) and what every process and ocigate's threads did meanwhile."""
     wd = bench._workdir
-    dest = os.path.join(wd, "copy")
     up_url = f"http://127.0.0.1:{upstream.port}"
+    who_list = [args.only] if args.only else ["ocigate", "peer"]
     for r in range(args.rounds):
         os.sync()
-        seconds, _, up_cpu, client, idle = one_copy(upstream, upstream, upstream.port, dest)
-        print(f"round {r + 1}: direct {seconds:.3f} s (upstream CPU {up_cpu:.2f} s, skopeo CPU {client:.2f} s, "
+        result, _, up_cpu, client, idle = measured(upstream, upstream, lambda: fetch(upstream.port))
+        print(f"round {r + 1}: direct {shown(result)} (upstream CPU {up_cpu:.2f} s, client CPU {client:.2f} s, "
               f"idle {100 * idle:.0f}%)")
         for who in (who_list if r % 2 == 0 else list(reversed(who_list))):
             directory = os.path.join(wd, f"{who}-{r}")
@@ -121,15 +106,13 @@ def skopeo_rounds(args, upstream, off, who_list):
                 server = bench.ocigate(args.ocigate, directory, up_url, off).start()
             else:
                 server = bench.registry(directory, proxy_url=up_url).start()
-            seconds, deltas, up_cpu, client, idle = one_copy(server, upstream, server.port, dest)
+            result, deltas, up_cpu, client, idle = measured(server, upstream, lambda: fetch(server.port))
             total = sum(d[2] for d in deltas)
-            print(f"  {who}: {seconds:.3f} s; proxy CPU {total:.2f} s, upstream CPU {up_cpu:.2f} s, "
-                  f"skopeo CPU {client:.2f} s, machine idle {100 * idle:.0f}%")
+            print(f"  {who}: {shown(result)}; proxy CPU {total:.2f} s, upstream CPU {up_cpu:.2f} s, "
+                  f"client CPU {client:.2f} s, machine idle {100 * idle:.0f}%")
             for name, tid, cpu, vol, invol in deltas[:8]:
                 print(f"    {name:>16} {tid:>7}: {cpu:5.2f} s CPU, {vol:6d} waits, {invol:5d} preempted")
             server.destroy()
-    upstream.stop()
-    return 0
 
 
 def main():
@@ -146,38 +129,22 @@ def main():
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, bench._on_signal)
     wd = bench._workdir
-    tools = bench.Tools(wd)
     off = bench.policy_off(bench.policy_check_ids(args.ocigate, wd))
     upstream = bench.registry(os.path.join(wd, "upstream")).start()
     if args.skopeo:
         push_twenty(upstream.port)
-        return skopeo_rounds(args, upstream, off, [args.only] if args.only else ["ocigate", "peer"])
-    blob = os.path.join(wd, "blob.bin")
-    digest = bench.make_random_file(blob, args.size * bench.MiB)
-    with open(blob, "rb") as f:
-        bench.Pusher(upstream.port).push_blob("bench/big", f, digest, args.size * bench.MiB)
-    path = f"/v2/bench/big/blobs/{digest}"
-    up_url = f"http://127.0.0.1:{upstream.port}"
-    who_list = [args.only] if args.only else ["ocigate", "peer"]
-    for r in range(args.rounds):
-        os.sync()
-        rate, _, up_cpu, client, idle = one_get(tools, upstream, upstream, path)
-        print(f"round {r + 1}: direct {rate:.2f} GiB/s (upstream CPU {up_cpu:.2f} s, client CPU {client:.2f} s, "
-              f"idle {100 * idle:.0f}%)")
-        for who in (who_list if r % 2 == 0 else list(reversed(who_list))):
-            directory = os.path.join(wd, f"{who}-{r}")
-            os.sync()
-            if who == "ocigate":
-                server = bench.ocigate(args.ocigate, directory, up_url, off).start()
-            else:
-                server = bench.registry(directory, proxy_url=up_url).start()
-            rate, deltas, up_cpu, client, idle = one_get(tools, server, upstream, path)
-            total = sum(d[2] for d in deltas)
-            print(f"  {who}: {rate:.2f} GiB/s; proxy CPU {total:.2f} s, upstream CPU {up_cpu:.2f} s, "
-                  f"client CPU {client:.2f} s, machine idle {100 * idle:.0f}%")
-            for name, tid, cpu, vol, invol in deltas[:8]:
-                print(f"    {name:>16} {tid:>7}: {cpu:5.2f} s CPU, {vol:6d} waits, {invol:5d} preempted")
-            server.destroy()
+        dest = os.path.join(wd, "copy")
+        alternate(args, upstream, off, lambda port: bench.skopeo_copy(port, "bench/twenty:v1", dest),
+                  lambda seconds: f"{seconds:.3f} s")
+    else:
+        tools = bench.Tools(wd)
+        blob = os.path.join(wd, "blob.bin")
+        digest = bench.make_random_file(blob, args.size * bench.MiB)
+        with open(blob, "rb") as f:
+            bench.Pusher(upstream.port).push_blob("bench/big", f, digest, args.size * bench.MiB)
+        path = f"/v2/bench/big/blobs/{digest}"
+        alternate(args, upstream, off, lambda port: tools.get(port, path, 1)["bytes_per_second"] / bench.GiB,
+                  lambda rate: f"{rate:.2f} GiB/s")
     upstream.stop()
     return 0
 
