@@ -28,8 +28,10 @@ def setUpModule():
 def wait_past_ttl(since, ttl):
     """Waits until a tag fetched before `since` (a time.time() taken after the fetch) is due again.
     ocigate keeps a tag's fetch time in whole seconds (std::time) and trusts the tag while
-    now - fetched_at < ttl, so the entry is due once the clock's whole second is ttl past since's."""
-    harness.wait_until(lambda: int(time.time()) >= int(since) + ttl, ttl + 2, "the tag's TTL to pass")
+    now - fetched_at < ttl, so the entry is due once the clock's whole second is ttl past since's.
+    std::time reads the kernel's coarse clock, which runs up to a tick (a few ms) behind time.time():
+    a request sent right at the boundary could still find the tag fresh, so this waits 0.1 s more."""
+    harness.wait_until(lambda: int(time.time() - 0.1) >= int(since) + ttl, ttl + 2, "the tag's TTL to pass")
 
 
 def raw_get(host_port, path, read_bytes=None, timeout=30):
