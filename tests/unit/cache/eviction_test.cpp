@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <future>
 #include <thread>
 
@@ -177,69 +178,67 @@ TEST(CacheEviction, OpeningOverBudgetEvictsOnTheFirstWrite) {
 // Holds back the thread that deletes the files of dropped blobs until the gate opens. Declare the
 // gate after the store: destroyed unopened (a test that failed early), it lets the thread go, so
 // closing the store does not wait for it forever.
-Options gated_options(const std::string& path, std::uint64_t max_size, std::promise<void>& gate) {
-  Options options = test_options(path, max_size);
-  options.before_deleting_files = [opened = gate.get_future().share()] { opened.wait(); };
-  return options;
-}
+// A store with room for two and a half blobs whose reaper waits at a gate: after a, b and c went
+// in, a is evicted and its file waits there. The gate opens at the end of any test that left it shut.
+class CacheReaper : public ::testing::Test {
+ protected:
+  void open(std::chrono::milliseconds close_grace = Options{}.close_delete_grace) {
+    Options options = test_options(dir.path(), 2 * blob_size + blob_size / 2);
+    options.before_deleting_files = [opened = gate.get_future().share()] { opened.wait(); };
+    options.close_delete_grace = close_grace;
+    store = open_store(options);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(put_blob(*store, "sha256:a", blob(1)));
+    ASSERT_TRUE(put_blob(*store, "sha256:b", blob(2)));
+    ASSERT_TRUE(put_blob(*store, "sha256:c", blob(3)));  // evicts a
+  }
+  void open_gate() {
+    if (!opened) gate.set_value();
+    opened = true;
+  }
+  // Closes the store while the reaper is held: the gate opens once close() is under way (its
+  // database is gone).
+  void close_while_held() {
+    std::thread closing([&] { store->close(); });
+    while (store->put_record("test", "k", "v")) std::this_thread::yield();
+    open_gate();
+    closing.join();
+  }
+  void TearDown() override { open_gate(); }
+
+  TempDir dir;
+  std::promise<void> gate;
+  bool opened = false;
+  std::unique_ptr<Store> store;
+};
 
 // Unlinking the files of a big eviction pass takes seconds: the commit that ran the pass returns
 // without waiting for it, and the files go after.
-TEST(CacheEviction, TheCommitThatEvictsReturnsBeforeTheFilesAreDeleted) {
-  TempDir dir;
-  std::unique_ptr<Store> store;
-  std::promise<void> gate;
-  store = open_store(gated_options(dir.path(), 2 * blob_size + blob_size / 2, gate));
-  ASSERT_TRUE(store);
-  ASSERT_TRUE(put_blob(*store, "sha256:a", blob(1)));
-  ASSERT_TRUE(put_blob(*store, "sha256:b", blob(2)));
-  ASSERT_TRUE(put_blob(*store, "sha256:c", blob(3)));  // evicts a
+TEST_F(CacheReaper, TheCommitThatEvictsReturnsBeforeTheFilesAreDeleted) {
+  open();
   EXPECT_FALSE(store->blob_size("sha256:a"));
   EXPECT_EQ(blob_file_count(dir.path()), 3u);  // a's file waits at the gate
-  gate.set_value();
+  open_gate();
   store->wait_files_deleted();
   EXPECT_EQ(blob_file_count(dir.path()), 2u);
 }
 
 // close() lets the thread delete every file still queued before it stops: none is left over for
 // the next open to find.
-TEST(CacheEviction, ClosingDeletesTheFilesStillToDelete) {
-  TempDir dir;
-  std::unique_ptr<Store> store;
-  std::promise<void> gate;
-  store = open_store(gated_options(dir.path(), 2 * blob_size + blob_size / 2, gate));
-  ASSERT_TRUE(store);
-  ASSERT_TRUE(put_blob(*store, "sha256:a", blob(1)));
-  ASSERT_TRUE(put_blob(*store, "sha256:b", blob(2)));
-  ASSERT_TRUE(put_blob(*store, "sha256:c", blob(3)));  // evicts a: its file waits at the gate
-  ASSERT_TRUE(store->remove_blob("sha256:b"));         // and b's behind it
+TEST_F(CacheReaper, ClosingDeletesTheFilesStillToDelete) {
+  open();
+  ASSERT_TRUE(store->remove_blob("sha256:b"));  // b's file queues behind a's
   EXPECT_EQ(blob_file_count(dir.path()), 3u);
-  std::thread closing([&] { store->close(); });
-  // The gate opens once close() is under way: its database is gone.
-  while (store->put_record("test", "k", "v")) std::this_thread::yield();
-  gate.set_value();
-  closing.join();
+  close_while_held();
   EXPECT_EQ(blob_file_count(dir.path()), 1u);
 }
 
 // A stop must not wait for the unlinks of a mass eviction: past close_delete_grace the files still
 // queued are left, and the next open deletes them as orphans.
-TEST(CacheEviction, ClosingLeavesWhatItCannotDeleteInTimeToTheNextOpen) {
-  TempDir dir;
-  std::unique_ptr<Store> store;
-  std::promise<void> gate;
-  Options options = gated_options(dir.path(), 2 * blob_size + blob_size / 2, gate);
-  options.close_delete_grace = std::chrono::milliseconds(0);
-  store = open_store(options);
-  ASSERT_TRUE(store);
-  ASSERT_TRUE(put_blob(*store, "sha256:a", blob(1)));
-  ASSERT_TRUE(put_blob(*store, "sha256:b", blob(2)));
-  ASSERT_TRUE(put_blob(*store, "sha256:c", blob(3)));  // evicts a: its file waits at the gate
-  ASSERT_TRUE(store->remove_blob("sha256:b"));         // and b's behind it
-  std::thread closing([&] { store->close(); });
-  while (store->put_record("test", "k", "v")) std::this_thread::yield();
-  gate.set_value();
-  closing.join();
+TEST_F(CacheReaper, ClosingLeavesWhatItCannotDeleteInTimeToTheNextOpen) {
+  open(std::chrono::milliseconds(0));
+  ASSERT_TRUE(store->remove_blob("sha256:b"));
+  close_while_held();
   EXPECT_EQ(blob_file_count(dir.path()), 3u);
   store.reset();
   store = open_store(test_options(dir.path(), 2 * blob_size + blob_size / 2));
