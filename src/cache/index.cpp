@@ -528,9 +528,9 @@ void Index::unpin(const BlobKey& key, std::uint64_t writer_id, rocksdb::DB* db) 
     Entry& entry = it->second;
     if (entry.pins > 0) --entry.pins;
     if (entry.pins > 0) return;
+    // A blob kept only because it was pinned (or just committed) may go now.
+    if (db) evict_locked(*db, nullptr);
   }
-  // A blob kept only because it was pinned (or just committed) may go now.
-  if (db) evict(*db, nullptr);
   hand_to_reaper();
 }
 
@@ -570,8 +570,8 @@ Status Index::put_manifest(const std::string& digest, const ManifestEntry& entry
     status = db.Put(rocksdb::WriteOptions(), key, codec::encode_manifest(entry));
     if (!status.ok()) return db_error("cannot store manifest " + digest, status);
     manifest_bytes_ = manifest_bytes_ - std::min(manifest_bytes_, old_bytes) + entry.bytes.size();
+    evict_locked(db, nullptr);
   }
-  evict(db, nullptr);
   hand_to_reaper();
   return ok_status();
 }
@@ -616,51 +616,39 @@ void Index::cancel_commit(const std::string& digest) {
 }
 
 void Index::finish_commit(const std::string& digest, const BlobMeta& meta, rocksdb::DB& db) {
-  const BlobKey key = blob_key(digest);
   {
+    const BlobKey key = blob_key(digest);
     std::lock_guard lock(index_mutex_);
     committing_.erase(key);
     insert_locked(digest, meta);
+    evict_locked(db, &key);
   }
-  evict(db, &key);
   hand_to_reaper();
 }
 
 // Evicts unpinned blobs, least recently used first, until the size fits (or nothing else can
-// go), a slice at a time with the index lock taken for each. `keep` is the blob just committed: it
-// survives its own commit even if it alone is too big, and becomes evictable on the next pass
-// (any commit, manifest write or last unpin).
-void Index::evict(rocksdb::DB& db, const BlobKey* keep) {
-  for (;;) {
-    std::lock_guard lock(index_mutex_);
-    if (!evict_slice_locked(db, keep)) return;
-  }
-}
-
-// One slice of an eviction pass; true when it dropped a whole slice and the size does not fit yet.
-bool Index::evict_slice_locked(rocksdb::DB& db, const BlobKey* keep) {
+// go). `keep` is the blob just committed: it survives its own commit even if it alone is too big,
+// and becomes evictable on the next pass (any commit, manifest write or last unpin).
+void Index::evict_locked(rocksdb::DB& db, const BlobKey* keep) {
   const std::uint64_t size = size_locked();
-  if (size <= options.max_size) return false;
+  if (size <= options.max_size) return;
   rocksdb::WriteBatch batch;
   std::vector<Slot*> victims;
   std::uint64_t freed = 0;
-  const std::size_t slice = std::max<std::uint32_t>(options.eviction_slice, 1);
-  for (Slot* slot = oldest_; slot && size - freed > options.max_size && victims.size() < slice;
-       slot = slot->second.newer) {
+  for (Slot* slot = oldest_; slot && size - freed > options.max_size; slot = slot->second.newer) {
     if (slot->second.pins > 0 || (keep && slot->first == *keep)) continue;
     batch.Delete(codec::meta_key(digest_locked(slot->first)));
     victims.push_back(slot);
     freed += slot->second.meta.size;
   }
-  if (victims.empty()) return false;
+  if (victims.empty()) return;
   // On failure nothing changes in memory either, and the next pass tries again.
-  if (!db.Write(rocksdb::WriteOptions(), &batch).ok()) return false;
+  if (!db.Write(rocksdb::WriteOptions(), &batch).ok()) return;
   for (Slot* slot : victims) {
     ++evictions_;
     evicted_bytes_ += slot->second.meta.size;
     erase_locked(slot);
   }
-  return victims.size() == slice && size - freed > options.max_size;
 }
 
 Stats Index::stats() const {

@@ -134,8 +134,7 @@ class Index {
   void erase_locked(Slot* slot);
   void link_newest_locked(Slot* slot);
   void unlink_locked(Slot* slot);
-  void evict(rocksdb::DB& db, const BlobKey* keep);
-  bool evict_slice_locked(rocksdb::DB& db, const BlobKey* keep);
+  void evict_locked(rocksdb::DB& db, const BlobKey* keep);
   std::uint64_t size_locked() const { return blob_bytes_ + manifest_bytes_; }
   std::optional<std::string> file_problem(const codec::BlobMeta& meta) const;
   bool usable_locked(Slot* slot, const std::string& digest, rocksdb::DB* db);

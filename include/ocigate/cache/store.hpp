@@ -34,10 +34,6 @@ struct Options {
   // it is next read. The blob is fetched again; this is for the log and a metric. Called under
   // the cache's lock: it must be quick and must not call the store.
   std::function<void(const std::string& digest, const std::string& why)> on_lost_file;
-  // How many blobs one eviction slice drops under the index lock. A pass evicts slice after slice,
-  // so a big one (max_size lowered under a full cache: 100k blobs at 1M) does not hold every lookup
-  // for its whole length.
-  std::uint32_t eviction_slice = 4096;
   // How long close() goes on deleting the files of dropped (evicted, removed) blobs that are still
   // queued. Any left then are orphans the next open deletes: a stop right after a mass eviction
   // must not wait for tens of seconds of unlinks.

@@ -175,26 +175,6 @@ TEST(CacheEviction, OpeningOverBudgetEvictsOnTheFirstWrite) {
   EXPECT_EQ(store->stats().evictions, 4u);
 }
 
-// A pass bigger than a slice goes on slice by slice, each under the index lock of its own, until the
-// cache fits.
-TEST(CacheEviction, APassBiggerThanASliceEvictsEveryBlobItMust) {
-  TempDir dir;
-  {
-    auto store = open_store(test_options(dir.path()));
-    ASSERT_TRUE(store);
-    for (std::uint32_t i = 0; i < 7; ++i) ASSERT_TRUE(put_blob(*store, "sha256:" + std::to_string(i), blob(i)));
-  }
-  Options options = test_options(dir.path(), 2 * blob_size + blob_size / 2);
-  options.eviction_slice = 2;
-  auto store = open_store(options);
-  ASSERT_TRUE(store);
-  ASSERT_TRUE(store->put_manifest("sha256:m", {"m", "{}"}));  // its write runs the pass
-  EXPECT_EQ(store->stats().evictions, 5u);
-  EXPECT_EQ(store->stats().blob_count, 2u);
-  EXPECT_TRUE(store->blob_size("sha256:5"));
-  EXPECT_TRUE(store->blob_size("sha256:6"));
-}
-
 // A store with room for two and a half blobs whose reaper waits at a gate: after a, b and c went
 // in, a is evicted and its file waits there. The gate opens at the end of any test that left it shut.
 class CacheReaper : public ::testing::Test {
