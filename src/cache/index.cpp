@@ -151,11 +151,6 @@ void Index::stop_checking() {
   if (checker_.joinable()) checker_.join();
 }
 
-void Index::start_reaping() {
-  std::lock_guard lock(reaper_mutex_);
-  if (!reaper_.joinable()) reaper_ = std::thread([this] { reap_until_stopped(); });
-}
-
 // Unlinks the queued files a batch at a time, outside every lock. Stopped, it goes on emptying the
 // queue for up to options.close_delete_grace: those files are out of the index already. What is
 // left then stays as orphans for the next open() to delete, so that a stop right after a mass
@@ -164,7 +159,7 @@ void Index::start_reaping() {
 void Index::reap_until_stopped() {
   std::unique_lock lock(reaper_mutex_);
   for (;;) {
-    reaper_wake_.wait(lock, [this] { return stop_reaping_ || !to_reap_.empty(); });
+    reaper_wake_.wait(lock, [this] { return stopping() || !to_reap_.empty(); });
     if (to_reap_.empty()) return;  // stopped, and nothing left
     std::vector<std::uint64_t> batch;
     batch.swap(to_reap_);
@@ -178,23 +173,24 @@ void Index::reap_until_stopped() {
     }
     lock.lock();
     reaping_ = false;
-    if (out_of_time) to_reap_.clear();
+    if (out_of_time) to_reap_.clear();  // left to the next open; the wait above then ends the loop
     if (to_reap_.empty()) reaped_.notify_all();
-    if (out_of_time) return;
   }
 }
 
+bool Index::stopping() const { return stop_deadline_.load(std::memory_order_acquire) != 0; }
+
 bool Index::past_stop_grace() const {
-  const auto deadline = stop_deadline_.load(std::memory_order_acquire);
-  return deadline != 0 && std::chrono::steady_clock::now().time_since_epoch().count() >= deadline;
+  return stopping() && std::chrono::steady_clock::now().time_since_epoch().count() >= stop_deadline_.load();
 }
 
 void Index::stop_reaping() {
   {
     std::lock_guard lock(reaper_mutex_);
-    stop_reaping_ = true;
-    const auto deadline = std::chrono::steady_clock::now() + options.close_delete_grace;
-    stop_deadline_.store(deadline.time_since_epoch().count(), std::memory_order_release);
+    if (!stopping()) {
+      const auto deadline = std::chrono::steady_clock::now() + options.close_delete_grace;
+      stop_deadline_.store(deadline.time_since_epoch().count(), std::memory_order_release);
+    }
   }
   reaper_wake_.notify_one();
   if (reaper_.joinable()) reaper_.join();

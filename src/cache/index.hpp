@@ -60,8 +60,11 @@ struct Entry {
 // A thread never takes db_mutex twice, nor another lock while it holds reaper_mutex_.
 class Index {
  public:
+  // Starts the reaper thread, which deletes the files of blobs dropped from the index (hand_to_reaper).
   explicit Index(const Options& options)
-      : options(options), blob_dir((std::filesystem::path(options.path) / blob_dir_name).string()) {}
+      : options(options), blob_dir((std::filesystem::path(options.path) / blob_dir_name).string()) {
+    reaper_ = std::thread([this] { reap_until_stopped(); });
+  }
   ~Index() {
     stop_checking();
     stop_reaping();
@@ -78,8 +81,6 @@ class Index {
   Status load();
   // Checks the files of the blobs load() left unchecked, on a thread of its own, a batch at a time.
   void start_checking();
-  // Deletes the files of blobs dropped from the index on a thread of its own (hand_to_reaper).
-  void start_reaping();
   void close();
 
   std::uint64_t allocate_writer_id() { return next_writer_id_.fetch_add(1); }
@@ -144,6 +145,7 @@ class Index {
   void check_one(const std::string& digest, rocksdb::DB* db);
   void stop_checking();
   void reap_until_stopped();
+  bool stopping() const;
   bool past_stop_grace() const;
   void stop_reaping();
   Status load_metas(LiveIds& live_ids);
@@ -162,14 +164,13 @@ class Index {
 
   // The reaper's queue: writer ids whose files are to be deleted, in the order handed over.
   std::mutex reaper_mutex_;
-  std::condition_variable reaper_wake_;  // ids queued, or stop_reaping_ set
+  std::condition_variable reaper_wake_;  // ids queued, or stopping
   std::condition_variable reaped_;       // the queue ran dry
   std::vector<std::uint64_t> to_reap_;
   bool reaping_ = false;  // the reaper holds ids it has not unlinked yet
-  bool stop_reaping_ = false;
   // Until when a stopped reaper goes on deleting, in steady_clock ticks (0: running).
   std::atomic<std::chrono::steady_clock::rep> stop_deadline_{0};
-  std::thread reaper_;
+  std::thread reaper_;  // started in the constructor's body, once every member exists
 
   std::atomic<std::uint64_t> next_writer_id_{1};
   FileHandle dir_;  // blob_dir, for fsync

@@ -223,7 +223,6 @@ Result<std::unique_ptr<Store>> Store::open(const Options& options) {
   start_background_threads(*raw);
   auto index = std::make_shared<Index>(options);
   index->db.reset(raw);
-  index->start_reaping();
   if (auto loaded = index->load(); !loaded) {
     index->close();
     return Error{loaded.error().code, "cannot load cache at " + options.path + ": " + loaded.error().message};
