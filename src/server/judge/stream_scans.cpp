@@ -133,6 +133,8 @@ asio::awaitable<bool> StreamScans::allows(const std::string& digest) {
     if (!report) co_return false;  // the fetch failed: the client is cut anyway
     if (!rejudge(*image, digest)) allow = false;
   }
+  // Refused while this transfer ran, by another layer's judgement of its image.
+  if (verdicts_.blocked_layer(digest)) allow = false;
   co_return allow;
 }
 
@@ -161,10 +163,14 @@ bool StreamScans::rejudge(const StreamImage& image, const std::string& layer) {
   policy::Verdict verdict = verdicts_.decide(facts, image.client, 0.0);
   watch_.remove(image.key);
   if (verdict.decision != policy::Decision::block) return true;
-  // The image is blocked: this transfer is cut, so no client completes the image. A layer that
-  // itself carries a blocking violation is refused from now on.
+  // The image is blocked: this transfer is cut, so no client completes the image. Every layer
+  // that itself carries a blocking violation is refused from now on, whichever layer's transfer
+  // found it: the image is no longer watched, and a client may be on that layer or ask for it
+  // later (another client's concurrent download, or a layer scanned as it was pulled ahead).
+  for (const auto& each : image.layers) {
+    if (introduced_by(verdict, each.digest)) verdicts_.block_layer(each.digest, verdict.denied_message());
+  }
   const bool culprit = introduced_by(verdict, layer);
-  if (culprit) verdicts_.block_layer(layer, verdict.denied_message());
   log::warn("image breaks the policy after its manifest was served; cutting a layer transfer",
             {{"image", verdict.image}, {"digest", verdict.digest}, {"layer", layer}, {"layer_refused", culprit},
              {"checks", nlohmann::json(verdict.violated_checks(policy::Action::block))}});
