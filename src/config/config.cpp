@@ -464,7 +464,7 @@ Upstream load_upstream(const Loader& l, const YAML::Node& node, const std::strin
   if (!node.IsMap()) l.refuse(node, path, "must be a mapping with name and url");
   l.only_keys(node, path, {"name", "url", "username", "password_file", "ca_file", "tag_ttl", "connect_timeout",
                            "response_timeout", "idle_timeout", "max_connections", "implicit_library",
-                           "max_concurrent_fetches", "fetch_slot_timeout"});
+                           "max_concurrent_fetches", "fetch_slot_timeout", "pull_ahead"});
   Upstream u;
   if (!node["name"]) l.refuse(node, path + ".name", "is required");
   u.name = l.scalar(node["name"], path + ".name");
@@ -490,6 +490,9 @@ Upstream load_upstream(const Loader& l, const YAML::Node& node, const std::strin
   if (node["max_concurrent_fetches"]) {
     u.max_concurrent_fetches = static_cast<unsigned>(
         l.unsigned_int(node["max_concurrent_fetches"], path + ".max_concurrent_fetches", 0, 100000));
+  }
+  if (node["pull_ahead"]) {
+    u.pull_ahead = static_cast<unsigned>(l.unsigned_int(node["pull_ahead"], path + ".pull_ahead", 0, 16));
   }
   if (node["fetch_slot_timeout"]) {
     u.fetch_slot_timeout = l.positive_duration(node["fetch_slot_timeout"], path + ".fetch_slot_timeout");

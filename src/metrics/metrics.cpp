@@ -35,6 +35,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                               "Time until an upstream response header arrived, by upstream");
   upstream_fetches_ = &family(prometheus::BuildCounter(), r, "ocigate_upstream_fetches_total",
                               "Content fetched from upstreams into the cache, by upstream and kind");
+  pull_ahead_ = &family(prometheus::BuildCounter(), r, "ocigate_pull_ahead_layers_total",
+                        "Layers the mirror took up ahead of a pulling client (upstreams[].pull_ahead), by upstream and "
+                        "result: fetched (or waited for while a client's fetch ran), cached (already there), failed "
+                        "(the image's walk stopped there)");
   digest_mismatches_ = &family(prometheus::BuildCounter(), r, "ocigate_digest_mismatches_total",
                                "Upstream content whose bytes did not match its digest, by upstream");
   cache_write_failures_ = &family(prometheus::BuildCounter(), r, "ocigate_cache_write_failures_total",
@@ -142,6 +146,10 @@ void Metrics::record_upstream(std::string_view upstream, std::string_view status
 
 void Metrics::record_upstream_fetch(std::string_view upstream, std::string_view kind) {
   upstream_fetches_->Add({{"upstream", std::string(upstream)}, {"kind", std::string(kind)}}).Increment();
+}
+
+void Metrics::record_pull_ahead(std::string_view upstream, std::string_view result) {
+  pull_ahead_->Add({{"upstream", std::string(upstream)}, {"result", std::string(result)}}).Increment();
 }
 
 void Metrics::record_digest_mismatch(std::string_view upstream) {

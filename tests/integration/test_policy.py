@@ -234,6 +234,35 @@ class Gate(unittest.TestCase):
         self.assertEqual(setuid["result"], "pass", "the final verdict is judged on every layer")
         self.assertTrue(verdict["inventory"]["complete"])
 
+    def test_layers_pulled_ahead_are_stream_scanned_and_a_bad_one_is_still_cut(self):
+        # upstreams[].pull_ahead (default 2) fetches layers 1 and 2 once the client GETs layer 0;
+        # they are scanned as they come in, and the setuid layer is still never delivered whole.
+        # Layer 0 itself may be cut too: when the walk's scans finish before its last byte, the
+        # whole image is known to break the policy by then.
+        user = {"config": {"User": "1000"}}
+        image = harness.push_image(self.registry, "team/suid-ahead", "v1", config_overrides=user,
+                                   layers=[{"a.txt": b"a" * 5000}, {"b.txt": b"b" * 5000},
+                                           {"usr/bin/tool": (b"#!/bin/sh\n" * 5000, 0o4755)}])
+        gate = self.gate(dict(policy(no_setuid="block"), layer_scan="stream"))
+        r = request("GET", f"{gate.url}/v2/team/suid-ahead/manifests/v1", headers=ACCEPT)
+        self.assertEqual(r.status, 200)
+        status, _, _ = raw_get(gate, f"/v2/team/suid-ahead/blobs/{image.layer_digests[0]}")
+        self.assertEqual(status, 200)
+        harness.wait_until(lambda: gate.metric_sum("ocigate_pull_ahead_layers_total", result="fetched") == 2,
+                           10, "layers 1 and 2 pulled ahead")
+        harness.wait_until(lambda: gate.metric_sum("ocigate_layer_scans_total") >= 3, 10, "three layer scans")
+        bad = image.layer_digests[2]
+        self.assertEqual(self.registry.blob_gets(bad), 1)
+        status, length, got = raw_get(gate, f"/v2/team/suid-ahead/blobs/{bad}")
+        self.assertTrue(status == 403 or (status == 200 and got < length),
+                        f"the setuid layer must be refused or cut before its last byte: {status}, {got} of {length}")
+        r = request("GET", f"{gate.url}/v2/team/suid-ahead/blobs/{bad}")
+        self.assertEqual(r.status, 403)
+        r = request("GET", f"{gate.url}/v2/team/suid-ahead/manifests/v1", headers=ACCEPT)
+        self.assertEqual(r.status, 403)
+        self.assertEqual(r.json()["errors"][0]["detail"]["violations"][0]["check"], "no-setuid")
+        self.assertEqual(self.registry.blob_gets(bad), 1, "a layer pulled ahead is not fetched again")
+
     def test_a_user_is_judged_by_its_uid_in_etc_passwd_not_its_gid(self):
         # toor is an alias of uid 0 with a non-zero gid; app is a non-root user in group 0. A parser
         # that read the gid column would pass toor and block app.

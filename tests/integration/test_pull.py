@@ -345,6 +345,60 @@ class OpenUpstream(PullTestCase):
             self.assertIn(key, manifest_lines[-1])
 
 
+class PullAhead(PullTestCase):
+    """upstreams[].pull_ahead: once a client GETs one layer of an image it was sent the manifest of,
+    the other layers are fetched ahead of it; a manifest read alone fetches none."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.registry = harness.Registry()
+        cls.addClassCleanup(cls.registry.close)
+        r = cls.registry.start()
+        cls.images = {name: harness.push_image(r, f"team/{name}", "v1",
+                                               layers=[{f"{name}-{i}.bin": os.urandom(200_000)} for i in range(5)])
+                      for name in ("pulled", "inspected", "off")}
+        # layer_scan off: with prefetch the gate itself would fetch every layer for the manifest.
+        policy = {"layer_scan": "off"}
+        cls.gate = harness.Ocigate([{"name": "up", "url": r.url}], default_upstream="up", extra={"policy": policy})
+        cls.addClassCleanup(cls.gate.close)
+        cls.gate.start()
+        cls.off = harness.Ocigate([{"name": "up", "url": r.url, "pull_ahead": 0}], default_upstream="up",
+                                  extra={"policy": policy})
+        cls.addClassCleanup(cls.off.close)
+        cls.off.start()
+
+    def layer_gets(self, image):
+        return [self.registry.blob_gets(d) for d in image.layer_digests]
+
+    def test_the_first_layer_brings_the_others_into_the_cache_once(self):
+        image = self.images["pulled"]
+        self.assertEqual(request("GET", f"{self.gate.url}/v2/team/pulled/manifests/v1", headers=ACCEPT).status, 200)
+        r = request("GET", f"{self.gate.url}/v2/team/pulled/blobs/{image.layer_digests[0]}")
+        self.assertEqual(r.status, 200)
+        harness.wait_until(lambda: self.gate.metric_sum("ocigate_pull_ahead_layers_total", result="fetched") >= 4,
+                           10, "four layers pulled ahead")
+        self.assertEqual(self.layer_gets(image), [1] * 5)
+        result, dest = self.copy(f"{self.gate.host}/team/pulled:v1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(set(harness.verify_dir_copy(dest)), {image.config_digest, *image.layer_digests})
+        self.assertEqual(self.layer_gets(image), [1] * 5, "skopeo found every layer cached")
+
+    def test_reading_the_manifest_and_config_fetches_no_layer(self):
+        image = self.images["inspected"]
+        result = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{self.gate.host}/team/inspected:v1"],
+                                capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        time.sleep(0.5)
+        self.assertEqual(self.layer_gets(image), [0] * 5)
+
+    def test_zero_fetches_only_what_the_client_asks_for(self):
+        image = self.images["off"]
+        self.assertEqual(request("GET", f"{self.off.url}/v2/team/off/manifests/v1", headers=ACCEPT).status, 200)
+        self.assertEqual(request("GET", f"{self.off.url}/v2/team/off/blobs/{image.layer_digests[2]}").status, 200)
+        time.sleep(0.5)
+        self.assertEqual(self.layer_gets(image), [0, 0, 1, 0, 0])
+
+
 class CachedBlobRot(unittest.TestCase):
     """A cached blob whose file changed on disk after it was cached (bit rot, a careless hand)."""
 

@@ -43,6 +43,9 @@ struct Upstream {
   // Longest wait for one of those slots; past it the client gets 503 UNAVAILABLE with Retry-After,
   // so a burst queues briefly instead of holding every client until its own timeout.
   std::chrono::seconds fetch_slot_timeout{30};
+  // Once a client GETs a layer of an image whose manifest it was served, the image's other layers
+  // are fetched into the cache ahead of it, this many at a time; 0 = off.
+  unsigned pull_ahead = 2;
   bool implicit_library = false;  // Docker Hub: "alpine" means "library/alpine"; default true for docker.io
 };
 

@@ -31,6 +31,8 @@ class Metrics {
   // status: the HTTP status as text, or "error" for transport failures
   void record_upstream(std::string_view upstream, std::string_view status, double seconds);
   void record_upstream_fetch(std::string_view upstream, std::string_view kind);  // kind: blob|manifest
+  // A layer the mirror fetched ahead of a pulling client (upstreams[].pull_ahead); result: fetched|cached|failed.
+  void record_pull_ahead(std::string_view upstream, std::string_view result);
   void record_digest_mismatch(std::string_view upstream);
   // The cache could not take a blob being fetched. stage: begin (no file for it), append (a write
   // failed: the fetch fails), commit (sync or index write failed after the bytes were verified: its
@@ -108,6 +110,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* upstream_requests_;
   prometheus::Family<prometheus::Histogram>* upstream_seconds_;
   prometheus::Family<prometheus::Counter>* upstream_fetches_;
+  prometheus::Family<prometheus::Counter>* pull_ahead_;
   prometheus::Family<prometheus::Counter>* cache_write_failures_;
   prometheus::Family<prometheus::Counter>* digest_mismatches_;
   prometheus::Family<prometheus::Counter>* malformed_;

@@ -105,6 +105,11 @@ asio::awaitable<std::optional<layers::LayerReport>> StreamScans::stream_report(T
   co_return co_await scan_flights_.run(layer.digest, work);
 }
 
+asio::awaitable<void> StreamScans::scan_ahead(Target target, oci::Descriptor layer) {
+  auto scan = stream_report(std::move(target), std::move(layer));  // by-value arguments outside the co_await (GCC 12)
+  (void)co_await std::move(scan);
+}
+
 // Scans the layer from the fetch clients follow (or from the cache when it is already there).
 asio::awaitable<std::optional<layers::LayerReport>> StreamScans::scan_following(Target target, oci::Descriptor layer) {
   if (store_.blob_size(layer.digest)) {

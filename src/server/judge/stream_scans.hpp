@@ -36,6 +36,10 @@ class StreamScans {
   // Wraps a blob answer of a watched layer: a range is judged before its first byte, a whole blob
   // before its last; an image that now breaks the policy cuts the transfer.
   boost::asio::awaitable<Reply> gate_blob(Reply reply, const std::string& digest);
+  // A layer of a watched image (pull-ahead): fetched and scanned as it streams in, the way a
+  // client's pull of it would be; the image is judged again when a client asks for the layer.
+  bool watched_layer(const std::string& digest) const { return !watch_.with_layer(digest).empty(); }
+  boost::asio::awaitable<void> scan_ahead(Target target, oci::Descriptor layer);
 
  private:
   boost::asio::awaitable<std::optional<layers::LayerReport>> stream_report(Target target, oci::Descriptor layer);

@@ -20,6 +20,7 @@ asio::awaitable<Reply> BlobFlow::answer(const Request& req, const Target& target
                                             "through its manifest (policy.blob_access: referenced)");
   }
   if (auto why = judge_.refused_layer(digest)) co_return error_reply(Errc::denied, *why);
+  if (req.method() == http::verb::get) pull_ahead_.layer_requested(target, digest);
   // Opened, not only looked up: a blob whose file was lost is dropped here and fetched again.
   if (auto reader = store_.open_blob(digest)) {
     metrics_.record_cache("blob", "hit");

@@ -18,6 +18,7 @@
 #include "ocigate/config/config.hpp"
 #include "ocigate/metrics/metrics.hpp"
 #include "pull/blob_fetch.hpp"
+#include "pull/pull_ahead.hpp"
 #include "pull/routing.hpp"
 
 namespace ocigate::server {
@@ -25,8 +26,8 @@ namespace ocigate::server {
 class BlobFlow {
  public:
   BlobFlow(const config::Config& config, cache::Store& store, metrics::Metrics& metrics, BlobFetches& fetches,
-           ImageJudge& judge)
-      : config_(config), store_(store), metrics_(metrics), fetches_(fetches), judge_(judge) {}
+           ImageJudge& judge, PullAhead& pull_ahead)
+      : config_(config), store_(store), metrics_(metrics), fetches_(fetches), judge_(judge), pull_ahead_(pull_ahead) {}
 
   boost::asio::awaitable<Reply> answer(const http::request<http::empty_body>& request, const Target& target,
                                        const std::string& digest);
@@ -47,6 +48,7 @@ class BlobFlow {
   metrics::Metrics& metrics_;
   BlobFetches& fetches_;
   ImageJudge& judge_;
+  PullAhead& pull_ahead_;
 };
 
 }  // namespace ocigate::server

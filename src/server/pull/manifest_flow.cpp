@@ -126,6 +126,7 @@ asio::awaitable<Reply> ManifestFlow::answer(const Request& req, const Target& ta
   auto verdict = co_await judge_.judge(image);
   if (verdict.decision == policy::Decision::block) co_return denied_reply(verdict);
   judge_.blob_access().allow(parsed->blob_digests());
+  if (req.method() == http::verb::get) pull_ahead_.remember(target, parsed->layers);
   Reply reply = manifest_reply(*data, req.method() == http::verb::head);
   for (const auto& warning : verdict.warning_headers()) reply.head.insert(http::field::warning, warning);
   reply.verdict = verdict.decision == policy::Decision::warn ? "warn" : "allow";

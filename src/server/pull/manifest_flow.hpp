@@ -15,6 +15,7 @@
 #include "ocigate/metrics/metrics.hpp"
 #include "pull/content.hpp"
 #include "pull/flights.hpp"
+#include "pull/pull_ahead.hpp"
 
 namespace ocigate::server {
 
@@ -24,8 +25,8 @@ bool is_artifact(const oci::Manifest& manifest, const std::string& reference);
 
 class ManifestFlow {
  public:
-  ManifestFlow(cache::Store& store, metrics::Metrics& metrics, ImageJudge& judge)
-      : store_(store), metrics_(metrics), judge_(judge) {}
+  ManifestFlow(cache::Store& store, metrics::Metrics& metrics, ImageJudge& judge, PullAhead& pull_ahead)
+      : store_(store), metrics_(metrics), judge_(judge), pull_ahead_(pull_ahead) {}
 
   // client: the peer address, for the audit log.
   boost::asio::awaitable<Reply> answer(const http::request<http::empty_body>& request, const Target& target,
@@ -47,6 +48,7 @@ class ManifestFlow {
   cache::Store& store_;
   metrics::Metrics& metrics_;
   ImageJudge& judge_;
+  PullAhead& pull_ahead_;
   FlightMap<Result<ManifestData>> flights_;
 };
 

@@ -15,8 +15,9 @@ Proxy::Proxy(const config::Config& config, cache::Store& store, metrics::Metrics
       fetches_(FetchContext{store, metrics, config.server.idle_timeout}, executor,
                static_cast<unsigned>(allowed_cpus().size())),
       judge_(store, metrics, policy, *this, fetches_, executor),
-      manifests_(store, metrics, judge_),
-      blobs_(config, store, metrics, fetches_, judge_),
+      pull_ahead_(store, metrics, fetches_, judge_, executor),
+      manifests_(store, metrics, judge_, pull_ahead_),
+      blobs_(config, store, metrics, fetches_, judge_, pull_ahead_),
       listings_(store, metrics, manifests_) {
   for (const auto& upstream : config_.upstreams) {
     clients_.emplace(upstream.name, upstream::Client::create(executor, upstream));

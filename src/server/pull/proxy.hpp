@@ -24,6 +24,7 @@
 #include "pull/content.hpp"
 #include "pull/listing_flow.hpp"
 #include "pull/manifest_flow.hpp"
+#include "pull/pull_ahead.hpp"
 #include "reply.hpp"
 
 namespace ocigate::server {
@@ -55,6 +56,7 @@ class Proxy final : public Content {
   std::map<std::string, std::shared_ptr<upstream::Client>, std::less<>> clients_;
   BlobFetches fetches_;
   ImageJudge judge_;
+  PullAhead pull_ahead_;
   ManifestFlow manifests_;
   BlobFlow blobs_;
   ListingFlow listings_;

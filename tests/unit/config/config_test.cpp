@@ -134,6 +134,7 @@ upstreams:
   EXPECT_EQ(up.response_timeout, seconds(30));
   EXPECT_EQ(up.idle_timeout, seconds(60));
   EXPECT_EQ(up.max_connections, 32u);
+  EXPECT_EQ(up.pull_ahead, 2u);
   EXPECT_EQ(config.default_upstream, "localhost:5001");  // the only upstream
   EXPECT_FALSE(config.policy);
 }
@@ -167,6 +168,7 @@ upstreams:
     response_timeout: 1m
     idle_timeout: 90s
     max_connections: 8
+    pull_ahead: 0
   - name: ghcr.io
     url: https://ghcr.io/
     implicit_library: true
@@ -202,6 +204,7 @@ policy:
   EXPECT_EQ(hub.response_timeout, seconds(60));
   EXPECT_EQ(hub.idle_timeout, seconds(90));
   EXPECT_EQ(hub.max_connections, 8u);
+  EXPECT_EQ(hub.pull_ahead, 0u);
   EXPECT_TRUE(hub.implicit_library);
   const auto& ghcr = config.upstreams[1];
   EXPECT_EQ(ghcr.url, "https://ghcr.io/");
@@ -216,7 +219,7 @@ policy:
   EXPECT_EQ(config.log.level, "debug");
   ASSERT_TRUE(config.policy && config.policy->IsMap());
   EXPECT_EQ((*config.policy)["rules"][0]["deny"].Scalar(), "latest");
-  EXPECT_EQ((*config.policy)["rules"].Mark().line + 1, 33);  // the policy module reports lines from these marks
+  EXPECT_EQ((*config.policy)["rules"].Mark().line + 1, 34);  // the policy module reports lines from these marks
 }
 
 TEST(ConfigParse, AcceptsJson) {
@@ -563,6 +566,11 @@ TEST(ConfigRefusal, ThreadsAboveTheLimit) {
 
 TEST(ConfigRefusal, NoPooledConnections) {
   EXPECT_TRUE(refused(upstream_field("max_connections: 0"), 4, "upstreams[0].max_connections", "between 1 and"));
+}
+
+TEST(ConfigRefusal, PullAheadBeyondSixteen) {
+  EXPECT_TRUE(refused(upstream_field("pull_ahead: 17"), 4, "upstreams[0].pull_ahead", "between 0 and 16"));
+  EXPECT_TRUE(refused(upstream_field("pull_ahead: -1"), 4, "upstreams[0].pull_ahead", "whole number"));
 }
 
 TEST(ConfigRefusal, NotABoolean) {

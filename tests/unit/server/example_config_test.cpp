@@ -48,6 +48,7 @@ TEST(ExampleConfig, LoadsAndEqualsTheBuiltInDefault) {
   EXPECT_EQ(a.max_connections, b.max_connections);
   EXPECT_EQ(a.max_concurrent_fetches, b.max_concurrent_fetches);
   EXPECT_EQ(a.fetch_slot_timeout, b.fetch_slot_timeout);
+  EXPECT_EQ(a.pull_ahead, b.pull_ahead);
 }
 
 TEST(ExampleConfig, PolicyEqualsTheDefaultPolicy) {

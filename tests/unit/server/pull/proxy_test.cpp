@@ -1,13 +1,17 @@
-// server/proxy: a blob request through the whole pull flow, against a scripted upstream and a real
-// cache whose commits can be made to fail.
+// server/proxy: blob requests through the whole pull flow, against a scripted upstream and a real
+// cache whose commits can be made to fail; pull-ahead of an image's layers.
 #include "pull/proxy.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -77,8 +81,9 @@ class ProxyBlobTest : public ::testing::Test {
   }
 
   // Runs one request through the proxy to the end of its body, within 10 s.
-  std::shared_ptr<Answer> get(Proxy& proxy, const std::string& target, const std::string& range = "") {
-    http::request<http::empty_body> request{http::verb::get, target, 11};
+  std::shared_ptr<Answer> get(Proxy& proxy, const std::string& target, const std::string& range = "",
+                              http::verb method = http::verb::get) {
+    http::request<http::empty_body> request{method, target, 11};
     if (!range.empty()) request.set(http::field::range, range);
     auto out = std::make_shared<Answer>();
     asio::co_spawn(io_, ask(proxy, std::move(request), out), asio::detached);
@@ -89,6 +94,16 @@ class ProxyBlobTest : public ::testing::Test {
     }
     EXPECT_TRUE(out->reply) << "no answer within 10 s";
     return out;
+  }
+
+  // Runs the proxy's background work until done() holds or the time is up; done() at the end.
+  bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      io_.restart();
+      io_.run_one_until(std::min(deadline, std::chrono::steady_clock::now() + 10ms));
+    }
+    return done();
   }
 
   // io_ last: destroyed first, with any coroutine it still holds.
@@ -145,6 +160,163 @@ TEST_F(ProxyBlobTest, ARangeOnAnUncachedBlobIsAnsweredOnceItIsCommitted) {
   EXPECT_EQ(ranged->body, bytes.substr(0, 10));
   EXPECT_TRUE(store_->open_blob(digest));
   EXPECT_EQ(server.requests().size(), 1U);
+}
+
+// Pull-ahead (upstreams[].pull_ahead): an image of four layers and its config in lib/app.
+class PullAheadTest : public ProxyBlobTest {
+ protected:
+  PullAheadTest() {
+    for (std::uint32_t i = 0; i < 4; ++i) {
+      layers_.push_back(test::pattern_bytes(300 * 1024 + i, 40 + i));
+      digests_.push_back(oci::sha256_digest(layers_.back()));
+    }
+    const std::string config = R"({"architecture":"amd64","os":"linux","config":{"User":"1000"},"rootfs":{"type":"layers","diff_ids":[]}})";
+    config_digest_ = oci::sha256_digest(config);
+    std::string layer_list;
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      if (i) layer_list += ",";
+      layer_list += R"({"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":")" + digests_[i] +
+                    R"(","size":)" + std::to_string(layers_[i].size()) + "}";
+    }
+    manifest_ = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" +
+                config_digest_ + R"(","size":)" + std::to_string(config.size()) + R"(},"layers":[)" + layer_list + "]}";
+    blobs_[config_digest_] = config;
+    for (std::size_t i = 0; i < layers_.size(); ++i) blobs_[digests_[i]] = layers_[i];
+  }
+
+  // The upstream: the manifest as lib/app:v1, every blob, and a 500 for the digests in failing.
+  upstream::test::Handler registry(std::vector<std::string> failing = {}) {
+    return [this, failing](const ServerRequest& r) {
+      const std::string target(r.target());
+      if (target == "/v2/lib/app/manifests/v1") {
+        auto reply = upstream::test::Reply::ok(manifest_);
+        reply.headers = {{"Content-Type", "application/vnd.oci.image.manifest.v1+json"},
+                         {"Docker-Content-Digest", oci::sha256_digest(manifest_)}};
+        return reply;
+      }
+      for (const auto& [digest, bytes] : blobs_) {
+        if (target != "/v2/lib/app/blobs/" + digest) continue;
+        if (std::find(failing.begin(), failing.end(), digest) != failing.end()) {
+          return upstream::test::Reply::with_status(500);
+        }
+        return upstream::test::Reply::ok(bytes);
+      }
+      return upstream::test::Reply::with_status(404);
+    };
+  }
+
+  config::Config config_with(const TestServer& server, unsigned pull_ahead) {
+    auto config = config_for(server);
+    config.upstreams[0].pull_ahead = pull_ahead;
+    return config;
+  }
+
+  // How many times the upstream was asked for this blob.
+  static std::size_t asked(const TestServer& server, const std::string& digest) {
+    std::size_t n = 0;
+    for (const auto& r : server.requests()) n += std::string(r.target()) == "/v2/lib/app/blobs/" + digest;
+    return n;
+  }
+
+  bool cached(std::size_t from, std::size_t to) {
+    for (std::size_t i = from; i < to; ++i) {
+      if (!store_->blob_size(digests_[i])) return false;
+    }
+    return true;
+  }
+
+  double pulled_ahead(const std::string& result) {
+    const std::string series = "ocigate_pull_ahead_layers_total{result=\"" + result + "\",upstream=\"up\"} ";
+    const std::string text = metrics_.render();
+    auto at = text.find(series);
+    return at == std::string::npos ? 0 : std::stod(text.substr(at + series.size()));
+  }
+
+  std::string layer_path(std::size_t i) const { return "/v2/lib/app/blobs/" + digests_[i]; }
+
+  std::vector<std::string> layers_, digests_;
+  std::string config_digest_, manifest_;
+  std::map<std::string, std::string> blobs_;
+};
+
+// The walk takes the layers after the one asked for, then those before it, and never that one.
+TEST(PullAheadOrder, LayersAfterTheAskedOneComeFirstAndTheAskedOneNever) {
+  EXPECT_EQ(pull_ahead_order(4, 0), (std::vector<std::size_t>{1, 2, 3}));
+  EXPECT_EQ(pull_ahead_order(4, 2), (std::vector<std::size_t>{3, 0, 1}));
+  EXPECT_EQ(pull_ahead_order(4, 3), (std::vector<std::size_t>{0, 1, 2}));
+  EXPECT_TRUE(pull_ahead_order(1, 0).empty());
+}
+
+// A client that GETs the first layer finds the others cached or under way when it asks for them:
+// each is fetched from the upstream once, and the next request is a cache hit.
+TEST_F(PullAheadTest, TheFirstLayerAClientGetsBringsTheOthersIntoTheCache) {
+  TestServer server(registry());
+  const auto config = config_with(server, 2);
+  PolicyHolder holder(serve_everything());
+  Proxy proxy(config, *store_, metrics_, holder, io_.get_executor());
+
+  ASSERT_EQ(get(proxy, "/v2/lib/app/manifests/v1")->reply->head.result_int(), 200u);
+  auto first = get(proxy, layer_path(0));
+  ASSERT_EQ(first->reply->head.result_int(), 200u);
+  EXPECT_TRUE(first->body == layers_[0]);
+
+  ASSERT_TRUE(run_until([&] { return cached(1, 4); })) << "layers 1-3 were not pulled ahead";
+  auto second = get(proxy, layer_path(1));
+  EXPECT_EQ(second->reply->cache, "hit");
+  EXPECT_TRUE(second->body == layers_[1]);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(asked(server, digests_[i]), 1U) << "layer " << i;
+  EXPECT_TRUE(run_until([&] { return pulled_ahead("fetched") == 3; })) << metrics_.render();
+}
+
+// A manifest alone (an inspect, a digest lookup) costs no layer bytes; nor does a HEAD of it
+// followed by a layer request: only a manifest a client was sent is remembered.
+TEST_F(PullAheadTest, AManifestAloneOrItsHeadFetchesNoOtherLayer) {
+  TestServer server(registry());
+  const auto config = config_with(server, 2);
+  PolicyHolder holder(serve_everything());
+  Proxy proxy(config, *store_, metrics_, holder, io_.get_executor());
+
+  ASSERT_EQ(get(proxy, "/v2/lib/app/manifests/v1", "", http::verb::head)->reply->head.result_int(), 200u);
+  ASSERT_EQ(get(proxy, layer_path(0))->reply->head.result_int(), 200u);
+  run_until([] { return false; }, 300ms);
+  for (std::size_t i = 1; i < 4; ++i) EXPECT_EQ(asked(server, digests_[i]), 0U) << "layer " << i;
+
+  ASSERT_EQ(get(proxy, "/v2/lib/app/manifests/v1")->reply->head.result_int(), 200u);
+  run_until([] { return false; }, 300ms);
+  for (std::size_t i = 1; i < 4; ++i) EXPECT_EQ(asked(server, digests_[i]), 0U) << "layer " << i;
+}
+
+// pull_ahead: 0 turns it off: only what clients ask for is fetched.
+TEST_F(PullAheadTest, ZeroFetchesOnlyWhatClientsAskFor) {
+  TestServer server(registry());
+  const auto config = config_with(server, 0);
+  PolicyHolder holder(serve_everything());
+  Proxy proxy(config, *store_, metrics_, holder, io_.get_executor());
+
+  ASSERT_EQ(get(proxy, "/v2/lib/app/manifests/v1")->reply->head.result_int(), 200u);
+  ASSERT_EQ(get(proxy, layer_path(2))->reply->head.result_int(), 200u);
+  run_until([] { return false; }, 300ms);
+  EXPECT_EQ(asked(server, digests_[2]), 1U);
+  for (std::size_t i : {0, 1, 3}) EXPECT_EQ(asked(server, digests_[i]), 0U) << "layer " << i;
+}
+
+// A layer the upstream fails stops the walk: the upstream is left alone, the failure is counted,
+// and the client's own request for that layer says what went wrong.
+TEST_F(PullAheadTest, ALayerTheUpstreamFailsStopsTheWalk) {
+  TestServer server(registry({digests_[1]}));
+  const auto config = config_with(server, 1);
+  PolicyHolder holder(serve_everything());
+  Proxy proxy(config, *store_, metrics_, holder, io_.get_executor());
+
+  ASSERT_EQ(get(proxy, "/v2/lib/app/manifests/v1")->reply->head.result_int(), 200u);
+  ASSERT_EQ(get(proxy, layer_path(0))->reply->head.result_int(), 200u);
+  ASSERT_TRUE(run_until([&] { return pulled_ahead("failed") == 1; })) << metrics_.render();
+  run_until([] { return false; }, 300ms);
+  EXPECT_EQ(asked(server, digests_[1]), 1U);
+  EXPECT_EQ(asked(server, digests_[2]), 0U);
+  EXPECT_EQ(asked(server, digests_[3]), 0U);
+  EXPECT_EQ(pulled_ahead("fetched"), 0);
+  EXPECT_EQ(get(proxy, layer_path(1))->reply->head.result_int(), 502u);
 }
 
 }  // namespace ocigate::server
