@@ -70,11 +70,6 @@ void PullAhead::layer_requested(const Target& target, const std::string& digest)
   for (unsigned i = 0; i < walk->workers; ++i) asio::co_spawn(strand, run(walk), asio::detached);
 }
 
-std::size_t PullAhead::walks() const {
-  std::lock_guard lock(mutex_);
-  return walks_;
-}
-
 // Fetches one layer into the cache the way a client's pull would: through the single-flight
 // fetch, and for a layer of an image judged without its layers, scanned as it streams in.
 asio::awaitable<Status> PullAhead::fetch(const Target& target, const oci::Descriptor& layer) {

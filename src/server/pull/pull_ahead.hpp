@@ -44,8 +44,6 @@ class PullAhead {
   // image's other layers are pulled ahead, once per manifest request.
   void layer_requested(const Target& target, const std::string& digest);
 
-  std::size_t walks() const;
-
  private:
   struct Image;
   struct Walk;
@@ -58,7 +56,7 @@ class PullAhead {
   BlobFetches& fetches_;
   ImageJudge& judge_;
   boost::asio::any_io_executor executor_;
-  mutable std::mutex mutex_;
+  std::mutex mutex_;
   LruMap<std::shared_ptr<Image>> images_{remembered_layers};  // "<upstream>/<repo>@<layer>" → image
   std::size_t walks_ = 0;
 };
