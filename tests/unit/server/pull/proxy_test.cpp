@@ -205,10 +205,24 @@ class PullAheadTest : public ProxyBlobTest {
     };
   }
 
-  config::Config config_with(const TestServer& server, unsigned pull_ahead) {
-    auto config = config_for(server);
-    config.upstreams[0].pull_ahead = pull_ahead;
-    return config;
+  // The upstream and a proxy in front of it with this pull_ahead; the policy serves everything.
+  struct Mirror {
+    Mirror(PullAheadTest& test, unsigned pull_ahead, std::vector<std::string> failing)
+        : server(test.registry(std::move(failing))),
+          config(with_pull_ahead(test.config_for(server), pull_ahead)),
+          holder(serve_everything()),
+          proxy(config, *test.store_, test.metrics_, holder, test.io_.get_executor()) {}
+    static config::Config with_pull_ahead(config::Config config, unsigned pull_ahead) {
+      config.upstreams[0].pull_ahead = pull_ahead;
+      return config;
+    }
+    TestServer server;
+    config::Config config;
+    PolicyHolder holder;
+    Proxy proxy;
+  };
+  std::unique_ptr<Mirror> mirror_with(unsigned pull_ahead, std::vector<std::string> failing = {}) {
+    return std::make_unique<Mirror>(*this, pull_ahead, std::move(failing));
   }
 
   // How many times the upstream was asked for this blob.
@@ -250,10 +264,9 @@ TEST(PullAheadOrder, LayersAfterTheAskedOneComeFirstAndTheAskedOneNever) {
 // A client that GETs the first layer finds the others cached or under way when it asks for them:
 // each is fetched from the upstream once, and the next request is a cache hit.
 TEST_F(PullAheadTest, TheFirstLayerAClientGetsBringsTheOthersIntoTheCache) {
-  TestServer server(registry());
-  const auto config = config_with(server, 2);
-  PolicyHolder holder(serve_everything());
-  Proxy proxy(config, *store_, metrics_, holder, io_.get_executor());
+  auto mirror = mirror_with(2);
+  TestServer& server = mirror->server;
+  Proxy& proxy = mirror->proxy;
 
   ASSERT_EQ(get(proxy, "/v2/lib/app/manifests/v1")->reply->head.result_int(), 200u);
   auto first = get(proxy, layer_path(0));
@@ -271,10 +284,9 @@ TEST_F(PullAheadTest, TheFirstLayerAClientGetsBringsTheOthersIntoTheCache) {
 // A manifest alone (an inspect, a digest lookup) costs no layer bytes; nor does a HEAD of it
 // followed by a layer request: only a manifest a client was sent is remembered.
 TEST_F(PullAheadTest, AManifestAloneOrItsHeadFetchesNoOtherLayer) {
-  TestServer server(registry());
-  const auto config = config_with(server, 2);
-  PolicyHolder holder(serve_everything());
-  Proxy proxy(config, *store_, metrics_, holder, io_.get_executor());
+  auto mirror = mirror_with(2);
+  TestServer& server = mirror->server;
+  Proxy& proxy = mirror->proxy;
 
   ASSERT_EQ(get(proxy, "/v2/lib/app/manifests/v1", "", http::verb::head)->reply->head.result_int(), 200u);
   ASSERT_EQ(get(proxy, layer_path(0))->reply->head.result_int(), 200u);
@@ -288,10 +300,9 @@ TEST_F(PullAheadTest, AManifestAloneOrItsHeadFetchesNoOtherLayer) {
 
 // pull_ahead: 0 turns it off: only what clients ask for is fetched.
 TEST_F(PullAheadTest, ZeroFetchesOnlyWhatClientsAskFor) {
-  TestServer server(registry());
-  const auto config = config_with(server, 0);
-  PolicyHolder holder(serve_everything());
-  Proxy proxy(config, *store_, metrics_, holder, io_.get_executor());
+  auto mirror = mirror_with(0);
+  TestServer& server = mirror->server;
+  Proxy& proxy = mirror->proxy;
 
   ASSERT_EQ(get(proxy, "/v2/lib/app/manifests/v1")->reply->head.result_int(), 200u);
   ASSERT_EQ(get(proxy, layer_path(2))->reply->head.result_int(), 200u);
@@ -303,10 +314,9 @@ TEST_F(PullAheadTest, ZeroFetchesOnlyWhatClientsAskFor) {
 // A layer the upstream fails stops the walk: the upstream is left alone, the failure is counted,
 // and the client's own request for that layer says what went wrong.
 TEST_F(PullAheadTest, ALayerTheUpstreamFailsStopsTheWalk) {
-  TestServer server(registry({digests_[1]}));
-  const auto config = config_with(server, 1);
-  PolicyHolder holder(serve_everything());
-  Proxy proxy(config, *store_, metrics_, holder, io_.get_executor());
+  auto mirror = mirror_with(1, {digests_[1]});
+  TestServer& server = mirror->server;
+  Proxy& proxy = mirror->proxy;
 
   ASSERT_EQ(get(proxy, "/v2/lib/app/manifests/v1")->reply->head.result_int(), 200u);
   ASSERT_EQ(get(proxy, layer_path(0))->reply->head.result_int(), 200u);
