@@ -172,10 +172,12 @@ bool StreamScans::rejudge(const StreamImage& image, const std::string& layer) {
   // that itself carries a blocking violation is refused from now on, whichever layer's transfer
   // found it: the image is no longer watched, and a client may be on that layer or ask for it
   // later (another client's concurrent download, or a layer scanned as it was pulled ahead).
+  bool culprit = false;
   for (const auto& each : image.layers) {
-    if (introduced_by(verdict, each.digest)) verdicts_.block_layer(each.digest, verdict.denied_message());
+    if (!introduced_by(verdict, each.digest)) continue;
+    verdicts_.block_layer(each.digest, verdict.denied_message());
+    culprit = culprit || each.digest == layer;
   }
-  const bool culprit = introduced_by(verdict, layer);
   log::warn("image breaks the policy after its manifest was served; cutting a layer transfer",
             {{"image", verdict.image}, {"digest", verdict.digest}, {"layer", layer}, {"layer_refused", culprit},
              {"checks", nlohmann::json(verdict.violated_checks(policy::Action::block))}});
