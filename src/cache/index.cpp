@@ -184,7 +184,8 @@ bool Index::past_stop_grace() const {
   return stopping() && std::chrono::steady_clock::now().time_since_epoch().count() >= stop_deadline_.load();
 }
 
-void Index::stop_reaping() {
+// Starts the grace the reaper has left; it ends the reaper's loop once the queue is empty.
+void Index::start_stop_grace() {
   {
     std::lock_guard lock(reaper_mutex_);
     if (!stopping()) {
@@ -193,6 +194,10 @@ void Index::stop_reaping() {
     }
   }
   reaper_wake_.notify_one();
+}
+
+void Index::stop_reaping() {
+  start_stop_grace();
   if (reaper_.joinable()) reaper_.join();
 }
 
@@ -374,8 +379,11 @@ void Index::close() {
   (void)db->Close();
   db.reset();
   closed = true;
-  db_lock.unlock();
+  // The last files are queued and the grace starts before the lock is released: a caller that
+  // then finds the store closed finds the reaper already stopping, never still at full pace.
   hand_to_reaper();
+  start_stop_grace();
+  db_lock.unlock();
   stop_reaping();
 }
 

@@ -147,6 +147,7 @@ class Index {
   void reap_until_stopped();
   bool stopping() const;
   bool past_stop_grace() const;
+  void start_stop_grace();
   void stop_reaping();
   Status load_metas(LiveIds& live_ids);
   void drop_duplicate_claims(std::vector<std::pair<std::uint64_t, Slot*>>& by_id, rocksdb::WriteBatch& cleanup);
