@@ -77,8 +77,9 @@ asio::awaitable<beast::error_code> read_header(Connection& connection, Parser& p
 
 asio::awaitable<beast::error_code> read_body_step(Connection& connection, Parser& parser) {
   // Beast reads at most the buffer's spare capacity (512 bytes minimum); after a header that is
-  // a few hundred bytes, so a body would cost a system call per half kilobyte. Blob bodies are
-  // read in pieces of up to this size (BlobFetches asks for 256 KiB): fewer, larger reads.
+  // a few hundred bytes, so a body would cost a system call per half kilobyte. A chunked body is
+  // read in steps of up to this size; a Content-Length body skips the parser and is read straight
+  // into the caller's buffer (read_raw).
   constexpr std::size_t body_read_size = 256 * 1024;
   if (connection.buffer.capacity() < body_read_size) connection.buffer.reserve(body_read_size);
   if (connection.plain) {

@@ -19,8 +19,10 @@ namespace asio = boost::asio;
 
 namespace {
 
-constexpr std::size_t piece_size = 256 * 1024;  // upstream reads
-constexpr std::size_t hash_depth = 3;            // pieces read ahead of the hash: at most 768 KiB per fetch
+// Upstream reads of up to 1 MiB: against 256 KiB, a cold stream costs ~20% less CPU (fewer reads,
+// writes, hash hand-offs and follower wake-ups per byte) and runs ~15% faster (bench/README.md).
+constexpr std::size_t piece_size = 1024 * 1024;
+constexpr std::size_t hash_depth = 2;  // pieces read ahead of the hash: at most 2 MiB per fetch
 
 // Readers of the cache ask for the rest of the current chunk: one stream holds one chunk at most.
 std::uint64_t to_chunk_end(std::uint64_t offset, std::uint32_t chunk_size) { return chunk_size - offset % chunk_size; }
