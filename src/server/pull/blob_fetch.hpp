@@ -119,6 +119,7 @@ class BlobFetches {
   // Each fetch hashes its body on a strand of this pool, beside the I/O thread that reads it.
   boost::asio::thread_pool hash_pool_;
   std::atomic<unsigned> commits_pending_{0};  // queued or running on commit_pool_
+  std::atomic<unsigned> big_piece_fetches_{0};  // fetches reading 1 MiB pieces (blob_fetch.cpp)
   // Commits flush and sync to disk (tens of ms): kept off the I/O threads, which carry every other
   // transfer meanwhile. Last member: joined first, while what its work refers to still exists.
   boost::asio::thread_pool commit_pool_{2};
