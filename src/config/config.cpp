@@ -309,7 +309,7 @@ bool both_bind(const Endpoint& a, const Endpoint& b) {
 void load_server(const Loader& l, const YAML::Node& node, Server& s) {
   l.only_keys(node, "server", {"instance", "listen", "metrics_listen", "threads", "pin_threads", "max_header_bytes", "header_timeout",
                                "idle_timeout", "shutdown_grace", "malformed_per_minute", "tls", "max_uri_bytes",
-                               "requests_per_second", "burst", "max_connections_per_client"});
+                               "requests_per_second", "burst", "max_connections_per_client", "trusted_proxies"});
   if (node.IsNull()) return;
   if (node["instance"]) {
     s.instance = l.scalar(node["instance"], "server.instance");
@@ -354,6 +354,14 @@ void load_server(const Loader& l, const YAML::Node& node, Server& s) {
   if (node["max_connections_per_client"]) {
     s.max_connections_per_client = static_cast<unsigned>(
         l.unsigned_int(node["max_connections_per_client"], "server.max_connections_per_client", 0, 1000000));
+  }
+  if (node["trusted_proxies"]) {
+    const auto& list = node["trusted_proxies"];
+    for (const auto& item : l.located_list(list, "server.trusted_proxies")) {
+      auto network = net::Network::parse(item.value);
+      if (!network) l.refuse(list[s.trusted_proxies.size()], item.key, network.error().message);
+      s.trusted_proxies.push_back(std::move(*network));
+    }
   }
 }
 

@@ -99,10 +99,18 @@ class App final : public Responder {
 
   // Responder: every request passes the front door's limits and authentication, then the local
   // routes, then its pull grant and the proxy.
+  // Behind a trusted proxy the limits, the audit line and the access line go by the client it names.
   asio::awaitable<Reply> answer(const Request& req, const Peer& peer, std::string& user) override {
+    const std::string client = front_.client_of(req, peer.address);
+    Reply reply = co_await answer_from(req, peer, client, user);
+    if (client != peer.address) reply.client = client;
+    co_return reply;
+  }
+
+  asio::awaitable<Reply> answer_from(const Request& req, const Peer& peer, const std::string& client, std::string& user) {
     auto path = req.target().substr(0, req.target().find('?'));
     const bool probe = LocalRoutes::probe(path);
-    if (auto refused = front_.limit(req, peer.address, probe)) co_return std::move(*refused);
+    if (auto refused = front_.limit(req, client, probe)) co_return std::move(*refused);
     auto admission = co_await front_.authenticate(req, peer.cert_user, path, probe);
     if (admission.refusal) co_return std::move(*admission.refusal);
     user = admission.user;
@@ -112,13 +120,13 @@ class App final : public Responder {
     }
     if (auto api = local_.api(path)) co_return std::move(*api);
     if (auto refused = front_.authorize(req, user)) co_return std::move(*refused);
-    Reply reply = co_await proxy_.handle(req, peer.address);
+    Reply reply = co_await proxy_.handle(req, client);
     if (reply.head.result_int() == 503 && reply.head.find(http::field::retry_after) == reply.head.end()) {
       // Every 503 says when to come back (no fetch slot free, cache busy, shutting down): clients
       // that honour it spread their retries instead of hammering a saturated mirror.
       reply.head.set(http::field::retry_after, std::to_string(upstream::busy_retry_after));
     }
-    if (reply.head.result_int() == 400 && front_.malformed(peer.address, "bad_request")) reply.close = true;
+    if (reply.head.result_int() == 400 && front_.malformed(client, "bad_request")) reply.close = true;
     co_return reply;
   }
 

@@ -60,6 +60,7 @@ struct Reply {
   std::string upstream;
   std::string error;                    // internal reason when the reply is an error
   std::string verdict;                  // policy verdict for gated manifests: allow | warn | block
+  std::string client;                   // the client a trusted proxy named; "" when it is the peer
 };
 
 // An OCI error answer: the status and JSON body server/errors maps the code to; a 429 carries

@@ -419,9 +419,10 @@ class Fleet:
 
     def new_replica(self, i):
         gate = harness.Ocigate(self.upstreams, default_upstream=HUB, extra={"policy": self.policy})
-        # Behind a load balancer every client has the balancer's address: one client's malformed requests
-        # must not lock the others out (deploy/lb/run-local and the Kubernetes overlay do the same).
-        gate.config["server"].update({"threads": 1, "malformed_per_minute": 1000000})
+        # The balancer connects from 127.0.0.1 and names each client in X-Forwarded-For. The clients without a
+        # source address of their own are on 127.0.0.1 too, so the per-address limits would still count them as
+        # one: one client's malformed requests must not lock the others out (as in deploy/lb/run-local).
+        gate.config["server"].update({"threads": 1, "malformed_per_minute": 1000000, "trusted_proxies": ["127.0.0.1"]})
         if self.named:
             gate.config["server"]["instance"] = f"fleet-{i}"
         gate._write_config()
@@ -599,6 +600,9 @@ class FleetTests:
             self.assertIn("non-root-user", a.body.decode())
         judged = self.fleet.wait_lines(
             mark, lambda l: l.get("route") == "manifest" and "blocked" in l.get("name", ""), 12)
+        self.assertEqual(sorted((l["client"], l.get("via")) for _, l in judged),
+                         sorted((client_address(2, i), "127.0.0.1") for i in range(12)),
+                         "each replica names the client the balancer forwarded, and the balancer as via")
         if not self.bounded_load:
             self.assertEqual(len({i for i, _ in judged}), 1, "every spelling and client reaches one replica")
         # The verdict is found through the load balancer, whichever replica judged it.

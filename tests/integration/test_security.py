@@ -448,6 +448,50 @@ class Security(unittest.TestCase):
         self.assertEqual(gate.metric_sum("ocigate_rate_limited_total", limit="connections"), 1)
         self.assertEqual(gate.stderr().count("connection refused: too many open connections"), 1)
 
+    # ---- behind a load balancer (server.trusted_proxies) ----
+
+    def test_behind_a_trusted_proxy_limits_and_lines_go_by_the_client_it_names(self):
+        gate = self.gate(tls=False, auth=False, server={"requests_per_second": "0.1", "burst": 2,
+                                                        "trusted_proxies": ["127.0.0.2"]})
+
+        def get(path, client, source="127.0.0.2"):
+            return request("GET", gate.url + path, headers=dict(ACCEPT, **{"X-Forwarded-For": client}),
+                           source=source).status
+
+        self.assertEqual([get("/v2/", "203.0.113.7") for _ in range(3)], [200, 200, 429])
+        self.assertEqual(get("/v2/team/app/manifests/v1", "1.2.3.4, 203.0.113.8"), 200,
+                         "another client behind the same proxy has a bucket of its own; what the client wrote "
+                         "before the proxy's entry does not count")
+        # A peer that is not a trusted proxy cannot choose its bucket or its name.
+        self.assertEqual([get("/v2/", f"203.0.113.{n}", source="127.0.0.3") for n in (20, 21, 22)], [200, 200, 429])
+        with open(gate.stdout_path) as f:
+            lines = [json.loads(line) for line in f if line.startswith("{")]
+        access = [l for l in lines if "route" in l and l.get("log") != "audit" and l["client"] != "127.0.0.1"]
+        self.assertEqual([(l["client"], l.get("via"), l["status"]) for l in access],
+                         [("203.0.113.7", "127.0.0.2", 200), ("203.0.113.7", "127.0.0.2", 200),
+                          ("203.0.113.7", "127.0.0.2", 429), ("203.0.113.8", "127.0.0.2", 200),
+                          ("127.0.0.3", None, 200), ("127.0.0.3", None, 200), ("127.0.0.3", None, 429)])
+        audits = [l for l in lines if l.get("log") == "audit" and l.get("digest") == self.app.digest]
+        self.assertTrue(audits, "the manifest's decision is audited")
+        self.assertEqual({a["client"] for a in audits}, {"203.0.113.8"})
+
+    def test_a_trusted_proxy_is_not_capped_per_address_and_others_still_are(self):
+        gate = self.gate(tls=False, auth=False, server={"max_connections_per_client": 1,
+                                                        "trusted_proxies": ["127.0.0.2"]})
+
+        def connect(source):
+            s = socket.create_connection(("127.0.0.1", gate.port), timeout=5, source_address=(source, 0))
+            self.addCleanup(s.close)
+            s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                return s.recv(100)
+            except ConnectionError:
+                return b""
+
+        self.assertTrue(all(connect("127.0.0.2").startswith(b"HTTP/1.1 200") for _ in range(3)))
+        self.assertTrue(connect("127.0.0.3").startswith(b"HTTP/1.1 200"))
+        self.assertEqual(connect("127.0.0.3"), b"", "a second connection from an untrusted address is closed")
+
 
 def exchange(port, data, source):
     """harness.raw_exchange from `source`; returns (status, {lower-case header: value}, body)."""

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ocigate/common/network.hpp"
 #include "ocigate/common/result.hpp"
 
 namespace YAML {
@@ -87,6 +88,10 @@ struct Server {
   double requests_per_second = 0;           // per client address (token bucket); 0 = no limit
   unsigned burst = 0;                       // bucket size; 0 = 2 * requests_per_second (at least 1)
   unsigned max_connections_per_client = 0;  // open connections per client address; 0 = no limit
+  // Load balancers and proxies in front: a request from one of these names its client in
+  // X-Forwarded-For. The limits, the access and audit lines and the webhooks then use that client;
+  // connections from them are not capped per address. Empty: the header is ignored.
+  std::vector<net::Network> trusted_proxies;
 };
 
 // auth: who may pull what. Absent = everyone may pull everything (the default, as before).

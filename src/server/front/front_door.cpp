@@ -4,6 +4,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "front/forwarded.hpp"
 #include "ocigate/oci/reference.hpp"
 #include "ocigate/server/log.hpp"
 #include "pull/routing.hpp"
@@ -71,7 +72,9 @@ std::shared_ptr<auth::Authenticator> FrontDoor::current_auth() {
   return auth_;
 }
 
+// A trusted proxy's connections carry many clients' requests: they are not capped per address.
 bool FrontDoor::open_connection(const std::string& peer) {
+  if (trusted_peer(config_.server.trusted_proxies, peer)) return true;
   if (connections_.acquire(peer)) return true;
   // Over max_connections_per_client: closed before reading anything, which costs us least.
   metrics_.record_limited("connections");
@@ -80,7 +83,13 @@ bool FrontDoor::open_connection(const std::string& peer) {
   return false;
 }
 
-void FrontDoor::close_connection(const std::string& peer) { connections_.release(peer); }
+void FrontDoor::close_connection(const std::string& peer) {
+  if (!trusted_peer(config_.server.trusted_proxies, peer)) connections_.release(peer);
+}
+
+std::string FrontDoor::client_of(const Request& request, const std::string& peer) const {
+  return forwarded_client(config_.server.trusted_proxies, peer, request);
+}
 
 bool FrontDoor::malformed(const std::string& peer, std::string_view reason) {
   metrics_.record_malformed(reason);

@@ -40,9 +40,11 @@ class FrontDoor {
   // SIGHUP: users, tokens and rules from the re-read file; an invalid one keeps the old ones.
   void reload_auth(const config::Config& next);
 
-  // Connections per address (server.max_connections_per_client).
+  // Connections per address (server.max_connections_per_client); not counted for trusted proxies.
   bool open_connection(const std::string& peer);
   void close_connection(const std::string& peer);
+  // The request's client: the peer, or the client a trusted proxy names (forwarded.hpp).
+  std::string client_of(const Request& request, const std::string& peer) const;
 
   // Rate, malformed budget and target length; probes (/healthz, /readyz) skip the rate limit.
   std::optional<Reply> limit(const Request& request, const std::string& peer, bool probe);

@@ -278,7 +278,7 @@ void Session<Stream>::finish_request(const Request& req, const Reply& reply, con
   const unsigned status = reply.head.result_int();
   metrics_.record_request(reply.route, std::string(req.method_string()), status, seconds);
   nlohmann::json line = {
-      {"client", peer_.address},
+      {"client", reply.client.empty() ? peer_.address : reply.client},
       {"method", std::string(req.method_string())},
       {"route", reply.route},
       {"name", reply.name},
@@ -294,6 +294,7 @@ void Session<Stream>::finish_request(const Request& req, const Reply& reply, con
   if (!reply.error.empty()) line["error"] = reply.error;
   if (!reply.verdict.empty()) line["verdict"] = reply.verdict;
   if (!user.empty()) line["user"] = user;
+  if (!reply.client.empty()) line["via"] = peer_.address;  // the trusted proxy it came through
   log::access(line);
 }
 

@@ -85,6 +85,23 @@ TEST(SecurityConfigTest, LoadsTlsLimitsAndAuth) {
   fs::remove(htpasswd);
 }
 
+TEST(SecurityConfigTest, TrustedProxiesAreNetworksAndNoneByDefault) {
+  auto none = parse_text(upstream());
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_TRUE(none->server.trusted_proxies.empty());
+  auto config = parse_text("server:\n  trusted_proxies: [10.0.0.0/8, 192.0.2.7, \"fd00::/8\"]\n" + upstream());
+  ASSERT_TRUE(config) << config.error().message;
+  ASSERT_EQ(config->server.trusted_proxies.size(), 3u);
+  EXPECT_EQ(config->server.trusted_proxies[1].text(), "192.0.2.7");
+  EXPECT_TRUE(config->server.trusted_proxies[2].contains(boost::asio::ip::make_address("fd12::1")));
+  expect_refused("server:\n  trusted_proxies:\n    - 10.0.0.0/8\n    - lb.example.com\n" + upstream(),
+                 "test.yaml:4: server.trusted_proxies[1]:", "'lb.example.com' is not an IP address");
+  expect_refused("server:\n  trusted_proxies: [10.0.0.1/8]\n" + upstream(), "test.yaml:2: server.trusted_proxies[0]:",
+                 "sets bits past its /8 prefix");
+  expect_refused("server:\n  trusted_proxies: 10.0.0.0/8\n" + upstream(), "test.yaml:2: server.trusted_proxies:",
+                 "must be a list");
+}
+
 TEST(SecurityConfigTest, RefusesBadValuesWithKeyAndLine) {
   expect_refused("server:\n  tls:\n    key_file: /x\n" + upstream(), "test.yaml:3: server.tls.cert_file:", "required");
   expect_refused("server:\n  tls:\n    cert_file: /nonexistent/c.pem\n    key_file: /x\n" + upstream(),
