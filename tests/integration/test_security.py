@@ -464,13 +464,21 @@ class Security(unittest.TestCase):
                          "before the proxy's entry does not count")
         # A peer that is not a trusted proxy cannot choose its bucket or its name.
         self.assertEqual([get("/v2/", f"203.0.113.{n}", source="127.0.0.3") for n in (20, 21, 22)], [200, 200, 429])
-        with open(gate.stdout_path) as f:
-            lines = [json.loads(line) for line in f if line.startswith("{")]
-        access = [l for l in lines if "route" in l and l.get("log") != "audit" and l["client"] != "127.0.0.1"]
-        self.assertEqual([(l["client"], l.get("via"), l["status"]) for l in access],
-                         [("203.0.113.7", "127.0.0.2", 200), ("203.0.113.7", "127.0.0.2", 200),
-                          ("203.0.113.7", "127.0.0.2", 429), ("203.0.113.8", "127.0.0.2", 200),
-                          ("127.0.0.3", None, 200), ("127.0.0.3", None, 200), ("127.0.0.3", None, 429)])
+
+        def logged():
+            with open(gate.stdout_path) as f:
+                lines = [json.loads(line) for line in f if line.startswith("{")]
+            access = [l for l in lines if "route" in l and l.get("log") != "audit" and l["client"] != "127.0.0.1"]
+            return lines, access
+
+        # A request's access line is written once its answer is sent, on the thread of its connection: wait
+        # for all seven, in whatever order they came.
+        harness.wait_until(lambda: len(logged()[1]) >= 7, 10, "seven access lines")
+        lines, access = logged()
+        self.assertEqual(sorted((l["client"], l.get("via") or "", l["status"]) for l in access),
+                         sorted([("203.0.113.7", "127.0.0.2", 200), ("203.0.113.7", "127.0.0.2", 200),
+                                 ("203.0.113.7", "127.0.0.2", 429), ("203.0.113.8", "127.0.0.2", 200),
+                                 ("127.0.0.3", "", 200), ("127.0.0.3", "", 200), ("127.0.0.3", "", 429)]))
         audits = [l for l in lines if l.get("log") == "audit" and l.get("digest") == self.app.digest]
         self.assertTrue(audits, "the manifest's decision is audited")
         self.assertEqual({a["client"] for a in audits}, {"203.0.113.8"})
