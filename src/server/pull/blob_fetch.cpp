@@ -20,7 +20,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-
 // Readers of the cache ask for the rest of the current chunk: one stream holds one chunk at most.
 std::uint64_t to_chunk_end(std::uint64_t offset, std::uint32_t chunk_size) { return chunk_size - offset % chunk_size; }
 
