@@ -457,6 +457,25 @@ def make_random_file(path, size):
     return "sha256:" + h.hexdigest()
 
 
+def settle(workdir, touch=0):
+    """Before a cold figure: sync(2), so the disk writeback of an earlier figure does not land in it, then
+    write `touch` bytes to a scratch file and delete it. This benchmark's machines are VMs whose balloon device
+    takes back memory the guest leaves free for a few seconds (free page reporting): the first write into
+    such a page faults in the hypervisor, ~1.7 s of CPU per GiB here against ~0.15 s into pages in use (dd),
+    and which pages a process's cache writes land in then decides the figure, not the process. The kernel
+    hands out the scratch file's freed pages first, so every contestant writes into resident memory
+    (bench/README.md, section "Cold blob, one client", says what it changes and by how much)."""
+    os.sync()
+    if touch <= 0:
+        return
+    path = os.path.join(workdir, "settle.scratch")
+    chunk = bytes(8 * MiB)
+    with open(path, "wb") as f:
+        for _ in range(0, touch, len(chunk)):
+            f.write(chunk)
+    os.unlink(path)  # never written back: its dirty pages are dropped with it
+
+
 class Seed:
     """What the upstream holds: bench/big:v1 (one big layer), bench/twenty:v1 (N equal layers),
     bench/small-NNN:v1 (one small layer each)."""
@@ -881,15 +900,19 @@ class Bench:
 
     # ---- cold: first byte, cold throughput, skopeo overhead, single-flight, memory ----
 
-    def fresh(self, who, name):
+    def fresh(self, who, name, touch):
+        """A proxy on an empty storage, started after settle(): `touch` is about twice what the figure caches."""
         directory = os.path.join(self.workdir, f"cold-{who}-{name}")
         shutil.rmtree(directory, ignore_errors=True)
-        # Both proxies write what they cache to disk after their clients are served: without this,
-        # the disk writeback of the previous cold figure (a 1 GiB blob) lands in the next one.
-        os.sync()
+        settle(self.workdir, touch)
         if who == "ocigate":
             return ocigate(self.binary, directory, self.up_url, self.off).start()
         return registry(directory, proxy_url=self.up_url).start()
+
+    def twenty_touch(self):
+        """What settle() touches before a copy of bench/twenty: twice its layers for the proxy's cache and
+        skopeo's `dir:` copy each."""
+        return 4 * self.mode["layers"] * self.mode["layer"]
 
     def cold_figures(self, order):
         big = self.seed.big_path_url
@@ -901,7 +924,7 @@ class Bench:
             self.add("ttfb", "direct", r["clients"][0]["ttfbb"])
             self.add("cold1", "direct", r["bytes_per_second"])
         for who in order:
-            server = self.attempt(f"start cold {who}", lambda: self.fresh(who, "single"))
+            server = self.attempt(f"start cold {who}", lambda: self.fresh(who, "single", 2 * self.seed.big_size))
             if not server:
                 continue
             r = self.attempt(f"cold 1 client {who}", lambda: self.tools.get(server.port, big, 1))
@@ -911,7 +934,7 @@ class Bench:
             server.destroy()
         self.skopeo_figures(order)
         for who in order:
-            server = self.attempt(f"start cold {who}", lambda: self.fresh(who, "flight"))
+            server = self.attempt(f"start cold {who}", lambda: self.fresh(who, "flight", 2 * self.seed.big_size))
             if not server:
                 continue
             offset = os.path.getsize(self.upstream.log_path)
@@ -930,12 +953,12 @@ class Bench:
         to one noisy second of a shared host."""
         dest = os.path.join(self.workdir, "copy")
         for _ in range(self.mode["copies"]):
-            os.sync()  # as fresh() does before each proxy: no writeback of the copy before
+            settle(self.workdir, self.twenty_touch())  # as fresh() does before each proxy
             direct = self.attempt("skopeo direct", lambda: skopeo_copy(self.upstream.port, "bench/twenty:v1", dest))
             if direct:
                 self.add("skopeo", "direct", direct)
             for who in order:
-                server = self.attempt(f"start cold {who}", lambda: self.fresh(who, "skopeo"))
+                server = self.attempt(f"start cold {who}", lambda: self.fresh(who, "skopeo", self.twenty_touch()))
                 if not server:
                     continue
                 t = self.attempt(f"skopeo via {who}", lambda: skopeo_copy(server.port, "bench/twenty:v1", dest))
@@ -1008,6 +1031,7 @@ class Bench:
         policy["checks"] = dict(self.off["checks"], **{"no-setuid": "block"})
         directory = os.path.join(self.workdir, f"scan-{scan}")
         shutil.rmtree(directory, ignore_errors=True)
+        settle(self.workdir, 2 * self.mode["scan_big"])  # twice the tar: the cache and skopeo's copy hold less
         server = self.attempt(f"start scan {scan}", lambda: ocigate(self.binary, directory, self.up_url,
                                                                     policy).start())
         if not server:
@@ -1039,7 +1063,7 @@ class Bench:
         manifest GETs of other images and the verdict-cache hits."""
         directory = os.path.join(self.workdir, f"gate-{name}")
         shutil.rmtree(directory, ignore_errors=True)
-        os.sync()
+        settle(self.workdir, self.twenty_touch())
         server = self.attempt(f"start gate {name}", lambda: ocigate(self.binary, directory, self.up_url, policy).start())
         if not server:
             return
