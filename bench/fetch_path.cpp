@@ -107,8 +107,11 @@ int main(int argc, char** argv) {
   }
   int status = 0;
   try {
-    auto store = cache::Store::open(cache::Options{.path = dir, .max_size = 64ull << 30, .chunk_size = 1u << 20,
-                                                   .on_lost_file = {}});
+    cache::Options options;
+    options.path = dir;
+    options.max_size = 64ull << 30;
+    options.chunk_size = 1u << 20;
+    auto store = cache::Store::open(options);
     if (!store) throw std::runtime_error(store.error().message);
     const std::string input = random_bytes(64u << 20);
     asio::thread_pool pool(std::max<std::size_t>(server::allowed_cpus().size(), 1));

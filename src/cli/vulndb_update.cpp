@@ -138,7 +138,9 @@ struct Staged {
 };
 
 fs::path staged_path(const fs::path& final) {
-  return final.parent_path() / ("." + final.filename().string() + ".part-" + std::to_string(::getpid()));
+  std::string name = ".";  // appended piece by piece: GCC 12's -Wrestrict false positive on "." + string
+  name.append(final.filename().string()).append(".part-").append(std::to_string(::getpid()));
+  return final.parent_path() / name;
 }
 
 // vuln::load on the staged files alone, through a hidden directory of links to them laid out as

@@ -30,8 +30,11 @@ bool same_prefix(const std::array<unsigned char, 16>& a, const std::array<unsign
   return (a[whole] & mask) == (b[whole] & mask);
 }
 
+// Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on "'" + std::string(...).
 Error invalid(std::string_view text, const std::string& why) {
-  return Error{Errc::config_invalid, "'" + std::string(text) + "' " + why};
+  std::string message = "'";
+  message.append(text).append("' ").append(why);
+  return Error{Errc::config_invalid, std::move(message)};
 }
 
 }  // namespace

@@ -355,11 +355,14 @@ int serve(Settings settings) {
     return 1;
   }
   log::set_instance(config.server.instance);
-  auto store = cache::Store::open({config.storage.path, config.storage.max_size, config.storage.chunk_size,
-                                   [](const std::string& digest, const std::string& why) {
-                                     log::warn("cached blob dropped; it will be fetched again",
-                                               {{"digest", digest}, {"reason", why}});
-                                   }});
+  cache::Options cache_options;
+  cache_options.path = config.storage.path;
+  cache_options.max_size = config.storage.max_size;
+  cache_options.chunk_size = config.storage.chunk_size;
+  cache_options.on_lost_file = [](const std::string& digest, const std::string& why) {
+    log::warn("cached blob dropped; it will be fetched again", {{"digest", digest}, {"reason", why}});
+  };
+  auto store = cache::Store::open(cache_options);
   if (!store) {
     log::error("cannot open the cache", {{"path", config.storage.path}, {"error", store.error().message}});
     return 1;

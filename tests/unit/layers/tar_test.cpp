@@ -248,7 +248,9 @@ void expect_consistent(const Read& read, const std::string& what) {
   EXPECT_EQ(read.rec.ends, static_cast<int>(read.rec.entries.size())) << what;
   for (std::size_t i = 0; i < read.rec.entries.size(); ++i) {
     const auto& entry = read.rec.entries[i];
-    if (entry.type == EntryType::file) EXPECT_EQ(read.rec.contents[i].size(), entry.size) << what;
+    if (entry.type == EntryType::file) {
+      EXPECT_EQ(read.rec.contents[i].size(), entry.size) << what;
+    }
   }
 }
 
