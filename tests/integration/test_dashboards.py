@@ -300,7 +300,9 @@ class AgainstPrometheus(unittest.TestCase):
         cls.closers.append(cls.flaky.close)
         r = cls.registry
         healthy = {"config": {"User": "1000:1000", "Healthcheck": {"Test": ["CMD", "true"]}}}
-        cls.good = harness.push_image(r, "team/good", "v1", config_overrides=healthy)
+        # Two layers: a client's first layer GET starts pull-ahead for the other (its panel's series).
+        cls.good = harness.push_image(r, "team/good", "v1", config_overrides=healthy,
+                                      layers=[{"hello.txt": b"hello\n"}, {"app/data.txt": b"data\n"}])
         cls.fresh = harness.push_image(r, "team/fresh", "v1", config_overrides=healthy)
         cls.nohealth = harness.push_image(r, "team/nohealth", "v1", config_overrides={"config": {"User": "app"}})
         cls.root = harness.push_image(r, "team/root", "v1", layers=[{"app": b"root"}],
@@ -563,6 +565,12 @@ class AgainstPrometheus(unittest.TestCase):
         verdicts = panels["Decisions by verdict"]["targets"][0]["expr"]
         seen = {m.get("verdict") for m, _ in self.prometheus.query(substitute(verdicts, self.variables()))}
         self.assertEqual(seen, {"allow", "warn", "block"})
+
+    def test_pull_ahead_panel_shows_the_two_layer_image_taken_ahead(self):
+        panels = {p["title"]: p for p in dashboard_panels(load_dashboard())}
+        expr = panels["Pull-ahead layers by result"]["targets"][0]["expr"]
+        results = {m.get("result") for m, v in self.prometheus.query(substitute(expr, self.variables()))}
+        self.assertTrue(results and results <= {"fetched", "cached"}, results)
 
     def test_template_variables_list_the_scenario_values(self):
         dashboard = load_dashboard()
