@@ -766,7 +766,7 @@ std::vector<std::string> webhook_events(const Loader& l, const YAML::Node& node,
 
 Webhook load_webhook(const Loader& l, const YAML::Node& node, const std::string& path) {
   if (!node.IsMap()) l.refuse(node, path, "must be a mapping with url and events");
-  l.only_keys(node, path, {"url", "events", "secret_file", "timeout", "format", "ca_file"});
+  l.only_keys(node, path, {"url", "events", "secret_file", "timeout", "format", "ca_file", "repeat_window"});
   Webhook w;
   w.key = path;
   if (!node["url"]) l.refuse(node, path + ".url", "is required");
@@ -783,6 +783,11 @@ Webhook load_webhook(const Loader& l, const YAML::Node& node, const std::string&
     auto timeout = l.positive_duration(node["timeout"], path + ".timeout");
     if (timeout > std::chrono::minutes(5)) l.refuse(node["timeout"], path + ".timeout", "must be at most 5m");
     w.timeout = timeout;
+  }
+  if (node["repeat_window"]) {
+    auto window = l.duration(node["repeat_window"], path + ".repeat_window");
+    if (window > std::chrono::hours(24)) l.refuse(node["repeat_window"], path + ".repeat_window", "must be at most 24h");
+    w.repeat_window = window;
   }
   if (node["format"]) {
     auto format = l.scalar(node["format"], path + ".format");

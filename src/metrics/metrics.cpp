@@ -82,8 +82,10 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                                  "Upstream requests refused (503) after waiting fetch_slot_timeout for a "
                                  "max_concurrent_fetches slot, by upstream");
   notify_events_ = &family(prometheus::BuildCounter(), r, "ocigate_notify_events_total",
-                           "Events for notify.webhooks (one per webhook an event goes to), by result (delivered, failed, dropped, retried)");
-  for (const char* result : {"delivered", "failed", "dropped", "retried"}) notify_events_->Add({{"result", result}});
+                           "Events for notify.webhooks (one per webhook an event goes to), by result (delivered, failed, dropped, retried; suppressed: a repeat held back)");
+  for (const char* result : {"delivered", "failed", "dropped", "retried", "suppressed"}) {
+    notify_events_->Add({{"result", result}});
+  }
   inflight_streams_ = &family(prometheus::BuildGauge(), r, "ocigate_inflight_streams",
                               "Blob bodies being sent to clients now").Add({});
   fetch_followers_ = &family(prometheus::BuildGauge(), r, "ocigate_shared_fetch_waiters",

@@ -22,6 +22,7 @@
 #include <openssl/rand.h>
 
 #include "delivery.hpp"
+#include "repeats.hpp"
 #include "ocigate/notify/payload.hpp"
 
 namespace ocigate::notify {
@@ -80,11 +81,19 @@ std::string delivery_id() {
   return id;
 }
 
+// The event as one webhook sends it: with the repeats it held back since its last one.
+std::shared_ptr<const Event> with_repeats(const Event& event, std::uint64_t repeats) {
+  auto copy = std::make_shared<Event>(event);
+  copy->repeats = repeats;
+  return copy;
+}
+
 }  // namespace
 
 // One webhook: its setup, its queue and the worker coroutine that empties it.
 struct Hook {
-  Hook(config::Webhook webhook, asio::io_context& io) : config(std::move(webhook)), wake(io) {}
+  Hook(config::Webhook webhook, asio::io_context& io)
+      : config(std::move(webhook)), wake(io), repeats(config.repeat_window) {}
 
   config::Webhook config;
   std::string name;  // "notify.webhooks[0] (host)", for reports
@@ -98,6 +107,7 @@ struct Hook {
   bool idle = false;      // the worker waits on `wake`
   bool busy = false;      // an event is being delivered
   bool dropping = false;  // a drop was reported and nothing was queued since
+  detail::Repeats repeats;  // what went out lately, to hold back repeats
 };
 
 struct Notifier::Impl {
@@ -127,7 +137,7 @@ struct Notifier::Impl {
   std::condition_variable settled_;  // a worker went idle
   bool stopping_ = false;
 
-  std::atomic<std::uint64_t> delivered_{0}, failed_{0}, dropped_{0}, retried_{0};
+  std::atomic<std::uint64_t> delivered_{0}, failed_{0}, dropped_{0}, retried_{0}, suppressed_{0};
   std::thread thread_;
 };
 
@@ -201,14 +211,19 @@ void Notifier::Impl::report_failure(Failure failure) {
 
 void Notifier::Impl::publish(Event event) {
   if (!(kinds_ & kind_bit(event.kind))) return;
+  const std::string key = detail::repeat_key(event);
+  const auto now = detail::Repeats::Clock::now();
   auto shared = std::make_shared<const Event>(std::move(event));
   for (const auto& hook : hooks_) {
     if (!(hook->kinds & kind_bit(shared->kind))) continue;
-    bool queued = false, wake = false, first_drop = false;
+    bool queued = false, wake = false, first_drop = false, held = false;
     {
       std::lock_guard lock(mutex_);
-      if (!stopping_ && hook->queue.size() < options_.queue_capacity) {
-        hook->queue.push_back(shared);
+      auto admitted = stopping_ ? std::optional<std::uint64_t>(0) : hook->repeats.admit(key, now);
+      if (!admitted) {
+        held = true;
+      } else if (!stopping_ && hook->queue.size() < options_.queue_capacity) {
+        hook->queue.push_back(*admitted == 0 ? shared : with_repeats(*shared, *admitted));
         queued = true;
         wake = hook->idle;
         hook->idle = false;
@@ -219,6 +234,10 @@ void Notifier::Impl::publish(Event event) {
       }
     }
     if (wake) asio::post(io_, [hook] { hook->wake.cancel(); });
+    if (held) {
+      count("suppressed", suppressed_);
+      continue;
+    }
     if (queued) continue;
     count("dropped", dropped_);
     // Reported from the notifier's thread, once per run of drops: a flood must not flood the log.
@@ -315,7 +334,8 @@ bool Notifier::flush(std::chrono::milliseconds timeout) {
 }
 
 Stats Notifier::stats() const {
-  return Stats{impl_->delivered_.load(), impl_->failed_.load(), impl_->dropped_.load(), impl_->retried_.load()};
+  return Stats{impl_->delivered_.load(), impl_->failed_.load(), impl_->dropped_.load(), impl_->retried_.load(),
+               impl_->suppressed_.load()};
 }
 
 }  // namespace ocigate::notify

@@ -146,10 +146,17 @@ std::string json_body(const Event& event) {
       out["error"] = event.error;
       break;
   }
+  if (event.repeats > 0) out["repeats"] = event.repeats;
   return dump(out);
 }
 
-std::string slack_body(const Event& event) { return dump({{"text", slack_text(event)}}); }
+std::string slack_body(const Event& event) {
+  std::string text = slack_text(event);
+  if (event.repeats > 0) {
+    text += "\n_" + std::to_string(event.repeats) + " more like this since the last message_";
+  }
+  return dump({{"text", text}});
+}
 
 std::string body(const Event& event, config::WebhookFormat format) {
   return format == config::WebhookFormat::slack ? slack_body(event) : json_body(event);

@@ -140,8 +140,12 @@ class Webhooks(unittest.TestCase):
         self.addCleanup(receiver.close)
         return receiver
 
-    def webhook(self, url, events=("block", "warn", "digest_mismatch", "policy_reload_failed"), timeout="2s"):
-        return {"url": url, "events": list(events), "secret_file": self.secret_file, "timeout": timeout}
+    def webhook(self, url, events=("block", "warn", "digest_mismatch", "policy_reload_failed"), timeout="2s",
+                repeat_window=None):
+        hook = {"url": url, "events": list(events), "secret_file": self.secret_file, "timeout": timeout}
+        if repeat_window is not None:
+            hook["repeat_window"] = repeat_window
+        return hook
 
     def gate(self, webhooks):
         gate = harness.Ocigate([{"name": "up", "url": self.registry.url}], default_upstream="up",
@@ -239,7 +243,8 @@ class Webhooks(unittest.TestCase):
 
     def test_a_stalled_receiver_never_delays_pulls_and_overflow_is_dropped(self):
         receiver = self.receiver(lambda n: None)  # holds every connection, never answers
-        gate = self.gate([self.webhook(receiver.url, events=["block"], timeout="60s")])
+        # Every event goes out (no repeat window): this test fills the queue with one blocked pull.
+        gate = self.gate([self.webhook(receiver.url, events=["block"], timeout="60s", repeat_window="0s")])
         result, seconds = self.copy(gate, "team/root:v1")
         self.assertNotEqual(result.returncode, 0)
         receiver.wait_for("block")  # the notifier now waits on the stalled receiver
@@ -264,6 +269,30 @@ class Webhooks(unittest.TestCase):
                            5, "drops counted")
         self.assertEqual(len(receiver.events("block")), 1, "nothing else is sent while the first one stalls")
         self.assertIn("webhook event dropped", event_log(gate))
+
+    def test_repeats_of_a_blocked_pull_are_held_back_then_counted_in_the_next_event(self):
+        receiver = self.receiver()
+        gate = self.gate([self.webhook(receiver.url, events=["block"], repeat_window="2s")])
+        # Docker's pull: HEAD by tag, then GET by digest. One decision about one image: one message.
+        head = request("HEAD", f"{gate.url}/v2/team/root/manifests/v1", headers=ACCEPT)
+        get = request("GET", f"{gate.url}/v2/team/root/manifests/{self.root.digest}", headers=ACCEPT)
+        self.assertEqual((head.status, get.status), (403, 403))
+        harness.wait_until(lambda: gate.metric_sum("ocigate_notify_events_total", result="suppressed") == 1, 5,
+                           "the repeat counted as suppressed")
+        harness.wait_until(lambda: gate.metric_sum("ocigate_notify_events_total", result="delivered") == 1, 5,
+                           "the first delivered")
+        first = receiver.events("block")
+        self.assertEqual(len(first), 1)
+        self.assertEqual(first[0][2]["reference"], "v1")
+        self.assertNotIn("repeats", first[0][2])
+        with open(gate.stdout_path) as f:
+            audits = [l for l in f if '"log":"audit"' in l and self.root.digest in l]
+        self.assertEqual(len(audits), 2, "every pull is still audited")
+        time.sleep(2.2)  # past the window: the next one goes out and says one was held back
+        self.assertEqual(request("GET", f"{gate.url}/v2/team/root/manifests/v1", headers=ACCEPT).status, 403)
+        headers, body, later = receiver.wait_for("block", count=2)[1]
+        self.assertEqual(later["repeats"], 1)
+        self.assertEqual(headers["X-Ocigate-Signature"], signature(body))
 
     def test_a_receiver_that_is_down_or_refuses_does_not_delay_the_pull_and_is_counted(self):
         refusing = self.receiver(lambda n: 400)

@@ -142,6 +142,10 @@ struct Webhook {
   std::string ca_file;       // extra CA bundle (PEM) trusted for this webhook, besides the system's
   std::chrono::milliseconds timeout{5000};  // one delivery attempt: lookup, connect, TLS, request, answer
   WebhookFormat format = WebhookFormat::json;
+  // An event that repeats one sent within this long (the same decision about the same image, the
+  // same wrong bytes, the same refused reload) is held back and counted; the next one sent says
+  // how many were. 0s sends every event.
+  std::chrono::seconds repeat_window{600};
 };
 
 struct Notify {

@@ -38,6 +38,9 @@ struct Event {
   std::string actual;
   // policy_reload_failed: why the new policy was refused (the old one stays).
   std::string error;
+  // Set by the notifier, per webhook: how many repeats of this event it held back since the last
+  // one it sent (notify.webhooks[].repeat_window). 0: none, and left out of the payload.
+  std::uint64_t repeats = 0;
 };
 
 }  // namespace ocigate::notify

@@ -9,6 +9,9 @@
 // HTTPS verifies the certificate against the system's CAs (and the webhook's ca_file) and the
 // host name, with SNI.
 //
+// Repeats of an event within a webhook's repeat_window are held back, counted as "suppressed", and
+// the next one it sends says how many there were (notify/repeats.hpp).
+//
 // Lower modules never log: failures go to the Report callback (the server logs them) and to
 // ocigate_notify_events_total{result}.
 
@@ -58,6 +61,7 @@ struct Stats {
   std::uint64_t failed = 0;
   std::uint64_t dropped = 0;
   std::uint64_t retried = 0;
+  std::uint64_t suppressed = 0;  // repeats held back (notify.webhooks[].repeat_window)
 };
 
 class Notifier {
@@ -73,8 +77,9 @@ class Notifier {
 
   // Whether any webhook subscribed to kind (lets a caller skip building an event).
   bool wants(EventKind kind) const;
-  // Never blocks on the network: queues the event for every webhook subscribed to its kind, or
-  // drops it (counted) where that queue is full. Thread-safe.
+  // Never blocks on the network: queues the event for every webhook subscribed to its kind, holds
+  // it back (counted) where it repeats one that webhook sent within its repeat_window, or drops it
+  // (counted) where that queue is full. Thread-safe.
   void publish(Event event);
   // Waits until every queue is empty and nothing is being sent, at most timeout; true if so. For
   // shutdown (give pending events a moment) and tests.

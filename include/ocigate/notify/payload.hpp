@@ -14,6 +14,7 @@ namespace ocigate::notify {
 //   block, warn:          client, image, reference, digest, verdict, violations, policy_version
 //   digest_mismatch:      upstream, repository, digest, actual
 //   policy_reload_failed: error
+// and "repeats" (events like this one held back since the last one sent) when there were any.
 // Invalid UTF-8 in a field is replaced (U+FFFD), never a reason to lose the event.
 std::string json_body(const Event& event);
 

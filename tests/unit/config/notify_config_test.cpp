@@ -68,7 +68,8 @@ TEST_F(NotifyConfig, ParsesEveryKeyOfAnEntry) {
                                          "      secret_file: " + secret + "\n"
                                          "      timeout: 1m30s\n"
                                          "      format: slack\n"
-                                         "      ca_file: " + ca + "\n"));
+                                         "      ca_file: " + ca + "\n"
+                                         "      repeat_window: 1h\n"));
   ASSERT_TRUE(config.ok()) << config.error().message;
   ASSERT_EQ(config->notify.webhooks.size(), 1u);
   const auto& w = config->notify.webhooks[0];
@@ -84,6 +85,7 @@ TEST_F(NotifyConfig, ParsesEveryKeyOfAnEntry) {
   EXPECT_EQ(w.timeout, std::chrono::seconds(90));
   EXPECT_EQ(w.format, WebhookFormat::slack);
   EXPECT_EQ(w.ca_file, ca);
+  EXPECT_EQ(w.repeat_window, std::chrono::hours(1));
 }
 
 TEST_F(NotifyConfig, DefaultsToJsonFiveSecondsUnsignedAndRootPath) {
@@ -92,6 +94,7 @@ TEST_F(NotifyConfig, DefaultsToJsonFiveSecondsUnsignedAndRootPath) {
   const auto& w = config->notify.webhooks.at(0);
   EXPECT_EQ(w.format, WebhookFormat::json);
   EXPECT_EQ(w.timeout, std::chrono::seconds(5));
+  EXPECT_EQ(w.repeat_window, std::chrono::minutes(10));
   EXPECT_TRUE(w.secret.empty());
   EXPECT_EQ(w.port, 443);
   EXPECT_EQ(w.target, "/");
@@ -212,6 +215,18 @@ TEST_F(NotifyConfig, RefusesBadTimeouts) {
   auto longest = parse_text(webhook("https://a.example", "      timeout: 5m\n"));
   ASSERT_TRUE(longest.ok()) << longest.error().message;
   EXPECT_EQ(longest->notify.webhooks[0].timeout, std::chrono::minutes(5));
+}
+
+TEST_F(NotifyConfig, TakesARepeatWindowFromZeroToADay) {
+  const std::string key = "notify.webhooks[0].repeat_window";
+  EXPECT_TRUE(refused(webhook("https://a.example", "      repeat_window: 10\n"), 8, key, "bad duration '10'"));
+  EXPECT_TRUE(refused(webhook("https://a.example", "      repeat_window: -1m\n"), 8, key, "bad duration"));
+  EXPECT_TRUE(refused(webhook("https://a.example", "      repeat_window: 25h\n"), 8, key, "at most 24h"));
+  for (auto [text, want] : {std::pair{"0s", std::chrono::seconds(0)}, std::pair{"24h", std::chrono::seconds(86400)}}) {
+    auto config = parse_text(webhook("https://a.example", std::string("      repeat_window: ") + text + "\n"));
+    ASSERT_TRUE(config.ok()) << text << ": " << config.error().message;
+    EXPECT_EQ(config->notify.webhooks[0].repeat_window, want) << text;
+  }
 }
 
 TEST_F(NotifyConfig, RefusesAnUnknownFormat) {

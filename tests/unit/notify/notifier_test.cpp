@@ -1,5 +1,6 @@
 // The notifier against loopback receivers: delivered and signed, retried, dropped when full,
 // never holding up publish(), no redirects, no internal addresses by name, HTTPS verified.
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <atomic>
@@ -14,6 +15,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "sample_events.hpp"
 #include "test_server.hpp"
 #include "ocigate/notify/notifier.hpp"
 #include "ocigate/notify/payload.hpp"
@@ -24,6 +26,8 @@ namespace {
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using test::blocked;
+using test::mismatch;
 using upstream::test::Reply;
 using upstream::test::ServerRequest;
 using upstream::test::TestServer;
@@ -47,6 +51,7 @@ config::Webhook webhook_for(const TestServer& server, std::vector<std::string> e
   w.target = "/hook";
   w.events = std::move(events);
   w.timeout = 2s;
+  w.repeat_window = 0s;  // every event goes out; the repeat tests below set a window
   return w;
 }
 
@@ -56,29 +61,6 @@ Options fast() {
   options.first_backoff = 10ms;
   options.max_backoff = 40ms;
   return options;
-}
-
-Event blocked(std::string reference = "3.19") {
-  Event event;
-  event.kind = EventKind::block;
-  event.client = "10.0.0.7";
-  event.image = "docker.io/library/alpine";
-  event.reference = std::move(reference);
-  event.digest = "sha256:" + std::string(64, 'a');
-  event.violations = json::array(
-      {{{"check", "non-root-user"}, {"action", "block"}, {"message", "runs as root"}, {"remediation", "add USER"}}});
-  event.policy_version = "pv-1";
-  return event;
-}
-
-Event mismatch() {
-  Event event;
-  event.kind = EventKind::digest_mismatch;
-  event.digest = "sha256:1";
-  event.upstream = "up";
-  event.repository = "r";
-  event.actual = "sha256:2";
-  return event;
 }
 
 Event reload_failed(std::string error) {
@@ -382,6 +364,63 @@ TEST(Notifier, DropsAndCountsEventsWhenTheQueueIsFull) {
   // Stopping drops what was queued (2) and the one being sent.
   EXPECT_EQ(counted(metrics, "dropped"), 6);
   EXPECT_EQ(counted(metrics, "delivered"), 0);
+}
+
+// Docker's HEAD by tag, then GET by digest, from two nodes: one message, and one repeat held back.
+TEST(Notifier, HoldsBackARepeatWithinTheWindowAndCountsIt) {
+  TestServer server([](const ServerRequest&) { return Reply::ok(""); });
+  auto webhook = webhook_for(server);
+  webhook.repeat_window = 600s;
+  metrics::Metrics metrics;
+  Notifier notifier({webhook}, &metrics, {}, fast());
+  notifier.publish(blocked("3.19"));
+  Event again = blocked("sha256:" + std::string(64, 'a'));
+  again.client = "10.0.0.8";
+  notifier.publish(again);
+  Event other_image = blocked("3.19");
+  other_image.image = "docker.io/library/busybox";
+  notifier.publish(other_image);
+  ASSERT_TRUE(notifier.flush(patience));
+  auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(json::parse(requests[0].body())["reference"], "3.19");
+  EXPECT_EQ(json::parse(requests[1].body())["image"], "docker.io/library/busybox");
+  EXPECT_EQ(notifier.stats().delivered, 2u);
+  EXPECT_EQ(notifier.stats().suppressed, 1u);
+  EXPECT_EQ(counted(metrics, "suppressed"), 1);
+}
+
+TEST(Notifier, SendsARepeatAfterItsWindowWithHowManyWereHeldBack) {
+  TestServer server([](const ServerRequest&) { return Reply::ok(""); });
+  auto webhook = webhook_for(server);
+  webhook.repeat_window = 1s;
+  Notifier notifier({webhook}, nullptr, {}, fast());
+  for (int i = 0; i < 3; ++i) notifier.publish(blocked());  // one sent, two held back
+  std::this_thread::sleep_for(1100ms);
+  notifier.publish(blocked());
+  ASSERT_TRUE(notifier.flush(patience));
+  auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_FALSE(json::parse(requests[0].body()).contains("repeats"));
+  EXPECT_EQ(json::parse(requests[1].body())["repeats"], 2);
+  EXPECT_EQ(notifier.stats().suppressed, 2u);
+}
+
+TEST(Notifier, EachWebhookHoldsBackOnlyWhatItSent) {
+  TestServer server([](const ServerRequest&) { return Reply::ok(""); });
+  auto windowed = webhook_for(server);
+  windowed.repeat_window = 600s;
+  auto every = webhook_for(server);
+  every.key = "notify.webhooks[1]";
+  every.target = "/every";
+  Notifier notifier({windowed, every}, nullptr, {}, fast());
+  notifier.publish(blocked());
+  notifier.publish(blocked());
+  ASSERT_TRUE(notifier.flush(patience));
+  std::vector<std::string> targets;
+  for (const auto& request : server.requests()) targets.emplace_back(request.target());
+  std::sort(targets.begin(), targets.end());
+  EXPECT_THAT(targets, ::testing::ElementsAre("/every", "/every", "/hook"));
 }
 
 TEST(Notifier, DoesNotFollowRedirects) {

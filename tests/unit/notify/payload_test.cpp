@@ -147,6 +147,21 @@ std::string slack_text(const Event& event) {
   return body.value("text", "");
 }
 
+TEST(JsonBody, RepeatsAppearOnlyWhenSomeWereHeldBack) {
+  EXPECT_FALSE(json::parse(json_body(blocked())).contains("repeats"));
+  auto event = mismatch();
+  event.repeats = 3;
+  EXPECT_EQ(json::parse(json_body(event))["repeats"], 3);
+}
+
+TEST(SlackBody, SaysHowManyRepeatsWereHeldBack) {
+  auto event = blocked();
+  EXPECT_THAT(json::parse(slack_body(event))["text"].get<std::string>(), Not(HasSubstr("more like this")));
+  event.repeats = 12;
+  EXPECT_THAT(json::parse(slack_body(event))["text"].get<std::string>(),
+              HasSubstr("\n_12 more like this since the last message_"));
+}
+
 TEST(SlackBody, BlockNamesTheImageClientViolationsAndFixes) {
   auto text = slack_text(blocked());
   EXPECT_THAT(text, HasSubstr("ocigate blocked* `docker.io/library/alpine:3.19`"));

@@ -43,7 +43,10 @@ class Notices : public ::testing::Test {
     store_.reset();
   }
 
-  void install(std::vector<std::string> events = {"block", "warn", "digest_mismatch", "policy_reload_failed"}) {
+  // repeat_window 0s: these tests count the events the server makes; the notifier's holding back
+  // of repeats has its own tests (and one below with the default window).
+  void install(std::vector<std::string> events = {"block", "warn", "digest_mismatch", "policy_reload_failed"},
+               std::chrono::seconds repeat_window = 0s) {
     config::Webhook w;
     w.key = "notify.webhooks[0]";
     w.url = receiver_.origin() + "/hook";
@@ -54,6 +57,7 @@ class Notices : public ::testing::Test {
     w.events = std::move(events);
     w.secret = "s3cret";
     w.timeout = 2s;
+    w.repeat_window = repeat_window;
     (void)server::notices::install(std::make_unique<notify::Notifier>(std::vector<config::Webhook>{w}, &metrics_),
                                    "mirror-a");
   }
@@ -114,6 +118,16 @@ TEST_F(Notices, EveryAuditedPullIsAnEventCachedOrNot) {
   auto verdict = verdicts.decide(root_image(), "c", 0.0);
   verdicts.audit(verdict, "c", true);
   EXPECT_EQ(bodies().size(), 2u);
+}
+
+TEST_F(Notices, WithTheDefaultWindowACachedRepeatIsHeldBack) {
+  install({"block"}, config::Webhook{}.repeat_window);
+  server::PolicyHolder holder(only_non_root("block"));
+  server::Verdicts verdicts(*store_, metrics_, holder);
+  auto verdict = verdicts.decide(root_image(), "c", 0.0);
+  verdicts.audit(verdict, "d", true);
+  EXPECT_EQ(bodies().size(), 1u);
+  EXPECT_NE(metrics_.render().find("ocigate_notify_events_total{result=\"suppressed\"} 1"), std::string::npos);
 }
 
 TEST_F(Notices, AuditModeWarnsAndAllowIsNoEvent) {

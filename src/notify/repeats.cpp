@@ -1,0 +1,74 @@
+// Repeats of an event held back per webhook (notify/repeats.hpp).
+
+#include "repeats.hpp"
+
+#include <algorithm>
+#include <vector>
+
+namespace ocigate::notify::detail {
+
+namespace {
+
+std::string text(const nlohmann::json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// "check:action" of every violation, sorted: the same findings in another order are the same.
+std::string findings(const nlohmann::json& violations) {
+  if (!violations.is_array()) return {};
+  std::vector<std::string> items;
+  for (const auto& violation : violations) {
+    if (violation.is_object()) items.push_back(text(violation, "check") + ":" + text(violation, "action"));
+  }
+  std::sort(items.begin(), items.end());
+  std::string out;
+  for (const auto& item : items) out.append(item).append(",");
+  return out;
+}
+
+}  // namespace
+
+std::string repeat_key(const Event& event) {
+  std::string key(kind_name(event.kind));
+  key += '\n';
+  switch (event.kind) {
+    case EventKind::block:
+    case EventKind::warn:
+      key.append(event.image).append("\n").append(event.digest).append("\n").append(findings(event.violations));
+      break;
+    case EventKind::digest_mismatch:
+      key.append(event.upstream).append("\n").append(event.repository).append("\n").append(event.digest);
+      key.append("\n").append(event.actual);
+      break;
+    case EventKind::policy_reload_failed:
+      key.append(event.error);
+      break;
+  }
+  return key;
+}
+
+std::optional<std::uint64_t> Repeats::admit(const std::string& key, Clock::time_point now) {
+  if (window_.count() <= 0) return 0;
+  auto found = seen_.find(key);
+  if (found != seen_.end() && now - found->second.sent < window_) {
+    ++found->second.held;
+    return std::nullopt;
+  }
+  std::uint64_t held = 0;
+  if (found != seen_.end()) {
+    held = found->second.held;
+    found->second = Seen{now, 0};
+    return held;
+  }
+  if (seen_.size() >= max_keys) make_room(now);
+  seen_.emplace(key, Seen{now, 0});
+  return held;
+}
+
+void Repeats::make_room(Clock::time_point now) {
+  std::erase_if(seen_, [&](const auto& entry) { return now - entry.second.sent >= window_; });
+  if (seen_.size() >= max_keys) seen_.clear();
+}
+
+}  // namespace ocigate::notify::detail
