@@ -6,11 +6,14 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "json_text.hpp"
 #include "ocigate/common/timestamp.hpp"
 
 namespace ocigate::notify {
 
 namespace {
+
+using detail::text_field;
 
 constexpr std::size_t slack_max_violations = 10;
 constexpr std::size_t slack_max_field = 500;  // characters of one message or remediation
@@ -39,12 +42,6 @@ std::string cut(std::string text, std::size_t max) {
   while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xc0) == 0x80) --end;
   text.resize(end);
   return text + "…";
-}
-
-std::string text_field(const nlohmann::json& object, const char* key) {
-  if (!object.is_object()) return {};
-  auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
 // "docker.io/library/alpine:3.19" or "...@sha256:..." as a person would write the pull.

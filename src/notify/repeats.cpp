@@ -2,6 +2,8 @@
 
 #include "repeats.hpp"
 
+#include "json_text.hpp"
+
 #include <algorithm>
 #include <vector>
 
@@ -9,17 +11,12 @@ namespace ocigate::notify::detail {
 
 namespace {
 
-std::string text(const nlohmann::json& object, const char* key) {
-  auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 // "check:action" of every violation, sorted: the same findings in another order are the same.
 std::string findings(const nlohmann::json& violations) {
   if (!violations.is_array()) return {};
   std::vector<std::string> items;
   for (const auto& violation : violations) {
-    if (violation.is_object()) items.push_back(text(violation, "check") + ":" + text(violation, "action"));
+    if (violation.is_object()) items.push_back(text_field(violation, "check") + ":" + text_field(violation, "action"));
   }
   std::sort(items.begin(), items.end());
   std::string out;
@@ -51,18 +48,18 @@ std::string repeat_key(const Event& event) {
 std::optional<std::uint64_t> Repeats::admit(const std::string& key, Clock::time_point now) {
   if (window_.count() <= 0) return 0;
   auto found = seen_.find(key);
-  if (found != seen_.end() && now - found->second.sent < window_) {
-    ++found->second.held;
+  if (found == seen_.end()) {
+    if (seen_.size() >= max_keys) make_room(now);
+    seen_.emplace(key, Seen{now, 0});
+    return 0;
+  }
+  Seen& seen = found->second;
+  if (now - seen.sent < window_) {
+    ++seen.held;
     return std::nullopt;
   }
-  std::uint64_t held = 0;
-  if (found != seen_.end()) {
-    held = found->second.held;
-    found->second = Seen{now, 0};
-    return held;
-  }
-  if (seen_.size() >= max_keys) make_room(now);
-  seen_.emplace(key, Seen{now, 0});
+  const std::uint64_t held = seen.held;
+  seen = Seen{now, 0};
   return held;
 }
 
