@@ -86,8 +86,11 @@ class CommitHookStore final : public cache::Store {
 
 // A real cache in path (1 GiB, 1 MiB chunks), or nullptr after a test failure.
 inline std::unique_ptr<cache::Store> open_cache(const std::string& path) {
-  auto opened = cache::Store::open(cache::Options{.path = path, .max_size = 1ull << 30, .chunk_size = 1u << 20,
-                                                  .on_lost_file = {}});
+  cache::Options options;
+  options.path = path;
+  options.max_size = 1ull << 30;
+  options.chunk_size = 1u << 20;
+  auto opened = cache::Store::open(options);
   EXPECT_TRUE(opened) << (opened ? "" : opened.error().message);
   return opened ? std::move(*opened) : nullptr;
 }

@@ -75,6 +75,13 @@ class PieceSource final : public BodySource {
 const std::vector<std::string> pieces = {"first piece ", "second piece ", "third piece"};
 std::string whole_body() { return pieces[0] + pieces[1] + pieces[2]; }
 
+// A client at address, on the main listener.
+Peer peer_at(std::string address) {
+  Peer peer;
+  peer.address = std::move(address);
+  return peer;
+}
+
 Reply streamed_reply(std::size_t fail_after = SIZE_MAX) {
   Reply reply;
   reply.head.result(http::status::ok);
@@ -129,7 +136,7 @@ class SessionTest : public ::testing::Test {
     server.close_remote();  // after the input, the client has nothing more to say
     beast::flat_buffer buffer;
     std::atomic<bool> in_request{false};
-    Session session(server, buffer, settings_, metrics_, responder_, Peer{"192.0.2.1"}, in_request);
+    Session session(server, buffer, settings_, metrics_, responder_, peer_at("192.0.2.1"), in_request);
     *finished = false;
     asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
       co_await session.run();
@@ -247,7 +254,7 @@ TEST_F(SessionTest, PlainHttpOnAnHttpsOnlyListenerIsRefused) {
   server.close_remote();
   beast::flat_buffer buffer;
   std::atomic<bool> in_request{false};
-  Peer peer{"192.0.2.1"};
+  Peer peer = peer_at("192.0.2.1");
   peer.refuse_plain = true;
   Session session(server, buffer, settings_, metrics_, responder_, peer, in_request);
   asio::co_spawn(ioc, session.run(), asio::detached);
@@ -271,12 +278,12 @@ struct TcpPair {
 
 TEST_F(SessionTest, ASilentOrSlowClientIsCutAtTheHeaderDeadline) {
   settings_.header_timeout = 1s;
-  for (const std::string partial : {std::string(), std::string("GET /v2/ HTTP/1.1\r\nHost: slow")}) {
+  for (const std::string& partial : {std::string(), std::string("GET /v2/ HTTP/1.1\r\nHost: slow")}) {
     TcpPair pair;
     if (!partial.empty()) asio::write(pair.client, asio::buffer(partial));
     beast::flat_buffer buffer;
     std::atomic<bool> in_request{false};
-    Session session(pair.server, buffer, settings_, metrics_, responder_, Peer{"127.0.0.1"}, in_request);
+    Session session(pair.server, buffer, settings_, metrics_, responder_, peer_at("127.0.0.1"), in_request);
     bool finished = false;
     const auto started = std::chrono::steady_clock::now();
     asio::co_spawn(pair.ioc, [&]() -> asio::awaitable<void> {
@@ -333,7 +340,7 @@ TEST_F(SessionTest, AClientThatLeavesDuringSendfileEndsTheSessionWithAClientErro
   asio::write(pair.client, asio::buffer(get_request));
   beast::flat_buffer buffer;
   std::atomic<bool> in_request{false};
-  Session session(pair.server, buffer, settings_, metrics_, responder_, Peer{"127.0.0.1"}, in_request);
+  Session session(pair.server, buffer, settings_, metrics_, responder_, peer_at("127.0.0.1"), in_request);
   bool finished = false;
   asio::co_spawn(pair.ioc, [&]() -> asio::awaitable<void> {
     co_await session.run();
