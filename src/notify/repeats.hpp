@@ -31,6 +31,8 @@ class Repeats {
   // nullopt: a repeat within the window, held back. Otherwise the event goes out, carrying how
   // many repeats of it were held back since the last one that went out.
   std::optional<std::uint64_t> admit(const std::string& key, Clock::time_point now);
+  // What another webhook's memory holds (the one a reload replaced), judged by this one's window.
+  void remember_from(const Repeats& previous) { seen_ = previous.seen_; }
 
  private:
   struct Seen {

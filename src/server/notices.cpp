@@ -27,6 +27,8 @@ bool wanted(notify::EventKind kind) {
 
 std::unique_ptr<notify::Notifier> install(std::unique_ptr<notify::Notifier> next, std::string instance) {
   std::lock_guard lock(mutex);
+  // Under the lock: nothing is published to current while its memory of what it sent is copied.
+  if (next && current) next->remember_sent_by(*current);
   std::swap(current, next);
   instance_name = std::move(instance);
   return next;

@@ -17,7 +17,8 @@ namespace ocigate::server::notices {
 
 // Puts next in force (nullptr: nobody is told) with the instance name every event carries, and
 // hands back the one it replaces: its destructor may wait for a name lookup, so the caller ends it
-// off the I/O threads.
+// off the I/O threads. next's webhooks keep what the replaced one's sent to the same URLs, so
+// repeats held back before the swap stay held back (notify::Notifier::remember_sent_by).
 std::unique_ptr<notify::Notifier> install(std::unique_ptr<notify::Notifier> next, std::string instance);
 
 // A decision as audited: block and warn are events (audit mode's softened blocks are warn), allow

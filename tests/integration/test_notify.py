@@ -294,6 +294,18 @@ class Webhooks(unittest.TestCase):
         self.assertEqual(later["repeats"], 1)
         self.assertEqual(headers["X-Ocigate-Signature"], signature(body))
 
+    def test_a_reload_keeps_holding_back_what_went_out_before_it(self):
+        receiver = self.receiver()
+        gate = self.gate([self.webhook(receiver.url, events=["block"])])  # the default window, 10m
+        self.assertEqual(request("GET", f"{gate.url}/v2/team/root/manifests/v1", headers=ACCEPT).status, 403)
+        receiver.wait_for("block")
+        gate.proc.send_signal(signal.SIGHUP)
+        harness.wait_until(lambda: "webhooks reloaded" in event_log(gate), 5, "the reload")
+        self.assertEqual(request("GET", f"{gate.url}/v2/team/root/manifests/v1", headers=ACCEPT).status, 403)
+        harness.wait_until(lambda: gate.metric_sum("ocigate_notify_events_total", result="suppressed") == 1, 5,
+                           "the repeat after the reload counted as suppressed")
+        self.assertEqual(len(receiver.events("block")), 1, "a reload does not send the same block again")
+
     def test_a_receiver_that_is_down_or_refuses_does_not_delay_the_pull_and_is_counted(self):
         refusing = self.receiver(lambda n: 400)
         gate = self.gate([self.webhook(f"http://127.0.0.1:{closed_port()}/hook", events=["block"]),

@@ -423,6 +423,41 @@ TEST(Notifier, EachWebhookHoldsBackOnlyWhatItSent) {
   EXPECT_THAT(targets, ::testing::ElementsAre("/every", "/every", "/hook"));
 }
 
+// A SIGHUP builds a new notifier: what the old one sent to a URL is still held back by the new
+// one's webhook with that URL, and the repeats it held back are still counted; a webhook with
+// another URL starts afresh.
+TEST(Notifier, ANotifierThatReplacesAnotherRemembersWhatItSentToTheSameUrl) {
+  TestServer server([](const ServerRequest&) { return Reply::ok(""); });
+  auto hook = webhook_for(server);
+  hook.repeat_window = 1s;
+  auto before = std::make_unique<Notifier>(std::vector<config::Webhook>{hook}, nullptr, Report{}, fast());
+  before->publish(blocked());  // sent
+  before->publish(blocked());  // held back
+  ASSERT_TRUE(before->flush(patience));
+  auto other = webhook_for(server);
+  other.key = "notify.webhooks[1]";
+  other.url = server.origin() + "/other";
+  other.target = "/other";
+  other.repeat_window = 600s;
+  Notifier after({hook, other}, nullptr, {}, fast());
+  after.remember_sent_by(*before);
+  before.reset();
+  after.publish(blocked());  // held back at /hook (the second repeat), sent to /other
+  ASSERT_TRUE(after.flush(patience));
+  EXPECT_EQ(after.stats().suppressed, 1u);
+  std::this_thread::sleep_for(1100ms);  // past /hook's window
+  after.publish(blocked());
+  ASSERT_TRUE(after.flush(patience));
+  std::vector<std::pair<std::string, json>> sent;
+  for (const auto& request : server.requests()) sent.emplace_back(request.target(), json::parse(request.body()));
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[0].first, "/hook");
+  EXPECT_EQ(sent[1].first, "/other");
+  EXPECT_FALSE(sent[1].second.contains("repeats"));
+  EXPECT_EQ(sent[2].first, "/hook");
+  EXPECT_EQ(sent[2].second["repeats"], 2);  // one held back before the swap, one after
+}
+
 TEST(Notifier, DoesNotFollowRedirects) {
   TestServer elsewhere([](const ServerRequest&) { return Reply::ok(""); });
   const std::string location = elsewhere.origin() + "/stolen";

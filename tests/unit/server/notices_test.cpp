@@ -130,6 +130,19 @@ TEST_F(Notices, WithTheDefaultWindowACachedRepeatIsHeldBack) {
   EXPECT_NE(metrics_.render().find("ocigate_notify_events_total{result=\"suppressed\"} 1"), std::string::npos);
 }
 
+// A SIGHUP installs a new notifier for the same webhooks: what went out before it is not sent again.
+TEST_F(Notices, AReloadKeepsHoldingBackWhatWentOutBeforeIt) {
+  install({"block"}, config::Webhook{}.repeat_window);
+  server::PolicyHolder holder(only_non_root("block"));
+  server::Verdicts verdicts(*store_, metrics_, holder);
+  auto verdict = verdicts.decide(root_image(), "c", 0.0);
+  ASSERT_TRUE(server::notices::flush(10s));
+  install({"block"}, config::Webhook{}.repeat_window);
+  verdicts.audit(verdict, "d", true);
+  EXPECT_EQ(bodies().size(), 1u);
+  EXPECT_NE(metrics_.render().find("ocigate_notify_events_total{result=\"suppressed\"} 1"), std::string::npos);
+}
+
 TEST_F(Notices, AuditModeWarnsAndAllowIsNoEvent) {
   install();
   server::PolicyHolder audit(only_non_root("block", "audit"));
