@@ -170,6 +170,7 @@ class App final : public Responder {
     reload_tls();
     if (loaded) {
       front_.reload_auth(*loaded);
+      front_.reload_trusted_proxies(*loaded);
       reload_webhooks(loaded->notify.webhooks);
       // Seconds of reading on a thread of its own; swapped in when done (database_loaded).
       if (loaded->vulnerabilities) {

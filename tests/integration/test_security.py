@@ -13,6 +13,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import time
 import unittest
 
 import harness
@@ -501,6 +502,66 @@ class Security(unittest.TestCase):
         self.assertEqual(connect("127.0.0.3"), b"", "a second connection from an untrusted address is closed")
 
 
+    def test_trusted_proxies_are_reloaded_on_sighup_and_open_connections_are_released_as_counted(self):
+        gate = self.gate(tls=False, auth=False, server={"max_connections_per_client": 1,
+                                                        "trusted_proxies": ["127.0.0.2"]})
+
+        def reload(trusted):
+            count = gate.stderr().count("trusted proxies reloaded")
+            gate.config["server"]["trusted_proxies"] = trusted
+            gate._write_config()
+            gate.proc.send_signal(signal.SIGHUP)
+            harness.wait_until(lambda: gate.stderr().count("trusted proxies reloaded") > count, 10, "the reload")
+
+        forwarded = iter(range(1, 255))
+
+        def trusts(source):
+            """Whether a request from `source` is taken to come from the client its X-Forwarded-For names."""
+            client = f"203.0.113.{next(forwarded)}"
+
+            def clients():
+                with open(gate.stdout_path) as f:
+                    return [json.loads(l).get("client") for l in f if l.startswith("{") and '"log":"access"' in l]
+            before = clients().count(source)
+            self.assertEqual(request("GET", gate.url + "/v2/", headers={"X-Forwarded-For": client},
+                                     source=source).status, 200)
+            harness.wait_until(lambda: client in clients() or clients().count(source) > before, 5, "the access line")
+            return client in clients()
+
+        def connect(source):
+            s = socket.create_connection(("127.0.0.1", gate.port), timeout=5, source_address=(source, 0))
+            self.addCleanup(s.close)
+            s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                return s, s.recv(100).startswith(b"HTTP/1.1 200")
+            except ConnectionError:
+                return s, False
+
+        def fits(source):
+            s, served = connect(source)
+            s.close()
+            return served
+
+        self.assertEqual((trusts("127.0.0.2"), trusts("127.0.0.3")), (True, False))
+        counted, served = connect("127.0.0.3")  # counted against 127.0.0.3, whose one it is
+        self.assertTrue(served)
+        reload(["127.0.0.3"])
+        self.assertEqual((trusts("127.0.0.2"), trusts("127.0.0.3")), (False, True),
+                         "the reloaded list is in force: 127.0.0.2 no longer names its clients, 127.0.0.3 does")
+        uncounted, served = connect("127.0.0.3")
+        self.assertTrue(served, "a trusted proxy is not capped")
+        counted.close()  # released as it was counted, though its address is trusted now
+        reload([])
+        # The closed connection's count is gone: the one connection 127.0.0.3 may have again fits.
+        harness.wait_until(lambda: fits("127.0.0.3"), 10, "the counted connection released")
+        held, served = connect("127.0.0.3")
+        self.assertTrue(served)
+        uncounted.close()  # not counted when opened: closing it must not free the slot `held` takes
+        time.sleep(0.3)
+        self.assertFalse(fits("127.0.0.3"), "one connection for an address that is no longer trusted")
+        held.close()
+
+
 def exchange(port, data, source):
     """harness.raw_exchange from `source`; returns (status, {lower-case header: value}, body)."""
     status, head, body = harness.raw_exchange(port, data, source=source)
@@ -514,6 +575,7 @@ class MalformedRequests(unittest.TestCase):
     its own (any 127/8 address is this host), so the budgets do not mix."""
     PER_MINUTE = 3
     MAX_URI = 512
+    PROXY = "127.0.0.6"  # a trusted load balancer
 
     @classmethod
     def setUpClass(cls):
@@ -522,7 +584,8 @@ class MalformedRequests(unittest.TestCase):
         cls.registry.start()
         cls.image = harness.push_image(cls.registry, "team/app", "v1")
         cls.gate = harness.Ocigate([{"name": "up", "url": cls.registry.url}], default_upstream="up")
-        cls.gate.config["server"].update(malformed_per_minute=cls.PER_MINUTE, max_uri_bytes=cls.MAX_URI)
+        cls.gate.config["server"].update(malformed_per_minute=cls.PER_MINUTE, max_uri_bytes=cls.MAX_URI,
+                                         trusted_proxies=[cls.PROXY])
         cls.gate._write_config()
         cls.addClassCleanup(cls.gate.close)
         cls.gate.start()
@@ -571,9 +634,27 @@ class MalformedRequests(unittest.TestCase):
         self.assertEqual(self.counter("ocigate_malformed_requests_total", reason="unparsable"), before["unparsable"] + 3)
         self.assertEqual(self.counter("ocigate_rate_limited_total", limit="malformed"), before["limited"] + 1)
         with open(self.gate.stdout_path) as f:
-            limited = [json.loads(l) for l in f if l.startswith("{") and '"status":429' in l]
+            limited = [json.loads(l) for l in f if l.startswith("{") and '"status":429' in l and source in l]
         self.assertEqual([l["error"] for l in limited],
                          ["refused: too many malformed requests (server.malformed_per_minute)"])
+
+    def test_a_balancers_address_is_never_charged_and_probes_are_never_refused(self):
+        unparsable = b"BLAH\r\n\r\n"
+        before = self.counter("ocigate_malformed_requests_total", reason="unparsable")
+        # What does not parse names no client: charged to the balancer, it would refuse everyone behind it,
+        # and its own health checks.
+        for _ in range(self.PER_MINUTE + 2):
+            self.assertEqual(exchange(self.gate.port, unparsable, self.PROXY)[0], 400)
+        self.assertEqual(self.counter("ocigate_malformed_requests_total", reason="unparsable"),
+                         before + self.PER_MINUTE + 2, "still counted")
+        self.assertEqual([request("GET", self.gate.url + path, source=self.PROXY).status for path in ("/readyz", "/v2/")],
+                         [200, 200])
+        # An address over its budget is refused, but its probes are answered.
+        source = "127.0.0.7"
+        for _ in range(self.PER_MINUTE + 1):
+            self.assertEqual(exchange(self.gate.port, unparsable, source)[0], 400)
+        self.assertEqual([request("GET", self.gate.url + path, source=source).status for path in ("/v2/", "/readyz")],
+                         [429, 200])
 
 
 if __name__ == "__main__":

@@ -31,6 +31,13 @@ Reply challenge(const auth::Authenticator& authenticator, std::string message) {
   return reply;
 }
 
+// "10.0.0.0/8,192.0.2.7", for the reload's log line.
+std::string networks_text(const std::vector<net::Network>& networks) {
+  std::string text;
+  for (const auto& network : networks) text.append(text.empty() ? "" : ",").append(network.text());
+  return text;
+}
+
 }  // namespace
 
 FrontDoor::FrontDoor(const config::Config& config, metrics::Metrics& metrics)
@@ -38,7 +45,8 @@ FrontDoor::FrontDoor(const config::Config& config, metrics::Metrics& metrics)
       metrics_(metrics),
       malformed_(config.server.malformed_per_minute),
       rate_(config.server.requests_per_second, config.server.burst),
-      connections_(config.server.max_connections_per_client) {}
+      connections_(config.server.max_connections_per_client),
+      trusted_(std::make_shared<const Networks>(config.server.trusted_proxies)) {}
 
 Status FrontDoor::configure() {
   if (!config_.auth) return ok_status();
@@ -72,27 +80,45 @@ std::shared_ptr<auth::Authenticator> FrontDoor::current_auth() {
   return auth_;
 }
 
+void FrontDoor::reload_trusted_proxies(const config::Config& next) {
+  auto fresh = std::make_shared<const Networks>(next.server.trusted_proxies);
+  const std::string now = networks_text(*fresh);
+  std::string before;
+  {
+    std::lock_guard lock(trusted_mutex_);
+    before = networks_text(*trusted_);
+    trusted_ = std::move(fresh);
+  }
+  if (now != before) log::info("trusted proxies reloaded", {{"trusted_proxies", now}, {"previous", before}});
+}
+
+std::shared_ptr<const FrontDoor::Networks> FrontDoor::trusted_proxies() const {
+  std::lock_guard lock(trusted_mutex_);
+  return trusted_;
+}
+
 // A trusted proxy's connections carry many clients' requests: they are not capped per address.
-bool FrontDoor::open_connection(const std::string& peer) {
-  if (trusted_peer(config_.server.trusted_proxies, peer)) return true;
-  if (connections_.acquire(peer)) return true;
+FrontDoor::Opened FrontDoor::open_connection(const std::string& peer) {
+  if (trusted_peer(*trusted_proxies(), peer)) return Opened::uncounted;
+  if (connections_.acquire(peer)) return Opened::counted;
   // Over max_connections_per_client: closed before reading anything, which costs us least.
   metrics_.record_limited("connections");
   log::warn("connection refused: too many open connections from this address",
             {{"client", peer}, {"limit", config_.server.max_connections_per_client}});
-  return false;
+  return Opened::refused;
 }
 
-void FrontDoor::close_connection(const std::string& peer) {
-  if (!trusted_peer(config_.server.trusted_proxies, peer)) connections_.release(peer);
+void FrontDoor::close_connection(const std::string& peer, Opened opened) {
+  if (opened == Opened::counted) connections_.release(peer);
 }
 
 std::string FrontDoor::client_of(const Request& request, const std::string& peer) const {
-  return forwarded_client(config_.server.trusted_proxies, peer, request);
+  return forwarded_client(*trusted_proxies(), peer, request);
 }
 
 bool FrontDoor::malformed(const std::string& peer, std::string_view reason) {
   metrics_.record_malformed(reason);
+  if (trusted_peer(*trusted_proxies(), peer)) return false;
   return malformed_.record(peer);
 }
 
@@ -107,7 +133,7 @@ std::optional<Reply> FrontDoor::limit(const Request& req, const std::string& pee
       return reply;
     }
   }
-  if (malformed_.over(peer)) {
+  if (!probe && malformed_.over(peer)) {
     metrics_.record_limited("malformed");
     Reply reply = error_reply(Errc::too_many_requests, "too many malformed requests from this address");
     reply.error = "refused: too many malformed requests (server.malformed_per_minute)";

@@ -85,7 +85,8 @@ asio::awaitable<void> Listener::connection(beast::tcp_stream stream, bool metric
   Peer peer;
   peer.address = ec ? std::string("unknown") : remote.address().to_string();
   peer.metrics_only = metrics_only;
-  if (!front_.open_connection(peer.address)) {
+  const auto opened = front_.open_connection(peer.address);
+  if (opened == FrontDoor::Opened::refused) {
     stream.close();
     co_return;
   }
@@ -135,7 +136,7 @@ asio::awaitable<void> Listener::connection(beast::tcp_stream stream, bool metric
     log::error("session failed", {{"client", peer.address}, {"error", e.what()}});
   }
   remove(id);
-  front_.close_connection(peer.address);
+  front_.close_connection(peer.address, opened);
   beast::tcp_stream& lowest = tls_stream ? beast::get_lowest_layer(*tls_stream) : stream;
   lowest.socket().shutdown(tcp::socket::shutdown_send, ec);
   lowest.close();
