@@ -38,7 +38,8 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   pull_ahead_ = &family(prometheus::BuildCounter(), r, "ocigate_pull_ahead_layers_total",
                         "Layers the mirror took up ahead of a pulling client (upstreams[].pull_ahead), by upstream and "
                         "result: fetched (or waited for while a client's fetch ran), cached (already there), failed "
-                        "(the image's walk stopped there)");
+                        "(the image's walk stopped there), yielded (left to the client: max_concurrent_fetches slots "
+                        "were wanted by clients)");
   digest_mismatches_ = &family(prometheus::BuildCounter(), r, "ocigate_digest_mismatches_total",
                                "Upstream content whose bytes did not match its digest, by upstream");
   cache_write_failures_ = &family(prometheus::BuildCounter(), r, "ocigate_cache_write_failures_total",

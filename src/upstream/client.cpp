@@ -92,7 +92,12 @@ Error transport_error(const Endpoint& endpoint, const beast::error_code& ec, std
 // fetch_slot_timeout: the send races a timer, and the loser is cancelled.
 class FetchLimiter : public std::enable_shared_from_this<FetchLimiter> {
  public:
-  FetchLimiter(asio::any_io_executor executor, unsigned limit) : slots_(std::move(executor), limit) {}
+  FetchLimiter(asio::any_io_executor executor, unsigned limit) : slots_(std::move(executor), limit), limit_(limit) {}
+
+  unsigned idle() const {
+    const unsigned held = held_.load();
+    return held < limit_ ? limit_ - held : 0;
+  }
 
   // A permit, or nullptr when no slot came free within timeout.
   asio::awaitable<std::shared_ptr<void>> acquire(std::chrono::steady_clock::duration timeout) {
@@ -108,14 +113,18 @@ class FetchLimiter : public std::enable_shared_from_this<FetchLimiter> {
       // the same instant the timer fired holds a slot, and dropping it here would leak that slot.
       if (send_ec) co_return nullptr;
     }
+    ++held_;
     // Not null: callers test the permit like any pointer.
     co_return std::shared_ptr<void>(static_cast<void*>(this), [self = shared_from_this()](void*) {
+      --self->held_;
       self->slots_.try_receive([](boost::system::error_code) {});
     });
   }
 
  private:
   asio::experimental::concurrent_channel<void(boost::system::error_code)> slots_;
+  const unsigned limit_;
+  std::atomic<unsigned> held_{0};  // permits out, for idle()
 };
 
 class ResponseImpl final : public Response {
@@ -280,6 +289,11 @@ class ClientImpl final : public Client {
   ClientStats stats() const override {
     return {requests_.load(), connections_opened_.load(), token_fetches_.load(), fetch_slot_timeouts_.load()};
   }
+  std::optional<unsigned> idle_fetch_slots() const override {
+    if (!fetch_limiter_) return std::nullopt;
+    return fetch_limiter_->idle();
+  }
+
 
   asio::awaitable<Result<std::unique_ptr<Response>>> send(Request request) override {
     if (!setup_error_.empty()) co_return Error{Errc::upstream_error, setup_error_};

@@ -31,7 +31,8 @@ class Metrics {
   // status: the HTTP status as text, or "error" for transport failures
   void record_upstream(std::string_view upstream, std::string_view status, double seconds);
   void record_upstream_fetch(std::string_view upstream, std::string_view kind);  // kind: blob|manifest
-  // A layer the mirror fetched ahead of a pulling client (upstreams[].pull_ahead); result: fetched|cached|failed.
+  // A layer the mirror fetched ahead of a pulling client (upstreams[].pull_ahead); result: fetched|cached|failed|yielded
+  // (left to the client: the upstream's fetch slots were wanted by clients).
   void record_pull_ahead(std::string_view upstream, std::string_view result);
   void record_digest_mismatch(std::string_view upstream);
   // The cache could not take a blob being fetched. stage: begin (no file for it), append (a write

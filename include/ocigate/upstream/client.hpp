@@ -94,6 +94,10 @@ class Client {
   // upstream_busy (retry_after = busy_retry_after) before anything is sent.
   virtual asio::awaitable<Result<std::unique_ptr<Response>>> send(Request request) = 0;
 
+  // With max_concurrent_fetches: the slots no request holds now, a hint for optional work such as
+  // pull-ahead (it may change at once). Without a limit: nullopt.
+  virtual std::optional<unsigned> idle_fetch_slots() const = 0;
+
   virtual const config::Upstream& upstream() const = 0;
   virtual ClientStats stats() const = 0;
 };

@@ -36,6 +36,16 @@ std::vector<std::size_t> pull_ahead_order(std::size_t layers, std::size_t asked)
   return order;
 }
 
+// With max_concurrent_fetches, a pull-ahead fetch starts only while, with it, at least half of the
+// upstream's slots (rounded up) stay idle for clients: optional work must not make a client's own
+// request wait for a slot, or run out of fetch_slot_timeout behind it.
+bool spare_fetch_slot(const upstream::Client& client) {
+  const auto idle = client.idle_fetch_slots();
+  if (!idle) return true;
+  const unsigned limit = client.upstream().max_concurrent_fetches;
+  return *idle >= 1 + (limit + 1) / 2;
+}
+
 std::string PullAhead::key(const Target& target, const std::string& digest) { return target.repo_key + "@" + digest; }
 
 void PullAhead::remember(const Target& target, const std::vector<oci::Descriptor>& layers) {
@@ -99,6 +109,16 @@ asio::awaitable<void> PullAhead::run(std::shared_ptr<Walk> walk) {
     if (store_.blob_size(layer.digest)) {
       metrics_.record_pull_ahead(upstream, "cached");
       continue;
+    }
+    if (!spare_fetch_slot(*target.client)) {
+      // The rest is left to the clients, which fetch what they ask for.
+      for (std::size_t left = walk->order.size() - walk->next + 1; left > 0; --left) {
+        metrics_.record_pull_ahead(upstream, "yielded");
+      }
+      log::debug("pull-ahead yielded: the upstream's fetch slots are wanted by clients",
+                 {{"upstream", upstream}, {"repository", target.repo}});
+      walk->next = walk->order.size();
+      break;
     }
     auto fetched = co_await fetch(target, layer);
     if (!fetched) {

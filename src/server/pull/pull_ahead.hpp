@@ -4,7 +4,9 @@
 // the same single-flight fetches a client would join. A client that takes one layer after the
 // other (skopeo, `ctr` with one download at a time) then finds the next one cached or under way,
 // and the upstream's round trips overlap the client's own work. A manifest alone starts nothing:
-// tools that only read manifests and configs (inspect, digest lookups) cost no layer bytes.
+// tools that only read manifests and configs (inspect, digest lookups) cost no layer bytes. With
+// upstreams[].max_concurrent_fetches, pull-ahead leaves half of the slots to clients' own requests
+// and yields its walk when they are taken.
 
 #include <chrono>
 #include <cstddef>
@@ -64,5 +66,9 @@ class PullAhead {
 // The order a walk takes an image's layers in when the client asked for layers[asked]: the ones
 // after it first (clients take layers in manifest order), then those before it; never asked.
 std::vector<std::size_t> pull_ahead_order(std::size_t layers, std::size_t asked);
+
+// Whether a pull-ahead fetch may take one of the upstream's max_concurrent_fetches slots now: only
+// while at least half of them (rounded up) stay idle for clients besides it. Always without a limit.
+bool spare_fetch_slot(const upstream::Client& client);
 
 }  // namespace ocigate::server

@@ -1211,6 +1211,28 @@ TEST_F(UpstreamClient, MaxConcurrentFetchesQueuesRequestsUntilABodyIsDone) {
   ASSERT_TRUE(third.ok()) << third.error().message;
 }
 
+// idle_fetch_slots: the slots no request holds, for pull-ahead to leave to clients.
+TEST_F(UpstreamClient, IdleFetchSlotsCountsThePermitsHeld) {
+  const std::string blob = pattern(200000);
+  TestServer server([&](const ServerRequest&) { return Reply::ok(blob); });
+  auto unlimited = client_for(upstream_for(server));
+  EXPECT_EQ(unlimited->idle_fetch_slots(), std::nullopt);
+  auto upstream = upstream_for(server);
+  upstream.max_concurrent_fetches = 2;
+  auto client = client_for(upstream);
+  EXPECT_EQ(client->idle_fetch_slots(), 2u);
+  auto first = send(*client, get("/v2/a/blobs/one"));
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(client->idle_fetch_slots(), 1u);
+  auto second = send(*client, get("/v2/a/blobs/two"));
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_EQ(client->idle_fetch_slots(), 0u);
+  ASSERT_TRUE(read_all(**first).ok());  // its body is done: its slot frees
+  EXPECT_EQ(client->idle_fetch_slots(), 1u);
+  second = Error{Errc::internal, "dropped"};  // dropped mid-body: its slot frees too
+  EXPECT_EQ(client->idle_fetch_slots(), 2u);
+}
+
 TEST_F(UpstreamClient, AWaitForAFetchSlotEndsAfterFetchSlotTimeoutWithUpstreamBusy) {
   const std::string blob = pattern(200000);
   TestServer server([&](const ServerRequest&) { return Reply::ok(blob); });

@@ -207,13 +207,14 @@ class PullAheadTest : public ProxyBlobTest {
 
   // The upstream and a proxy in front of it with this pull_ahead; the policy serves everything.
   struct Mirror {
-    Mirror(PullAheadTest& test, unsigned pull_ahead, std::vector<std::string> failing)
+    Mirror(PullAheadTest& test, unsigned pull_ahead, std::vector<std::string> failing, unsigned fetch_slots)
         : server(test.registry(std::move(failing))),
-          config(with_pull_ahead(test.config_for(server), pull_ahead)),
+          config(with_pull_ahead(test.config_for(server), pull_ahead, fetch_slots)),
           holder(serve_everything()),
           proxy(config, *test.store_, test.metrics_, holder, test.io_.get_executor()) {}
-    static config::Config with_pull_ahead(config::Config config, unsigned pull_ahead) {
+    static config::Config with_pull_ahead(config::Config config, unsigned pull_ahead, unsigned fetch_slots) {
       config.upstreams[0].pull_ahead = pull_ahead;
+      config.upstreams[0].max_concurrent_fetches = fetch_slots;
       return config;
     }
     TestServer server;
@@ -221,8 +222,10 @@ class PullAheadTest : public ProxyBlobTest {
     PolicyHolder holder;
     Proxy proxy;
   };
-  std::unique_ptr<Mirror> mirror_with(unsigned pull_ahead, std::vector<std::string> failing = {}) {
-    return std::make_unique<Mirror>(*this, pull_ahead, std::move(failing));
+  // fetch_slots: upstreams[].max_concurrent_fetches (0: no limit).
+  std::unique_ptr<Mirror> mirror_with(unsigned pull_ahead, std::vector<std::string> failing = {},
+                                      unsigned fetch_slots = 0) {
+    return std::make_unique<Mirror>(*this, pull_ahead, std::move(failing), fetch_slots);
   }
 
   // How many times the upstream was asked for this blob.
@@ -327,6 +330,71 @@ TEST_F(PullAheadTest, ALayerTheUpstreamFailsStopsTheWalk) {
   EXPECT_EQ(asked(server, digests_[3]), 0U);
   EXPECT_EQ(pulled_ahead("fetched"), 0);
   EXPECT_EQ(get(proxy, layer_path(1))->reply->head.result_int(), 502u);
+}
+
+// With max_concurrent_fetches, pull-ahead takes a slot only while half of them stay idle besides
+// it: with one slot, the client's own fetch holds it, and the walk yields every other layer to the
+// client, which still gets each one when it asks.
+TEST_F(PullAheadTest, WithTooFewIdleFetchSlotsTheWalkYieldsToTheClient) {
+  auto mirror = mirror_with(2, {}, 1);
+  TestServer& server = mirror->server;
+  Proxy& proxy = mirror->proxy;
+
+  ASSERT_EQ(get(proxy, "/v2/lib/app/manifests/v1")->reply->head.result_int(), 200u);
+  ASSERT_EQ(get(proxy, layer_path(0))->reply->head.result_int(), 200u);
+  ASSERT_TRUE(run_until([&] { return pulled_ahead("yielded") == 3; })) << metrics_.render();
+  EXPECT_EQ(pulled_ahead("fetched"), 0);
+  for (std::size_t i = 1; i < 4; ++i) EXPECT_EQ(asked(server, digests_[i]), 0U) << "layer " << i;
+  for (std::size_t i = 1; i < 4; ++i) {
+    auto layer = get(proxy, layer_path(i));
+    EXPECT_EQ(layer->reply->head.result_int(), 200u) << "layer " << i;
+    EXPECT_TRUE(layer->body == layers_[i]) << "layer " << i;
+  }
+}
+
+// With slots to spare (eight: the client's fetch holds one, pull-ahead two, five stay idle), the
+// walk runs as without a limit.
+TEST_F(PullAheadTest, WithIdleFetchSlotsToSpareTheWalkRuns) {
+  auto mirror = mirror_with(2, {}, 8);
+  Proxy& proxy = mirror->proxy;
+
+  ASSERT_EQ(get(proxy, "/v2/lib/app/manifests/v1")->reply->head.result_int(), 200u);
+  ASSERT_EQ(get(proxy, layer_path(0))->reply->head.result_int(), 200u);
+  ASSERT_TRUE(run_until([&] { return cached(1, 4); })) << "layers 1-3 were not pulled ahead";
+  EXPECT_TRUE(run_until([&] { return pulled_ahead("fetched") == 3; })) << metrics_.render();
+  EXPECT_EQ(pulled_ahead("yielded"), 0);
+}
+
+// The rule itself: a slot for pull-ahead only while at least half of them (rounded up) stay idle
+// besides it; always without a limit.
+namespace {
+class SlotsClient final : public upstream::Client {
+ public:
+  SlotsClient(unsigned limit, std::optional<unsigned> idle) : idle_(idle) { upstream_.max_concurrent_fetches = limit; }
+  boost::asio::awaitable<Result<std::unique_ptr<upstream::Response>>> send(upstream::Request) override {
+    co_return Error{Errc::internal, "not used"};
+  }
+  std::optional<unsigned> idle_fetch_slots() const override { return idle_; }
+  const config::Upstream& upstream() const override { return upstream_; }
+  upstream::ClientStats stats() const override { return {}; }
+
+ private:
+  config::Upstream upstream_;
+  std::optional<unsigned> idle_;
+};
+}  // namespace
+
+TEST(PullAheadSlots, APullAheadFetchLeavesHalfTheSlotsRoundedUpIdle) {
+  EXPECT_TRUE(spare_fetch_slot(SlotsClient(0, std::nullopt)));
+  EXPECT_FALSE(spare_fetch_slot(SlotsClient(1, 1)));
+  EXPECT_TRUE(spare_fetch_slot(SlotsClient(2, 2)));
+  EXPECT_FALSE(spare_fetch_slot(SlotsClient(2, 1)));
+  EXPECT_TRUE(spare_fetch_slot(SlotsClient(4, 3)));
+  EXPECT_FALSE(spare_fetch_slot(SlotsClient(4, 2)));
+  EXPECT_TRUE(spare_fetch_slot(SlotsClient(5, 4)));
+  EXPECT_FALSE(spare_fetch_slot(SlotsClient(5, 3)));
+  EXPECT_TRUE(spare_fetch_slot(SlotsClient(16, 9)));
+  EXPECT_FALSE(spare_fetch_slot(SlotsClient(16, 8)));
 }
 
 }  // namespace ocigate::server
