@@ -7,10 +7,10 @@ Figures:
     "one" is the load balancer hop's cost alone, the fleet against "one behind nginx" what three processes on
     the same cores add or take;
   - upstream bytes ÷ unique bytes for 30 repositories whose images share one base layer, pulled once each
-    through a cold contestant (a Python client: manifest, then each blob): what shared-nothing costs, since
-    each replica that sees the base layer fetches it once;
+    through a cold contestant by `skopeo copy`, one after the other: what shared-nothing costs, since each
+    replica that sees the base layer fetches it once; and the seconds those 30 copies take;
   - warm aggregate throughput: 16 clients (blobget, one connection each) GET 16 different repositories'
-    cached layers at once, so the fleet spreads them over its replicas.
+    cached layers at once, so the fleet spreads them over its replicas; and the same with 16 `curl` processes.
 The fleet behind HAProxy (deploy/lb/haproxy.cfg: bounded load, kernel splicing) is measured beside it.
 Results go to bench/results/fleet.json and the fleet section of bench/README.md (not in --smoke)."""
 
@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import time
 
 import bench as b
@@ -213,6 +214,23 @@ def pull(port, repo, tag="v1"):
         conn.close()
 
 
+def curl_many(port, paths):
+    """One curl per path, all at once, each body to /dev/null: aggregate bytes/s from the first start to the
+    last finish."""
+    t0 = time.monotonic()
+    procs = [subprocess.Popen(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}",
+                               f"http://127.0.0.1:{port}{path}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, text=True) for path in paths]
+    total = 0
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        status, size = out.split()
+        if proc.returncode != 0 or status != "200":
+            raise RuntimeError(f"curl: status {status}, exit {proc.returncode}: {err.strip()[:200]}")
+        total += int(size)
+    return total / (time.monotonic() - t0)
+
+
 def upstream_blob_bytes(log_path, offset):
     """Bytes the upstream wrote for blob GETs after `offset` in its access log, and how many GETs."""
     total = gets = 0
@@ -299,6 +317,11 @@ class FleetBench(b.Bench):
                                  lambda: self.tools.get(warm[who].port, "@" + self.warm_paths, CLIENTS))
                 if r:
                     self.add("warm16", who, r["bytes_per_second"])
+            warm_paths = [f"/v2/{repo}/blobs/{digest}" for repo, digest in self.seed.warm][:CLIENTS]
+            for who in order:
+                r = self.attempt(f"warm {CLIENTS} clients {who}, curl", lambda: curl_many(warm[who].port, warm_paths))
+                if r:
+                    self.add("warm16_curl", who, r)
         warm["one+nginx"].stop()
         warm["fleet+haproxy"].stop()
         for who in ("fleet", "one", "peer"):
@@ -306,7 +329,8 @@ class FleetBench(b.Bench):
         self.upstream.stop()
 
     def shared_base(self, order):
-        """Each cold contestant pulls the 30 images that share a base layer, one after the other."""
+        """Each cold contestant is pulled the 30 images that share a base layer by `skopeo copy`, one after the
+        other: the seconds that takes, and what the upstream served for it."""
         for who in order:
             if who == "one+nginx":
                 continue  # the same cache as one: the same upstream bytes
@@ -315,8 +339,10 @@ class FleetBench(b.Bench):
             if not server:
                 continue
             offset = os.path.getsize(self.upstream.log_path)
+            dest = os.path.join(self.workdir, "skopeo-dest")
             t0 = time.monotonic()
-            ok = self.attempt(f"shared base {who}", lambda: [pull(server.port, repo) for repo in self.seed.apps])
+            ok = self.attempt(f"shared base {who}",
+                              lambda: [b.skopeo_copy(server.port, f"{repo}:v1", dest) for repo in self.seed.apps])
             seconds = time.monotonic() - t0
             if ok is not None:
                 sent, gets = settle(self.upstream.log_path, offset)
@@ -347,10 +373,20 @@ def table(bench):
         cells.append(f"{r:.2f}× ({gets:.0f} blob GETs)" if r is not None else "—")
     mode = bench.mode
     rows.append((f"upstream bytes ÷ unique bytes, {mode['repos']} repositories sharing a "
-                 f"{mode['base'] / b.MiB:g} MiB base layer, cold", cells))
+                 f"{mode['base'] / b.MiB:g} MiB base layer, cold (`skopeo copy` of each)", cells))
+    cells = []
+    for who in WHO:
+        if who == "one+nginx":
+            cells.append("—")
+            continue
+        t = med("shared_base", who, "seconds")
+        cells.append(f"{t:.2f} s" if t is not None else "—")
+    rows.append((f"cold pull of those {mode['repos']} images, `skopeo copy` one after the other", cells))
     cells = [b.gib_s(med("warm16", who)) for who in WHO]
     rows.append((f"warm blob, {CLIENTS} clients over {mode['warm_repos']} repositories "
                  f"({mode['warm_blob'] / b.MiB:g} MiB each), aggregate", cells))
+    cells = [b.gib_s(med("warm16_curl", who)) for who in WHO]
+    rows.append((f"the same with {min(CLIENTS, mode['warm_repos'])} `curl` processes, one per repository", cells))
     header = "| figure | " + " | ".join(LABEL[w] for w in WHO) + " |"
     lines = [header, "|" + "---|" * (len(WHO) + 1)]
     lines += [f"| {label} | " + " | ".join(c) + " |" for label, c in rows]
@@ -371,8 +407,8 @@ def main(args, started):
     mode = bench.mode
     heading = (f"`bench/run --fleet`{' --' + bench.mode_name if bench.mode_name != 'full' else ''}, "
                f"{mode['runs']} run(s) (medians), {os.cpu_count()} cores, {date}; {mode['load_s']} s per rate; "
-               f"{time.monotonic() - started:.0f} s in all; clients: httpload (rates), a Python client (pulls), "
-               f"blobget (warm throughput).")
+               f"{time.monotonic() - started:.0f} s in all; clients: httpload (rates), skopeo (cold pulls), "
+               f"blobget and curl (warm throughput).")
     print("\n" + heading + "\n\n" + text)
     if bench.errors:
         print("\nmeasurement errors:\n" + "".join(f"  - {e}\n" for e in bench.errors))
