@@ -231,6 +231,7 @@ void Notifier::Impl::publish(Event event) {
       } else {
         first_drop = !hook->dropping;
         hook->dropping = true;
+        if (!stopping_) hook->repeats.reopen(key, now);  // nothing went out: the next repeat may
       }
     }
     if (wake) asio::post(io_, [hook] { hook->wake.cancel(); });
@@ -293,6 +294,11 @@ asio::awaitable<void> Notifier::Impl::deliver(Hook& hook, const Event& event) {
     }
     if (outcome.result == detail::Attempt::Result::give_up || attempt >= options_.max_attempts) {
       count("failed", failed_);
+      {
+        // It never arrived: the next repeat goes out instead of being held back for the window.
+        std::lock_guard lock(mutex_);
+        hook.repeats.reopen(detail::repeat_key(event), detail::Repeats::Clock::now());
+      }
       const bool spent = outcome.result == detail::Attempt::Result::retry;
       report_failure(Failure{hook.name, std::string(kind_name(event.kind)), "failed", attempt,
                              outcome.reason + (spent ? " (gave up after " + std::to_string(attempt) + " attempts)" : "")});
@@ -338,7 +344,7 @@ void Notifier::remember_sent_by(const Notifier& previous) {
   std::scoped_lock lock(impl_->mutex_, previous.impl_->mutex_);
   for (const auto& hook : impl_->hooks_) {
     for (const auto& old : previous.impl_->hooks_) {
-      if (old->config.url != hook->config.url) continue;
+      if (old->config.url != hook->config.url || old->config.format != hook->config.format) continue;
       hook->repeats.remember_from(old->repeats);
       break;
     }

@@ -63,6 +63,11 @@ std::optional<std::uint64_t> Repeats::admit(const std::string& key, Clock::time_
   return held;
 }
 
+void Repeats::reopen(const std::string& key, Clock::time_point now) {
+  auto found = seen_.find(key);
+  if (found != seen_.end()) found->second.sent = now - window_;  // its window ends now
+}
+
 void Repeats::make_room(Clock::time_point now) {
   std::erase_if(seen_, [&](const auto& entry) { return now - entry.second.sent >= window_; });
   if (seen_.size() >= max_keys) seen_.clear();

@@ -6,6 +6,8 @@
 // not who pulled, when, or by which reference), the same wrong bytes from the same upstream
 // repository, or the same refused reload. Within notify.webhooks[].repeat_window of the last event
 // let through, a repeat is held back and counted; the next one let through says how many were.
+// Only what reached its receiver holds repeats back: after a drop or a failed delivery the next
+// repeat goes out.
 
 #include <chrono>
 #include <cstdint>
@@ -31,6 +33,9 @@ class Repeats {
   // nullopt: a repeat within the window, held back. Otherwise the event goes out, carrying how
   // many repeats of it were held back since the last one that went out.
   std::optional<std::uint64_t> admit(const std::string& key, Clock::time_point now);
+  // An event let through never reached its receiver (dropped, or its delivery failed): the next
+  // repeat goes out, still counting the repeats held back since.
+  void reopen(const std::string& key, Clock::time_point now);
   // What another webhook's memory holds (the one a reload replaced), judged by this one's window.
   void remember_from(const Repeats& previous) { seen_ = previous.seen_; }
 

@@ -10,8 +10,9 @@
 // host name, with SNI.
 //
 // Repeats of an event within a webhook's repeat_window are held back, counted as "suppressed", and
-// the next one it sends says how many there were (notify/repeats.hpp). A reload carries that memory
-// over to the new notifier's webhooks with the same URL (remember_sent_by).
+// the next one it sends says how many there were (notify/repeats.hpp); an event that was dropped or
+// failed holds nothing back. A reload carries that memory over to the new notifier's webhooks with
+// the same URL and format (remember_sent_by).
 //
 // Lower modules never log: failures go to the Report callback (the server logs them) and to
 // ocigate_notify_events_total{result}.
@@ -85,8 +86,8 @@ class Notifier {
   // Waits until every queue is empty and nothing is being sent, at most timeout; true if so. For
   // shutdown (give pending events a moment) and tests.
   bool flush(std::chrono::milliseconds timeout);
-  // For a reload: each of this notifier's webhooks that posts to the same URL as one of previous's
-  // takes over what that one remembers sending, so a SIGHUP does not send again what went out
+  // For a reload: each of this notifier's webhooks that posts to the same URL in the same format as
+  // one of previous's takes over what that one remembers sending, so a SIGHUP does not send again what went out
   // before it, and the next event let through still counts the repeats held back. Call before
   // this notifier publishes anything; previous may still be delivering.
   void remember_sent_by(const Notifier& previous);

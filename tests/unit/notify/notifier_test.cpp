@@ -458,6 +458,56 @@ TEST(Notifier, ANotifierThatReplacesAnotherRemembersWhatItSentToTheSameUrl) {
   EXPECT_EQ(sent[2].second["repeats"], 2);  // one held back before the swap, one after
 }
 
+// A delivery that failed (here a 400, not retried) holds nothing back: the next repeat goes out.
+TEST(Notifier, AnEventWhoseDeliveryFailedHoldsNoRepeatBack) {
+  std::atomic<int> seen{0};
+  TestServer server([&](const ServerRequest&) { return ++seen == 1 ? Reply::with_status(400) : Reply::ok(""); });
+  auto webhook = webhook_for(server);
+  webhook.repeat_window = 600s;
+  Notifier notifier({webhook}, nullptr, {}, fast());
+  notifier.publish(blocked());
+  ASSERT_TRUE(notifier.flush(patience));
+  notifier.publish(blocked());
+  ASSERT_TRUE(notifier.flush(patience));
+  EXPECT_EQ(server.requests().size(), 2u);
+  EXPECT_EQ(notifier.stats().failed, 1u);
+  EXPECT_EQ(notifier.stats().delivered, 1u);
+  EXPECT_EQ(notifier.stats().suppressed, 0u);
+}
+
+// A dropped event (no room in the queue) holds nothing back either.
+TEST(Notifier, ADroppedEventHoldsNoRepeatBack) {
+  TestServer server([](const ServerRequest&) { return Reply::ok(""); });
+  auto webhook = webhook_for(server);
+  webhook.repeat_window = 600s;
+  Options no_room = fast();
+  no_room.queue_capacity = 0;
+  Notifier notifier({webhook}, nullptr, {}, no_room);
+  notifier.publish(blocked());
+  notifier.publish(blocked());
+  EXPECT_EQ(notifier.stats().dropped, 2u);
+  EXPECT_EQ(notifier.stats().suppressed, 0u);
+}
+
+// A webhook whose format changed (json to slack) at the same URL starts afresh after a reload: what
+// went out before was another message.
+TEST(Notifier, AReloadThatChangesAWebhooksFormatStartsItsRepeatsAfresh) {
+  TestServer server([](const ServerRequest&) { return Reply::ok(""); });
+  auto hook = webhook_for(server);
+  hook.repeat_window = 600s;
+  auto before = std::make_unique<Notifier>(std::vector<config::Webhook>{hook}, nullptr, Report{}, fast());
+  before->publish(blocked());
+  ASSERT_TRUE(before->flush(patience));
+  hook.format = config::WebhookFormat::slack;
+  Notifier after({hook}, nullptr, {}, fast());
+  after.remember_sent_by(*before);
+  before.reset();
+  after.publish(blocked());
+  ASSERT_TRUE(after.flush(patience));
+  ASSERT_EQ(server.requests().size(), 2u);
+  EXPECT_TRUE(json::parse(server.requests()[1].body()).contains("text"));
+}
+
 TEST(Notifier, DoesNotFollowRedirects) {
   TestServer elsewhere([](const ServerRequest&) { return Reply::ok(""); });
   const std::string location = elsewhere.origin() + "/stolen";

@@ -82,6 +82,19 @@ TEST(Repeats, HoldsBackWithinTheWindowThenCountsWhatItHeld) {
   EXPECT_EQ(repeats.admit("a", t0 + 21min), 1u);
 }
 
+// An event that never reached its receiver (dropped, or its delivery failed) holds nothing back.
+TEST(Repeats, AfterReopenTheNextRepeatGoesOutCountingWhatWasHeldBack) {
+  Repeats repeats(10min);
+  const auto t0 = Clock::now();
+  EXPECT_EQ(repeats.admit("a", t0), 0u);
+  EXPECT_EQ(repeats.admit("a", t0 + 1s), std::nullopt);
+  repeats.reopen("a", t0 + 2s);
+  EXPECT_EQ(repeats.admit("a", t0 + 3s), 1u);
+  EXPECT_EQ(repeats.admit("a", t0 + 4s), std::nullopt);  // this one went out: its window holds
+  repeats.reopen("never seen", t0 + 5s);
+  EXPECT_EQ(repeats.admit("never seen", t0 + 5s), 0u);
+}
+
 TEST(Repeats, AZeroWindowLetsEverythingThrough) {
   Repeats repeats(0ms);
   const auto t0 = Clock::now();
