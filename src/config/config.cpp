@@ -832,6 +832,7 @@ Config load(const Loader& l, const YAML::Node& root) {
                          "vulnerabilities", "notify"});
   Config config;
   config.source = l.source();
+  config.document = std::make_shared<const YAML::Node>(root);
   config.server.instance = host_name();
   if (root["server"]) load_server(l, root["server"], config.server);
   if (root["storage"]) load_storage(l, root["storage"], config.storage);

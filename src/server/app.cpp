@@ -169,6 +169,7 @@ class App final : public Responder {
     }
     reload_tls();
     if (loaded) {
+      warn_restart_only(*loaded);
       front_.reload_auth(*loaded);
       front_.reload_trusted_proxies(*loaded);
       reload_webhooks(loaded->notify.webhooks);
@@ -210,6 +211,16 @@ class App final : public Responder {
     log::info("vulnerability database loaded",
               {{"directory", data.directory}, {"version", meta.version}, {"records", meta.records_loaded},
                {"files", meta.files}, {"age_seconds", db->age(std::chrono::system_clock::now()).count()}});
+  }
+
+  // What the file changed that a reload does not apply: said at every SIGHUP until a restart, so
+  // that nobody takes a changed upstream or limit for one in force.
+  void warn_restart_only(const config::Config& next) {
+    const auto changed = config::restart_only_changes(config_, next);
+    if (changed.empty()) return;
+    std::string keys;
+    for (const auto& key : changed) keys += (keys.empty() ? "" : ", ") + key;
+    log::warn("SIGHUP: these settings changed in the file but take effect only after a restart", {{"settings", keys}});
   }
 
   // notify.webhooks as the file now says (a file that loads, as for auth): events from now on go to

@@ -393,6 +393,25 @@ class Security(unittest.TestCase):
         self.assertEqual(kept, after)
         self.assertNotIn("0123456789abcdef", gate.stderr(), "a hash never reaches the log")
 
+    def test_a_reload_names_the_settings_that_need_a_restart(self):
+        gate = self.gate(tls=False, auth=False)
+        warning = "take effect only after a restart"
+
+        def reload():
+            count = gate.stderr().count("policy reloaded")
+            gate.proc.send_signal(signal.SIGHUP)
+            harness.wait_until(lambda: gate.stderr().count("policy reloaded") > count, 10, "the reload")
+
+        reload()  # the same file: nothing to say
+        self.assertNotIn(warning, gate.stderr())
+        gate.config["server"]["requests_per_second"] = 1000
+        gate.config["upstreams"][0]["tag_ttl"] = "1m"
+        gate._write_config()
+        reload()
+        lines = [json.loads(l) for l in gate.stderr().splitlines() if warning in l]
+        self.assertEqual(len(lines), 1, gate.stderr()[-2000:])
+        self.assertEqual((lines[0]["level"], lines[0]["settings"]), ("warn", "server.requests_per_second, upstreams"))
+
     def test_invalid_auth_config_exits_2_with_file_and_line(self):
         bad = os.path.join(self.tmp, "bad-htpasswd")
         with open(bad, "w") as f:

@@ -195,6 +195,8 @@ struct Config {
   // The `policy:` section as written, validated by the policy module (policy::parse_policy);
   // null when absent. Shared and never changed, so copies of a Config are cheap.
   std::shared_ptr<const YAML::Node> policy;
+  // The whole file as parsed, for telling what a reload changed; null for the built-in default.
+  std::shared_ptr<const YAML::Node> document;
 
   const Upstream* find_upstream(std::string_view name) const;
 };
@@ -206,6 +208,13 @@ Config defaults();
 // Parses YAML text; source names the file in error messages.
 Result<Config> parse(std::string_view text, std::string_view source);
 Result<Config> load_file(const std::string& path);
+
+// What SIGHUP does not apply: the settings other than policy, auth, notify, vulnerabilities and
+// server.trusted_proxies whose values differ between the running configuration and a reloaded file,
+// as key paths ("server.requests_per_second", "upstreams", "storage.max_size"), sorted; empty when
+// none did. Layout, comments and key order do not count. (server.tls is here too: a reload re-reads
+// the certificate files the running configuration names, not new paths.)
+std::vector<std::string> restart_only_changes(const Config& running, const Config& next);
 
 // "20GiB", "512MiB", "1.5GB", "1048576" -> bytes. Units: B, KB, MB, GB, TB (1000s), KiB, MiB, GiB, TiB.
 std::optional<std::uint64_t> parse_size(std::string_view text);
