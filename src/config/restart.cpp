@@ -73,6 +73,14 @@ std::vector<std::string> restart_only_changes(const Config& running, const Confi
       if (canonical(child(was, key)) != canonical(child(is, key))) changed.push_back(section + "." + key);
     }
   }
+  // A password is read from its file at load: the same path with new content counts too.
+  if (std::find(changed.begin(), changed.end(), "upstreams") == changed.end()) {
+    for (const auto& upstream : next.upstreams) {
+      const auto* was = running.find_upstream(upstream.name);
+      if (was && was->password != upstream.password) changed.push_back("upstreams." + upstream.name + ".password_file");
+    }
+  }
+  std::sort(changed.begin(), changed.end());
   return changed;
 }
 

@@ -212,8 +212,10 @@ Result<Config> load_file(const std::string& path);
 // What SIGHUP does not apply: the settings other than policy, auth, notify, vulnerabilities and
 // server.trusted_proxies whose values differ between the running configuration and a reloaded file,
 // as key paths ("server.requests_per_second", "upstreams", "storage.max_size"), sorted; empty when
-// none did. Layout, comments and key order do not count. (server.tls is here too: a reload re-reads
-// the certificate files the running configuration names, not new paths.)
+// none did. Layout, comments and key order do not count. An upstream's password read from an
+// unchanged password_file with new content counts too ("upstreams.<name>.password_file"); other
+// files' contents do not. (server.tls is here too: a reload re-reads the certificate files the
+// running configuration names, not new paths.)
 std::vector<std::string> restart_only_changes(const Config& running, const Config& next);
 
 // "20GiB", "512MiB", "1.5GB", "1048576" -> bytes. Units: B, KB, MB, GB, TB (1000s), KiB, MiB, GiB, TiB.

@@ -1,5 +1,8 @@
 // restart_only_changes: what a SIGHUP leaves for a restart, told apart from what it applies and
 // from edits that change nothing.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -90,6 +93,23 @@ policy: { mode: audit }
 TEST(RestartOnlyChanges, AgainstTheBuiltInDefaultEveryWrittenSettingCounts) {
   const std::string first = "server: { listen: 127.0.0.1:6000 }\nupstreams: [{ name: a, url: 'https://a.example' }]\n";
   EXPECT_THAT(restart_only_changes(defaults(), parsed(first)), ElementsAre("server.listen", "upstreams"));
+}
+
+// A password is read from its file when the file is loaded: a rotated one at the same path is not in
+// force until a restart, and is named as such (never its value).
+TEST(RestartOnlyChanges, NamesAnUpstreamPasswordRotatedInTheSameFile) {
+  std::string dir = (std::filesystem::temp_directory_path() / "ocigate-restart-test-XXXXXX").string();
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  const std::string file = dir + "/hub.password";
+  const std::string text = "upstreams:\n  - { name: docker.io, url: 'https://registry-1.docker.io', username: robot, "
+                           "password_file: " + file + " }\n";
+  std::ofstream(file) << "first\n";
+  const Config running = parsed(text);
+  std::ofstream(file) << "first\n";
+  EXPECT_THAT(restart_only_changes(running, parsed(text)), IsEmpty());
+  std::ofstream(file) << "rotated\n";
+  EXPECT_THAT(restart_only_changes(running, parsed(text)), ElementsAre("upstreams.docker.io.password_file"));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
