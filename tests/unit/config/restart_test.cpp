@@ -1,7 +1,5 @@
 // restart_only_changes: what a SIGHUP leaves for a restart, told apart from what it applies and
 // from edits that change nothing.
-#include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -10,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "ocigate/config/config.hpp"
+#include "support.hpp"
 
 namespace ocigate::config {
 namespace {
@@ -98,9 +97,8 @@ TEST(RestartOnlyChanges, AgainstTheBuiltInDefaultEveryWrittenSettingCounts) {
 // A password is read from its file when the file is loaded: a rotated one at the same path is not in
 // force until a restart, and is named as such (never its value).
 TEST(RestartOnlyChanges, NamesAnUpstreamPasswordRotatedInTheSameFile) {
-  std::string dir = (std::filesystem::temp_directory_path() / "ocigate-restart-test-XXXXXX").string();
-  ASSERT_NE(mkdtemp(dir.data()), nullptr);
-  const std::string file = dir + "/hub.password";
+  test::TempDir dir;
+  const std::string file = dir.path() + "/hub.password";
   const std::string text = "upstreams:\n  - { name: docker.io, url: 'https://registry-1.docker.io', username: robot, "
                            "password_file: " + file + " }\n";
   std::ofstream(file) << "first\n";
@@ -109,7 +107,6 @@ TEST(RestartOnlyChanges, NamesAnUpstreamPasswordRotatedInTheSameFile) {
   EXPECT_THAT(restart_only_changes(running, parsed(text)), IsEmpty());
   std::ofstream(file) << "rotated\n";
   EXPECT_THAT(restart_only_changes(running, parsed(text)), ElementsAre("upstreams.docker.io.password_file"));
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
